@@ -1,0 +1,27 @@
+//! Model check IronLock: `cargo run --release --example check-lock`.
+
+use clap::Parser;
+use ironfleet::cli::{lock_main, LockFlags, Verb};
+
+/// Model check IronLock (the ring lock) with stateright.
+#[derive(Parser, Debug)]
+#[command(name = "check-lock", version, about)]
+struct Cli {
+    #[command(flatten)]
+    flags: LockFlags,
+    /// What to do (default: check).
+    #[command(subcommand)]
+    verb: Option<Verb>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let verb = cli.verb.unwrap_or(Verb::Check);
+    match lock_main("cargo run --release --example check-lock --", &verb, &cli.flags) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}

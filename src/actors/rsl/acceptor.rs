@@ -1,0 +1,99 @@
+//! The Acceptor: the durable half of Paxos. It promises ballots (1a/1b), votes for batches
+//! (2a/2b), learns every replica's checkpoint from heartbeats and truncates its log at the point a
+//! quorum has executed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::app::App;
+use super::params::{Mutation, Params};
+use super::types::{Ballot, Batch, OpNum, Vote, Votes};
+
+/// The acceptor's state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Acceptor<A: App> {
+    /// The highest ballot promised or voted in (`None` before the first 1a).
+    pub max_bal: Option<Ballot>,
+    /// Votes by slot; only slots in `[log_truncation_point, log_truncation_point + max_log_length)`.
+    pub votes: Votes<A>,
+    /// Slots below this have been executed by a quorum and are forgotten.
+    pub log_truncation_point: OpNum,
+    /// The highest checkpoint (ops executed) each replica has reported, by replica index.
+    pub last_checkpointed: Vec<OpNum>,
+}
+
+impl<A: App> Acceptor<A> {
+    /// A fresh acceptor in a cluster of `n` replicas.
+    pub fn new(n: usize) -> Self {
+        Acceptor {
+            max_bal: None,
+            votes: Arc::new(BTreeMap::new()),
+            log_truncation_point: 0,
+            last_checkpointed: vec![0; n],
+        }
+    }
+
+    /// Phase 1: promise `bal` if it is higher than any ballot seen. Returns whether a 1b should be
+    /// sent.
+    pub fn process_1a(&mut self, bal: Ballot) -> bool {
+        if Some(bal) > self.max_bal {
+            self.max_bal = Some(bal);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Phase 2: vote for `batch` in slot `opn` unless a higher ballot was promised or the slot
+    /// lies outside the log window. Returns whether a 2b should be sent.
+    pub fn process_2a(&mut self, params: &Params, bal: Ballot, opn: OpNum, batch: &Batch<A>) -> bool {
+        let promised_ok = Some(bal) >= self.max_bal || params.has(Mutation::AcceptBelowPromise);
+        let in_window = opn >= self.log_truncation_point
+            && opn < self.log_truncation_point.saturating_add(params.max_log_length);
+        if !promised_ok || !in_window {
+            return false;
+        }
+        let vote = Vote {
+            bal,
+            batch: batch.clone(),
+        };
+        if self.max_bal >= Some(bal) && self.votes.get(&opn) == Some(&vote) {
+            return false; // already voted exactly this: a duplicate 2a
+        }
+        self.max_bal = self.max_bal.max(Some(bal));
+        Arc::make_mut(&mut self.votes).insert(opn, vote);
+        true
+    }
+
+    /// Records a checkpoint reported by replica `idx` (from a heartbeat, or our own executor).
+    pub fn record_checkpoint(&mut self, idx: usize, opn: OpNum) {
+        if let Some(c) = self.last_checkpointed.get_mut(idx) {
+            if opn > *c {
+                *c = opn;
+            }
+        }
+    }
+
+    /// The truncation point a quorum supports: the `quorum`-th highest checkpoint.
+    pub fn quorum_checkpoint(&self, params: &Params, quorum: usize) -> OpNum {
+        let mut c = self.last_checkpointed.clone();
+        c.sort_unstable_by(|a, b| b.cmp(a));
+        if params.has(Mutation::TruncateBeyondQuorum) {
+            return c[0];
+        }
+        c[quorum - 1]
+    }
+
+    /// Truncates the log up to what a quorum has executed. Returns whether anything changed.
+    pub fn truncate(&mut self, params: &Params, quorum: usize) -> bool {
+        let point = self.quorum_checkpoint(params, quorum);
+        if point <= self.log_truncation_point {
+            return false;
+        }
+        self.log_truncation_point = point;
+        if self.votes.keys().next().is_some_and(|&o| o < point) {
+            Arc::make_mut(&mut self.votes).retain(|&o, _| o >= point);
+        }
+        true
+    }
+}

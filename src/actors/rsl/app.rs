@@ -1,0 +1,128 @@
+//! The application interface of IronRSL and the two bundled applications.
+//!
+//! An [`App`] is a deterministic state machine: `execute(state, op) -> reply`. IronRSL replicates
+//! it: every replica executes the same decided batches in the same order. The reference app of
+//! IronFleet is a [`Counter`]; [`KvStore`] is a small key-value app.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Bounds every value that travels in messages and lives in model states.
+pub trait Value:
+    Clone + Debug + Eq + Hash + Ord + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+}
+impl<T> Value for T where
+    T: Clone + Debug + Eq + Hash + Ord + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+}
+
+/// A deterministic application replicated by IronRSL.
+///
+/// The implementing type is a marker (it carries no data); the state lives in
+/// [`App::State`] so that it can be cloned into model states, sent in state transfer and saved.
+pub trait App: Clone + Debug + Default + Eq + Hash + Ord + Send + Sync + 'static {
+    /// An operation a client asks for.
+    type Op: Value;
+    /// What executing an operation returns to the client.
+    type Reply: Value;
+    /// The application state.
+    type State: Value + Default;
+
+    /// A short name, used in reports.
+    const NAME: &'static str;
+
+    /// Executes one operation. Must be deterministic: the same state and op give the same result.
+    fn execute(state: &mut Self::State, op: &Self::Op) -> Self::Reply;
+}
+
+/// Operations of the [`Counter`] app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CounterOp {
+    /// Adds one and returns the new value.
+    Inc,
+    /// Returns the current value.
+    Get,
+}
+
+/// IronFleet's reference app: a counter that increments. The state saturates at `u64::MAX`
+/// (IronRSL's `max_integer_val` overflow guard).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Counter;
+
+impl App for Counter {
+    type Op = CounterOp;
+    type Reply = u64;
+    type State = u64;
+    const NAME: &'static str = "counter";
+
+    fn execute(state: &mut u64, op: &CounterOp) -> u64 {
+        if let CounterOp::Inc = op {
+            *state = state.saturating_add(1);
+        }
+        *state
+    }
+}
+
+/// Operations of the [`KvStore`] app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum KvOp {
+    /// Reads a key.
+    Get(u64),
+    /// Writes a key.
+    Put(u64, u64),
+    /// Removes a key.
+    Delete(u64),
+}
+
+/// Replies of the [`KvStore`] app: the value a key held before the operation (for `Get`, the
+/// current value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct KvReply(pub Option<u64>);
+
+/// A small replicated key-value map.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KvStore;
+
+impl App for KvStore {
+    type Op = KvOp;
+    type Reply = KvReply;
+    type State = BTreeMap<u64, u64>;
+    const NAME: &'static str = "kv";
+
+    fn execute(state: &mut BTreeMap<u64, u64>, op: &KvOp) -> KvReply {
+        match *op {
+            KvOp::Get(k) => KvReply(state.get(&k).copied()),
+            KvOp::Put(k, v) => KvReply(state.insert(k, v)),
+            KvOp::Delete(k) => KvReply(state.remove(&k)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_increments_and_reads() {
+        let mut s = 0;
+        assert_eq!(Counter::execute(&mut s, &CounterOp::Inc), 1);
+        assert_eq!(Counter::execute(&mut s, &CounterOp::Get), 1);
+        let mut max = u64::MAX;
+        assert_eq!(Counter::execute(&mut max, &CounterOp::Inc), u64::MAX);
+    }
+
+    #[test]
+    fn kv_returns_previous_values() {
+        let mut s = BTreeMap::new();
+        assert_eq!(KvStore::execute(&mut s, &KvOp::Put(1, 5)), KvReply(None));
+        assert_eq!(KvStore::execute(&mut s, &KvOp::Put(1, 6)), KvReply(Some(5)));
+        assert_eq!(KvStore::execute(&mut s, &KvOp::Get(1)), KvReply(Some(6)));
+        assert_eq!(KvStore::execute(&mut s, &KvOp::Delete(1)), KvReply(Some(6)));
+        assert_eq!(KvStore::execute(&mut s, &KvOp::Get(1)), KvReply(None));
+    }
+}

@@ -1,0 +1,143 @@
+//! The IronRSL client: issues its operations one at a time with increasing sequence numbers,
+//! sends each to every replica (the liveness theorem's client, which reaches the live quorum),
+//! retransmits on a timer until the reply arrives, and records what it got.
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stateright::actor::{Actor, Id, Out};
+
+use super::app::App;
+use super::replica::ReplicaStorage;
+use super::types::{RslMsg, RslTimer};
+
+/// A client's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientConfig<A: App> {
+    /// The client's index among clients (for names).
+    pub index: usize,
+    /// The replicas.
+    pub replicas: Arc<Vec<Id>>,
+    /// The operations to issue, in order.
+    pub ops: Arc<Vec<A::Op>>,
+    /// Retransmission period in milliseconds.
+    pub retransmit_ms: u64,
+}
+
+/// A client's state: the replies received so far, in order. The outstanding request is
+/// `ops[replies.len()]` with sequence number `replies.len() + 1`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientState<A: App> {
+    /// Replies received, one per completed operation.
+    pub replies: Vec<A::Reply>,
+}
+
+impl<A: App> ClientState<A> {
+    /// The sequence number of the outstanding request (if any).
+    pub fn outstanding_seqno(&self) -> u64 {
+        self.replies.len() as u64 + 1
+    }
+}
+
+/// The client actor.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Client<A: App> {
+    /// Its configuration.
+    pub cfg: Arc<ClientConfig<A>>,
+    _app: PhantomData<A>,
+}
+
+impl<A: App> Client<A> {
+    /// A client with this configuration.
+    pub fn new(cfg: ClientConfig<A>) -> Self {
+        Client {
+            cfg: Arc::new(cfg),
+            _app: PhantomData,
+        }
+    }
+
+    /// Whether every operation has been answered.
+    pub fn is_done(&self, s: &ClientState<A>) -> bool {
+        s.replies.len() >= self.cfg.ops.len()
+    }
+
+    fn retransmit_period(&self) -> std::ops::Range<Duration> {
+        let d = Duration::from_millis(self.cfg.retransmit_ms);
+        d..d
+    }
+
+    fn send_outstanding(&self, s: &ClientState<A>, o: &mut Out<Self>) {
+        if let Some(op) = self.cfg.ops.get(s.replies.len()) {
+            let msg = RslMsg::Request {
+                seqno: s.outstanding_seqno(),
+                op: op.clone(),
+            };
+            o.broadcast(self.cfg.replicas.iter(), &msg);
+        }
+    }
+}
+
+impl<A: App> Actor for Client<A> {
+    type Msg = RslMsg<A>;
+    type Timer = RslTimer;
+    type State = ClientState<A>;
+    type Storage = ReplicaStorage<A>;
+    type Random = ();
+
+    fn name(&self) -> String {
+        format!("client {}", self.cfg.index)
+    }
+
+    fn on_start(&self, _id: Id, _storage: &Option<Self::Storage>, o: &mut Out<Self>) -> Self::State {
+        let s = ClientState {
+            replies: Vec::new(),
+        };
+        if !self.is_done(&s) {
+            self.send_outstanding(&s, o);
+            o.set_timer(RslTimer::Retransmit, self.retransmit_period());
+        }
+        s
+    }
+
+    fn on_msg(
+        &self,
+        _id: Id,
+        state: &mut Cow<Self::State>,
+        src: Id,
+        msg: Self::Msg,
+        o: &mut Out<Self>,
+    ) {
+        let RslMsg::Reply { seqno, reply } = msg else {
+            return;
+        };
+        if self.is_done(state)
+            || seqno != state.outstanding_seqno()
+            || !self.cfg.replicas.contains(&src)
+        {
+            return;
+        }
+        let s = state.to_mut();
+        s.replies.push(reply);
+        if self.is_done(s) {
+            o.cancel_timer(RslTimer::Retransmit);
+        } else {
+            self.send_outstanding(s, o);
+            o.set_timer(RslTimer::Retransmit, self.retransmit_period());
+        }
+    }
+
+    fn on_timeout(
+        &self,
+        _id: Id,
+        state: &mut Cow<Self::State>,
+        timer: &Self::Timer,
+        o: &mut Out<Self>,
+    ) {
+        if *timer == RslTimer::Retransmit && !self.is_done(state) {
+            self.send_outstanding(state, o);
+            o.set_timer(RslTimer::Retransmit, self.retransmit_period());
+        }
+    }
+}

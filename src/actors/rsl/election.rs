@@ -1,0 +1,116 @@
+//! Election: the current view, who suspects it, and the epoch (view timeout) that grows on every
+//! view change. A replica suspects the view when a request it saw before the current epoch began
+//! is still not executed when the epoch ends; a quorum of suspicions moves everyone to the next
+//! view (round-robin leader).
+
+use std::collections::BTreeSet;
+
+use stateright::actor::Id;
+
+use super::params::Params;
+use super::types::Ballot;
+
+/// The election state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Election {
+    /// The current view.
+    pub view: Ballot,
+    /// Replicas (by index) known to suspect `view`.
+    pub suspectors: BTreeSet<u32>,
+    /// The current epoch length in milliseconds: doubles on each view change, resets to the
+    /// baseline after an epoch in which no request was pending.
+    pub epoch_length_ms: u64,
+    /// Unexecuted requests seen before the current epoch began.
+    pub seen_prev_epochs: BTreeSet<(Id, u64)>,
+    /// Unexecuted requests seen in the current epoch.
+    pub seen_this_epoch: BTreeSet<(Id, u64)>,
+}
+
+impl Election {
+    /// The initial election state: view 0, baseline epoch.
+    pub fn new(params: &Params, n: usize) -> Self {
+        Election {
+            view: Ballot::of_view(0, n),
+            suspectors: BTreeSet::new(),
+            epoch_length_ms: params.baseline_view_timeout_ms,
+            seen_prev_epochs: BTreeSet::new(),
+            seen_this_epoch: BTreeSet::new(),
+        }
+    }
+
+    /// Whether this replica may still suspect its view (the model's `max_view` bound). Once it
+    /// may not, the epoch bookkeeping has no effect and is skipped, which keeps model states few.
+    pub fn may_suspect(&self, params: &Params) -> bool {
+        params.max_view.is_none_or(|max| self.view.seqno < max)
+    }
+
+    /// Notes a request that is not yet executed (bounded by `max_request_queue`).
+    pub fn saw_request(&mut self, params: &Params, client: Id, seqno: u64) {
+        if !self.may_suspect(params) {
+            return;
+        }
+        let key = (client, seqno);
+        if self.seen_prev_epochs.contains(&key) || self.seen_this_epoch.contains(&key) {
+            return;
+        }
+        if self.seen_prev_epochs.len() + self.seen_this_epoch.len() < params.max_request_queue {
+            self.seen_this_epoch.insert(key);
+        }
+    }
+
+    /// Forgets requests that have been executed.
+    pub fn forget_executed(&mut self, executed: impl Fn(Id, u64) -> bool) {
+        self.seen_prev_epochs.retain(|&(c, s)| !executed(c, s));
+        self.seen_this_epoch.retain(|&(c, s)| !executed(c, s));
+    }
+
+    /// The epoch ended. Returns true if this replica now suspects the view (newly).
+    pub fn end_epoch(&mut self, params: &Params, me: u32) -> bool {
+        if !self.may_suspect(params) {
+            self.seen_prev_epochs.clear();
+            self.seen_this_epoch.clear();
+            return false;
+        }
+        let mut newly = false;
+        if !self.seen_prev_epochs.is_empty() {
+            newly = self.suspectors.insert(me);
+        }
+        if self.seen_prev_epochs.is_empty() && self.seen_this_epoch.is_empty() {
+            self.epoch_length_ms = params.baseline_view_timeout_ms;
+        }
+        let now = std::mem::take(&mut self.seen_this_epoch);
+        self.seen_prev_epochs.extend(now);
+        newly
+    }
+
+    /// Reflects a heartbeat from replica `idx`: adopt a higher view, count a suspicion of ours.
+    pub fn reflect_heartbeat(&mut self, idx: u32, bal: Ballot, suspicious: bool) {
+        if bal > self.view {
+            self.view = bal;
+            self.suspectors.clear();
+        }
+        if bal == self.view && suspicious {
+            self.suspectors.insert(idx);
+        }
+    }
+
+    /// If a quorum suspects the view, moves to the next one (and doubles the epoch length).
+    /// Returns whether the view changed.
+    pub fn check_quorum_of_suspicions(&mut self, params: &Params, n: usize) -> bool {
+        if self.suspectors.len() < n / 2 + 1 {
+            return false;
+        }
+        self.view = Ballot::of_view(self.view.seqno + 1, n);
+        self.suspectors.clear();
+        self.epoch_length_ms = self
+            .epoch_length_ms
+            .saturating_mul(2)
+            .min(params.max_view_timeout_ms);
+        true
+    }
+
+    /// Whether replica `me` suspects the current view.
+    pub fn suspicious(&self, me: u32) -> bool {
+        self.suspectors.contains(&me)
+    }
+}

@@ -1,0 +1,123 @@
+//! IronRSL's parameters, and the deliberately broken variants ("mutations") that tests and
+//! demonstrations switch on to prove the checker catches real bugs.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Protocol parameters. Defaults are the original's (see IRONFLEET.md).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Params {
+    /// A proposer never proposes a slot `max_log_length` or more beyond its log truncation point,
+    /// and an acceptor never keeps a vote that far ahead: logs stay bounded.
+    pub max_log_length: u64,
+    /// The first epoch length (view timeout), in milliseconds.
+    pub baseline_view_timeout_ms: u64,
+    /// The epoch length never grows beyond this (the original's `max_integer_val` guard).
+    pub max_view_timeout_ms: u64,
+    /// How often a replica sends a heartbeat, in milliseconds.
+    pub heartbeat_period_ms: u64,
+    /// A batch is proposed as soon as it holds this many requests.
+    pub max_batch_size: usize,
+    /// An incomplete batch is proposed after this delay, in milliseconds.
+    pub max_batch_delay_ms: u64,
+    /// The leader's request queue holds at most this many requests (more are dropped; clients
+    /// retransmit).
+    pub max_request_queue: usize,
+    /// Model bound: a replica never suspects a view numbered `max_view` or higher, so at most
+    /// `max_view` view changes happen. `None` at run time.
+    pub max_view: Option<u64>,
+    /// Send a heartbeat as soon as its content (view, suspicion, checkpoint) changes, and never
+    /// on a timer. Only for models with a lossless duplicating network: there a message can be
+    /// delayed arbitrarily and delivered any number of times, so sending it at the earliest
+    /// moment covers every later resend (it only adds behaviours), while periodic resends and
+    /// the timer's interleavings multiply states. `false` at run time, where heartbeats get lost
+    /// and are resent every `heartbeat_period_ms`.
+    pub eager_heartbeats: bool,
+    /// A deliberately broken variant, for tests and demonstrations only. `None` in production.
+    pub mutation: Option<Mutation>,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            max_log_length: 7,
+            baseline_view_timeout_ms: 1000,
+            max_view_timeout_ms: 60_000,
+            heartbeat_period_ms: 100,
+            max_batch_size: 32,
+            max_batch_delay_ms: 10,
+            max_request_queue: 1024,
+            max_view: None,
+            eager_heartbeats: false,
+            mutation: None,
+        }
+    }
+}
+
+impl Params {
+    /// The heartbeat timer's duration.
+    pub fn heartbeat_period(&self) -> std::ops::Range<Duration> {
+        let d = Duration::from_millis(self.heartbeat_period_ms);
+        d..d
+    }
+
+    /// The batch timer's duration.
+    pub fn batch_delay(&self) -> std::ops::Range<Duration> {
+        let d = Duration::from_millis(self.max_batch_delay_ms);
+        d..d
+    }
+
+    /// Whether `m` is switched on.
+    pub fn has(&self, m: Mutation) -> bool {
+        self.mutation == Some(m)
+    }
+}
+
+/// A deliberately broken protocol variant. Each one must be caught by a safety property; the
+/// tests in `tests/mutations.rs` prove it and snapshot the counterexample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Mutation {
+    /// The acceptor accepts a 2a whose ballot is below the one it promised.
+    AcceptBelowPromise,
+    /// The proposer ignores the votes reported in 1b messages and proposes fresh requests.
+    IgnoreOneBVotes,
+    /// The learner decides a slot on the first 2b, without a quorum.
+    DecideWithoutQuorum,
+    /// The executor ignores the reply cache and executes a retransmitted request again.
+    ExecuteTwice,
+    /// The acceptor truncates its log at the highest checkpoint any replica reported, not at the
+    /// one a quorum reached.
+    TruncateBeyondQuorum,
+    /// A restarted replica comes back without its votes.
+    ForgetVotesOnRestart,
+}
+
+impl Mutation {
+    /// Every mutation.
+    pub const ALL: [Mutation; 6] = [
+        Mutation::AcceptBelowPromise,
+        Mutation::IgnoreOneBVotes,
+        Mutation::DecideWithoutQuorum,
+        Mutation::ExecuteTwice,
+        Mutation::TruncateBeyondQuorum,
+        Mutation::ForgetVotesOnRestart,
+    ];
+
+    /// The kebab-case name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mutation::AcceptBelowPromise => "accept-below-promise",
+            Mutation::IgnoreOneBVotes => "ignore-1b-votes",
+            Mutation::DecideWithoutQuorum => "decide-without-quorum",
+            Mutation::ExecuteTwice => "execute-twice",
+            Mutation::TruncateBeyondQuorum => "truncate-beyond-quorum",
+            Mutation::ForgetVotesOnRestart => "forget-votes-on-restart",
+        }
+    }
+
+    /// Parses a name given by [`Mutation::name`].
+    pub fn from_name(s: &str) -> Option<Mutation> {
+        Mutation::ALL.into_iter().find(|m| m.name() == s)
+    }
+}

@@ -1,0 +1,547 @@
+//! The IronRSL Replica actor: Proposer + Acceptor + Learner + Executor + Election.
+//!
+//! Every step is one packet or one timer, followed by the replica's periodic actions done eagerly
+//! (IronRSL runs them round-robin in its scheduler loop; running them right after each event
+//! only removes interleavings in which a replica idles): maybe enter a new view and send 1a,
+//! maybe enter phase 2, maybe nominate a batch, make decisions and execute them, truncate the log.
+//! Durable state (acceptor ballot, votes and truncation point, the highest 1a ballot, the
+//! executor) is saved with `Out::save` whenever it changes and restored by `on_start`.
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stateright::actor::{Actor, Id, Out};
+
+use super::acceptor::Acceptor;
+use super::app::App;
+use super::election::Election;
+use super::executor::Executor;
+use super::learner::Learner;
+use super::params::{Mutation, Params};
+use super::proposer::{Phase, Proposer};
+use super::types::{Ballot, OpNum, Request, RslMsg, RslTimer, Votes};
+
+/// A replica's configuration: who the replicas are, which one it is, the parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ReplicaConfig {
+    /// Every replica's id, in configuration order (the order defines ballot proposer indices).
+    pub replicas: Arc<Vec<Id>>,
+    /// This replica's index in `replicas`.
+    pub me: usize,
+    /// Protocol parameters.
+    pub params: Params,
+}
+
+impl ReplicaConfig {
+    /// Number of replicas.
+    pub fn n(&self) -> usize {
+        self.replicas.len()
+    }
+
+    /// Quorum size: floor(n/2)+1.
+    pub fn quorum(&self) -> usize {
+        self.n() / 2 + 1
+    }
+
+    /// The index of a replica id, if it is one.
+    pub fn index_of(&self, id: Id) -> Option<u32> {
+        self.replicas.iter().position(|&r| r == id).map(|i| i as u32)
+    }
+}
+
+/// Milestones a replica has passed, kept so that the checker can show that the bounded model
+/// reaches the interesting mechanisms (and so an operator can see them). Each is a single bit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Milestones {
+    /// Answered a retransmitted request from the reply cache.
+    pub served_from_cache: bool,
+    /// Caught up through state transfer.
+    pub state_transfer: bool,
+}
+
+/// A replica's whole state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ReplicaState<A: App> {
+    /// Proposer (leader) state.
+    pub proposer: Proposer<A>,
+    /// Acceptor state.
+    pub acceptor: Acceptor<A>,
+    /// Learner state.
+    pub learner: Learner<A>,
+    /// Executor state.
+    pub executor: Executor<A>,
+    /// Election state.
+    pub election: Election,
+    /// Milestones passed.
+    pub milestones: Milestones,
+    /// The content of the last heartbeat sent: (view, suspicious, checkpoint).
+    pub last_heartbeat: (Ballot, bool, OpNum),
+}
+
+/// What a replica saves to stable storage.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(bound = "")]
+pub struct ReplicaStorage<A: App> {
+    /// Acceptor: highest ballot promised.
+    pub max_bal: Option<Ballot>,
+    /// Acceptor: votes.
+    pub votes: Votes<A>,
+    /// Acceptor: log truncation point.
+    pub log_truncation_point: OpNum,
+    /// Proposer: highest ballot it sent a 1a for.
+    pub max_ballot_sent_1a: Option<Ballot>,
+    /// Executor: slots executed.
+    pub ops_complete: OpNum,
+    /// Executor: app state.
+    pub app_state: Arc<A::State>,
+    /// Executor: reply cache.
+    pub reply_cache: super::types::ReplyCache<A>,
+}
+
+/// The replica actor.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Replica<A: App> {
+    /// Its configuration.
+    pub cfg: Arc<ReplicaConfig>,
+    _app: PhantomData<A>,
+}
+
+impl<A: App> Replica<A> {
+    /// A replica with this configuration.
+    pub fn new(cfg: ReplicaConfig) -> Self {
+        Replica {
+            cfg: Arc::new(cfg),
+            _app: PhantomData,
+        }
+    }
+
+    fn me(&self) -> u32 {
+        self.cfg.me as u32
+    }
+
+    fn params(&self) -> &Params {
+        &self.cfg.params
+    }
+
+    fn epoch_timer(&self, s: &ReplicaState<A>) -> std::ops::Range<Duration> {
+        let d = Duration::from_millis(s.election.epoch_length_ms);
+        d..d
+    }
+
+    fn others(&self) -> impl Iterator<Item = &Id> {
+        let me = self.cfg.me;
+        self.cfg
+            .replicas
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| *i != me)
+            .map(|(_, id)| id)
+    }
+
+    fn storage(s: &ReplicaState<A>) -> ReplicaStorage<A> {
+        ReplicaStorage {
+            max_bal: s.acceptor.max_bal,
+            votes: s.acceptor.votes.clone(),
+            log_truncation_point: s.acceptor.log_truncation_point,
+            max_ballot_sent_1a: s.proposer.max_ballot_sent_1a,
+            ops_complete: s.executor.ops_complete,
+            app_state: s.executor.app_state.clone(),
+            reply_cache: s.executor.reply_cache.clone(),
+        }
+    }
+
+    /// Sends a heartbeat to the other replicas. With `eager_heartbeats`, only when its content
+    /// changed since the last one.
+    fn send_heartbeat(&self, s: &mut ReplicaState<A>, o: &mut Out<Self>) {
+        let content = (
+            s.election.view,
+            s.election.suspicious(self.me()),
+            s.executor.ops_complete,
+        );
+        if content == s.last_heartbeat && self.params().eager_heartbeats {
+            return;
+        }
+        s.last_heartbeat = content;
+        let hb = RslMsg::Heartbeat {
+            bal: content.0,
+            suspicious: content.1,
+            opn_ckpt: content.2,
+        };
+        o.broadcast(self.others(), &hb);
+    }
+
+    fn my_id(&self) -> Id {
+        self.cfg.replicas[self.cfg.me]
+    }
+
+    /// Sends `msg` to `dst`; a message to itself is processed at once, inside this step (the
+    /// proposer, acceptor and learner of one replica share a process, so IronRSL's reduction
+    /// argument makes the local hop atomic, and the model saves the interleavings).
+    fn send(&self, s: &mut ReplicaState<A>, dst: Id, msg: RslMsg<A>, o: &mut Out<Self>) {
+        if dst == self.my_id() {
+            self.process_msg(s, dst, msg, o);
+        } else {
+            o.send(dst, msg);
+        }
+    }
+
+    /// Sends `msg` to every replica, itself included (processed at once).
+    fn broadcast_all(&self, s: &mut ReplicaState<A>, msg: RslMsg<A>, o: &mut Out<Self>) {
+        o.broadcast(self.others(), &msg);
+        self.process_msg(s, self.my_id(), msg, o);
+    }
+
+    /// Handles one message (without the periodic actions).
+    fn process_msg(&self, s: &mut ReplicaState<A>, src: Id, msg: RslMsg<A>, o: &mut Out<Self>) {
+        let params = self.params();
+        let from = self.cfg.index_of(src);
+        match (msg, from) {
+            (RslMsg::Request { seqno, op }, None) => {
+                if s.executor.has_executed(src, seqno) {
+                    if let Some(reply) = s.executor.cached_reply(src, seqno) {
+                        o.send(
+                            src,
+                            RslMsg::Reply {
+                                seqno,
+                                reply: reply.clone(),
+                            },
+                        );
+                        s.milestones.served_from_cache = true;
+                    }
+                    return;
+                }
+                s.election.saw_request(params, src, seqno);
+                let req = Request {
+                    client: src,
+                    seqno,
+                    op,
+                };
+                s.proposer.queue_request(params, req);
+            }
+            (RslMsg::OneA { bal }, Some(_)) => {
+                if s.acceptor.process_1a(bal) {
+                    let oneb = RslMsg::OneB {
+                        bal,
+                        log_truncation_point: s.acceptor.log_truncation_point,
+                        votes: s.acceptor.votes.clone(),
+                    };
+                    self.send(s, src, oneb, o);
+                }
+            }
+            (
+                RslMsg::OneB {
+                    bal,
+                    log_truncation_point,
+                    votes,
+                },
+                Some(idx),
+            ) => {
+                s.proposer
+                    .process_1b(idx, bal, log_truncation_point, &votes);
+            }
+            (
+                RslMsg::StartingPhase2 {
+                    log_truncation_point,
+                    ..
+                },
+                Some(_),
+            ) => {
+                if log_truncation_point > s.executor.ops_complete {
+                    let req = RslMsg::AppStateRequest {
+                        bal: s.election.view,
+                        opn: log_truncation_point,
+                    };
+                    o.broadcast(self.others(), &req);
+                }
+            }
+            (RslMsg::TwoA { bal, opn, batch }, Some(_)) => {
+                if s.acceptor.process_2a(params, bal, opn, &batch) {
+                    self.broadcast_all(s, RslMsg::TwoB { bal, opn, batch }, o);
+                }
+            }
+            (RslMsg::TwoB { bal, opn, batch }, Some(idx)) => {
+                let done = s.executor.ops_complete;
+                s.learner.process_2b(params, idx, bal, opn, &batch, done);
+            }
+            (
+                RslMsg::Heartbeat {
+                    bal,
+                    suspicious,
+                    opn_ckpt,
+                },
+                Some(idx),
+            ) => {
+                s.acceptor.record_checkpoint(idx as usize, opn_ckpt);
+                s.election.reflect_heartbeat(idx, bal, suspicious);
+                // Behind what a quorum executed (so the decisions we miss may be truncated
+                // everywhere) and the sender has it: ask for the state.
+                let ltp = s.acceptor.quorum_checkpoint(params, self.cfg.quorum());
+                if ltp > s.executor.ops_complete && opn_ckpt >= ltp {
+                    o.send(
+                        src,
+                        RslMsg::AppStateRequest {
+                            bal: s.election.view,
+                            opn: ltp,
+                        },
+                    );
+                }
+            }
+            (RslMsg::AppStateRequest { opn, .. }, Some(_)) => {
+                if opn > 0 && s.executor.ops_complete >= opn {
+                    o.send(
+                        src,
+                        RslMsg::AppStateSupply {
+                            bal: s.election.view,
+                            opn: s.executor.ops_complete,
+                            app_state: s.executor.app_state.clone(),
+                            reply_cache: s.executor.reply_cache.clone(),
+                        },
+                    );
+                }
+            }
+            (
+                RslMsg::AppStateSupply {
+                    opn,
+                    app_state,
+                    reply_cache,
+                    ..
+                },
+                Some(_),
+            ) => {
+                if opn > s.executor.ops_complete {
+                    s.executor.ops_complete = opn;
+                    s.executor.app_state = app_state;
+                    s.executor.reply_cache = reply_cache;
+                    s.learner.forget_below(opn);
+                    let ex = &s.executor;
+                    s.election.forget_executed(|c, q| ex.has_executed(c, q));
+                    s.milestones.state_transfer = true;
+                }
+            }
+            // Replies are for clients; anything else from an unexpected sender is ignored.
+            _ => {}
+        }
+    }
+
+    /// The periodic actions, run after every event.
+    fn periodic(&self, s: &mut ReplicaState<A>, o: &mut Out<Self>, batch_timer_fired: bool) {
+        let params = self.params();
+        let quorum = self.cfg.quorum();
+        let n = self.cfg.n();
+
+        // Check for a quorum of view suspicions.
+        if s.election.check_quorum_of_suspicions(params, n) {
+            o.set_timer(RslTimer::Epoch, self.epoch_timer(s));
+        }
+
+        // Step down when the view moved on; maybe enter a new view and send 1a.
+        let view = s.election.view;
+        if s.proposer.phase != Phase::Idle && s.proposer.max_ballot_sent_1a != Some(view) {
+            s.proposer.reset();
+        }
+        if view.proposer == self.me()
+            && s.proposer.phase == Phase::Idle
+            && Some(view) > s.proposer.max_ballot_sent_1a
+        {
+            s.proposer.start_phase1(view);
+            self.broadcast_all(s, RslMsg::OneA { bal: view }, o);
+        }
+
+        // Maybe enter phase 2.
+        if let Some(start) = s.proposer.enter_phase2(params, quorum) {
+            o.broadcast(
+                self.others(),
+                &RslMsg::StartingPhase2 {
+                    bal: view,
+                    log_truncation_point: start.log_truncation_point,
+                },
+            );
+            for (opn, batch) in start.proposals {
+                let twoa = RslMsg::TwoA {
+                    bal: view,
+                    opn,
+                    batch,
+                };
+                self.broadcast_all(s, twoa, o);
+            }
+        }
+
+        // Maybe nominate batches.
+        let mut force = batch_timer_fired;
+        if batch_timer_fired {
+            s.proposer.batch_timer_armed = false;
+        }
+        while let Some((opn, batch)) =
+            s.proposer
+                .nominate(params, s.acceptor.log_truncation_point, force)
+        {
+            force = false;
+            let twoa = RslMsg::TwoA {
+                bal: view,
+                opn,
+                batch,
+            };
+            self.broadcast_all(s, twoa, o);
+        }
+        // The incomplete-batch timer runs while requests wait in the queue.
+        let wants_timer =
+            s.proposer.phase == Phase::Phase2 && !s.proposer.request_queue.is_empty();
+        if wants_timer && !s.proposer.batch_timer_armed {
+            o.set_timer(RslTimer::Batch, params.batch_delay());
+            s.proposer.batch_timer_armed = true;
+        } else if !wants_timer && s.proposer.batch_timer_armed {
+            o.cancel_timer(RslTimer::Batch);
+            s.proposer.batch_timer_armed = false;
+        }
+
+        // Make decisions and execute them in order.
+        while let Some(batch) = s
+            .learner
+            .decided(params, quorum, s.executor.ops_complete)
+            .cloned()
+        {
+            // The view's leader answers; the others answer retransmissions from their caches.
+            let replies = s.executor.execute(params, &batch);
+            if s.election.view.proposer == self.me() {
+                for (client, seqno, reply) in replies {
+                    o.send(client, RslMsg::Reply { seqno, reply });
+                }
+            }
+            s.learner.forget_below(s.executor.ops_complete);
+            let ex = &s.executor;
+            s.election.forget_executed(|c, q| ex.has_executed(c, q));
+        }
+
+        // Record our own checkpoint and truncate the log.
+        s.acceptor
+            .record_checkpoint(self.cfg.me, s.executor.ops_complete);
+        s.acceptor.truncate(params, quorum);
+
+        if params.eager_heartbeats {
+            self.send_heartbeat(s, o);
+        }
+    }
+
+    /// Runs one event on a copy of the state, then the periodic actions; keeps the copy only if
+    /// something changed, and saves the durable part if it changed.
+    fn step(
+        &self,
+        state: &mut Cow<ReplicaState<A>>,
+        o: &mut Out<Self>,
+        event: impl FnOnce(&mut ReplicaState<A>, &mut Out<Self>) -> bool,
+    ) {
+        let mut s = (**state).clone();
+        let batch_timer_fired = event(&mut s, o);
+        self.periodic(&mut s, o, batch_timer_fired);
+        if s != **state {
+            let before = Self::storage(state);
+            let after = Self::storage(&s);
+            if before != after {
+                o.save(after);
+            }
+            *state = Cow::Owned(s);
+        }
+    }
+}
+
+impl<A: App> Actor for Replica<A> {
+    type Msg = RslMsg<A>;
+    type Timer = RslTimer;
+    type State = ReplicaState<A>;
+    type Storage = ReplicaStorage<A>;
+    type Random = ();
+
+    fn name(&self) -> String {
+        format!("replica {}", self.cfg.me)
+    }
+
+    fn on_start(&self, _id: Id, storage: &Option<Self::Storage>, o: &mut Out<Self>) -> Self::State {
+        let params = self.params();
+        let n = self.cfg.n();
+        let mut s = ReplicaState {
+            proposer: Proposer::default(),
+            acceptor: Acceptor::new(n),
+            learner: Learner::default(),
+            executor: Executor::default(),
+            election: Election::new(params, n),
+            milestones: Milestones::default(),
+            last_heartbeat: (Ballot::default(), false, 0),
+        };
+        if let Some(st) = storage {
+            s.acceptor.max_bal = st.max_bal;
+            if !params.has(Mutation::ForgetVotesOnRestart) {
+                s.acceptor.votes = st.votes.clone();
+            }
+            s.acceptor.log_truncation_point = st.log_truncation_point;
+            s.proposer.max_ballot_sent_1a = st.max_ballot_sent_1a;
+            s.executor.ops_complete = st.ops_complete;
+            s.executor.app_state = st.app_state.clone();
+            s.executor.reply_cache = st.reply_cache.clone();
+            // Rejoin at the highest view we know of; its leader is not us if we sent its 1a.
+            let known = st.max_bal.max(st.max_ballot_sent_1a);
+            if let Some(b) = known {
+                s.election.view = b;
+            }
+            s.last_heartbeat = (s.election.view, false, s.executor.ops_complete);
+        }
+        if !params.eager_heartbeats {
+            o.set_timer(RslTimer::Heartbeat, params.heartbeat_period());
+        }
+        o.set_timer(RslTimer::Epoch, self.epoch_timer(&s));
+        let before = Self::storage(&s);
+        self.periodic(&mut s, o, false);
+        let after = Self::storage(&s);
+        if after != before {
+            o.save(after);
+        }
+        s
+    }
+
+    fn on_msg(
+        &self,
+        _id: Id,
+        state: &mut Cow<Self::State>,
+        src: Id,
+        msg: Self::Msg,
+        o: &mut Out<Self>,
+    ) {
+        self.step(state, o, |s, o| {
+            self.process_msg(s, src, msg, o);
+            false
+        });
+    }
+
+    fn on_timeout(
+        &self,
+        _id: Id,
+        state: &mut Cow<Self::State>,
+        timer: &Self::Timer,
+        o: &mut Out<Self>,
+    ) {
+        match timer {
+            RslTimer::Heartbeat => {
+                if self.params().eager_heartbeats {
+                    return;
+                }
+                self.step(state, o, |s, o| {
+                    self.send_heartbeat(s, o);
+                    false
+                });
+                o.set_timer(RslTimer::Heartbeat, self.params().heartbeat_period());
+            }
+            RslTimer::Epoch => {
+                self.step(state, o, |s, o| {
+                    if s.election.end_epoch(self.params(), self.me()) {
+                        self.send_heartbeat(s, o);
+                    }
+                    false
+                });
+                o.set_timer(RslTimer::Epoch, self.epoch_timer(state));
+            }
+            RslTimer::Batch => self.step(state, o, |_, _| true),
+            RslTimer::Retransmit => {}
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! IronRSL's vocabulary: ballots, operation numbers, requests, batches, votes, the messages
+//! replicas and clients exchange, and the timers that drive the periodic actions.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use stateright::actor::Id;
+
+use super::app::App;
+
+/// A log slot.
+pub type OpNum = u64;
+
+/// A ballot (also a view): `(seqno, proposer)` ordered lexicographically. `proposer` is the
+/// index of the leader in the replica list of the configuration. View `k` is led by replica
+/// `k mod n` (round robin).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub struct Ballot {
+    /// The view number.
+    pub seqno: u64,
+    /// The index of the replica that leads this view.
+    pub proposer: u32,
+}
+
+impl Ballot {
+    /// The ballot of view `seqno` in a cluster of `n` replicas.
+    pub fn of_view(seqno: u64, n: usize) -> Ballot {
+        Ballot {
+            seqno,
+            proposer: (seqno % n as u64) as u32,
+        }
+    }
+}
+
+impl fmt::Display for Ballot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{},{}>", self.seqno, self.proposer)
+    }
+}
+
+/// A client request: who asked, its sequence number, and the operation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct Request<A: App> {
+    /// The client that sent it.
+    pub client: Id,
+    /// The client's sequence number (starts at 1, one request in flight per client).
+    pub seqno: u64,
+    /// The operation.
+    pub op: A::Op,
+}
+
+/// The requests decided together in one slot. Shared behind an `Arc`: a batch is copied into
+/// many messages and votes and must stay cheap to clone and hash.
+pub type Batch<A> = Arc<Vec<Request<A>>>;
+
+/// An acceptor's vote for a slot.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct Vote<A: App> {
+    /// The ballot in which the acceptor accepted the batch.
+    pub bal: Ballot,
+    /// The batch.
+    pub batch: Batch<A>,
+}
+
+/// An acceptor's votes by slot, shared behind an `Arc` (it travels in every 1b message).
+pub type Votes<A> = Arc<BTreeMap<OpNum, Vote<A>>>;
+
+/// The reply cache: the last reply sent to each client.
+pub type ReplyCache<A> = Arc<BTreeMap<Id, (u64, <A as App>::Reply)>>;
+
+/// Every IronRSL message.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub enum RslMsg<A: App> {
+    /// Client to replica: please execute `op`.
+    Request {
+        /// The client's sequence number.
+        seqno: u64,
+        /// The operation.
+        op: A::Op,
+    },
+    /// Replica to client: the result of the request with this sequence number.
+    Reply {
+        /// The sequence number of the request answered.
+        seqno: u64,
+        /// The application's reply.
+        reply: A::Reply,
+    },
+    /// Phase 1a: a proposer asks acceptors to promise `bal`.
+    OneA {
+        /// The ballot.
+        bal: Ballot,
+    },
+    /// Phase 1b: an acceptor promises `bal` and reports its votes from its truncation point.
+    OneB {
+        /// The ballot promised.
+        bal: Ballot,
+        /// The acceptor's log truncation point.
+        log_truncation_point: OpNum,
+        /// The acceptor's votes.
+        votes: Votes<A>,
+    },
+    /// The new leader tells everyone phase 2 starts at this truncation point (a replica behind
+    /// it must fetch the app state).
+    StartingPhase2 {
+        /// The leader's ballot.
+        bal: Ballot,
+        /// The highest truncation point reported by the 1b quorum.
+        log_truncation_point: OpNum,
+    },
+    /// Phase 2a: the leader proposes `batch` for slot `opn`.
+    TwoA {
+        /// The ballot.
+        bal: Ballot,
+        /// The slot.
+        opn: OpNum,
+        /// The batch proposed.
+        batch: Batch<A>,
+    },
+    /// Phase 2b: an acceptor accepted `batch` for slot `opn` (sent to every replica's learner).
+    TwoB {
+        /// The ballot.
+        bal: Ballot,
+        /// The slot.
+        opn: OpNum,
+        /// The batch accepted.
+        batch: Batch<A>,
+    },
+    /// Periodic liveness and checkpoint report.
+    Heartbeat {
+        /// The sender's view.
+        bal: Ballot,
+        /// Whether the sender suspects that view.
+        suspicious: bool,
+        /// The number of operations the sender has executed.
+        opn_ckpt: OpNum,
+    },
+    /// A lagging replica asks for the app state up to `opn`.
+    AppStateRequest {
+        /// The requester's view.
+        bal: Ballot,
+        /// The operation number the requester needs to reach.
+        opn: OpNum,
+    },
+    /// State transfer: the app state after executing `opn` operations, with the reply cache (we
+    /// keep exactly-once across state transfer).
+    AppStateSupply {
+        /// The supplier's view.
+        bal: Ballot,
+        /// Operations executed to produce this state.
+        opn: OpNum,
+        /// The application state.
+        app_state: Arc<A::State>,
+        /// The reply cache that goes with it.
+        reply_cache: ReplyCache<A>,
+    },
+}
+
+impl<A: App> RslMsg<A> {
+    /// The message's kind, for reports and counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RslMsg::Request { .. } => "Request",
+            RslMsg::Reply { .. } => "Reply",
+            RslMsg::OneA { .. } => "1a",
+            RslMsg::OneB { .. } => "1b",
+            RslMsg::StartingPhase2 { .. } => "StartingPhase2",
+            RslMsg::TwoA { .. } => "2a",
+            RslMsg::TwoB { .. } => "2b",
+            RslMsg::Heartbeat { .. } => "Heartbeat",
+            RslMsg::AppStateRequest { .. } => "AppStateRequest",
+            RslMsg::AppStateSupply { .. } => "AppStateSupply",
+        }
+    }
+}
+
+/// Compact, readable rendering used in counterexample traces.
+impl<A: App> fmt::Display for RslMsg<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let batch = |b: &Batch<A>| {
+            let items: Vec<String> = b
+                .iter()
+                .map(|r| format!("{}#{}:{:?}", usize::from(r.client), r.seqno, r.op))
+                .collect();
+            format!("[{}]", items.join(", "))
+        };
+        match self {
+            RslMsg::Request { seqno, op } => write!(f, "Request(seqno={seqno}, {op:?})"),
+            RslMsg::Reply { seqno, reply } => write!(f, "Reply(seqno={seqno}, {reply:?})"),
+            RslMsg::OneA { bal } => write!(f, "1a(bal={bal})"),
+            RslMsg::OneB {
+                bal,
+                log_truncation_point,
+                votes,
+            } => {
+                let vs: Vec<String> = votes
+                    .iter()
+                    .map(|(o, v)| format!("{o}:{}{}", v.bal, batch(&v.batch)))
+                    .collect();
+                write!(
+                    f,
+                    "1b(bal={bal}, ltp={log_truncation_point}, votes={{{}}})",
+                    vs.join(", ")
+                )
+            }
+            RslMsg::StartingPhase2 {
+                bal,
+                log_truncation_point,
+            } => write!(f, "StartingPhase2(bal={bal}, ltp={log_truncation_point})"),
+            RslMsg::TwoA { bal, opn, batch: b } => {
+                write!(f, "2a(bal={bal}, opn={opn}, {})", batch(b))
+            }
+            RslMsg::TwoB { bal, opn, batch: b } => {
+                write!(f, "2b(bal={bal}, opn={opn}, {})", batch(b))
+            }
+            RslMsg::Heartbeat {
+                bal,
+                suspicious,
+                opn_ckpt,
+            } => write!(
+                f,
+                "Heartbeat(bal={bal}, suspicious={suspicious}, ckpt={opn_ckpt})"
+            ),
+            RslMsg::AppStateRequest { bal, opn } => {
+                write!(f, "AppStateRequest(bal={bal}, opn={opn})")
+            }
+            RslMsg::AppStateSupply {
+                bal,
+                opn,
+                app_state,
+                reply_cache,
+            } => write!(
+                f,
+                "AppStateSupply(bal={bal}, opn={opn}, state={app_state:?}, cache={} entries)",
+                reply_cache.len()
+            ),
+        }
+    }
+}
+
+/// The timers of replicas and clients. Each stands for one of IronRSL's periodic actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum RslTimer {
+    /// Replica: send a heartbeat (every `heartbeat_period`).
+    Heartbeat,
+    /// Replica: the current election epoch ends (after `epoch_length`): check for suspicion.
+    Epoch,
+    /// Replica (leader): the incomplete-batch timer (`max_batch_delay`): propose a partial batch.
+    Batch,
+    /// Client: retransmit the outstanding request.
+    Retransmit,
+}

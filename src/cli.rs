@@ -1,0 +1,368 @@
+//! Command-line front ends shared by the examples (`check-paxos`, `check-lock`) and the
+//! `ironfleet` binary: the same verbs (`check`, `dfs`, `simulate`, `explore`), flags, output and
+//! exit codes everywhere.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use stateright::actor::{Actor, ActorModel};
+use stateright::Model;
+
+use crate::actors::lock::LockMutation;
+use crate::actors::rsl::{Counter, Mutation};
+use crate::invariants::lock::{lock_model, LockModelCfg};
+use crate::invariants::rsl::{rsl_model, RslModelCfg};
+use crate::invariants::NetworkKind;
+use crate::runner::{self, Mode, RunOptions};
+
+/// What to do with the model.
+#[derive(Subcommand, Clone, Debug)]
+pub enum Verb {
+    /// Exhaustive breadth-first check on all cores (shortest counterexamples).
+    Check,
+    /// Exhaustive depth-first check (much less memory).
+    Dfs,
+    /// Seeded random walks through the same model (deeper, reproducible from the seed).
+    Simulate {
+        /// Seed of the first walk (walk i uses seed + i).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Number of walks.
+        #[arg(long, default_value_t = 1000)]
+        walks: u64,
+        /// Steps per walk.
+        #[arg(long, default_value_t = 200)]
+        depth: usize,
+    },
+    /// Serve stateright's explorer (web UI) for this model.
+    Explore {
+        /// Address to listen on.
+        #[arg(default_value = "localhost:3000")]
+        addr: String,
+    },
+}
+
+/// Flags common to every model.
+#[derive(Args, Clone, Debug)]
+pub struct CommonFlags {
+    /// Network semantics: ordered | unordered | duplicating.
+    #[arg(long, default_value = "duplicating", value_parser = parse_network)]
+    pub network: NetworkKind,
+    /// Let the network drop messages.
+    #[arg(long)]
+    pub lossy: bool,
+    /// Stop exploring paths longer than this (needed for ordered/unordered networks, where
+    /// periodic resends make the space infinite; defaults to 24 there).
+    #[arg(long)]
+    pub max_depth: Option<usize>,
+    /// Checker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Stop at the first safety violation.
+    #[arg(long)]
+    pub stop_on_violation: bool,
+}
+
+fn parse_network(s: &str) -> Result<NetworkKind, String> {
+    NetworkKind::parse(s)
+        .ok_or_else(|| format!("unknown network '{s}': use ordered, unordered or duplicating"))
+}
+
+/// Flags of the RSL model.
+#[derive(Args, Clone, Debug)]
+pub struct PaxosFlags {
+    /// Number of replicas.
+    #[arg(long, default_value_t = 3)]
+    pub replicas: usize,
+    /// Number of clients.
+    #[arg(long, default_value_t = 2)]
+    pub clients: usize,
+    /// Requests (increments) per client.
+    #[arg(long, default_value_t = 1)]
+    pub requests: usize,
+    /// How many replicas may be down at once (crash and restart from storage).
+    #[arg(long, default_value_t = 0)]
+    pub crashes: usize,
+    /// Maximum number of view changes.
+    #[arg(long, default_value_t = 0)]
+    pub max_view_changes: u64,
+    /// max_batch_size.
+    #[arg(long, default_value_t = 1)]
+    pub batch_size: usize,
+    /// max_log_length.
+    #[arg(long, default_value_t = 7)]
+    pub log_length: u64,
+    /// Switch on a deliberately broken variant to see the checker catch it:
+    /// accept-below-promise, ignore-1b-votes, decide-without-quorum, execute-twice,
+    /// truncate-beyond-quorum, forget-votes-on-restart.
+    #[arg(long, value_parser = parse_mutation)]
+    pub mutation: Option<Mutation>,
+    /// Common flags.
+    #[command(flatten)]
+    pub common: CommonFlags,
+}
+
+fn parse_mutation(s: &str) -> Result<Mutation, String> {
+    Mutation::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = Mutation::ALL.iter().map(|m| m.name()).collect();
+        format!("unknown mutation '{s}': use one of {}", names.join(", "))
+    })
+}
+
+impl PaxosFlags {
+    /// The model configuration these flags describe, validated.
+    pub fn model_cfg(&self) -> Result<RslModelCfg<Counter>> {
+        if self.replicas == 0 || self.replicas > 7 {
+            bail!("--replicas must be between 1 and 7 (got {})", self.replicas);
+        }
+        if self.batch_size == 0 {
+            bail!("--batch-size must be at least 1");
+        }
+        if self.log_length == 0 {
+            bail!("--log-length must be at least 1");
+        }
+        if self.crashes >= self.replicas {
+            bail!(
+                "--crashes {} must be below --replicas {}",
+                self.crashes,
+                self.replicas
+            );
+        }
+        let mut cfg = RslModelCfg::counter(self.replicas, self.clients, self.requests);
+        cfg.params.max_view = Some(self.max_view_changes);
+        cfg.params.max_batch_size = self.batch_size;
+        cfg.params.max_log_length = self.log_length;
+        cfg.params.mutation = self.mutation;
+        cfg.network = self.common.network;
+        cfg.lossy = self.common.lossy;
+        cfg.max_crashes = self.crashes;
+        Ok(cfg)
+    }
+
+    /// The same configuration as command-line flags (for replay hints).
+    pub fn as_flags(&self) -> String {
+        let mut s = format!(
+            "--replicas {} --clients {} --requests {} --crashes {} --max-view-changes {} --batch-size {} --log-length {}",
+            self.replicas,
+            self.clients,
+            self.requests,
+            self.crashes,
+            self.max_view_changes,
+            self.batch_size,
+            self.log_length
+        );
+        s += &self.common.as_flags();
+        if let Some(m) = self.mutation {
+            s += &format!(" --mutation {}", m.name());
+        }
+        s
+    }
+}
+
+impl CommonFlags {
+    fn as_flags(&self) -> String {
+        let mut s = String::new();
+        if self.common_network_flag() {
+            s += &format!(" --network {}", network_name(self.network));
+        }
+        if self.lossy {
+            s += " --lossy";
+        }
+        if let Some(d) = self.max_depth {
+            s += &format!(" --max-depth {d}");
+        }
+        s
+    }
+
+    fn common_network_flag(&self) -> bool {
+        self.network != NetworkKind::Duplicating
+    }
+
+    fn run_options(&self, verb: &Verb) -> RunOptions {
+        let mode = match verb {
+            Verb::Check | Verb::Explore { .. } => Mode::Bfs,
+            Verb::Dfs => Mode::Dfs,
+            Verb::Simulate { seed, walks, depth } => Mode::Simulate {
+                seed: *seed,
+                walks: *walks,
+                depth: *depth,
+            },
+        };
+        let mut opts = RunOptions {
+            mode,
+            stop_on_violation: self.stop_on_violation,
+            max_depth: self.max_depth,
+            progress: Some(Duration::from_secs(2)),
+            ..RunOptions::default()
+        };
+        if let Some(t) = self.threads {
+            opts.threads = t;
+        }
+        if opts.max_depth.is_none() && self.network.needs_depth_bound() {
+            opts.max_depth = Some(24);
+        }
+        opts
+    }
+}
+
+fn network_name(n: NetworkKind) -> &'static str {
+    match n {
+        NetworkKind::Ordered => "ordered",
+        NetworkKind::Unordered => "unordered",
+        NetworkKind::Duplicating => "duplicating",
+    }
+}
+
+/// Flags of the lock model.
+#[derive(Args, Clone, Debug)]
+pub struct LockFlags {
+    /// Hosts in the ring.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Explore up to this epoch.
+    #[arg(long, default_value_t = 7)]
+    pub max_epoch: u64,
+    /// Switch on a deliberately broken variant: keep-after-grant, accept-stale-transfer.
+    #[arg(long, value_parser = parse_lock_mutation)]
+    pub mutation: Option<LockMutation>,
+    /// Common flags.
+    #[command(flatten)]
+    pub common: CommonFlags,
+}
+
+fn parse_lock_mutation(s: &str) -> Result<LockMutation, String> {
+    LockMutation::from_name(s).ok_or_else(|| {
+        format!("unknown mutation '{s}': use keep-after-grant or accept-stale-transfer")
+    })
+}
+
+impl LockFlags {
+    /// The model configuration these flags describe, validated.
+    pub fn model_cfg(&self) -> Result<LockModelCfg> {
+        if self.nodes < 2 {
+            bail!("--nodes must be at least 2 (got {})", self.nodes);
+        }
+        if self.max_epoch < 1 {
+            bail!("--max-epoch must be at least 1");
+        }
+        Ok(LockModelCfg {
+            nodes: self.nodes,
+            max_epoch: self.max_epoch,
+            network: self.common.network,
+            lossy: self.common.lossy,
+            mutation: self.mutation,
+        })
+    }
+
+    /// The same configuration as command-line flags (for replay hints).
+    pub fn as_flags(&self) -> String {
+        let mut s = format!("--nodes {} --max-epoch {}", self.nodes, self.max_epoch);
+        s += &self.common.as_flags();
+        if let Some(m) = self.mutation {
+            s += &format!(" --mutation {}", m.name());
+        }
+        s
+    }
+}
+
+/// Runs a verb on an actor model (built by `build`, called once for the run and once for the
+/// report) and prints the report. Returns the process exit code: 0 when no property was
+/// violated, 1 otherwise.
+fn drive_and_report<A, C, H>(
+    build: impl Fn() -> ActorModel<A, C, H>,
+    verb: &Verb,
+    common: &CommonFlags,
+    program: &str,
+    flags: &str,
+    title: &str,
+) -> Result<i32>
+where
+    A: Actor + Send + Sync + 'static,
+    A::Msg: Ord + std::fmt::Display + Send + Sync,
+    A::Timer: Ord + Send + Sync,
+    A::Random: Send + Sync,
+    A::State: Send + Sync,
+    A::Storage: Send + Sync,
+    C: Send + Sync + 'static,
+    H: Clone + std::fmt::Debug + std::hash::Hash + PartialEq + Send + Sync + 'static,
+{
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    writeln!(out, "{title}")?;
+    if let Verb::Explore { addr } = verb {
+        writeln!(out, "Explorer on http://{addr}/ (Ctrl-C to stop)")?;
+        out.flush()?;
+        let threads = common
+            .threads
+            .unwrap_or_else(|| RunOptions::default().threads);
+        let _ = build().checker().threads(threads).serve(addr.as_str());
+        return Ok(0);
+    }
+    let opts = common.run_options(verb);
+    let mode = match &opts.mode {
+        Mode::Bfs => format!("exhaustive BFS, {} threads", opts.threads),
+        Mode::Dfs => format!("exhaustive DFS, {} threads", opts.threads),
+        Mode::Simulate { seed, walks, depth } => {
+            format!("simulation: {walks} walks of {depth} steps from seed {seed}")
+        }
+    };
+    writeln!(
+        out,
+        "{mode}{}",
+        opts.max_depth
+            .map(|d| format!(", depth bound {d}"))
+            .unwrap_or_default()
+    )?;
+    out.flush()?;
+    let outcome = runner::run(build(), &opts, &mut out);
+    let replay = match verb {
+        Verb::Simulate { seed, walks, depth } => format!(
+            "`{program} {flags} simulate --seed {seed} --walks {walks} --depth {depth}` replays it; `{program} {flags} explore`"
+        ),
+        _ => format!("`{program} {flags} explore`"),
+    };
+    let violated = runner::print_report(&build(), &outcome, "localhost:3000", &replay, &mut out);
+    out.flush()?;
+    Ok(if violated { 1 } else { 0 })
+}
+
+/// `check-paxos`: runs a verb on the RSL model described by `flags`.
+pub fn paxos_main(program: &str, verb: &Verb, flags: &PaxosFlags) -> Result<i32> {
+    let cfg = flags.model_cfg().context("invalid model configuration")?;
+    let title = format!(
+        "IronRSL model: {} replicas, {} clients x {} requests, network {}{}, crashes {}, view changes <= {}, batch {}, log {}{}",
+        flags.replicas,
+        flags.clients,
+        flags.requests,
+        network_name(flags.common.network),
+        if flags.common.lossy { " (lossy)" } else { "" },
+        flags.crashes,
+        flags.max_view_changes,
+        flags.batch_size,
+        flags.log_length,
+        flags
+            .mutation
+            .map(|m| format!(", MUTATION {}", m.name()))
+            .unwrap_or_default()
+    );
+    drive_and_report(|| rsl_model(cfg.clone()), verb, &flags.common, program, &flags.as_flags(), &title)
+}
+
+/// `check-lock`: runs a verb on the lock model described by `flags`.
+pub fn lock_main(program: &str, verb: &Verb, flags: &LockFlags) -> Result<i32> {
+    let cfg = flags.model_cfg().context("invalid model configuration")?;
+    let title = format!(
+        "IronLock model: {} nodes, epochs <= {}, network {}{}{}",
+        flags.nodes,
+        flags.max_epoch,
+        network_name(flags.common.network),
+        if flags.common.lossy { " (lossy)" } else { "" },
+        flags
+            .mutation
+            .map(|m| format!(", MUTATION {}", m.name()))
+            .unwrap_or_default()
+    );
+    drive_and_report(|| lock_model(cfg.clone()), verb, &flags.common, program, &flags.as_flags(), &title)
+}

@@ -1,0 +1,13 @@
+//! IronLock's bounded liveness: the lock eventually leaves its first holder. In the bounded model
+//! (epochs up to `max_epoch`) every path ends at the boundary, so terminal states exist and
+//! stateright's terminal-state check is meaningful here.
+
+use crate::invariants::lock::{LockModel, LockModelState};
+
+/// The name of the `eventually` property.
+pub const LOCK_MOVES: &str = "eventually the lock moves on";
+
+/// The lock has been granted at least once.
+pub fn lock_moved_past_start(_: &LockModel, s: &LockModelState) -> bool {
+    s.history.holders.len() >= 2
+}

@@ -1,0 +1,594 @@
+//! Checker wiring shared by the examples and the `ironfleet` command: exhaustive BFS or DFS with
+//! progress lines, seeded random walks, the explorer, per-property verdicts and readable
+//! counterexample traces.
+//!
+//! Simulation drives its own random walk instead of stateright's simulation checker: that checker
+//! can record a path whose indices no longer match the walk when a chosen action is a no-op (see
+//! `shared/STATERIGHT.md`). Our walk only records actions that produced a state, so every
+//! reported path replays exactly, and the same seed always gives the same walks.
+
+use std::collections::BTreeMap;
+use std::fmt::{Debug, Display, Write as _};
+use std::hash::Hash;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use stateright::actor::{Actor, ActorModel, ActorModelAction, ActorModelState};
+use stateright::report::{ReportData, ReportDiscovery, Reporter};
+use stateright::{Checker, Expectation, HasDiscoveries, Model, Path};
+
+/// How to run a model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Exhaustive breadth-first search (shortest counterexamples).
+    Bfs,
+    /// Exhaustive depth-first search (far less memory).
+    Dfs,
+    /// Seeded random walks.
+    Simulate {
+        /// The seed of the first walk; walk `i` uses `seed + i`.
+        seed: u64,
+        /// How many walks.
+        walks: u64,
+        /// Steps per walk.
+        depth: usize,
+    },
+}
+
+/// Options of a run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The mode.
+    pub mode: Mode,
+    /// Checker threads (BFS/DFS).
+    pub threads: usize,
+    /// Stop exploring paths longer than this.
+    pub max_depth: Option<usize>,
+    /// Print a progress line this often (`None`: no progress).
+    pub progress: Option<Duration>,
+    /// Stop as soon as any safety property is violated.
+    pub stop_on_violation: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            mode: Mode::Bfs,
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            max_depth: None,
+            progress: Some(Duration::from_secs(2)),
+            stop_on_violation: false,
+        }
+    }
+}
+
+/// The verdict on one property.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// An `always` property held on every explored state.
+    Holds,
+    /// An `always` property failed, or an `eventually` property failed at a terminal state.
+    Violated,
+    /// A `sometimes` property was reached.
+    Reached,
+    /// A `sometimes` property was never reached.
+    NotReached,
+    /// An `eventually` property held at every terminal state explored (which says nothing about
+    /// cycles: see `liveness`).
+    NoTerminalCounterexample,
+}
+
+/// One property's outcome.
+#[derive(Clone, Debug)]
+pub struct PropertyOutcome<S, A> {
+    /// The property's name.
+    pub name: &'static str,
+    /// Its expectation.
+    pub expectation: Expectation,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The counterexample or example found.
+    pub path: Option<Path<S, A>>,
+}
+
+/// The outcome of a run.
+#[derive(Clone, Debug)]
+pub struct Outcome<S, A> {
+    /// States generated (including revisits).
+    pub states: usize,
+    /// Unique states.
+    pub unique: usize,
+    /// Maximum depth reached.
+    pub depth: usize,
+    /// Wall-clock time.
+    pub elapsed: Duration,
+    /// Whether the whole bounded space was explored (BFS/DFS without early stop).
+    pub complete: bool,
+    /// Every property's outcome, in the model's order.
+    pub properties: Vec<PropertyOutcome<S, A>>,
+}
+
+impl<S, A> Outcome<S, A> {
+    /// Unique states per second.
+    pub fn unique_per_sec(&self) -> f64 {
+        self.unique as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The properties that were violated.
+    pub fn violations(&self) -> impl Iterator<Item = &PropertyOutcome<S, A>> {
+        self.properties
+            .iter()
+            .filter(|p| p.verdict == Verdict::Violated)
+    }
+
+    /// The outcome of the named property.
+    pub fn property(&self, name: &str) -> Option<&PropertyOutcome<S, A>> {
+        self.properties.iter().find(|p| p.name == name)
+    }
+}
+
+struct Progress<'a> {
+    out: &'a mut dyn Write,
+    every: Duration,
+    last_unique: usize,
+    last_at: Duration,
+}
+
+/// How often the checker is polled; progress lines are printed every `RunOptions::progress`.
+const POLL: Duration = Duration::from_millis(50);
+
+impl<M: Model> Reporter<M> for Progress<'_> {
+    fn report_checking(&mut self, data: ReportData) {
+        if data.done || data.duration < self.last_at + self.every {
+            return;
+        }
+        let dt = (data.duration - self.last_at).as_secs_f64().max(1e-9);
+        let rate = (data.unique_states - self.last_unique) as f64 / dt;
+        self.last_unique = data.unique_states;
+        self.last_at = data.duration;
+        let _ = writeln!(
+            self.out,
+            "  ... {:>6.1}s  states={}  unique={}  depth={}  ({:.0} unique/s)",
+            data.duration.as_secs_f64(),
+            data.total_states,
+            data.unique_states,
+            data.max_depth,
+            rate
+        );
+    }
+
+    fn report_discoveries(
+        &mut self,
+        _: &M,
+        _: std::collections::BTreeMap<&'static str, ReportDiscovery<M>>,
+    ) {
+    }
+
+    fn delay(&self) -> Duration {
+        POLL
+    }
+}
+
+type ActorPath<A, H> = Path<
+    ActorModelState<A, H>,
+    ActorModelAction<<A as Actor>::Msg, <A as Actor>::Timer, <A as Actor>::Random>,
+>;
+
+/// Runs `model` as `opts` says, printing progress to `progress_out`.
+pub fn run<M>(model: M, opts: &RunOptions, progress_out: &mut dyn Write) -> Outcome<M::State, M::Action>
+where
+    M: Model + Send + Sync + 'static,
+    M::State: Clone + Debug + Hash + PartialEq + Send + Sync,
+    M::Action: Clone + Debug + PartialEq + Send + Sync,
+{
+    let start = Instant::now();
+    if let Mode::Simulate { seed, walks, depth } = opts.mode {
+        return simulate(&model, seed, walks, depth, opts.stop_on_violation, start);
+    }
+    let mut builder = model.checker().threads(opts.threads.max(1));
+    if let Some(d) = opts.max_depth {
+        builder = builder.target_max_depth(d);
+    }
+    if opts.stop_on_violation {
+        builder = builder.finish_when(HasDiscoveries::AnyFailures);
+    }
+    let mut outcome = match opts.mode {
+        Mode::Dfs => finish(builder.spawn_dfs(), opts, progress_out),
+        _ => finish(builder.spawn_bfs(), opts, progress_out),
+    };
+    outcome.elapsed = start.elapsed();
+    outcome
+}
+
+fn finish<M, K>(checker: K, opts: &RunOptions, progress_out: &mut dyn Write) -> Outcome<M::State, M::Action>
+where
+    M: Model,
+    M::State: Clone + Debug + Hash + PartialEq,
+    M::Action: Clone + Debug + PartialEq,
+    K: Checker<M>,
+{
+    let every = opts.progress.unwrap_or(Duration::MAX / 4);
+    let checker = checker.report(&mut Progress {
+        out: progress_out,
+        every,
+        last_unique: 0,
+        last_at: Duration::ZERO,
+    });
+    let checker = checker.join();
+    let discoveries = checker.discoveries();
+    let stopped_early = opts.stop_on_violation
+        && checker
+            .model()
+            .properties()
+            .iter()
+            .any(|p| p.expectation != Expectation::Sometimes && discoveries.contains_key(p.name));
+    Outcome {
+        states: checker.state_count(),
+        unique: checker.unique_state_count(),
+        depth: checker.max_depth(),
+        elapsed: Duration::ZERO,
+        complete: opts.max_depth.is_none() && !stopped_early,
+        properties: verdicts(checker.model(), discoveries),
+    }
+}
+
+/// How many states the counterexample minimisation may visit before it settles for the
+/// discovered path cut at its first violating state.
+pub const MINIMIZE_BUDGET: usize = 3_000_000;
+
+/// Shortest path (in steps) from an initial state to a state where `bad` holds, found by a
+/// single-threaded breadth-first search of at most `max_depth` steps and `budget` states.
+///
+/// stateright 0.31's BFS overwrites a property's discovery every time another violating state is
+/// met, so the path it reports is the *last* one found, often far from the shortest (reproduced
+/// here with IronLock's keep-after-grant mutation: 13 steps reported, 2 needed). This search gives
+/// the shortest one, deterministically (actions are explored in the model's order).
+pub fn shortest_path_to<M>(
+    model: &M,
+    bad: impl Fn(&M::State) -> bool,
+    max_depth: usize,
+    budget: usize,
+) -> Option<Path<M::State, M::Action>>
+where
+    M: Model,
+    M::State: Clone + Hash + PartialEq,
+    M::Action: Clone + PartialEq,
+{
+    use std::collections::{HashMap, VecDeque};
+    let mut parents: HashMap<u64, Option<(u64, M::Action)>> = HashMap::new();
+    let mut queue: VecDeque<(M::State, u64, usize)> = VecDeque::new();
+    let inits = model.init_states();
+    for s in &inits {
+        let fp = state_hash(s);
+        if parents.insert(fp, None).is_none() {
+            queue.push_back((s.clone(), fp, 0));
+        }
+    }
+    let mut actions = Vec::new();
+    while let Some((state, fp, depth)) = queue.pop_front() {
+        if bad(&state) {
+            let mut steps = Vec::new();
+            let mut cur = fp;
+            while let Some(Some((parent, action))) = parents.get(&cur) {
+                steps.push(action.clone());
+                cur = *parent;
+            }
+            steps.reverse();
+            let init = inits.iter().find(|s| state_hash(*s) == cur)?.clone();
+            return Path::from_actions(model, init, &steps);
+        }
+        if depth >= max_depth || parents.len() > budget {
+            continue;
+        }
+        model.actions(&state, &mut actions);
+        for a in actions.drain(..) {
+            let Some(next) = model.next_state(&state, a.clone()) else {
+                continue;
+            };
+            if !model.within_boundary(&next) {
+                continue;
+            }
+            let nfp = state_hash(&next);
+            if let std::collections::hash_map::Entry::Vacant(e) = parents.entry(nfp) {
+                e.insert(Some((fp, a)));
+                queue.push_back((next, nfp, depth + 1));
+            }
+        }
+    }
+    None
+}
+
+/// Replaces a discovered counterexample by the shortest one (see [`shortest_path_to`]), or, if
+/// the search runs out of budget, by the discovered path cut at its first violating state.
+pub fn minimize<M>(
+    model: &M,
+    property: &'static str,
+    path: Path<M::State, M::Action>,
+) -> Path<M::State, M::Action>
+where
+    M: Model,
+    M::State: Clone + Hash + PartialEq,
+    M::Action: Clone + PartialEq,
+{
+    let Some(prop) = model.properties().into_iter().find(|p| p.name == property) else {
+        return path;
+    };
+    if prop.expectation != Expectation::Always {
+        return path;
+    }
+    let cond = prop.condition;
+    let steps = path.clone().into_vec();
+    let cut = steps
+        .iter()
+        .position(|(s, _)| !cond(model, s))
+        .unwrap_or(steps.len() - 1);
+    if let Some(shortest) = shortest_path_to(model, |s| !cond(model, s), cut, MINIMIZE_BUDGET) {
+        return shortest;
+    }
+    let init = steps[0].0.clone();
+    let actions: Vec<M::Action> = steps[..cut].iter().filter_map(|(_, a)| a.clone()).collect();
+    Path::from_actions(model, init, &actions).unwrap_or(path)
+}
+
+fn verdicts<M>(
+    model: &M,
+    mut discoveries: std::collections::HashMap<&'static str, Path<M::State, M::Action>>,
+) -> Vec<PropertyOutcome<M::State, M::Action>>
+where
+    M: Model,
+    M::State: Clone + Hash + PartialEq,
+    M::Action: Clone + PartialEq,
+{
+    model
+        .properties()
+        .into_iter()
+        .map(|p| {
+            let path = discoveries
+                .remove(p.name)
+                .map(|path| minimize(model, p.name, path));
+            let verdict = match (p.expectation.clone(), path.is_some()) {
+                (Expectation::Always, false) => Verdict::Holds,
+                (Expectation::Always, true) | (Expectation::Eventually, true) => Verdict::Violated,
+                (Expectation::Sometimes, true) => Verdict::Reached,
+                (Expectation::Sometimes, false) => Verdict::NotReached,
+                (Expectation::Eventually, false) => Verdict::NoTerminalCounterexample,
+            };
+            PropertyOutcome {
+                name: p.name,
+                expectation: p.expectation,
+                verdict,
+                path,
+            }
+        })
+        .collect()
+}
+
+fn state_hash<S: Hash>(s: &S) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
+/// Seeded random walks. Walk `i` uses a ChaCha8 generator seeded with `seed + i`; at each step it
+/// picks uniformly among the enabled actions that change the state.
+fn simulate<M>(
+    model: &M,
+    seed: u64,
+    walks: u64,
+    depth: usize,
+    stop_on_violation: bool,
+    start: Instant,
+) -> Outcome<M::State, M::Action>
+where
+    M: Model,
+    M::State: Clone + Debug + Hash + PartialEq,
+    M::Action: Clone + Debug + PartialEq,
+{
+    let properties = model.properties();
+    let mut found: std::collections::HashMap<&'static str, Path<M::State, M::Action>> =
+        Default::default();
+    let mut states = 0usize;
+    let mut max_depth = 0usize;
+    let mut seen = std::collections::HashSet::new();
+    let inits = model.init_states();
+    'walks: for w in 0..walks {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(w));
+        let init = inits[rng.random_range(0..inits.len())].clone();
+        let mut actions_taken = Vec::new();
+        let mut state = init.clone();
+        let mut terminal = false;
+        for step in 0..=depth {
+            states += 1;
+            seen.insert(state_hash(&state));
+            max_depth = max_depth.max(step);
+            for p in &properties {
+                if found.contains_key(p.name) {
+                    continue;
+                }
+                let holds = (p.condition)(model, &state);
+                let hit = match p.expectation {
+                    Expectation::Always => !holds,
+                    Expectation::Sometimes => holds,
+                    Expectation::Eventually => false,
+                };
+                if hit {
+                    if let Some(path) = Path::from_actions(model, init.clone(), &actions_taken) {
+                        found.insert(p.name, path);
+                    }
+                }
+            }
+            if stop_on_violation
+                && properties
+                    .iter()
+                    .any(|p| p.expectation == Expectation::Always && found.contains_key(p.name))
+            {
+                break 'walks;
+            }
+            if step == depth {
+                break;
+            }
+            let mut actions = Vec::new();
+            model.actions(&state, &mut actions);
+            actions.shuffle(&mut rng);
+            let next = actions.into_iter().find_map(|a| {
+                let n = model.next_state(&state, a.clone())?;
+                model.within_boundary(&n).then_some((a, n))
+            });
+            match next {
+                Some((a, n)) => {
+                    actions_taken.push(a);
+                    state = n;
+                }
+                None => {
+                    terminal = true;
+                    break;
+                }
+            }
+        }
+        if terminal {
+            for p in &properties {
+                if p.expectation == Expectation::Eventually
+                    && !found.contains_key(p.name)
+                    && !(p.condition)(model, &state)
+                {
+                    if let Some(path) = Path::from_actions(model, init.clone(), &actions_taken) {
+                        found.insert(p.name, path);
+                    }
+                }
+            }
+        }
+    }
+    Outcome {
+        states,
+        unique: seen.len(),
+        depth: max_depth,
+        elapsed: start.elapsed(),
+        complete: false,
+        properties: verdicts(model, found),
+    }
+}
+
+/// Renders a path as numbered steps: deliveries with sender, receiver and message, timer firings,
+/// drops, crashes and recoveries.
+pub fn format_trace<A, C, H>(model: &ActorModel<A, C, H>, path: &ActorPath<A, H>) -> String
+where
+    A: Actor,
+    A::Msg: Ord + Display,
+    A::Timer: Ord,
+    H: Clone + Debug + Hash,
+{
+    let name = |id: stateright::actor::Id| {
+        let i = usize::from(id);
+        model
+            .actors
+            .get(i)
+            .map(|a| a.name())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("actor {i}"))
+    };
+    let mut s = String::new();
+    let actions: Vec<_> = path.clone().into_actions();
+    for (i, a) in actions.iter().enumerate() {
+        let line = match a {
+            ActorModelAction::Deliver { src, dst, msg } => {
+                format!("{} -> {}: {}", name(*src), name(*dst), msg)
+            }
+            ActorModelAction::Drop(env) => {
+                format!("network drops {} -> {}: {}", name(env.src), name(env.dst), env.msg)
+            }
+            ActorModelAction::Timeout(id, t) => format!("{}: timer {:?} fires", name(*id), t),
+            ActorModelAction::Crash(id) => format!("{} crashes", name(*id)),
+            ActorModelAction::Recover(id) => format!("{} restarts from storage", name(*id)),
+            ActorModelAction::SelectRandom { actor, random, .. } => {
+                format!("{} chooses {:?}", name(*actor), random)
+            }
+        };
+        let _ = writeln!(s, "{:>3}. {}", i + 1, line);
+    }
+    s
+}
+
+/// Prints the end-of-run report: figures, every property's verdict, and for each violation its
+/// numbered trace, the action index path and the explorer link. Returns whether a safety or
+/// liveness property was violated.
+pub fn print_report<A, C, H>(
+    model: &ActorModel<A, C, H>,
+    outcome: &Outcome<ActorModelState<A, H>, ActorModelAction<A::Msg, A::Timer, A::Random>>,
+    explorer_addr: &str,
+    replay_hint: &str,
+    out: &mut dyn Write,
+) -> bool
+where
+    A: Actor,
+    A::Msg: Ord + Display,
+    A::Timer: Ord,
+    H: Clone + Debug + Hash + PartialEq,
+{
+    let _ = writeln!(
+        out,
+        "\n{} states, {} unique, depth {}, {:.2} s, {:.0} unique states/s{}",
+        outcome.states,
+        outcome.unique,
+        outcome.depth,
+        outcome.elapsed.as_secs_f64(),
+        outcome.unique_per_sec(),
+        if outcome.complete {
+            " (exhaustive)"
+        } else {
+            " (bounded: not exhaustive)"
+        }
+    );
+    let _ = writeln!(out, "\nProperties:");
+    for p in &outcome.properties {
+        let kind = match p.expectation {
+            Expectation::Always => "always",
+            Expectation::Sometimes => "sometimes",
+            Expectation::Eventually => "eventually",
+        };
+        let verdict = match p.verdict {
+            Verdict::Holds if outcome.complete => "holds",
+            Verdict::Holds => "holds on every state explored",
+            Verdict::Violated => "VIOLATED",
+            Verdict::Reached => "reached",
+            Verdict::NotReached => "not reached",
+            Verdict::NoTerminalCounterexample => {
+                "no counterexample at terminal states (cycles not judged)"
+            }
+        };
+        let _ = writeln!(out, "  {:<10} {:<42} {}", kind, p.name, verdict);
+    }
+    let mut violated = false;
+    for p in outcome.violations() {
+        violated = true;
+        let path = p.path.as_ref().expect("a violation has a path");
+        let _ = writeln!(out, "\nCounterexample to \"{}\":", p.name);
+        let _ = write!(out, "{}", format_trace(model, path));
+        let encoded = path.encode(model);
+        let _ = writeln!(out, "Action index path: {encoded}");
+        let _ = writeln!(out, "Open it in the explorer: {replay_hint}");
+        let _ = writeln!(out, "  then http://{explorer_addr}/#/steps/{encoded}");
+    }
+    violated
+}
+
+/// Summary counts of an outcome's verdicts by kind, for tests and JSON output.
+pub fn verdict_counts<S, A>(outcome: &Outcome<S, A>) -> BTreeMap<&'static str, usize> {
+    let mut m = BTreeMap::new();
+    for p in &outcome.properties {
+        let k = match p.verdict {
+            Verdict::Holds => "holds",
+            Verdict::Violated => "violated",
+            Verdict::Reached => "reached",
+            Verdict::NotReached => "not reached",
+            Verdict::NoTerminalCounterexample => "no terminal counterexample",
+        };
+        *m.entry(k).or_default() += 1;
+    }
+    m
+}
