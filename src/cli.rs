@@ -94,6 +94,10 @@ pub struct PaxosFlags {
     /// max_log_length.
     #[arg(long, default_value_t = 7)]
     pub log_length: u64,
+    /// Report checkpoints in heartbeats, so log truncation and state transfer are explored
+    /// (multiplies the state space by about 300).
+    #[arg(long)]
+    pub truncation: bool,
     /// Switch on a deliberately broken variant to see the checker catch it:
     /// accept-below-promise, ignore-1b-votes, decide-without-quorum, execute-twice,
     /// truncate-beyond-quorum, forget-votes-on-restart.
@@ -135,6 +139,7 @@ impl PaxosFlags {
         cfg.params.max_batch_size = self.batch_size;
         cfg.params.max_log_length = self.log_length;
         cfg.params.mutation = self.mutation;
+        cfg.params.report_checkpoints = self.truncation;
         cfg.network = self.common.network;
         cfg.lossy = self.common.lossy;
         cfg.max_crashes = self.crashes;
@@ -153,6 +158,9 @@ impl PaxosFlags {
             self.batch_size,
             self.log_length
         );
+        if self.truncation {
+            s += " --truncation";
+        }
         s += &self.common.as_flags();
         if let Some(m) = self.mutation {
             s += &format!(" --mutation {}", m.name());
@@ -332,7 +340,7 @@ where
 pub fn paxos_main(program: &str, verb: &Verb, flags: &PaxosFlags) -> Result<i32> {
     let cfg = flags.model_cfg().context("invalid model configuration")?;
     let title = format!(
-        "IronRSL model: {} replicas, {} clients x {} requests, network {}{}, crashes {}, view changes <= {}, batch {}, log {}{}",
+        "IronRSL model: {} replicas, {} clients x {} requests, network {}{}, crashes {}, view changes <= {}, batch {}, log {}, truncation {}{}",
         flags.replicas,
         flags.clients,
         flags.requests,
@@ -342,6 +350,7 @@ pub fn paxos_main(program: &str, verb: &Verb, flags: &PaxosFlags) -> Result<i32>
         flags.max_view_changes,
         flags.batch_size,
         flags.log_length,
+        if flags.truncation { "on" } else { "off" },
         flags
             .mutation
             .map(|m| format!(", MUTATION {}", m.name()))

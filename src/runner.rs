@@ -239,7 +239,7 @@ where
 
 /// How many states the counterexample minimisation may visit before it settles for the
 /// discovered path cut at its first violating state.
-pub const MINIMIZE_BUDGET: usize = 3_000_000;
+pub const MINIMIZE_BUDGET: usize = 100_000;
 
 /// Shortest path (in steps) from an initial state to a state where `bad` holds, found by a
 /// single-threaded breadth-first search of at most `max_depth` steps and `budget` states.
@@ -303,8 +303,77 @@ where
     None
 }
 
+/// Replays `actions` from `init`; returns the index of the first state (0 = `init`) where `bad`
+/// holds, or `None` if an action is not enabled where it is taken or no state is bad.
+fn first_bad<M>(
+    model: &M,
+    init: &M::State,
+    actions: &[M::Action],
+    bad: &impl Fn(&M::State) -> bool,
+) -> Option<usize>
+where
+    M: Model,
+    M::State: Clone,
+    M::Action: Clone + PartialEq,
+{
+    let mut state = init.clone();
+    if bad(&state) {
+        return Some(0);
+    }
+    let mut enabled = Vec::new();
+    for (i, a) in actions.iter().enumerate() {
+        enabled.clear();
+        model.actions(&state, &mut enabled);
+        if !enabled.contains(a) {
+            return None;
+        }
+        state = model.next_state(&state, a.clone())?;
+        if !model.within_boundary(&state) {
+            return None;
+        }
+        if bad(&state) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// Greedy shrinking: drops single steps (last first) as long as the rest still replays and still
+/// reaches a bad state, until no single step can go.
+fn shrink<M>(
+    model: &M,
+    init: &M::State,
+    mut actions: Vec<M::Action>,
+    bad: &impl Fn(&M::State) -> bool,
+) -> Vec<M::Action>
+where
+    M: Model,
+    M::State: Clone,
+    M::Action: Clone + PartialEq,
+{
+    loop {
+        let mut shrunk = false;
+        let mut i = actions.len();
+        while i > 0 {
+            i -= 1;
+            let mut candidate = actions.clone();
+            candidate.remove(i);
+            if let Some(end) = first_bad(model, init, &candidate, bad) {
+                candidate.truncate(end);
+                actions = candidate;
+                shrunk = true;
+                i = i.min(actions.len());
+            }
+        }
+        if !shrunk {
+            return actions;
+        }
+    }
+}
+
 /// Replaces a discovered counterexample by the shortest one (see [`shortest_path_to`]), or, if
-/// the search runs out of budget, by the discovered path cut at its first violating state.
+/// that search runs out of budget, by the discovered path cut at its first violating state and
+/// then shrunk step by step (each removal re-validated by replay).
 pub fn minimize<M>(
     model: &M,
     property: &'static str,
@@ -332,6 +401,7 @@ where
     }
     let init = steps[0].0.clone();
     let actions: Vec<M::Action> = steps[..cut].iter().filter_map(|(_, a)| a.clone()).collect();
+    let actions = shrink(model, &init, actions, &|s| !cond(model, s));
     Path::from_actions(model, init, &actions).unwrap_or(path)
 }
 

@@ -111,6 +111,7 @@ impl RslModelCfg<Counter> {
             client_ops: vec![vec![CounterOp::Inc; requests]; clients],
             params: Params {
                 max_view: Some(0),
+                report_checkpoints: false,
                 ..Params::default()
             },
             network: NetworkKind::Duplicating,

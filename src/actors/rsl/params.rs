@@ -34,6 +34,11 @@ pub struct Params {
     /// the timer's interleavings multiply states. `false` at run time, where heartbeats get lost
     /// and are resent every `heartbeat_period_ms`.
     pub eager_heartbeats: bool,
+    /// Whether replicas report their checkpoints in heartbeats, which drives log truncation.
+    /// Always on at run time. A model may turn it off when its few requests fit in
+    /// `max_log_length` anyway: the checkpoint heartbeats and their deliveries multiply the state
+    /// space about 300-fold (measured: 2,544 vs 830,842 unique states for one request).
+    pub report_checkpoints: bool,
     /// A deliberately broken variant, for tests and demonstrations only. `None` in production.
     pub mutation: Option<Mutation>,
 }
@@ -50,6 +55,7 @@ impl Default for Params {
             max_request_queue: 1024,
             max_view: None,
             eager_heartbeats: false,
+            report_checkpoints: true,
             mutation: None,
         }
     }

@@ -155,11 +155,12 @@ impl<A: App> Replica<A> {
     /// Sends a heartbeat to the other replicas. With `eager_heartbeats`, only when its content
     /// changed since the last one.
     fn send_heartbeat(&self, s: &mut ReplicaState<A>, o: &mut Out<Self>) {
-        let content = (
-            s.election.view,
-            s.election.suspicious(self.me()),
-            s.executor.ops_complete,
-        );
+        let ckpt = if self.params().report_checkpoints {
+            s.executor.ops_complete
+        } else {
+            0
+        };
+        let content = (s.election.view, s.election.suspicious(self.me()), ckpt);
         if content == s.last_heartbeat && self.params().eager_heartbeats {
             return;
         }
@@ -415,9 +416,11 @@ impl<A: App> Replica<A> {
         }
 
         // Record our own checkpoint and truncate the log.
-        s.acceptor
-            .record_checkpoint(self.cfg.me, s.executor.ops_complete);
-        s.acceptor.truncate(params, quorum);
+        if params.report_checkpoints {
+            s.acceptor
+                .record_checkpoint(self.cfg.me, s.executor.ops_complete);
+            s.acceptor.truncate(params, quorum);
+        }
 
         if params.eager_heartbeats {
             self.send_heartbeat(s, o);
@@ -484,7 +487,7 @@ impl<A: App> Actor for Replica<A> {
             if let Some(b) = known {
                 s.election.view = b;
             }
-            s.last_heartbeat = (s.election.view, false, s.executor.ops_complete);
+            s.last_heartbeat = (s.election.view, false, 0);
         }
         if !params.eager_heartbeats {
             o.set_timer(RslTimer::Heartbeat, params.heartbeat_period());
