@@ -51,6 +51,9 @@ pub struct RunOptions {
     pub progress: Option<Duration>,
     /// Stop as soon as any safety property is violated.
     pub stop_on_violation: bool,
+    /// Simulation only: with `stop_on_violation`, keep walking until this property in particular
+    /// is violated.
+    pub target: Option<&'static str>,
 }
 
 impl Default for RunOptions {
@@ -63,6 +66,7 @@ impl Default for RunOptions {
             max_depth: None,
             progress: Some(Duration::from_secs(2)),
             stop_on_violation: false,
+            target: None,
         }
     }
 }
@@ -188,7 +192,8 @@ where
 {
     let start = Instant::now();
     if let Mode::Simulate { seed, walks, depth } = opts.mode {
-        return simulate(&model, seed, walks, depth, opts.stop_on_violation, start);
+        let stop = opts.stop_on_violation.then_some(opts.target);
+        return simulate(&model, seed, walks, depth, stop, start);
     }
     let mut builder = model.checker().threads(opts.threads.max(1));
     if let Some(d) = opts.max_depth {
@@ -365,6 +370,23 @@ where
                 i = i.min(actions.len());
             }
         }
+        if shrunk {
+            continue;
+        }
+        // No single step can go: try pairs (a crash and its restart, a send and its delivery).
+        'pairs: for i in (0..actions.len()).rev() {
+            for j in (i + 1..actions.len()).rev() {
+                let mut candidate = actions.clone();
+                candidate.remove(j);
+                candidate.remove(i);
+                if let Some(end) = first_bad(model, init, &candidate, bad) {
+                    candidate.truncate(end);
+                    actions = candidate;
+                    shrunk = true;
+                    break 'pairs;
+                }
+            }
+        }
         if !shrunk {
             return actions;
         }
@@ -452,7 +474,7 @@ fn simulate<M>(
     seed: u64,
     walks: u64,
     depth: usize,
-    stop_on_violation: bool,
+    stop: Option<Option<&'static str>>,
     start: Instant,
 ) -> Outcome<M::State, M::Action>
 where
@@ -493,11 +515,14 @@ where
                     }
                 }
             }
-            if stop_on_violation
-                && properties
+            let stop_now = match stop {
+                None => false,
+                Some(Some(target)) => found.contains_key(target),
+                Some(None) => properties
                     .iter()
-                    .any(|p| p.expectation == Expectation::Always && found.contains_key(p.name))
-            {
+                    .any(|p| p.expectation == Expectation::Always && found.contains_key(p.name)),
+            };
+            if stop_now {
                 break 'walks;
             }
             if step == depth {

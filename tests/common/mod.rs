@@ -1,0 +1,82 @@
+//! Helpers shared by the model-checking tests.
+
+#![allow(dead_code)]
+
+use ironfleet::actors::rsl::{Counter, Mutation};
+use ironfleet::invariants::rsl::{rsl_model, RslModelCfg, SAFETY};
+use ironfleet::runner::{format_trace, run, Mode, Outcome, RunOptions, Verdict};
+
+/// The RSL model configuration with `clients` clients of one increment each.
+pub fn cfg(clients: usize) -> RslModelCfg<Counter> {
+    RslModelCfg::counter(3, clients, 1)
+}
+
+/// Runs `cfg` in `mode` with progress off.
+pub fn check(
+    cfg: &RslModelCfg<Counter>,
+    mode: Mode,
+    threads: usize,
+) -> Outcome<
+    ironfleet::invariants::rsl::RslState<Counter>,
+    stateright::actor::ActorModelAction<
+        ironfleet::actors::rsl::RslMsg<Counter>,
+        ironfleet::actors::rsl::RslTimer,
+        (),
+    >,
+> {
+    let opts = RunOptions {
+        mode,
+        threads,
+        progress: None,
+        ..RunOptions::default()
+    };
+    run(rsl_model(cfg.clone()), &opts, &mut std::io::sink())
+}
+
+/// Seeded random walks.
+pub fn walks(seed: u64, walks: u64, depth: usize) -> Mode {
+    Mode::Simulate { seed, walks, depth }
+}
+
+/// Asserts every safety property held.
+pub fn assert_safe<S, A>(outcome: &Outcome<S, A>) {
+    for name in SAFETY {
+        assert_eq!(
+            outcome.property(name).unwrap().verdict,
+            Verdict::Holds,
+            "{name} must hold"
+        );
+    }
+}
+
+/// Asserts the `sometimes` property `name` was reached.
+pub fn assert_reached<S, A>(outcome: &Outcome<S, A>, name: &str) {
+    assert_eq!(
+        outcome.property(name).unwrap().verdict,
+        Verdict::Reached,
+        "{name} must be reached"
+    );
+}
+
+/// Runs `cfg` with `mutation` as seeded random walks that stop at the first violation; asserts
+/// `property` is violated and returns its (shrunk) counterexample as a numbered trace.
+pub fn caught(
+    mut cfg: RslModelCfg<Counter>,
+    mutation: Mutation,
+    property: &'static str,
+    seed: u64,
+) -> String {
+    cfg.params.mutation = Some(mutation);
+    let opts = RunOptions {
+        mode: walks(seed, 20_000, 80),
+        threads: 1,
+        progress: None,
+        stop_on_violation: true,
+        target: Some(property),
+        ..RunOptions::default()
+    };
+    let outcome = run(rsl_model(cfg.clone()), &opts, &mut std::io::sink());
+    let p = outcome.property(property).unwrap();
+    assert_eq!(p.verdict, Verdict::Violated, "{mutation:?} must violate {property}");
+    format_trace(&rsl_model(cfg), p.path.as_ref().unwrap())
+}
