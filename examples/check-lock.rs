@@ -17,7 +17,11 @@ struct Cli {
 fn main() {
     let cli = Cli::parse();
     let verb = cli.verb.unwrap_or(Verb::Check);
-    match lock_main("cargo run --release --example check-lock --", &verb, &cli.flags) {
+    match lock_main(
+        "cargo run --release --example check-lock --",
+        &verb,
+        &cli.flags,
+    ) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("error: {e:#}");

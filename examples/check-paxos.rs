@@ -20,7 +20,11 @@ struct Cli {
 fn main() {
     let cli = Cli::parse();
     let verb = cli.verb.unwrap_or(Verb::Check);
-    match paxos_main("cargo run --release --example check-paxos --", &verb, &cli.flags) {
+    match paxos_main(
+        "cargo run --release --example check-paxos --",
+        &verb,
+        &cli.flags,
+    ) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -356,7 +356,14 @@ pub fn paxos_main(program: &str, verb: &Verb, flags: &PaxosFlags) -> Result<i32>
             .map(|m| format!(", MUTATION {}", m.name()))
             .unwrap_or_default()
     );
-    drive_and_report(|| rsl_model(cfg.clone()), verb, &flags.common, program, &flags.as_flags(), &title)
+    drive_and_report(
+        || rsl_model(cfg.clone()),
+        verb,
+        &flags.common,
+        program,
+        &flags.as_flags(),
+        &title,
+    )
 }
 
 /// `check-lock`: runs a verb on the lock model described by `flags`.
@@ -373,5 +380,12 @@ pub fn lock_main(program: &str, verb: &Verb, flags: &LockFlags) -> Result<i32> {
             .map(|m| format!(", MUTATION {}", m.name()))
             .unwrap_or_default()
     );
-    drive_and_report(|| lock_model(cfg.clone()), verb, &flags.common, program, &flags.as_flags(), &title)
+    drive_and_report(
+        || lock_model(cfg.clone()),
+        verb,
+        &flags.common,
+        program,
+        &flags.as_flags(),
+        &title,
+    )
 }

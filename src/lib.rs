@@ -14,6 +14,8 @@
 //!   readable counterexample traces.
 //! * [`net`] is the place of the real UDP runtime.
 
+#![warn(missing_docs)]
+
 pub mod actors;
 pub mod cli;
 pub mod invariants;

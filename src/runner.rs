@@ -178,13 +178,23 @@ impl<M: Model> Reporter<M> for Progress<'_> {
     }
 }
 
+/// The outcome of running an actor model.
+pub type ActorOutcome<A, H> = Outcome<
+    ActorModelState<A, H>,
+    ActorModelAction<<A as Actor>::Msg, <A as Actor>::Timer, <A as Actor>::Random>,
+>;
+
 type ActorPath<A, H> = Path<
     ActorModelState<A, H>,
     ActorModelAction<<A as Actor>::Msg, <A as Actor>::Timer, <A as Actor>::Random>,
 >;
 
 /// Runs `model` as `opts` says, printing progress to `progress_out`.
-pub fn run<M>(model: M, opts: &RunOptions, progress_out: &mut dyn Write) -> Outcome<M::State, M::Action>
+pub fn run<M>(
+    model: M,
+    opts: &RunOptions,
+    progress_out: &mut dyn Write,
+) -> Outcome<M::State, M::Action>
 where
     M: Model + Send + Sync + 'static,
     M::State: Clone + Debug + Hash + PartialEq + Send + Sync,
@@ -210,7 +220,11 @@ where
     outcome
 }
 
-fn finish<M, K>(checker: K, opts: &RunOptions, progress_out: &mut dyn Write) -> Outcome<M::State, M::Action>
+fn finish<M, K>(
+    checker: K,
+    opts: &RunOptions,
+    progress_out: &mut dyn Write,
+) -> Outcome<M::State, M::Action>
 where
     M: Model,
     M::State: Clone + Debug + Hash + PartialEq,
@@ -226,12 +240,11 @@ where
     });
     let checker = checker.join();
     let discoveries = checker.discoveries();
-    let stopped_early = opts.stop_on_violation
-        && checker
-            .model()
-            .properties()
-            .iter()
-            .any(|p| p.expectation != Expectation::Sometimes && discoveries.contains_key(p.name));
+    let stopped_early =
+        opts.stop_on_violation
+            && checker.model().properties().iter().any(|p| {
+                p.expectation != Expectation::Sometimes && discoveries.contains_key(p.name)
+            });
     Outcome {
         states: checker.state_count(),
         unique: checker.unique_state_count(),
@@ -595,7 +608,12 @@ where
                 format!("{} -> {}: {}", name(*src), name(*dst), msg)
             }
             ActorModelAction::Drop(env) => {
-                format!("network drops {} -> {}: {}", name(env.src), name(env.dst), env.msg)
+                format!(
+                    "network drops {} -> {}: {}",
+                    name(env.src),
+                    name(env.dst),
+                    env.msg
+                )
             }
             ActorModelAction::Timeout(id, t) => format!("{}: timer {:?} fires", name(*id), t),
             ActorModelAction::Crash(id) => format!("{} crashes", name(*id)),
@@ -614,7 +632,7 @@ where
 /// liveness property was violated.
 pub fn print_report<A, C, H>(
     model: &ActorModel<A, C, H>,
-    outcome: &Outcome<ActorModelState<A, H>, ActorModelAction<A::Msg, A::Timer, A::Random>>,
+    outcome: &ActorOutcome<A, H>,
     explorer_addr: &str,
     replay_hint: &str,
     out: &mut dyn Write,

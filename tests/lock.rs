@@ -17,7 +17,11 @@ fn opts() -> RunOptions {
 
 #[test]
 fn ring_lock_is_safe_exhaustively() {
-    for network in [NetworkKind::Duplicating, NetworkKind::Unordered, NetworkKind::Ordered] {
+    for network in [
+        NetworkKind::Duplicating,
+        NetworkKind::Unordered,
+        NetworkKind::Ordered,
+    ] {
         for nodes in [2, 3, 4] {
             let cfg = LockModelCfg {
                 nodes,
@@ -27,8 +31,18 @@ fn ring_lock_is_safe_exhaustively() {
             let outcome = run(lock_model(cfg), &opts(), &mut std::io::sink());
             assert!(outcome.complete);
             for p in &outcome.properties {
-                assert_ne!(p.verdict, Verdict::Violated, "{} with {nodes} nodes", p.name);
-                assert_ne!(p.verdict, Verdict::NotReached, "{} with {nodes} nodes", p.name);
+                assert_ne!(
+                    p.verdict,
+                    Verdict::Violated,
+                    "{} with {nodes} nodes",
+                    p.name
+                );
+                assert_ne!(
+                    p.verdict,
+                    Verdict::NotReached,
+                    "{} with {nodes} nodes",
+                    p.name
+                );
             }
         }
     }

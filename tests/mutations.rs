@@ -7,7 +7,9 @@ mod common;
 use common::{caught, cfg};
 use ironfleet::actors::rsl::Mutation;
 
-fn with_view_change(clients: usize) -> ironfleet::invariants::rsl::RslModelCfg<ironfleet::actors::rsl::Counter> {
+fn with_view_change(
+    clients: usize,
+) -> ironfleet::invariants::rsl::RslModelCfg<ironfleet::actors::rsl::Counter> {
     let mut c = cfg(clients);
     c.params.max_view = Some(1);
     c
@@ -15,17 +17,32 @@ fn with_view_change(clients: usize) -> ironfleet::invariants::rsl::RslModelCfg<i
 
 #[test]
 fn accepting_below_the_promised_ballot_breaks_agreement() {
-    insta::assert_snapshot!(caught(with_view_change(2), Mutation::AcceptBelowPromise, "agreement", 0));
+    insta::assert_snapshot!(caught(
+        with_view_change(2),
+        Mutation::AcceptBelowPromise,
+        "agreement",
+        0
+    ));
 }
 
 #[test]
 fn ignoring_1b_votes_breaks_agreement() {
-    insta::assert_snapshot!(caught(with_view_change(2), Mutation::IgnoreOneBVotes, "agreement", 0));
+    insta::assert_snapshot!(caught(
+        with_view_change(2),
+        Mutation::IgnoreOneBVotes,
+        "agreement",
+        0
+    ));
 }
 
 #[test]
 fn deciding_without_a_quorum_breaks_refinement() {
-    insta::assert_snapshot!(caught(cfg(1), Mutation::DecideWithoutQuorum, "refinement", 0));
+    insta::assert_snapshot!(caught(
+        cfg(1),
+        Mutation::DecideWithoutQuorum,
+        "refinement",
+        0
+    ));
 }
 
 #[test]

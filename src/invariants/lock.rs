@@ -133,7 +133,11 @@ pub fn lock_model(cfg: LockModelCfg) -> LockModel {
         .within_boundary(|cfg, s| s.actor_states.iter().all(|a| a.epoch <= cfg.max_epoch))
         .property(Expectation::Always, SAFETY[0], locked_by_epoch_holder)
         .property(Expectation::Always, SAFETY[1], mutual_exclusion)
-        .property(Expectation::Sometimes, "the lock goes round the ring", went_round)
+        .property(
+            Expectation::Sometimes,
+            "the lock goes round the ring",
+            went_round,
+        )
         .property(
             Expectation::Eventually,
             crate::liveness::lock::LOCK_MOVES,

@@ -222,9 +222,7 @@ fn record_in<A: AppSpec>(
     env: Envelope<&RslMsg<A>>,
 ) -> Option<RslHistory<A>> {
     match env.msg {
-        RslMsg::Reply { seqno, reply }
-            if cfg.is_client(env.dst) && cfg.is_replica(env.src) =>
-        {
+        RslMsg::Reply { seqno, reply } if cfg.is_client(env.dst) && cfg.is_replica(env.src) => {
             let invoked = h.invoked.get(&env.dst).copied().unwrap_or(0);
             let returned = h.returned.get(&env.dst).copied().unwrap_or(0);
             if *seqno != invoked || returned >= *seqno {
@@ -371,8 +369,7 @@ pub fn logs_bounded<A: AppSpec>(m: &RslModel<A>, s: &RslState<A>) -> bool {
             .votes
             .keys()
             .all(|&o| o >= ltp && o < ltp + p.max_log_length)
-            && r
-                .learner
+            && r.learner
                 .pending
                 .keys()
                 .all(|&o| o >= done && o < done + p.max_log_length)
@@ -480,12 +477,36 @@ pub fn rsl_model<A: AppSpec>(cfg: RslModelCfg<A>) -> RslModel<A> {
         .property(Expectation::Always, SAFETY[5], max_bal_never_decreases::<A>)
         .property(Expectation::Always, SAFETY[6], two_b_matches_two_a::<A>)
         .property(Expectation::Always, SAFETY[7], logs_bounded::<A>)
-        .property(Expectation::Always, SAFETY[8], truncation_below_quorum_checkpoint::<A>)
-        .property(Expectation::Sometimes, "a value is chosen", value_chosen::<A>)
-        .property(Expectation::Sometimes, "a view change completes", view_change_completed::<A>)
-        .property(Expectation::Sometimes, "the log is truncated", log_truncated::<A>)
-        .property(Expectation::Sometimes, "a state transfer is done", state_transfer_done::<A>)
-        .property(Expectation::Sometimes, "a reply is served from the cache", reply_from_cache::<A>)
+        .property(
+            Expectation::Always,
+            SAFETY[8],
+            truncation_below_quorum_checkpoint::<A>,
+        )
+        .property(
+            Expectation::Sometimes,
+            "a value is chosen",
+            value_chosen::<A>,
+        )
+        .property(
+            Expectation::Sometimes,
+            "a view change completes",
+            view_change_completed::<A>,
+        )
+        .property(
+            Expectation::Sometimes,
+            "the log is truncated",
+            log_truncated::<A>,
+        )
+        .property(
+            Expectation::Sometimes,
+            "a state transfer is done",
+            state_transfer_done::<A>,
+        )
+        .property(
+            Expectation::Sometimes,
+            "a reply is served from the cache",
+            reply_from_cache::<A>,
+        )
         .property(
             Expectation::Sometimes,
             "every client is answered",

@@ -2,9 +2,9 @@
 
 #![allow(dead_code)]
 
-use ironfleet::actors::rsl::{Counter, Mutation};
-use ironfleet::invariants::rsl::{rsl_model, RslModelCfg, SAFETY};
-use ironfleet::runner::{format_trace, run, Mode, Outcome, RunOptions, Verdict};
+use ironfleet::actors::rsl::{Counter, Mutation, RslNode};
+use ironfleet::invariants::rsl::{rsl_model, RslHistory, RslModelCfg, SAFETY};
+use ironfleet::runner::{format_trace, run, ActorOutcome, Mode, Outcome, RunOptions, Verdict};
 
 /// The RSL model configuration with `clients` clients of one increment each.
 pub fn cfg(clients: usize) -> RslModelCfg<Counter> {
@@ -16,14 +16,7 @@ pub fn check(
     cfg: &RslModelCfg<Counter>,
     mode: Mode,
     threads: usize,
-) -> Outcome<
-    ironfleet::invariants::rsl::RslState<Counter>,
-    stateright::actor::ActorModelAction<
-        ironfleet::actors::rsl::RslMsg<Counter>,
-        ironfleet::actors::rsl::RslTimer,
-        (),
-    >,
-> {
+) -> ActorOutcome<RslNode<Counter>, RslHistory<Counter>> {
     let opts = RunOptions {
         mode,
         threads,
@@ -77,6 +70,10 @@ pub fn caught(
     };
     let outcome = run(rsl_model(cfg.clone()), &opts, &mut std::io::sink());
     let p = outcome.property(property).unwrap();
-    assert_eq!(p.verdict, Verdict::Violated, "{mutation:?} must violate {property}");
+    assert_eq!(
+        p.verdict,
+        Verdict::Violated,
+        "{mutation:?} must violate {property}"
+    );
     format_trace(&rsl_model(cfg), p.path.as_ref().unwrap())
 }

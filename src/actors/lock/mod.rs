@@ -46,7 +46,10 @@ pub enum LockMutation {
 
 impl LockMutation {
     /// Every mutation.
-    pub const ALL: [LockMutation; 2] = [LockMutation::KeepAfterGrant, LockMutation::AcceptStaleTransfer];
+    pub const ALL: [LockMutation; 2] = [
+        LockMutation::KeepAfterGrant,
+        LockMutation::AcceptStaleTransfer,
+    ];
 
     /// The kebab-case name used on the command line.
     pub fn name(self) -> &'static str {
@@ -149,7 +152,13 @@ impl Actor for LockNode {
         }
     }
 
-    fn on_timeout(&self, _id: Id, state: &mut Cow<LockState>, _timer: &LockTimer, o: &mut Out<Self>) {
+    fn on_timeout(
+        &self,
+        _id: Id,
+        state: &mut Cow<LockState>,
+        _timer: &LockTimer,
+        o: &mut Out<Self>,
+    ) {
         if state.held {
             o.send(self.next(), LockMsg::Transfer(state.epoch + 1));
             if self.cfg.mutation != Some(LockMutation::KeepAfterGrant) {

@@ -46,10 +46,19 @@ impl<A: App> Acceptor<A> {
 
     /// Phase 2: vote for `batch` in slot `opn` unless a higher ballot was promised or the slot
     /// lies outside the log window. Returns whether a 2b should be sent.
-    pub fn process_2a(&mut self, params: &Params, bal: Ballot, opn: OpNum, batch: &Batch<A>) -> bool {
+    pub fn process_2a(
+        &mut self,
+        params: &Params,
+        bal: Ballot,
+        opn: OpNum,
+        batch: &Batch<A>,
+    ) -> bool {
         let promised_ok = Some(bal) >= self.max_bal || params.has(Mutation::AcceptBelowPromise);
         let in_window = opn >= self.log_truncation_point
-            && opn < self.log_truncation_point.saturating_add(params.max_log_length);
+            && opn
+                < self
+                    .log_truncation_point
+                    .saturating_add(params.max_log_length);
         if !promised_ok || !in_window {
             return false;
         }

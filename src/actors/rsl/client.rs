@@ -90,7 +90,12 @@ impl<A: App> Actor for Client<A> {
         format!("client {}", self.cfg.index)
     }
 
-    fn on_start(&self, _id: Id, _storage: &Option<Self::Storage>, o: &mut Out<Self>) -> Self::State {
+    fn on_start(
+        &self,
+        _id: Id,
+        _storage: &Option<Self::Storage>,
+        o: &mut Out<Self>,
+    ) -> Self::State {
         let s = ClientState {
             replies: Vec::new(),
         };

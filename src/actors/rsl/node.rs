@@ -19,7 +19,9 @@ pub enum RslNode<A: App> {
     Client(Client<A>),
 }
 
-/// The state of a replica or a client.
+/// The state of a replica or a client. Model states already hold each actor state behind an
+/// `Arc`, so the size difference between the variants costs nothing worth a `Box`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RslNodeState<A: App> {
     /// A replica's state.

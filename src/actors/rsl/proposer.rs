@@ -117,7 +117,12 @@ impl<A: App> Proposer<A> {
         if self.phase != Phase::Phase1 || self.received_1b.len() < quorum {
             return None;
         }
-        let ltp = self.received_1b.values().map(|(l, _)| *l).max().unwrap_or(0);
+        let ltp = self
+            .received_1b
+            .values()
+            .map(|(l, _)| *l)
+            .max()
+            .unwrap_or(0);
         let mut best: BTreeMap<OpNum, &Vote<A>> = BTreeMap::new();
         if !params.has(Mutation::IgnoreOneBVotes) {
             for (_, votes) in self.received_1b.values() {

@@ -47,7 +47,10 @@ impl ReplicaConfig {
 
     /// The index of a replica id, if it is one.
     pub fn index_of(&self, id: Id) -> Option<u32> {
-        self.replicas.iter().position(|&r| r == id).map(|i| i as u32)
+        self.replicas
+            .iter()
+            .position(|&r| r == id)
+            .map(|i| i as u32)
     }
 }
 
@@ -195,6 +198,8 @@ impl<A: App> Replica<A> {
     }
 
     /// Handles one message (without the periodic actions).
+    // The arms test the result of a state-changing call, which cannot move into a match guard.
+    #[allow(clippy::collapsible_match)]
     fn process_msg(&self, s: &mut ReplicaState<A>, src: Id, msg: RslMsg<A>, o: &mut Out<Self>) {
         let params = self.params();
         let from = self.cfg.index_of(src);
@@ -387,8 +392,7 @@ impl<A: App> Replica<A> {
             self.broadcast_all(s, twoa, o);
         }
         // The incomplete-batch timer runs while requests wait in the queue.
-        let wants_timer =
-            s.proposer.phase == Phase::Phase2 && !s.proposer.request_queue.is_empty();
+        let wants_timer = s.proposer.phase == Phase::Phase2 && !s.proposer.request_queue.is_empty();
         if wants_timer && !s.proposer.batch_timer_armed {
             o.set_timer(RslTimer::Batch, params.batch_delay());
             s.proposer.batch_timer_armed = true;

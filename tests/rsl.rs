@@ -1,0 +1,103 @@
+//! IronRSL model checks: exhaustive on small configurations, seeded random walks on larger ones
+//! (view changes, crashes, other networks), and reproducibility of simulation.
+
+mod common;
+
+use common::{assert_reached, assert_safe, cfg, check, walks};
+use ironfleet::invariants::NetworkKind;
+use ironfleet::runner::{Mode, Verdict};
+
+#[test]
+fn one_request_is_safe_exhaustively() {
+    let outcome = check(&cfg(1), Mode::Bfs, 2);
+    assert!(outcome.complete);
+    assert_safe(&outcome);
+    assert_reached(&outcome, "a value is chosen");
+    assert_reached(&outcome, "a reply is served from the cache");
+    assert_reached(&outcome, "every client is answered");
+    // No view change is allowed in this configuration, so none may happen.
+    assert_eq!(
+        outcome.property("a view change completes").unwrap().verdict,
+        Verdict::NotReached
+    );
+}
+
+#[test]
+fn log_truncation_and_state_transfer_are_safe_exhaustively() {
+    let mut c = cfg(1);
+    c.params.report_checkpoints = true;
+    let outcome = check(&c, Mode::Dfs, 2);
+    assert!(outcome.complete);
+    assert!(outcome.unique > 100_000, "{} states", outcome.unique);
+    assert_safe(&outcome);
+    assert_reached(&outcome, "the log is truncated");
+    assert_reached(&outcome, "a state transfer is done");
+}
+
+#[test]
+fn a_one_slot_log_window_still_serves_two_clients() {
+    let mut c = cfg(2);
+    c.params.report_checkpoints = true;
+    c.params.max_log_length = 1;
+    let outcome = check(&c, walks(1, 3_000, 120), 1);
+    assert_safe(&outcome);
+    assert_reached(&outcome, "every client is answered");
+    assert_reached(&outcome, "the log is truncated");
+}
+
+#[test]
+fn view_changes_are_safe_on_random_walks() {
+    let mut c = cfg(2);
+    c.params.max_view = Some(2);
+    let outcome = check(&c, walks(7, 3_000, 150), 1);
+    assert_safe(&outcome);
+    assert_reached(&outcome, "a view change completes");
+    assert_reached(&outcome, "every client is answered");
+}
+
+#[test]
+fn crash_and_restart_are_safe_on_random_walks() {
+    let mut c = cfg(2);
+    c.params.max_view = Some(1);
+    c.params.report_checkpoints = true;
+    c.max_crashes = 1;
+    let outcome = check(&c, walks(11, 3_000, 150), 1);
+    assert_safe(&outcome);
+    assert_reached(&outcome, "a view change completes");
+    assert_reached(&outcome, "every client is answered");
+}
+
+#[test]
+fn batching_up_to_two_requests_is_safe() {
+    let mut c = cfg(2);
+    c.params.max_batch_size = 2;
+    let outcome = check(&c, walks(3, 2_000, 100), 1);
+    assert_safe(&outcome);
+    assert_reached(&outcome, "every client is answered");
+}
+
+#[test]
+fn other_networks_are_safe_within_a_depth_bound() {
+    for network in [NetworkKind::Ordered, NetworkKind::Unordered] {
+        let mut c = cfg(1);
+        c.network = network;
+        let outcome = check(&c, walks(5, 1_000, 60), 1);
+        assert_safe(&outcome);
+        assert_reached(&outcome, "every client is answered");
+    }
+    let mut c = cfg(1);
+    c.lossy = true;
+    let outcome = check(&c, walks(5, 1_000, 60), 1);
+    assert_safe(&outcome);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_run() {
+    let mut c = cfg(2);
+    c.params.max_view = Some(1);
+    let a = check(&c, walks(42, 300, 80), 1);
+    let b = check(&c, walks(42, 300, 80), 1);
+    let other = check(&c, walks(43, 300, 80), 1);
+    assert_eq!((a.states, a.unique, a.depth), (b.states, b.unique, b.depth));
+    assert_ne!(a.unique, other.unique, "another seed explores other states");
+}
