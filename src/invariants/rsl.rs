@@ -450,6 +450,7 @@ pub fn rsl_model<A: AppSpec>(cfg: RslModelCfg<A>) -> RslModel<A> {
             replicas: replica_ids.clone(),
             ops: Arc::new(ops.clone()),
             retransmit_ms: 1000,
+            retransmit: !params.eager_heartbeats,
         })));
     }
     let network = cfg.network.network();

@@ -24,6 +24,10 @@ pub struct ClientConfig<A: App> {
     pub ops: Arc<Vec<A::Op>>,
     /// Retransmission period in milliseconds.
     pub retransmit_ms: u64,
+    /// Whether to retransmit at all. Always at run time; a model with a lossless duplicating
+    /// network turns it off, since there the request already sent can be delivered again at any
+    /// time, which is exactly what a retransmission would add.
+    pub retransmit: bool,
 }
 
 /// A client's state: the replies received so far, in order. The outstanding request is
@@ -101,7 +105,9 @@ impl<A: App> Actor for Client<A> {
         };
         if !self.is_done(&s) {
             self.send_outstanding(&s, o);
-            o.set_timer(RslTimer::Retransmit, self.retransmit_period());
+            if self.cfg.retransmit {
+                o.set_timer(RslTimer::Retransmit, self.retransmit_period());
+            }
         }
         s
     }
@@ -126,10 +132,14 @@ impl<A: App> Actor for Client<A> {
         let s = state.to_mut();
         s.replies.push(reply);
         if self.is_done(s) {
-            o.cancel_timer(RslTimer::Retransmit);
+            if self.cfg.retransmit {
+                o.cancel_timer(RslTimer::Retransmit);
+            }
         } else {
             self.send_outstanding(s, o);
-            o.set_timer(RslTimer::Retransmit, self.retransmit_period());
+            if self.cfg.retransmit {
+                o.set_timer(RslTimer::Retransmit, self.retransmit_period());
+            }
         }
     }
 
