@@ -118,8 +118,10 @@ fn parse_mutation(s: &str) -> Result<Mutation, String> {
 impl PaxosFlags {
     /// The model configuration these flags describe, validated.
     pub fn model_cfg(&self) -> Result<RslModelCfg<Counter>> {
-        if self.replicas == 0 || self.replicas > 7 {
-            bail!("--replicas must be between 1 and 7 (got {})", self.replicas);
+        // One replica would process every message locally, so the ghost history (which records
+        // what goes over the network) would see no vote: the model needs at least two.
+        if !(2..=7).contains(&self.replicas) {
+            bail!("--replicas must be between 2 and 7 (got {})", self.replicas);
         }
         if self.batch_size == 0 {
             bail!("--batch-size must be at least 1");
