@@ -1,8 +1,15 @@
-//! The real runtime: a UDP event loop that drives the same actors over sockets.
+//! The real runtime: the same actors over UDP.
 //!
-//! Not built yet: the tokio runtime, codec, address book and timers are the subject of the
-//! runtime issue. Until then the actors run only under the model checker and in simulation; this
-//! module only fixes the one mapping every runtime needs.
+//! * [`codec`]: the wire format (header + postcard), decoding that never panics.
+//! * [`runtime`]: the tokio event loop driving one actor on one socket.
+//! * [`rsl`]: IronRSL clusters on loopback and an async client.
+//!
+//! Not yet built (runtime issue): the TOML cluster file, `ironfleet rsl replica`, the benchmark
+//! and the echo baseline, the failover test.
+
+pub mod codec;
+pub mod rsl;
+pub mod runtime;
 
 use std::net::SocketAddrV4;
 

@@ -1,0 +1,280 @@
+//! The UDP event loop that drives any stateright [`Actor`] over real sockets.
+//!
+//! One socket per actor. Each incoming datagram is decoded ([`super::codec`]) and handed to
+//! `on_msg`; each armed timer fires `on_timeout` at its deadline (a duration range is sampled
+//! with a ChaCha8 generator seeded from the configuration, so runs are reproducible); `Out`
+//! commands become datagrams, timer changes and atomic storage writes (write to a temporary
+//! file, fsync, rename). Datagrams that are oversized, undecodable, or from a sender the actor
+//! may not hear from are dropped and counted, never a panic.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use stateright::actor::{Actor, Command, Id, Out};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::codec::{self, DecodeError, MAX_DATAGRAM};
+
+/// Counters of one actor's runtime.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Datagrams received.
+    pub datagrams_in: AtomicU64,
+    /// Datagrams sent.
+    pub datagrams_out: AtomicU64,
+    /// Dropped: larger than the codec's limit.
+    pub dropped_oversized: AtomicU64,
+    /// Dropped: not a well-formed message.
+    pub dropped_undecodable: AtomicU64,
+    /// Dropped: from a sender this actor may not hear that message from.
+    pub dropped_unknown_sender: AtomicU64,
+    /// Dropped: not IPv4 (actor ids are IPv4 socket addresses).
+    pub dropped_not_ipv4: AtomicU64,
+    /// Timers fired.
+    pub timers_fired: AtomicU64,
+    /// Storage writes.
+    pub saves: AtomicU64,
+}
+
+impl Counters {
+    /// A snapshot as (name, value) pairs.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        vec![
+            ("datagrams_in", g(&self.datagrams_in)),
+            ("datagrams_out", g(&self.datagrams_out)),
+            ("dropped_oversized", g(&self.dropped_oversized)),
+            ("dropped_undecodable", g(&self.dropped_undecodable)),
+            ("dropped_unknown_sender", g(&self.dropped_unknown_sender)),
+            ("dropped_not_ipv4", g(&self.dropped_not_ipv4)),
+            ("timers_fired", g(&self.timers_fired)),
+            ("saves", g(&self.saves)),
+        ]
+    }
+
+    /// All datagrams dropped, whatever the reason.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_oversized.load(Ordering::Relaxed)
+            + self.dropped_undecodable.load(Ordering::Relaxed)
+            + self.dropped_unknown_sender.load(Ordering::Relaxed)
+            + self.dropped_not_ipv4.load(Ordering::Relaxed)
+    }
+}
+
+/// How one actor runs.
+pub struct RuntimeConfig<M> {
+    /// Senders the actor hears from unconditionally (its peers).
+    pub peers: Vec<SocketAddrV4>,
+    /// Whether a message from a sender outside `peers` is accepted (e.g. client requests).
+    pub accept_from_stranger: fn(&M) -> bool,
+    /// Where the actor's storage lives (`None`: not persisted).
+    pub storage: Option<PathBuf>,
+    /// Seed of the timer-jitter generator.
+    pub seed: u64,
+}
+
+fn save_atomically<S: Serialize>(path: &PathBuf, storage: &S) -> Result<()> {
+    let bytes = serde_json::to_vec(storage).context("encoding storage")?;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+fn load<S: DeserializeOwned>(path: &Option<PathBuf>) -> Result<Option<S>> {
+    let Some(path) = path else { return Ok(None) };
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+                format!("reading storage {}", path.display())
+            })?))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading storage {}", path.display())),
+    }
+}
+
+/// Runs `actor` on `socket` until `shutdown` turns true.
+pub async fn run_actor<A>(
+    actor: A,
+    socket: UdpSocket,
+    cfg: RuntimeConfig<A::Msg>,
+    counters: Arc<Counters>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()>
+where
+    A: Actor,
+    A::Msg: Serialize + DeserializeOwned,
+    A::Timer: Ord,
+    A::Storage: Serialize + DeserializeOwned,
+{
+    let local = match socket.local_addr()? {
+        SocketAddr::V4(a) => a,
+        SocketAddr::V6(a) => bail!("actor sockets must be IPv4, got {a}"),
+    };
+    let id = Id::from(local);
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut timers: BTreeMap<A::Timer, Instant> = BTreeMap::new();
+    let storage: Option<A::Storage> = load(&cfg.storage)?;
+    let mut out = Out::new();
+    let mut state = actor.on_start(id, &storage, &mut out);
+    let ctx = Ctx {
+        socket: &socket,
+        counters: &counters,
+        storage: &cfg.storage,
+    };
+    ctx.apply(out, &mut timers, &mut rng).await;
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    loop {
+        let deadline = timers
+            .values()
+            .min()
+            .copied()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() { return Ok(()); }
+            }
+            r = socket.recv_from(&mut buf) => {
+                let (n, from) = match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // ICMP errors (a peer not listening yet) surface here on some systems.
+                        tracing::debug!(%e, "recv error");
+                        continue;
+                    }
+                };
+                counters.datagrams_in.fetch_add(1, Ordering::Relaxed);
+                let SocketAddr::V4(from) = from else {
+                    counters.dropped_not_ipv4.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let msg: A::Msg = match codec::decode(&buf[..n]) {
+                    Ok(m) => m,
+                    Err(DecodeError::Oversized(_)) => {
+                        counters.dropped_oversized.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::debug!(%from, %e, "undecodable datagram");
+                        counters.dropped_undecodable.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                };
+                if !cfg.peers.contains(&from) && !(cfg.accept_from_stranger)(&msg) {
+                    counters.dropped_unknown_sender.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let mut out = Out::new();
+                let mut cow = Cow::Borrowed(&state);
+                actor.on_msg(id, &mut cow, Id::from(from), msg, &mut out);
+                if let Cow::Owned(s) = cow {
+                    state = s;
+                }
+                ctx.apply(out, &mut timers, &mut rng).await;
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                let now = Instant::now();
+                let due: Vec<A::Timer> = timers
+                    .iter()
+                    .filter(|(_, d)| **d <= now)
+                    .map(|(t, _)| t.clone())
+                    .collect();
+                for t in due {
+                    timers.remove(&t);
+                    counters.timers_fired.fetch_add(1, Ordering::Relaxed);
+                    let mut out = Out::new();
+                    let mut cow = Cow::Borrowed(&state);
+                    actor.on_timeout(id, &mut cow, &t, &mut out);
+                    if let Cow::Owned(s) = cow {
+                        state = s;
+                    }
+                    ctx.apply(out, &mut timers, &mut rng).await;
+                }
+            }
+        }
+    }
+}
+
+struct Ctx<'a> {
+    socket: &'a UdpSocket,
+    counters: &'a Counters,
+    storage: &'a Option<PathBuf>,
+}
+
+impl Ctx<'_> {
+    async fn apply<A>(
+        &self,
+        out: Out<A>,
+        timers: &mut BTreeMap<A::Timer, Instant>,
+        rng: &mut ChaCha8Rng,
+    ) where
+        A: Actor,
+        A::Msg: Serialize,
+        A::Timer: Ord,
+        A::Storage: Serialize,
+    {
+        for c in out {
+            match c {
+                Command::Send(dst, msg) => match codec::encode(&msg) {
+                    Ok(bytes) => {
+                        let to = SocketAddrV4::from(dst);
+                        if let Err(e) = self.socket.send_to(&bytes, to).await {
+                            tracing::debug!(%to, %e, "send failed");
+                        } else {
+                            self.counters.datagrams_out.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(e) => tracing::warn!(%e, "message not sent"),
+                },
+                Command::SetTimer(t, range) => {
+                    let d = if range.end > range.start {
+                        rng.random_range(range.start..range.end)
+                    } else {
+                        range.start
+                    };
+                    timers.insert(t, Instant::now() + d);
+                }
+                Command::CancelTimer(t) => {
+                    timers.remove(&t);
+                }
+                Command::Save(s) => {
+                    if let Some(path) = self.storage {
+                        match save_atomically(path, &s) {
+                            Ok(()) => {
+                                self.counters.saves.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => tracing::error!(%e, "storage write failed"),
+                        }
+                    }
+                }
+                Command::ChooseRandom(key, _) => {
+                    tracing::warn!(key, "random choices are not supported by the runtime");
+                }
+            }
+        }
+    }
+}
