@@ -7,7 +7,6 @@
 //! `shared/STATERIGHT.md`). Our walk only records actions that produced a state, so every
 //! reported path replays exactly, and the same seed always gives the same walks.
 
-use std::collections::BTreeMap;
 use std::fmt::{Debug, Display, Write as _};
 use std::hash::Hash;
 use std::io::Write;
@@ -688,20 +687,4 @@ where
         let _ = writeln!(out, "  then http://{explorer_addr}/#/steps/{encoded}");
     }
     violated
-}
-
-/// Summary counts of an outcome's verdicts by kind, for tests and JSON output.
-pub fn verdict_counts<S, A>(outcome: &Outcome<S, A>) -> BTreeMap<&'static str, usize> {
-    let mut m = BTreeMap::new();
-    for p in &outcome.properties {
-        let k = match p.verdict {
-            Verdict::Holds => "holds",
-            Verdict::Violated => "violated",
-            Verdict::Reached => "reached",
-            Verdict::NotReached => "not reached",
-            Verdict::NoTerminalCounterexample => "no terminal counterexample",
-        };
-        *m.entry(k).or_default() += 1;
-    }
-    m
 }
