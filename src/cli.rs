@@ -174,7 +174,7 @@ impl PaxosFlags {
 impl CommonFlags {
     fn as_flags(&self) -> String {
         let mut s = String::new();
-        if self.common_network_flag() {
+        if self.network != NetworkKind::Duplicating {
             s += &format!(" --network {}", network_name(self.network));
         }
         if self.lossy {
@@ -184,10 +184,6 @@ impl CommonFlags {
             s += &format!(" --max-depth {d}");
         }
         s
-    }
-
-    fn common_network_flag(&self) -> bool {
-        self.network != NetworkKind::Duplicating
     }
 
     fn run_options(&self, verb: &Verb) -> RunOptions {

@@ -9,7 +9,7 @@ use std::net::SocketAddrV4;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use ironfleet::actors::rsl::{Counter, CounterOp, Params};
 use ironfleet::cli::{lock_main, paxos_main, LockFlags, PaxosFlags, Verb};
@@ -94,9 +94,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn rsl_local(replicas: usize, base_port: u16, data_dir: Option<PathBuf>) -> Result<i32> {
-    if replicas == 0 {
-        bail!("--replicas must be at least 1");
-    }
     runtime()?.block_on(async {
         let cluster =
             LocalCluster::start::<Counter>(replicas, base_port, Params::default(), data_dir)

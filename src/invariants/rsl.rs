@@ -39,6 +39,11 @@ pub struct RslGhost<A: AppSpec> {
     pub two_a: BTreeSet<(Ballot, OpNum, Batch<A>)>,
     /// Every 2b: (slot, ballot, batch, acceptor).
     pub two_b: BTreeSet<(OpNum, Ballot, Batch<A>, Id)>,
+    /// The slots chosen so far: those where a quorum of acceptors sent a 2b for the same batch
+    /// in the same ballot. Kept up to date as each 2b is recorded (it is a function of `two_b`,
+    /// so it adds no distinct states), so that the properties do not rebuild it on every state.
+    /// More than one batch in a slot is an agreement violation.
+    pub chosen: BTreeMap<OpNum, BTreeSet<Batch<A>>>,
     /// The highest ballot each acceptor sent in a 1b or 2b.
     pub promised: BTreeMap<Id, Ballot>,
     /// Every reply sent: (client, seqno, reply).
@@ -59,6 +64,7 @@ impl<A: AppSpec> Default for RslGhost<A> {
         RslGhost {
             two_a: BTreeSet::new(),
             two_b: BTreeSet::new(),
+            chosen: BTreeMap::new(),
             promised: BTreeMap::new(),
             replies: BTreeSet::new(),
             invoked: BTreeMap::new(),
@@ -69,20 +75,17 @@ impl<A: AppSpec> Default for RslGhost<A> {
 }
 
 impl<A: AppSpec> RslGhost<A> {
-    /// The slots chosen so far: those where a quorum of acceptors sent a 2b for the same batch in
-    /// the same ballot. More than one batch in a slot is an agreement violation.
-    pub fn chosen(&self, quorum: usize) -> BTreeMap<OpNum, BTreeSet<Batch<A>>> {
-        let mut counts: BTreeMap<(OpNum, Ballot, &Batch<A>), usize> = BTreeMap::new();
-        for (opn, bal, batch, _) in &self.two_b {
-            *counts.entry((*opn, *bal, batch)).or_default() += 1;
+    /// Records a 2b and, if it completes a quorum for its (slot, ballot, batch), marks the batch
+    /// chosen.
+    fn record_2b(&mut self, quorum: usize, opn: OpNum, bal: Ballot, batch: &Batch<A>, src: Id) {
+        if !self.two_b.insert((opn, bal, batch.clone(), src)) {
+            return;
         }
-        let mut chosen: BTreeMap<OpNum, BTreeSet<Batch<A>>> = BTreeMap::new();
-        for ((opn, _, batch), n) in counts {
-            if n >= quorum {
-                chosen.entry(opn).or_default().insert(batch.clone());
-            }
+        let lo = (opn, bal, batch.clone(), Id::from(0usize));
+        let hi = (opn, bal, batch.clone(), Id::from(usize::MAX));
+        if self.two_b.range(lo..=hi).count() >= quorum {
+            self.chosen.entry(opn).or_default().insert(batch.clone());
         }
-        chosen
     }
 }
 
@@ -198,7 +201,7 @@ fn record_out<A: AppSpec>(
                 return None;
             }
             let mut n = (**h).clone();
-            n.two_b.insert(key);
+            n.record_2b(cfg.quorum(), *opn, *bal, batch, env.src);
             if promised < Some(*bal) {
                 n.promised.insert(env.src, *bal);
             }
@@ -272,11 +275,8 @@ pub fn spec_run<A: AppSpec>(
 }
 
 /// Agreement: at most one batch is chosen per slot, across all ballots.
-pub fn agreement<A: AppSpec>(m: &RslModel<A>, s: &RslState<A>) -> bool {
-    s.history
-        .chosen(m.cfg.quorum())
-        .values()
-        .all(|b| b.len() <= 1)
+pub fn agreement<A: AppSpec>(_: &RslModel<A>, s: &RslState<A>) -> bool {
+    s.history.chosen.values().all(|b| b.len() <= 1)
 }
 
 /// Replicas that executed the same number of slots hold the same app state and reply cache.
@@ -319,12 +319,12 @@ pub fn linearizable<A: AppSpec>(_: &RslModel<A>, s: &RslState<A>) -> bool {
 /// Refinement (see the module doc): every replica's executor is the spec run over the chosen
 /// prefix it executed, and every reply sent is the spec's reply.
 pub fn refinement<A: AppSpec>(m: &RslModel<A>, s: &RslState<A>) -> bool {
-    let chosen = s.history.chosen(m.cfg.quorum());
+    let chosen = &s.history.chosen;
     let longest = replicas(&m.cfg, s)
         .map(|(_, r)| r.executor.ops_complete)
         .max()
         .unwrap_or(0);
-    let Some((prefixes, spec_replies)) = spec_run::<A>(&chosen, longest) else {
+    let Some((prefixes, spec_replies)) = spec_run::<A>(chosen, longest) else {
         return false;
     };
     for (_, r) in replicas(&m.cfg, s) {
@@ -389,8 +389,8 @@ pub fn truncation_below_quorum_checkpoint<A: AppSpec>(m: &RslModel<A>, s: &RslSt
 }
 
 /// Sometimes: a slot is chosen.
-pub fn value_chosen<A: AppSpec>(m: &RslModel<A>, s: &RslState<A>) -> bool {
-    !s.history.chosen(m.cfg.quorum()).is_empty()
+pub fn value_chosen<A: AppSpec>(_: &RslModel<A>, s: &RslState<A>) -> bool {
+    !s.history.chosen.is_empty()
 }
 
 /// Sometimes: a leader of a later view reached phase 2.

@@ -72,6 +72,13 @@ impl<A: App> Client<A> {
         d..d
     }
 
+    /// Arms the retransmission timer (if this client retransmits).
+    fn arm_retransmit(&self, o: &mut Out<Self>) {
+        if self.cfg.retransmit {
+            o.set_timer(RslTimer::Retransmit, self.retransmit_period());
+        }
+    }
+
     fn send_outstanding(&self, s: &ClientState<A>, o: &mut Out<Self>) {
         if let Some(op) = self.cfg.ops.get(s.replies.len()) {
             let msg = RslMsg::Request {
@@ -105,9 +112,7 @@ impl<A: App> Actor for Client<A> {
         };
         if !self.is_done(&s) {
             self.send_outstanding(&s, o);
-            if self.cfg.retransmit {
-                o.set_timer(RslTimer::Retransmit, self.retransmit_period());
-            }
+            self.arm_retransmit(o);
         }
         s
     }
@@ -137,9 +142,7 @@ impl<A: App> Actor for Client<A> {
             }
         } else {
             self.send_outstanding(s, o);
-            if self.cfg.retransmit {
-                o.set_timer(RslTimer::Retransmit, self.retransmit_period());
-            }
+            self.arm_retransmit(o);
         }
     }
 
@@ -152,7 +155,7 @@ impl<A: App> Actor for Client<A> {
     ) {
         if *timer == RslTimer::Retransmit && !self.is_done(state) {
             self.send_outstanding(state, o);
-            o.set_timer(RslTimer::Retransmit, self.retransmit_period());
+            self.arm_retransmit(o);
         }
     }
 }
