@@ -12,7 +12,8 @@
 //!   can and cannot conclude.
 //! * [`runner`] drives a model: exhaustive BFS/DFS, seeded simulation, the explorer, progress and
 //!   readable counterexample traces.
-//! * [`net`] is the place of the real UDP runtime.
+//! * [`net`] is the real UDP runtime: codec, event loop, cluster files, clusters, benchmark.
+//! * [`plot`] draws SVG charts (latency-throughput curves).
 
 #![warn(missing_docs)]
 
@@ -21,4 +22,5 @@ pub mod cli;
 pub mod invariants;
 pub mod liveness;
 pub mod net;
+pub mod plot;
 pub mod runner;

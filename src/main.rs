@@ -1,21 +1,21 @@
 //! The `ironfleet` command: one binary for every system and verb.
 //!
-//! `ironfleet rsl check`, `ironfleet rsl simulate --seed 7`, `ironfleet lock explore`, ... The
-//! model verbs and flags are those of the `check-paxos` and `check-lock` examples.
-//! `ironfleet rsl local` runs a counter cluster over UDP on loopback and `ironfleet rsl client`
-//! talks to it.
+//! Model verbs (`check`, `dfs`, `simulate`, `explore`) with the flags of the `check-paxos` and
+//! `check-lock` examples, and the real runtime over UDP: `rsl replica|local|client|bench`,
+//! `lock local`. Exit codes: 0 fine, 1 a property violated (or a benchmark with no completed
+//! request), 2 a bad flag, configuration or environment.
 
-use std::net::SocketAddrV4;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use ironfleet::actors::rsl::{Counter, CounterOp, Params};
+use ironfleet::actors::rsl::CounterOp;
 use ironfleet::cli::{lock_main, paxos_main, LockFlags, PaxosFlags, Verb};
-use ironfleet::net::rsl::{LocalCluster, RslClient};
+use ironfleet::net::bench::parse_duration;
+use ironfleet::net::commands::{self, BenchFlags, Target};
 
-/// IronFleet's systems as stateright actors: model check, simulate and explore them.
+/// IronFleet's systems as stateright actors: model check, simulate and explore them, and run
+/// them over UDP.
 #[derive(Parser, Debug)]
 #[command(name = "ironfleet", version, about)]
 struct Cli {
@@ -25,7 +25,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum System {
-    /// IronRSL: the MultiPaxos replicated state machine.
+    /// IronRSL: the MultiPaxos replicated state machine (a counter app at run time).
     Rsl {
         #[command(flatten)]
         flags: PaxosFlags,
@@ -39,7 +39,7 @@ enum System {
         flags: LockFlags,
         /// What to do (default: check).
         #[command(subcommand)]
-        verb: Option<Verb>,
+        verb: Option<LockVerb>,
     },
 }
 
@@ -48,33 +48,65 @@ enum System {
 enum RslVerb {
     #[command(flatten)]
     Model(Verb),
-    /// Run a counter cluster on loopback in this process until Ctrl-C.
+    /// Run one replica of a cluster file until SIGINT/SIGTERM.
+    Replica {
+        /// The cluster file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// This replica's index in the file's `replicas`.
+        #[arg(long)]
+        id: usize,
+        /// Print a JSON status line (counters, gauges, memory) this often, e.g. 5s.
+        #[arg(long, value_parser = parse_duration)]
+        status_every: Option<Duration>,
+    },
+    /// Run a whole counter cluster on loopback in this process until Ctrl-C/SIGTERM.
     Local {
         /// Number of replicas.
         #[arg(long, default_value_t = 3)]
         replicas: usize,
-        /// First port (replicas use consecutive ports).
+        /// First port (replicas use consecutive ports; 0: any free ports).
         #[arg(long, default_value_t = 4000)]
         base_port: u16,
         /// Keep each replica's storage in this directory (restarts resume from it).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Write the cluster's file here, for `client --config` and `bench --config`.
+        #[arg(long)]
+        write_config: Option<PathBuf>,
     },
     /// Send one request to a running cluster and print the reply.
     Client {
-        /// The replicas' addresses, comma-separated, in configuration order.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "127.0.0.1:4000,127.0.0.1:4001,127.0.0.1:4002"
-        )]
-        replicas: Vec<SocketAddrV4>,
-        /// Give up after this many milliseconds.
-        #[arg(long, default_value_t = 5000)]
-        timeout_ms: u64,
+        #[command(flatten)]
+        target: Target,
+        /// Give up after this long.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        timeout: Duration,
         /// The operation: inc or get.
         #[arg(value_parser = parse_op)]
         op: CounterOp,
+    },
+    /// Closed-loop benchmark: throughput and latency percentiles, optionally against a raw UDP
+    /// echo baseline, as a table, JSON or an SVG curve.
+    Bench(BenchFlags),
+}
+
+/// IronLock verbs.
+#[derive(Subcommand, Debug)]
+enum LockVerb {
+    #[command(flatten)]
+    Model(Verb),
+    /// Run the ring on loopback and show the lock travelling round it.
+    Local {
+        /// Hosts in the ring.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// How long each holder keeps the lock, in milliseconds.
+        #[arg(long, default_value_t = 500)]
+        hold_ms: u64,
+        /// Stop after this many epochs (default: at Ctrl-C).
+        #[arg(long)]
+        epochs: Option<u64>,
     },
 }
 
@@ -86,55 +118,12 @@ fn parse_op(s: &str) -> Result<CounterOp, String> {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")
-}
-
-fn rsl_local(replicas: usize, base_port: u16, data_dir: Option<PathBuf>) -> Result<i32> {
-    runtime()?.block_on(async {
-        let cluster =
-            LocalCluster::start::<Counter>(replicas, base_port, Params::default(), data_dir)
-                .await?;
-        println!("IronRSL counter cluster on loopback:");
-        for (i, a) in cluster.addrs.iter().enumerate() {
-            println!("  replica {i}: {a}");
-        }
-        let list: Vec<String> = cluster.addrs.iter().map(|a| a.to_string()).collect();
-        println!(
-            "Try: ironfleet rsl client --replicas {} inc      (Ctrl-C to stop)",
-            list.join(",")
-        );
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for Ctrl-C")?;
-        for (i, c) in cluster.counters.iter().enumerate() {
-            let line: Vec<String> = c
-                .snapshot()
-                .into_iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            println!("replica {i}: {}", line.join(" "));
-        }
-        cluster.stop().await?;
-        Ok(0)
-    })
-}
-
-fn rsl_client(replicas: Vec<SocketAddrV4>, timeout_ms: u64, op: CounterOp) -> Result<i32> {
-    runtime()?.block_on(async {
-        let mut c = RslClient::<Counter>::connect(replicas).await?;
-        let reply = c.call(op, Duration::from_millis(timeout_ms)).await?;
-        println!("{reply}");
-        Ok(0)
-    })
-}
-
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -142,22 +131,38 @@ fn main() {
         System::Rsl { flags, verb } => match verb {
             None => paxos_main("ironfleet rsl", &Verb::Check, flags),
             Some(RslVerb::Model(v)) => paxos_main("ironfleet rsl", v, flags),
+            Some(RslVerb::Replica {
+                config,
+                id,
+                status_every,
+            }) => commands::rsl_replica(config, *id, *status_every),
             Some(RslVerb::Local {
                 replicas,
                 base_port,
                 data_dir,
-            }) => rsl_local(*replicas, *base_port, data_dir.clone()),
+                write_config,
+            }) => commands::rsl_local(
+                *replicas,
+                *base_port,
+                data_dir.clone(),
+                write_config.clone(),
+            ),
             Some(RslVerb::Client {
-                replicas,
-                timeout_ms,
+                target,
+                timeout,
                 op,
-            }) => rsl_client(replicas.clone(), *timeout_ms, *op),
+            }) => commands::rsl_client(target, *timeout, *op),
+            Some(RslVerb::Bench(f)) => commands::rsl_bench(f),
         },
-        System::Lock { flags, verb } => lock_main(
-            "ironfleet lock",
-            verb.as_ref().unwrap_or(&Verb::Check),
-            flags,
-        ),
+        System::Lock { flags, verb } => match verb {
+            None => lock_main("ironfleet lock", &Verb::Check, flags),
+            Some(LockVerb::Model(v)) => lock_main("ironfleet lock", v, flags),
+            Some(LockVerb::Local {
+                nodes,
+                hold_ms,
+                epochs,
+            }) => commands::lock_local(*nodes, *hold_ms, *epochs),
+        },
     };
     match result {
         Ok(code) => std::process::exit(code),

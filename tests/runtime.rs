@@ -3,8 +3,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ironfleet::actors::rsl::{Ballot, Counter, CounterOp, Params, RslMsg};
+use ironfleet::actors::rsl::{Ballot, Counter, CounterOp, RslMsg};
 use ironfleet::net::codec;
+use ironfleet::net::config::ClusterConfig;
 use ironfleet::net::rsl::{LocalCluster, RslClient};
 use tokio::net::UdpSocket;
 
@@ -12,14 +13,12 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_increment_is_applied_exactly_once() {
-    let cluster = LocalCluster::start::<Counter>(3, 0, Params::default(), None)
-        .await
-        .unwrap();
+    let cluster = LocalCluster::<Counter>::loopback(3).await.unwrap();
     let clients = 4;
-    let per_client = 50;
+    let per_client = 250;
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let addrs = cluster.addrs.clone();
+        let addrs = cluster.addrs();
         tasks.push(tokio::spawn(async move {
             let mut c = RslClient::<Counter>::connect(addrs).await.unwrap();
             let mut got = Vec::new();
@@ -37,7 +36,7 @@ async fn every_acknowledged_increment_is_applied_exactly_once() {
     }
     let n = (clients * per_client) as u64;
     assert_eq!(replies, (1..=n).collect::<BTreeSet<_>>());
-    let mut c = RslClient::<Counter>::connect(cluster.addrs.clone())
+    let mut c = RslClient::<Counter>::connect(cluster.addrs())
         .await
         .unwrap();
     assert_eq!(c.call(CounterOp::Get, TIMEOUT).await.unwrap(), n);
@@ -46,10 +45,8 @@ async fn every_acknowledged_increment_is_applied_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_datagrams_are_dropped_and_counted() {
-    let cluster = LocalCluster::start::<Counter>(3, 0, Params::default(), None)
-        .await
-        .unwrap();
-    let target = cluster.addrs[1];
+    let cluster = LocalCluster::<Counter>::loopback(3).await.unwrap();
+    let target = cluster.addrs()[1];
     let stranger = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let heartbeat = codec::encode(&RslMsg::<Counter>::Heartbeat {
         bal: Ballot {
@@ -77,7 +74,7 @@ async fn bad_datagrams_are_dropped_and_counted() {
         stranger.send_to(g, target).await.unwrap();
     }
     // Let them arrive, then check every one was dropped and counted by reason.
-    let c = &cluster.counters[1];
+    let c = &cluster.stats[1].counters;
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while c.dropped() < garbage.len() as u64 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -89,36 +86,23 @@ async fn bad_datagrams_are_dropped_and_counted() {
     // A request from a stranger is not dropped: clients are strangers.
     stranger.send_to(&valid_request, target).await.unwrap();
     // The cluster still serves.
-    let mut client = RslClient::<Counter>::connect(cluster.addrs.clone())
+    let mut client = RslClient::<Counter>::connect(cluster.addrs())
         .await
         .unwrap();
     assert_eq!(client.call(CounterOp::Inc, TIMEOUT).await.unwrap(), 1);
     cluster.stop().await.unwrap();
 }
 
-/// A base port with `n` free consecutive UDP ports on loopback.
-fn free_ports(n: u16) -> u16 {
-    let start = 20_000 + (std::process::id() % 20_000) as u16;
-    (0..200)
-        .map(|i| start + i * 7)
-        .find(|&base| {
-            (0..n)
-                .map(|i| std::net::UdpSocket::bind(("127.0.0.1", base + i)))
-                .collect::<Result<Vec<_>, _>>()
-                .is_ok()
-        })
-        .expect("no free consecutive ports")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_cluster_recovers_its_state_from_storage() {
     let dir = std::env::temp_dir().join(format!("ironfleet-restart-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let base = free_ports(3);
-    let cluster = LocalCluster::start::<Counter>(3, base, Params::default(), Some(dir.clone()))
-        .await
-        .unwrap();
-    let addrs = cluster.addrs.clone();
+    let mut cfg = ClusterConfig::new(vec!["127.0.0.1:0".parse().unwrap(); 3]);
+    cfg.data_dir = Some(dir.clone());
+    let cluster = LocalCluster::<Counter>::start(cfg).await.unwrap();
+    // The ports bound, kept for the restart.
+    let cfg = cluster.config.clone();
+    let addrs = cluster.addrs();
     let mut c = RslClient::<Counter>::connect(addrs.clone()).await.unwrap();
     for want in 1..=5 {
         assert_eq!(c.call(CounterOp::Inc, TIMEOUT).await.unwrap(), want);
@@ -127,11 +111,9 @@ async fn a_restarted_cluster_recovers_its_state_from_storage() {
     assert!(dir.join("replica-0.json").exists());
     // Same ports, same storage: the counter survives the restart. Replica 0 will not lead view
     // 0 again (its 1a ballot is durable), so this also exercises a view change.
-    let cluster = LocalCluster::start::<Counter>(3, base, Params::default(), Some(dir.clone()))
-        .await
-        .unwrap();
-    assert_eq!(cluster.addrs, addrs);
-    let mut c = RslClient::<Counter>::connect(cluster.addrs.clone())
+    let cluster = LocalCluster::<Counter>::start(cfg).await.unwrap();
+    assert_eq!(cluster.addrs(), addrs);
+    let mut c = RslClient::<Counter>::connect(cluster.addrs())
         .await
         .unwrap();
     let started = std::time::Instant::now();

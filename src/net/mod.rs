@@ -1,13 +1,16 @@
 //! The real runtime: the same actors over UDP.
 //!
 //! * [`codec`]: the wire format (header + postcard), decoding that never panics.
-//! * [`runtime`]: the tokio event loop driving one actor on one socket.
-//! * [`rsl`]: IronRSL clusters on loopback and an async client.
-//!
-//! Not yet built (runtime issue): the TOML cluster file, `ironfleet rsl replica`, the benchmark
-//! and the echo baseline, the failover test.
+//! * [`runtime`]: the tokio event loop driving one actor on one socket; graceful shutdown.
+//! * [`config`]: the TOML cluster file, validated with errors that name the field.
+//! * [`rsl`]: IronRSL replicas on sockets, loopback clusters, gauges, a leader-tracking client.
+//! * [`bench`]: the closed-loop benchmark and the raw UDP echo baseline.
+//! * [`commands`]: the runtime verbs of the `ironfleet` command.
 
+pub mod bench;
 pub mod codec;
+pub mod commands;
+pub mod config;
 pub mod rsl;
 pub mod runtime;
 

@@ -1,29 +1,129 @@
-//! IronRSL over UDP: a whole cluster of replicas on loopback in one process, and an async client
-//! that sends a request to every replica and retransmits until a reply arrives.
+//! IronRSL over UDP: one replica on its socket ([`spawn_replica`]), a whole cluster on loopback in
+//! one process ([`LocalCluster`], whose replicas can be killed and restarted), gauges that show a
+//! running replica's protocol state, and an async client that tracks the leader.
 
 use std::net::{SocketAddr, SocketAddrV4};
-use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use serde::Serialize;
 use stateright::actor::Id;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::codec;
+use super::config::ClusterConfig;
 use super::runtime::{run_actor, Counters, RuntimeConfig};
-use crate::actors::rsl::{App, Params, Replica, ReplicaConfig, RslMsg};
+use crate::actors::rsl::{App, Phase, Replica, ReplicaConfig, ReplicaState, RslMsg};
 
-/// Replicas running as tasks of this process, on loopback.
-pub struct LocalCluster {
-    /// The replicas' addresses, in configuration order.
-    pub addrs: Vec<SocketAddrV4>,
-    /// Each replica's counters.
-    pub counters: Vec<Arc<Counters>>,
-    shutdown: watch::Sender<bool>,
-    handles: Vec<JoinHandle<Result<()>>>,
+/// A running replica's protocol state, updated after every step that changes it.
+#[derive(Debug, Default)]
+pub struct ReplicaGauges {
+    /// The view (ballot sequence number) the replica is in.
+    pub view: AtomicU64,
+    /// The index of that view's leader.
+    pub view_leader: AtomicU64,
+    /// 1 while this replica leads its view in phase 2.
+    pub leading: AtomicU64,
+    /// Slots executed.
+    pub ops_complete: AtomicU64,
+    /// The acceptor's log truncation point.
+    pub log_truncation_point: AtomicU64,
+    /// Votes the acceptor holds (bounded by `max_log_length`).
+    pub votes: AtomicU64,
+    /// Requests waiting in the proposer's queue.
+    pub queued_requests: AtomicU64,
+    /// 1 once the replica has caught up through state transfer.
+    pub state_transfer: AtomicU64,
+}
+
+/// A snapshot of [`ReplicaGauges`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct GaugeSnapshot {
+    /// See [`ReplicaGauges::view`].
+    pub view: u64,
+    /// See [`ReplicaGauges::view_leader`].
+    pub view_leader: u64,
+    /// See [`ReplicaGauges::leading`].
+    pub leading: u64,
+    /// See [`ReplicaGauges::ops_complete`].
+    pub ops_complete: u64,
+    /// See [`ReplicaGauges::log_truncation_point`].
+    pub log_truncation_point: u64,
+    /// See [`ReplicaGauges::votes`].
+    pub votes: u64,
+    /// See [`ReplicaGauges::queued_requests`].
+    pub queued_requests: u64,
+    /// See [`ReplicaGauges::state_transfer`].
+    pub state_transfer: u64,
+}
+
+impl ReplicaGauges {
+    fn update<A: App>(&self, me: usize, s: &ReplicaState<A>) {
+        let set = |g: &AtomicU64, v: u64| g.store(v, Ordering::Relaxed);
+        set(&self.view, s.election.view.seqno);
+        set(&self.view_leader, s.election.view.proposer as u64);
+        let leading = s.proposer.phase == Phase::Phase2 && s.election.view.proposer as usize == me;
+        set(&self.leading, leading as u64);
+        set(&self.ops_complete, s.executor.ops_complete);
+        set(&self.log_truncation_point, s.acceptor.log_truncation_point);
+        set(&self.votes, s.acceptor.votes.len() as u64);
+        set(&self.queued_requests, s.proposer.request_queue.len() as u64);
+        set(&self.state_transfer, s.milestones.state_transfer as u64);
+    }
+
+    /// The current values.
+    pub fn snapshot(&self) -> GaugeSnapshot {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        GaugeSnapshot {
+            view: g(&self.view),
+            view_leader: g(&self.view_leader),
+            leading: g(&self.leading),
+            ops_complete: g(&self.ops_complete),
+            log_truncation_point: g(&self.log_truncation_point),
+            votes: g(&self.votes),
+            queued_requests: g(&self.queued_requests),
+            state_transfer: g(&self.state_transfer),
+        }
+    }
+}
+
+/// What a running replica exposes.
+#[derive(Clone, Debug, Default)]
+pub struct ReplicaStats {
+    /// Runtime counters (datagrams, drops, timers, saves).
+    pub counters: Arc<Counters>,
+    /// Protocol gauges.
+    pub gauges: Arc<ReplicaGauges>,
+}
+
+impl ReplicaStats {
+    /// One JSON object with the replica's index, counters and gauges: the status line of
+    /// `ironfleet rsl replica`.
+    pub fn status_json(&self, id: usize) -> serde_json::Value {
+        let counters: serde_json::Map<String, serde_json::Value> = self
+            .counters
+            .snapshot()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into()))
+            .collect();
+        serde_json::json!({
+            "replica": id,
+            "counters": counters,
+            "gauges": self.gauges.snapshot(),
+            "rss_kib": resident_kib(),
+        })
+    }
+}
+
+/// This process's resident set size in KiB (Linux; `None` elsewhere).
+pub fn resident_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn v4(a: SocketAddr) -> Result<SocketAddrV4> {
@@ -33,83 +133,159 @@ fn v4(a: SocketAddr) -> Result<SocketAddrV4> {
     }
 }
 
-impl LocalCluster {
-    /// Starts `n` replicas of app `A` on `127.0.0.1`, at `base_port..base_port+n` or, with
-    /// `base_port` 0, on free ports. With `data_dir`, each replica keeps its storage there.
-    pub async fn start<A: App>(
-        n: usize,
-        base_port: u16,
-        params: Params,
-        data_dir: Option<PathBuf>,
-    ) -> Result<Self> {
-        if n == 0 {
+/// Starts replica `id` of `cluster` (app `A`) on `socket` as a tokio task; it runs until
+/// `shutdown` turns true. Storage, if the cluster keeps it, is `cluster.storage_of(id)`.
+pub fn spawn_replica<A: App>(
+    cluster: &ClusterConfig,
+    id: usize,
+    socket: UdpSocket,
+    stats: ReplicaStats,
+    shutdown: watch::Receiver<bool>,
+) -> Result<JoinHandle<Result<()>>> {
+    if id >= cluster.replicas.len() {
+        bail!(
+            "replica id {id} is not in the configuration (it has {} replicas: ids 0..{})",
+            cluster.replicas.len(),
+            cluster.replicas.len()
+        );
+    }
+    if let Some(d) = &cluster.data_dir {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let ids: Arc<Vec<Id>> = Arc::new(cluster.replicas.iter().map(|a| Id::from(*a)).collect());
+    let replica = Replica::<A>::new(ReplicaConfig {
+        replicas: ids,
+        me: id,
+        params: cluster.params.to_params(),
+    });
+    let gauges = stats.gauges.clone();
+    let cfg = RuntimeConfig::<Replica<A>> {
+        peers: cluster.replicas.clone(),
+        accept_from_stranger: |m: &RslMsg<A>| matches!(m, RslMsg::Request { .. }),
+        storage: cluster.storage_of(id),
+        seed: id as u64,
+        observe: Some(Box::new(move |s: &ReplicaState<A>| gauges.update(id, s))),
+    };
+    Ok(tokio::spawn(run_actor(
+        replica,
+        socket,
+        cfg,
+        stats.counters,
+        shutdown,
+    )))
+}
+
+/// Binds `addr` for a replica.
+pub async fn bind(addr: SocketAddrV4) -> Result<UdpSocket> {
+    UdpSocket::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))
+}
+
+/// Replicas running as tasks of this process, on loopback.
+pub struct LocalCluster<A: App> {
+    /// The cluster's configuration (its addresses are the replicas' real ones).
+    pub config: ClusterConfig,
+    /// Each replica's counters and gauges (a restarted replica gets fresh ones).
+    pub stats: Vec<ReplicaStats>,
+    replicas: Vec<Option<(watch::Sender<bool>, JoinHandle<Result<()>>)>>,
+    _app: std::marker::PhantomData<A>,
+}
+
+impl<A: App> LocalCluster<A> {
+    /// Starts the replicas of `config` on its addresses; a port 0 in `config` means "any free
+    /// port" and is replaced by the port bound.
+    pub async fn start(mut config: ClusterConfig) -> Result<Self> {
+        if config.replicas.is_empty() {
             bail!("a cluster needs at least one replica");
         }
         let mut sockets = Vec::new();
-        for i in 0..n {
-            let port = if base_port == 0 {
-                0
-            } else {
-                base_port + i as u16
-            };
-            let s = UdpSocket::bind(("127.0.0.1", port))
+        for (i, a) in config.replicas.iter_mut().enumerate() {
+            let s = bind(*a)
                 .await
-                .with_context(|| format!("binding replica {i} to 127.0.0.1:{port}"))?;
+                .with_context(|| format!("starting replica {i}"))?;
+            *a = v4(s.local_addr()?)?;
             sockets.push(s);
         }
-        let addrs = sockets
-            .iter()
-            .map(|s| v4(s.local_addr()?))
-            .collect::<Result<Vec<_>>>()?;
-        let ids: Arc<Vec<Id>> = Arc::new(addrs.iter().map(|a| Id::from(*a)).collect());
-        if let Some(d) = &data_dir {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        let mut cluster = LocalCluster {
+            config,
+            stats: Vec::new(),
+            replicas: Vec::new(),
+            _app: std::marker::PhantomData,
+        };
+        for (i, s) in sockets.into_iter().enumerate() {
+            let stats = ReplicaStats::default();
+            let (tx, rx) = watch::channel(false);
+            let h = spawn_replica::<A>(&cluster.config, i, s, stats.clone(), rx)?;
+            cluster.stats.push(stats);
+            cluster.replicas.push(Some((tx, h)));
         }
-        let (tx, rx) = watch::channel(false);
-        let mut counters = Vec::new();
-        let mut handles = Vec::new();
-        for (me, socket) in sockets.into_iter().enumerate() {
-            let replica = Replica::<A>::new(ReplicaConfig {
-                replicas: ids.clone(),
-                me,
-                params: params.clone(),
-            });
-            let c = Arc::new(Counters::default());
-            counters.push(c.clone());
-            let cfg = RuntimeConfig {
-                peers: addrs.clone(),
-                accept_from_stranger: |m: &RslMsg<A>| matches!(m, RslMsg::Request { .. }),
-                storage: data_dir
-                    .as_ref()
-                    .map(|d| d.join(format!("replica-{me}.json"))),
-                seed: me as u64,
-            };
-            handles.push(tokio::spawn(run_actor(replica, socket, cfg, c, rx.clone())));
-        }
-        Ok(LocalCluster {
-            addrs,
-            counters,
-            shutdown: tx,
-            handles,
-        })
+        Ok(cluster)
     }
 
-    /// Stops every replica and waits for them.
+    /// `n` replicas on free loopback ports, default parameters, no storage.
+    pub async fn loopback(n: usize) -> Result<Self> {
+        let any: SocketAddrV4 = "127.0.0.1:0".parse().expect("literal address");
+        Self::start(ClusterConfig::new(vec![any; n])).await
+    }
+
+    /// The replicas' addresses.
+    pub fn addrs(&self) -> Vec<SocketAddrV4> {
+        self.config.replicas.clone()
+    }
+
+    /// Kills replica `i` abruptly (its task is aborted mid-step, as a crashed process would be):
+    /// only what it saved to storage survives.
+    pub async fn kill(&mut self, i: usize) {
+        if let Some((_, h)) = self.replicas[i].take() {
+            h.abort();
+            let _ = h.await;
+        }
+    }
+
+    /// Restarts replica `i` on its address, from its storage if the cluster keeps it.
+    pub async fn restart(&mut self, i: usize) -> Result<()> {
+        self.kill(i).await;
+        let s = bind(self.config.replicas[i]).await?;
+        let stats = ReplicaStats::default();
+        let (tx, rx) = watch::channel(false);
+        let h = spawn_replica::<A>(&self.config, i, s, stats.clone(), rx)?;
+        self.stats[i] = stats;
+        self.replicas[i] = Some((tx, h));
+        Ok(())
+    }
+
+    /// The index of the replica leading in phase 2, if exactly one does.
+    pub fn leader(&self) -> Option<usize> {
+        let leading: Vec<usize> = (0..self.stats.len())
+            .filter(|&i| self.replicas[i].is_some())
+            .filter(|&i| self.stats[i].gauges.leading.load(Ordering::Relaxed) == 1)
+            .collect();
+        (leading.len() == 1).then(|| leading[0])
+    }
+
+    /// Stops every replica gracefully and waits for them.
     pub async fn stop(self) -> Result<()> {
-        let _ = self.shutdown.send(true);
-        for h in self.handles {
+        for (tx, _) in self.replicas.iter().flatten() {
+            let _ = tx.send(true);
+        }
+        for (_, h) in self.replicas.into_iter().flatten() {
             h.await.context("replica task panicked")??;
         }
         Ok(())
     }
 }
 
-/// A client of an IronRSL cluster: one request in flight, sent to every replica, retransmitted
-/// every `retransmit` until a reply with its sequence number comes back.
+/// A client of an IronRSL cluster: one request in flight. A request goes to the replica that
+/// answered last (only a view's leader replies), or to every replica when the leader is unknown
+/// or silent for one retransmission period (which is also what makes the other replicas suspect
+/// a dead leader); retransmitted until a reply with its sequence number comes back.
 pub struct RslClient<A: App> {
     socket: UdpSocket,
     replicas: Vec<SocketAddrV4>,
+    leader: Option<usize>,
     next_seqno: u64,
+    buf: Vec<u8>,
     /// Retransmission period.
     pub retransmit: Duration,
     _app: std::marker::PhantomData<A>,
@@ -118,14 +294,24 @@ pub struct RslClient<A: App> {
 impl<A: App> RslClient<A> {
     /// A client on a fresh loopback socket.
     pub async fn connect(replicas: Vec<SocketAddrV4>) -> Result<Self> {
+        if replicas.is_empty() {
+            bail!("a client needs at least one replica address");
+        }
         let socket = UdpSocket::bind(("127.0.0.1", 0)).await?;
         Ok(RslClient {
             socket,
             replicas,
+            leader: None,
             next_seqno: 1,
+            buf: vec![0u8; codec::MAX_DATAGRAM + 1],
             retransmit: Duration::from_millis(200),
             _app: std::marker::PhantomData,
         })
+    }
+
+    /// The replica this client believes leads.
+    pub fn leader(&self) -> Option<usize> {
+        self.leader
     }
 
     /// Executes `op`, waiting at most `timeout`.
@@ -136,30 +322,43 @@ impl<A: App> RslClient<A> {
             op: op.clone(),
         })?;
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut buf = vec![0u8; codec::MAX_DATAGRAM + 1];
+        let mut first = true;
         loop {
-            for r in &self.replicas {
-                self.socket.send_to(&bytes, r).await?;
+            match (first, self.leader) {
+                (true, Some(l)) => {
+                    self.socket.send_to(&bytes, self.replicas[l]).await?;
+                }
+                _ => {
+                    for r in &self.replicas {
+                        self.socket.send_to(&bytes, r).await?;
+                    }
+                }
             }
+            first = false;
             let tick = (tokio::time::Instant::now() + self.retransmit).min(deadline);
             loop {
-                match tokio::time::timeout_at(tick, self.socket.recv_from(&mut buf)).await {
+                let got = tokio::time::timeout_at(tick, self.socket.recv_from(&mut self.buf)).await;
+                match got {
                     Err(_) => break,
                     Ok(Err(e)) => {
+                        // ICMP "port unreachable" from a dead replica surfaces here.
                         tracing::debug!(%e, "client recv error");
                         continue;
                     }
                     Ok(Ok((n, from))) => {
-                        let from_replica =
-                            matches!(from, SocketAddr::V4(a) if self.replicas.contains(&a));
-                        if !from_replica {
+                        let Some(idx) = self
+                            .replicas
+                            .iter()
+                            .position(|r| SocketAddr::V4(*r) == from)
+                        else {
                             continue;
-                        }
+                        };
                         if let Ok(RslMsg::Reply { seqno: s, reply }) =
-                            codec::decode::<RslMsg<A>>(&buf[..n])
+                            codec::decode::<RslMsg<A>>(&self.buf[..n])
                         {
                             if s == seqno {
                                 self.next_seqno += 1;
+                                self.leader = Some(idx);
                                 return Ok(reply);
                             }
                         }

@@ -74,16 +74,43 @@ impl Counters {
     }
 }
 
+/// Called with the actor's state after it starts and after every event that changed it: how an
+/// operator (gauges, a status line) sees inside an actor without the actor doing I/O.
+pub type Observer<S> = Box<dyn FnMut(&S) + Send>;
+
 /// How one actor runs.
-pub struct RuntimeConfig<M> {
+pub struct RuntimeConfig<A: Actor> {
     /// Senders the actor hears from unconditionally (its peers).
     pub peers: Vec<SocketAddrV4>,
     /// Whether a message from a sender outside `peers` is accepted (e.g. client requests).
-    pub accept_from_stranger: fn(&M) -> bool,
+    pub accept_from_stranger: fn(&A::Msg) -> bool,
     /// Where the actor's storage lives (`None`: not persisted).
     pub storage: Option<PathBuf>,
     /// Seed of the timer-jitter generator.
     pub seed: u64,
+    /// Sees the state after every change.
+    pub observe: Option<Observer<A::State>>,
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM: the signals that ask a server to stop gracefully.
+pub async fn shutdown_signal() -> Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+        tokio::select! {
+            _ = term.recv() => Ok("SIGTERM"),
+            _ = int.recv() => Ok("SIGINT"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        Ok("Ctrl-C")
+    }
 }
 
 fn save_atomically<S: Serialize>(path: &PathBuf, storage: &S) -> Result<()> {
@@ -121,7 +148,7 @@ fn load<S: DeserializeOwned>(path: &Option<PathBuf>) -> Result<Option<S>> {
 pub async fn run_actor<A>(
     actor: A,
     socket: UdpSocket,
-    cfg: RuntimeConfig<A::Msg>,
+    mut cfg: RuntimeConfig<A>,
     counters: Arc<Counters>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()>
@@ -141,6 +168,9 @@ where
     let storage: Option<A::Storage> = load(&cfg.storage)?;
     let mut out = Out::new();
     let mut state = actor.on_start(id, &storage, &mut out);
+    if let Some(f) = cfg.observe.as_mut() {
+        f(&state);
+    }
     let ctx = Ctx {
         socket: &socket,
         counters: &counters,
@@ -193,6 +223,9 @@ where
                 actor.on_msg(id, &mut cow, Id::from(from), msg, &mut out);
                 if let Cow::Owned(s) = cow {
                     state = s;
+                    if let Some(f) = cfg.observe.as_mut() {
+                        f(&state);
+                    }
                 }
                 ctx.apply(out, &mut timers, &mut rng).await;
             }
@@ -211,6 +244,9 @@ where
                     actor.on_timeout(id, &mut cow, &t, &mut out);
                     if let Cow::Owned(s) = cow {
                         state = s;
+                        if let Some(f) = cfg.observe.as_mut() {
+                            f(&state);
+                        }
                     }
                     ctx.apply(out, &mut timers, &mut rng).await;
                 }
@@ -237,7 +273,12 @@ impl Ctx<'_> {
         A::Timer: Ord,
         A::Storage: Serialize,
     {
-        for c in out {
+        // Storage first: a message may promise what the storage records (a 1b, a 2b), so it must
+        // not leave before the record is durable, or a crash in between would break the promise.
+        let (saves, rest): (Vec<_>, Vec<_>) =
+            out.into_iter().partition(|c| matches!(c, Command::Save(_)));
+        // Only the last save matters: each one holds the whole durable state.
+        for c in saves.into_iter().rev().take(1).chain(rest) {
             match c {
                 Command::Send(dst, msg) => match codec::encode(&msg) {
                     Ok(bytes) => {

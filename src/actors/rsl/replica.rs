@@ -374,8 +374,10 @@ impl<A: App> Replica<A> {
             }
         }
 
-        // Maybe nominate batches.
-        let mut force = batch_timer_fired;
+        // Maybe nominate batches: a full one, an incomplete one when the batch timer fired, or
+        // an incomplete one at once when the pipeline is idle (`Params::propose_when_idle`).
+        let idle = params.propose_when_idle && s.proposer.next_opn <= s.executor.ops_complete;
+        let mut force = batch_timer_fired || idle;
         if batch_timer_fired {
             s.proposer.batch_timer_armed = false;
         }
@@ -427,6 +429,14 @@ impl<A: App> Replica<A> {
         }
 
         if params.eager_heartbeats {
+            self.send_heartbeat(s, o);
+        } else if params.report_checkpoints
+            && s.executor.ops_complete >= s.last_heartbeat.2 + (params.max_log_length / 2).max(1)
+        {
+            // Report a checkpoint half a log window past the last one at once rather than at
+            // the next heartbeat: the leader may not propose beyond the quorum's truncation
+            // point + max_log_length, so with the original's window of 7 slots and 100 ms
+            // heartbeats the pipeline would stall at 70 batches a second.
             self.send_heartbeat(s, o);
         }
     }

@@ -1,0 +1,426 @@
+//! The runtime verbs of the `ironfleet` command: `rsl replica|local|client|bench` and
+//! `lock local`. Each returns the process exit code (0 fine, 1 a failed run such as a benchmark
+//! with no completed request); errors (bad config, a port in use) become exit code 2 in `main`.
+
+use std::net::SocketAddrV4;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use stateright::actor::Id;
+use tokio::sync::{mpsc, watch};
+
+use super::bench::{self, EchoServer, Point, Timing};
+use super::config::ClusterConfig;
+use super::rsl::{bind, spawn_replica, LocalCluster, ReplicaStats, RslClient};
+use super::runtime::{run_actor, shutdown_signal, Counters, RuntimeConfig};
+use crate::actors::lock::{LockConfig, LockNode, LockState};
+use crate::actors::rsl::{Counter, CounterOp};
+use crate::plot::{Chart, Series};
+
+/// A tokio runtime for one command.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+}
+
+fn print_status(stats: &ReplicaStats, id: usize) {
+    println!("{}", stats.status_json(id));
+}
+
+/// `ironfleet rsl replica --config FILE --id N`: runs one replica until SIGINT/SIGTERM, printing
+/// a JSON status line every `status_every` (if set) and once more at shutdown.
+pub fn rsl_replica(config: &Path, id: usize, status_every: Option<Duration>) -> Result<i32> {
+    let cluster = ClusterConfig::load(config)?;
+    if id >= cluster.replicas.len() {
+        bail!(
+            "--id {id}: {} has {} replicas (ids 0..={})",
+            config.display(),
+            cluster.replicas.len(),
+            cluster.replicas.len() - 1
+        );
+    }
+    runtime()?.block_on(async {
+        let socket = bind(cluster.replicas[id]).await?;
+        let stats = ReplicaStats::default();
+        let (tx, rx) = watch::channel(false);
+        let handle = spawn_replica::<Counter>(&cluster, id, socket, stats.clone(), rx)?;
+        tracing::info!(id, addr = %cluster.replicas[id], "replica serving");
+        let status = {
+            let stats = stats.clone();
+            tokio::spawn(async move {
+                let Some(every) = status_every else {
+                    return;
+                };
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    print_status(&stats, id);
+                }
+            })
+        };
+        let signal = shutdown_signal().await?;
+        tracing::info!(id, signal, "shutting down");
+        status.abort();
+        let _ = tx.send(true);
+        handle.await.context("replica task panicked")??;
+        print_status(&stats, id);
+        Ok(0)
+    })
+}
+
+/// `ironfleet rsl local`: a whole cluster in this process until Ctrl-C/SIGTERM.
+pub fn rsl_local(
+    replicas: usize,
+    base_port: u16,
+    data_dir: Option<PathBuf>,
+    write_config: Option<PathBuf>,
+) -> Result<i32> {
+    if !(1..=super::config::MAX_REPLICAS).contains(&replicas) {
+        bail!(
+            "--replicas {replicas}: must be 1..={}",
+            super::config::MAX_REPLICAS
+        );
+    }
+    let addrs: Vec<SocketAddrV4> = (0..replicas)
+        .map(|i| {
+            let port = if base_port == 0 {
+                Ok(0)
+            } else {
+                u16::try_from(base_port as usize + i)
+                    .map_err(|_| anyhow::anyhow!("--base-port {base_port}: ports run past 65535"))
+            }?;
+            Ok(SocketAddrV4::new([127, 0, 0, 1].into(), port))
+        })
+        .collect::<Result<_>>()?;
+    let mut cfg = ClusterConfig::new(addrs);
+    cfg.data_dir = data_dir;
+    runtime()?.block_on(async {
+        let cluster = LocalCluster::<Counter>::start(cfg).await?;
+        println!("IronRSL counter cluster on loopback:");
+        for (i, a) in cluster.config.replicas.iter().enumerate() {
+            println!("  replica {i}: {a}");
+        }
+        let list: Vec<String> = cluster.addrs().iter().map(|a| a.to_string()).collect();
+        if let Some(path) = &write_config {
+            std::fs::write(path, cluster.config.to_toml())
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!("Cluster file: {}", path.display());
+            println!(
+                "Try: ironfleet rsl client --config {} inc      (Ctrl-C to stop)",
+                path.display()
+            );
+        } else {
+            println!(
+                "Try: ironfleet rsl client --replicas {} inc      (Ctrl-C to stop)",
+                list.join(",")
+            );
+        }
+        let signal = shutdown_signal().await?;
+        println!("{signal}: stopping");
+        for (i, s) in cluster.stats.iter().enumerate() {
+            print_status(s, i);
+        }
+        cluster.stop().await?;
+        Ok(0)
+    })
+}
+
+/// Where a client finds the replicas: a cluster file, or addresses on the command line.
+#[derive(Args, Clone, Debug)]
+pub struct Target {
+    /// The cluster file.
+    #[arg(long, conflicts_with = "replicas")]
+    pub config: Option<PathBuf>,
+    /// The replicas' addresses, comma-separated, in configuration order (default: those of
+    /// `ironfleet rsl local`).
+    #[arg(long, value_delimiter = ',')]
+    pub replicas: Option<Vec<SocketAddrV4>>,
+}
+
+impl Target {
+    /// The replica addresses.
+    pub fn addrs(&self) -> Result<Vec<SocketAddrV4>> {
+        if let Some(path) = &self.config {
+            return Ok(ClusterConfig::load(path)?.replicas);
+        }
+        Ok(self.replicas.clone().unwrap_or_else(|| {
+            (0..3)
+                .map(|i| SocketAddrV4::new([127, 0, 0, 1].into(), 4000 + i))
+                .collect()
+        }))
+    }
+}
+
+/// `ironfleet rsl client inc|get`.
+pub fn rsl_client(target: &Target, timeout: Duration, op: CounterOp) -> Result<i32> {
+    let addrs = target.addrs()?;
+    runtime()?.block_on(async {
+        let mut c = RslClient::<Counter>::connect(addrs).await?;
+        let reply = c.call(op, timeout).await?;
+        println!("{reply}");
+        Ok(0)
+    })
+}
+
+/// What `rsl bench` compares against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Baseline {
+    /// A raw UDP echo server on loopback.
+    Echo,
+}
+
+/// Flags of `ironfleet rsl bench`.
+#[derive(Args, Clone, Debug)]
+pub struct BenchFlags {
+    /// A running cluster's file; without it an in-process loopback cluster of `--local-replicas`
+    /// is started for the run.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Replicas of the in-process cluster.
+    #[arg(long, default_value_t = 3)]
+    pub local_replicas: usize,
+    /// Closed-loop clients (ignored with --sweep).
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// Client counts to measure one after the other, e.g. 1,4,16,64,256.
+    #[arg(long, value_delimiter = ',')]
+    pub sweep: Option<Vec<usize>>,
+    /// Measured time per point (10s, 500ms, 2m).
+    #[arg(long, default_value = "10s", value_parser = bench::parse_duration)]
+    pub duration: Duration,
+    /// Unmeasured warm-up before each point.
+    #[arg(long, default_value = "1s", value_parser = bench::parse_duration)]
+    pub warmup: Duration,
+    /// Also measure this baseline at every point.
+    #[arg(long, value_enum)]
+    pub baseline: Option<Baseline>,
+    /// Print the results as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Draw the latency-throughput curve to this SVG file.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+}
+
+/// The most clients one benchmark point may have (each has a socket and a task).
+pub const MAX_BENCH_CLIENTS: usize = 4096;
+
+/// `ironfleet rsl bench`.
+pub fn rsl_bench(f: &BenchFlags) -> Result<i32> {
+    let counts = f.sweep.clone().unwrap_or_else(|| vec![f.clients]);
+    if counts.is_empty() || counts.iter().any(|&c| c == 0 || c > MAX_BENCH_CLIENTS) {
+        bail!("client counts must be 1..={MAX_BENCH_CLIENTS}, got {counts:?}");
+    }
+    let external = match &f.config {
+        Some(p) => Some(ClusterConfig::load(p)?),
+        None => None,
+    };
+    let t = Timing {
+        warmup: f.warmup,
+        duration: f.duration,
+    };
+    let points = runtime()?.block_on(async {
+        let (addrs, local) = match external {
+            Some(c) => (c.replicas, None),
+            None => {
+                let any = SocketAddrV4::new([127, 0, 0, 1].into(), 0);
+                if f.local_replicas == 0 {
+                    bail!("--local-replicas must be at least 1");
+                }
+                let cluster =
+                    LocalCluster::<Counter>::start(ClusterConfig::new(vec![any; f.local_replicas]))
+                        .await?;
+                (cluster.addrs(), Some(cluster))
+            }
+        };
+        let echo = match f.baseline {
+            Some(Baseline::Echo) => Some(EchoServer::start().await?),
+            None => None,
+        };
+        if !f.json {
+            let what = if local.is_some() {
+                format!("an in-process cluster of {} replicas", addrs.len())
+            } else {
+                format!("the cluster at {addrs:?}")
+            };
+            eprintln!(
+                "benchmarking {what}: {} s per point after {} s warm-up",
+                t.duration.as_secs_f64(),
+                t.warmup.as_secs_f64()
+            );
+        }
+        let mut points: Vec<Point> = Vec::new();
+        for &n in &counts {
+            let p = bench::run_rsl(&addrs, n, t).await?;
+            if !f.json {
+                eprintln!(
+                    "  rsl  {n:>4} clients: {:>9.0} ops/s  p50 {} us",
+                    p.throughput, p.p50_us
+                );
+            }
+            points.push(p);
+            if let Some(e) = &echo {
+                let p = bench::run_echo(e.addr, n, t).await?;
+                if !f.json {
+                    eprintln!(
+                        "  echo {n:>4} clients: {:>9.0} ops/s  p50 {} us",
+                        p.throughput, p.p50_us
+                    );
+                }
+                points.push(p);
+            }
+        }
+        if let Some(e) = echo {
+            e.stop().await;
+        }
+        if let Some(c) = local {
+            c.stop().await?;
+        }
+        Ok::<_, anyhow::Error>(points)
+    })?;
+    if f.json {
+        let doc = serde_json::json!({
+            "duration_s": t.duration.as_secs_f64(),
+            "warmup_s": t.warmup.as_secs_f64(),
+            "points": points,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", bench::table(&points));
+    }
+    if let Some(path) = &f.svg {
+        std::fs::write(path, latency_chart(&points).to_svg())
+            .with_context(|| format!("writing {}", path.display()))?;
+        if !f.json {
+            println!("latency-throughput curve: {}", path.display());
+        }
+    }
+    let rsl_ops: u64 = points
+        .iter()
+        .filter(|p| p.system == "rsl")
+        .map(|p| p.ops)
+        .sum();
+    if rsl_ops == 0 {
+        eprintln!("no request completed: is the cluster running?");
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// Latency (p50 solid, p99 dashed, in ms) against throughput, one colour per system.
+pub fn latency_chart(points: &[Point]) -> Chart {
+    let mut series = Vec::new();
+    for (system, colour) in [("rsl", "#c0392b"), ("echo", "#2c7fb8")] {
+        let pts: Vec<&Point> = points.iter().filter(|p| p.system == system).collect();
+        if pts.is_empty() {
+            continue;
+        }
+        for (q, dashed) in [("p50", false), ("p99", true)] {
+            series.push(Series {
+                name: format!("{system} {q}"),
+                colour: colour.into(),
+                dashed,
+                points: pts
+                    .iter()
+                    .map(|p| {
+                        let us = if dashed { p.p99_us } else { p.p50_us };
+                        (p.throughput, us as f64 / 1000.0, format!("{}", p.clients))
+                    })
+                    .collect(),
+            });
+        }
+    }
+    Chart {
+        title: "IronRSL counter on loopback: latency vs throughput (labels: clients)".into(),
+        x_label: "throughput (requests/s)".into(),
+        y_label: "latency (ms)".into(),
+        series,
+    }
+}
+
+/// `ironfleet lock local --nodes N`: the ring lock over loopback UDP, printing each handover;
+/// stops after `epochs` epochs (if given) or at Ctrl-C/SIGTERM.
+pub fn lock_local(nodes: usize, hold_ms: u64, epochs: Option<u64>) -> Result<i32> {
+    if !(1..=64).contains(&nodes) {
+        bail!("--nodes {nodes}: must be 1..=64");
+    }
+    runtime()?.block_on(async {
+        let mut sockets = Vec::new();
+        for _ in 0..nodes {
+            sockets.push(bind(SocketAddrV4::new([127, 0, 0, 1].into(), 0)).await?);
+        }
+        let addrs: Vec<SocketAddrV4> = sockets
+            .iter()
+            .map(|s| match s.local_addr() {
+                Ok(std::net::SocketAddr::V4(a)) => Ok(a),
+                other => bail!("unexpected local address {other:?}"),
+            })
+            .collect::<Result<_>>()?;
+        let ring: Arc<Vec<Id>> = Arc::new(addrs.iter().map(|a| Id::from(*a)).collect());
+        let (tx, rx) = watch::channel(false);
+        let (events_tx, mut events) = mpsc::unbounded_channel::<(usize, u64)>();
+        let mut handles = Vec::new();
+        println!("IronLock ring of {nodes} on loopback:");
+        for (me, socket) in sockets.into_iter().enumerate() {
+            println!("  node {me}: {}", addrs[me]);
+            let node = LockNode::new(LockConfig {
+                ring: ring.clone(),
+                me,
+                hold_ms,
+                mutation: None,
+            });
+            let ev = events_tx.clone();
+            let mut last = 0;
+            let cfg = RuntimeConfig::<LockNode> {
+                peers: addrs.clone(),
+                accept_from_stranger: |_| false,
+                storage: None,
+                seed: me as u64,
+                observe: Some(Box::new(move |s: &LockState| {
+                    if s.held && s.epoch > last {
+                        last = s.epoch;
+                        let _ = ev.send((me, s.epoch));
+                    }
+                })),
+            };
+            handles.push(tokio::spawn(run_actor(
+                node,
+                socket,
+                cfg,
+                Arc::new(Counters::default()),
+                rx.clone(),
+            )));
+        }
+        drop(events_tx);
+        let started = tokio::time::Instant::now();
+        let stop = shutdown_signal();
+        tokio::pin!(stop);
+        let mut seen = 0;
+        loop {
+            tokio::select! {
+                s = &mut stop => { println!("{}: stopping", s?); break; }
+                e = events.recv() => {
+                    let Some((node, epoch)) = e else { break };
+                    println!(
+                        "{:>8.3}s  epoch {epoch:>4}: node {node} ({}) holds the lock",
+                        started.elapsed().as_secs_f64(),
+                        addrs[node]
+                    );
+                    seen = seen.max(epoch);
+                    if epochs.is_some_and(|n| seen >= n) { break; }
+                }
+            }
+        }
+        let _ = tx.send(true);
+        for h in handles {
+            h.await.context("lock node panicked")??;
+        }
+        Ok(0)
+    })
+}

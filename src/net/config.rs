@@ -1,0 +1,334 @@
+//! The TOML cluster file: replica addresses, protocol parameters, data directory.
+//!
+//! ```toml
+//! replicas = ["127.0.0.1:4000", "127.0.0.1:4001", "127.0.0.1:4002"]
+//! data_dir = "ironfleet-data"      # optional: without it replicas keep nothing on disk
+//!
+//! [params]                         # optional; every field optional (IronRSL's defaults)
+//! max_log_length = 7
+//! baseline_view_timeout_ms = 1000
+//! max_view_timeout_ms = 60000
+//! heartbeat_period_ms = 100
+//! max_batch_size = 32
+//! max_batch_delay_ms = 10
+//! max_request_queue = 1024
+//! propose_when_idle = true         # false: IronRSL's original batching (always wait the delay)
+//! ```
+//!
+//! Unknown keys are rejected, and every error names the field it is about. Model-only
+//! parameters (view bounds, eager heartbeats, mutations) cannot be set here.
+
+use std::net::SocketAddrV4;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::actors::rsl::Params;
+
+/// What is wrong with a cluster file.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or a field of the wrong type, or an unknown field.
+    #[error("{path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (it names the key and the line).
+        message: String,
+    },
+    /// A field with a value that is well-typed but not allowed.
+    #[error("{path}: field `{field}`: {problem}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The field, as a TOML key path (`params.max_batch_size`, `replicas[2]`).
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// The runtime's protocol parameters, as the cluster file spells them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeParams {
+    /// See [`Params::max_log_length`].
+    pub max_log_length: u64,
+    /// See [`Params::baseline_view_timeout_ms`].
+    pub baseline_view_timeout_ms: u64,
+    /// See [`Params::max_view_timeout_ms`].
+    pub max_view_timeout_ms: u64,
+    /// See [`Params::heartbeat_period_ms`].
+    pub heartbeat_period_ms: u64,
+    /// See [`Params::max_batch_size`].
+    pub max_batch_size: usize,
+    /// See [`Params::max_batch_delay_ms`].
+    pub max_batch_delay_ms: u64,
+    /// See [`Params::max_request_queue`].
+    pub max_request_queue: usize,
+    /// See [`Params::propose_when_idle`] (`false`: IronRSL's original batching).
+    pub propose_when_idle: bool,
+}
+
+impl Default for RuntimeParams {
+    fn default() -> Self {
+        let p = Params::default();
+        RuntimeParams {
+            max_log_length: p.max_log_length,
+            baseline_view_timeout_ms: p.baseline_view_timeout_ms,
+            max_view_timeout_ms: p.max_view_timeout_ms,
+            heartbeat_period_ms: p.heartbeat_period_ms,
+            max_batch_size: p.max_batch_size,
+            max_batch_delay_ms: p.max_batch_delay_ms,
+            max_request_queue: p.max_request_queue,
+            propose_when_idle: p.propose_when_idle,
+        }
+    }
+}
+
+impl RuntimeParams {
+    /// The protocol parameters a replica runs with.
+    pub fn to_params(&self) -> Params {
+        Params {
+            max_log_length: self.max_log_length,
+            baseline_view_timeout_ms: self.baseline_view_timeout_ms,
+            max_view_timeout_ms: self.max_view_timeout_ms,
+            heartbeat_period_ms: self.heartbeat_period_ms,
+            max_batch_size: self.max_batch_size,
+            max_batch_delay_ms: self.max_batch_delay_ms,
+            max_request_queue: self.max_request_queue,
+            propose_when_idle: self.propose_when_idle,
+            ..Params::default()
+        }
+    }
+
+    /// The first rule this violates, as (field, problem).
+    fn check(&self) -> Option<(&'static str, String)> {
+        let positive = [
+            ("params.max_log_length", self.max_log_length),
+            (
+                "params.baseline_view_timeout_ms",
+                self.baseline_view_timeout_ms,
+            ),
+            ("params.heartbeat_period_ms", self.heartbeat_period_ms),
+            ("params.max_batch_size", self.max_batch_size as u64),
+            ("params.max_request_queue", self.max_request_queue as u64),
+        ];
+        if let Some((f, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Some((f, "must be at least 1".into()));
+        }
+        if self.max_view_timeout_ms < self.baseline_view_timeout_ms {
+            return Some((
+                "params.max_view_timeout_ms",
+                format!(
+                    "{} is below baseline_view_timeout_ms ({})",
+                    self.max_view_timeout_ms, self.baseline_view_timeout_ms
+                ),
+            ));
+        }
+        if self.heartbeat_period_ms >= self.baseline_view_timeout_ms {
+            return Some((
+                "params.heartbeat_period_ms",
+                format!(
+                    "{} must be below baseline_view_timeout_ms ({}), or every epoch ends \
+                     before a heartbeat can show the leader is alive",
+                    self.heartbeat_period_ms, self.baseline_view_timeout_ms
+                ),
+            ));
+        }
+        None
+    }
+}
+
+/// An IronRSL cluster: who the replicas are, how they run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The replicas' IPv4 socket addresses, in configuration order (the order defines which
+    /// replica leads which view).
+    pub replicas: Vec<SocketAddrV4>,
+    /// Where replicas keep their storage (`replica-N.json`); relative paths are relative to the
+    /// cluster file. Without it nothing is persisted and a restarted replica starts empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Protocol parameters.
+    #[serde(default)]
+    pub params: RuntimeParams,
+}
+
+/// The most replicas a cluster may have (a quorum of them must fit in the proposer's bookkeeping
+/// and every heartbeat goes to all).
+pub const MAX_REPLICAS: usize = 31;
+
+impl ClusterConfig {
+    /// A cluster of these replicas with default parameters and no storage.
+    pub fn new(replicas: Vec<SocketAddrV4>) -> Self {
+        ClusterConfig {
+            replicas,
+            data_dir: None,
+            params: RuntimeParams::default(),
+        }
+    }
+
+    /// Parses and validates a cluster file's text; `path` names it in errors and anchors a
+    /// relative `data_dir`.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let mut cfg: ClusterConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let invalid = |field: String, problem: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            field,
+            problem,
+        };
+        if cfg.replicas.is_empty() {
+            return Err(invalid(
+                "replicas".into(),
+                "needs at least one address".into(),
+            ));
+        }
+        if cfg.replicas.len() > MAX_REPLICAS {
+            return Err(invalid(
+                "replicas".into(),
+                format!("{} addresses; at most {MAX_REPLICAS}", cfg.replicas.len()),
+            ));
+        }
+        for (i, a) in cfg.replicas.iter().enumerate() {
+            if a.port() == 0 {
+                return Err(invalid(
+                    format!("replicas[{i}]"),
+                    format!("{a}: port 0 is not a fixed address"),
+                ));
+            }
+            if let Some(j) = cfg.replicas[..i].iter().position(|b| b == a) {
+                return Err(invalid(
+                    format!("replicas[{i}]"),
+                    format!("{a} is already replicas[{j}]"),
+                ));
+            }
+        }
+        if let Some((field, problem)) = cfg.params.check() {
+            return Err(invalid(field.into(), problem));
+        }
+        if let Some(d) = &cfg.data_dir {
+            if d.as_os_str().is_empty() {
+                return Err(invalid("data_dir".into(), "is empty".into()));
+            }
+            if d.is_relative() {
+                let base = path.parent().unwrap_or(Path::new("."));
+                cfg.data_dir = Some(base.join(d));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Reads and validates a cluster file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// The file's text for this configuration.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a cluster configuration always serializes")
+    }
+
+    /// Replica `id`'s storage file, if the cluster keeps storage.
+    pub fn storage_of(&self, id: usize) -> Option<PathBuf> {
+        self.data_dir
+            .as_ref()
+            .map(|d| d.join(format!("replica-{id}.json")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ClusterConfig, ConfigError> {
+        ClusterConfig::parse(Path::new("/etc/cluster.toml"), text)
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let c =
+            parse(r#"replicas = ["127.0.0.1:4000", "127.0.0.1:4001", "127.0.0.1:4002"]"#).unwrap();
+        assert_eq!(c.replicas.len(), 3);
+        assert_eq!(c.params, RuntimeParams::default());
+        assert_eq!(c.params.to_params(), Params::default());
+        assert_eq!(c.storage_of(0), None);
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let mut c = ClusterConfig::new(vec!["127.0.0.1:4000".parse().unwrap()]);
+        c.data_dir = Some("/var/lib/ironfleet".into());
+        c.params.max_batch_size = 8;
+        let back = ClusterConfig::parse(Path::new("x.toml"), &c.to_toml()).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn relative_data_dir_is_relative_to_the_file() {
+        let c = parse("replicas = [\"127.0.0.1:4000\"]\ndata_dir = \"data\"").unwrap();
+        assert_eq!(
+            c.storage_of(0),
+            Some(PathBuf::from("/etc/data/replica-0.json"))
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert!(err("replicas = []").contains("field `replicas`"));
+        assert!(err(r#"replicas = ["127.0.0.1:1", "127.0.0.1:1"]"#)
+            .contains("field `replicas[1]`: 127.0.0.1:1 is already replicas[0]"));
+        assert!(err(r#"replicas = ["127.0.0.1:0"]"#).contains("field `replicas[0]`"));
+        let e = err("replicas = [\"127.0.0.1:1\"]\n[params]\nmax_batch_size = 0");
+        assert!(
+            e.contains("field `params.max_batch_size`: must be at least 1"),
+            "{e}"
+        );
+        let e = err("replicas = [\"127.0.0.1:1\"]\n[params]\nheartbeat_period_ms = 5000");
+        assert!(e.contains("field `params.heartbeat_period_ms`"), "{e}");
+        let e = err("replicas = [\"127.0.0.1:1\"]\n[params]\nmax_view_timeout_ms = 10");
+        assert!(e.contains("field `params.max_view_timeout_ms`"), "{e}");
+    }
+
+    #[test]
+    fn syntax_and_type_errors_name_the_key() {
+        let e = err(r#"replicas = ["localhost"]"#);
+        assert!(e.contains("replicas"), "{e}");
+        let e = err("replicas = [\"127.0.0.1:1\"]\n[params]\nmax_batch_size = \"big\"");
+        assert!(e.contains("max_batch_size"), "{e}");
+        let e = err("replicas = [\"127.0.0.1:1\"]\nreplica_count = 3");
+        assert!(e.contains("replica_count"), "{e}");
+        let e = err("replicas = [\"127.0.0.1:1\"]\n[params]\nmax_view = 3");
+        assert!(e.contains("max_view"), "{e}");
+        assert!(err("").contains("replicas"));
+    }
+
+    #[test]
+    fn missing_file_is_reported_with_its_path() {
+        let e = ClusterConfig::load(Path::new("/nonexistent/cluster.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/cluster.toml"), "{e}");
+    }
+}
