@@ -176,6 +176,23 @@ impl<A: App> Replica<A> {
         o.broadcast(self.others(), &hb);
     }
 
+    /// In phase 1, sends the 1a again to the replicas whose 1b has not arrived: a 1a lost on a
+    /// real network (a peer not yet listening at start-up) would otherwise hold the view until
+    /// the next view change. A duplicate of a message already sent, so safety is untouched.
+    fn resend_1a(&self, s: &ReplicaState<A>, o: &mut Out<Self>) {
+        if s.proposer.phase != Phase::Phase1 {
+            return;
+        }
+        let Some(bal) = s.proposer.max_ballot_sent_1a else {
+            return;
+        };
+        for (i, id) in self.cfg.replicas.iter().enumerate() {
+            if i != self.cfg.me && !s.proposer.received_1b.contains_key(&(i as u32)) {
+                o.send(*id, RslMsg::OneA { bal });
+            }
+        }
+    }
+
     fn my_id(&self) -> Id {
         self.cfg.replicas[self.cfg.me]
     }
@@ -544,6 +561,7 @@ impl<A: App> Actor for Replica<A> {
                 }
                 self.step(state, o, |s, o| {
                     self.send_heartbeat(s, o);
+                    self.resend_1a(s, o);
                     false
                 });
                 o.set_timer(RslTimer::Heartbeat, self.params().heartbeat_period());
