@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use ironfleet::actors::rsl::CounterOp;
 use ironfleet::cli::{lock_main, paxos_main, LockFlags, PaxosFlags, Verb};
 use ironfleet::net::bench::parse_duration;
-use ironfleet::net::commands::{self, BenchFlags, Target};
+use ironfleet::net::commands::{self, BenchFlags, SoakFlags, Target};
 
 /// IronFleet's systems as stateright actors: model check, simulate and explore them, and run
 /// them over UDP.
@@ -89,6 +89,8 @@ enum RslVerb {
     /// Closed-loop benchmark: throughput and latency percentiles, optionally against a raw UDP
     /// echo baseline, as a table, JSON or an SVG curve.
     Bench(BenchFlags),
+    /// Soak: run many increments through replica processes and watch their memory stay flat.
+    Soak(SoakFlags),
 }
 
 /// IronLock verbs.
@@ -153,6 +155,7 @@ fn main() {
                 op,
             }) => commands::rsl_client(target, *timeout, *op),
             Some(RslVerb::Bench(f)) => commands::rsl_bench(f),
+            Some(RslVerb::Soak(f)) => commands::rsl_soak(f),
         },
         System::Lock { flags, verb } => match verb {
             None => lock_main("ironfleet lock", &Verb::Check, flags),

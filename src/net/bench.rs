@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::codec;
 use super::rsl::RslClient;
+use super::runtime::bind_udp;
 use crate::actors::rsl::{Counter, CounterOp, RslMsg};
 
 /// One measured point: a system at a client count.
@@ -144,7 +144,7 @@ pub struct EchoServer {
 impl EchoServer {
     /// Starts one on a free loopback port.
     pub async fn start() -> Result<Self> {
-        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        let socket = bind_udp(SocketAddrV4::new([127, 0, 0, 1].into(), 0))?;
         let addr = match socket.local_addr()? {
             std::net::SocketAddr::V4(a) => a,
             a => bail!("unexpected address {a}"),
@@ -195,7 +195,7 @@ pub async fn run_echo(server: SocketAddrV4, clients: usize, t: Timing) -> Result
     let payload = request_datagram();
     let mut tasks: Vec<JoinHandle<Result<(Vec<u64>, u64)>>> = Vec::new();
     for _ in 0..clients {
-        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        let socket = bind_udp(SocketAddrV4::new([127, 0, 0, 1].into(), 0))?;
         let payload = payload.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();

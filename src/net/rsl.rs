@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::codec;
 use super::config::ClusterConfig;
-use super::runtime::{run_actor, Counters, RuntimeConfig};
+use super::runtime::{bind_udp, run_actor, Counters, RuntimeConfig};
 use crate::actors::rsl::{App, Phase, Replica, ReplicaConfig, ReplicaState, RslMsg};
 
 /// A running replica's protocol state, updated after every step that changes it.
@@ -121,7 +121,12 @@ impl ReplicaStats {
 
 /// This process's resident set size in KiB (Linux; `None` elsewhere).
 pub fn resident_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    resident_kib_of("self")
+}
+
+/// The resident set size in KiB of process `pid` (`"self"` for this one; Linux only).
+pub fn resident_kib_of(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
@@ -175,11 +180,13 @@ pub fn spawn_replica<A: App>(
     )))
 }
 
-/// Binds `addr` for a replica.
+/// Binds `addr` for a replica (large kernel buffers, see [`bind_udp`]).
 pub async fn bind(addr: SocketAddrV4) -> Result<UdpSocket> {
-    UdpSocket::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))
+    bind_udp(addr)
+}
+
+fn loopback_any() -> SocketAddrV4 {
+    SocketAddrV4::new([127, 0, 0, 1].into(), 0)
 }
 
 /// Replicas running as tasks of this process, on loopback.
@@ -297,7 +304,7 @@ impl<A: App> RslClient<A> {
         if replicas.is_empty() {
             bail!("a client needs at least one replica address");
         }
-        let socket = UdpSocket::bind(("127.0.0.1", 0)).await?;
+        let socket = bind_udp(loopback_any())?;
         Ok(RslClient {
             socket,
             replicas,

@@ -92,6 +92,25 @@ pub struct RuntimeConfig<A: Actor> {
     pub observe: Option<Observer<A::State>>,
 }
 
+/// Socket buffer size asked for (the kernel caps it at `net.core.rmem_max`/`wmem_max`): bursts
+/// of a leader's broadcasts and of hundreds of clients overflow the 208 KiB default, and a
+/// datagram dropped there costs a retransmission period.
+pub const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Binds a UDP socket at `addr` with [`SOCKET_BUFFER`]-sized kernel buffers, for tokio.
+pub fn bind_udp(addr: SocketAddrV4) -> Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+        .context("creating a UDP socket")?;
+    // Best effort: a smaller buffer only costs performance.
+    let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    s.bind(&SocketAddr::V4(addr).into())
+        .with_context(|| format!("binding {addr}"))?;
+    s.set_nonblocking(true)?;
+    UdpSocket::from_std(s.into()).context("registering the socket with tokio")
+}
+
 /// Waits for SIGINT (Ctrl-C) or SIGTERM: the signals that ask a server to stop gracefully.
 pub async fn shutdown_signal() -> Result<&'static str> {
     #[cfg(unix)]
