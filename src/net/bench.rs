@@ -20,6 +20,9 @@ use super::rsl::RslClient;
 use super::runtime::bind_udp;
 use crate::actors::rsl::{Counter, CounterOp, RslMsg};
 
+/// A benchmark client's task: its latencies (us) and its given-up requests.
+type ClientTask = JoinHandle<Result<(Vec<u64>, u64)>>;
+
 /// One measured point: a system at a client count.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Point {
@@ -84,7 +87,7 @@ pub async fn run_rsl(replicas: &[SocketAddrV4], clients: usize, t: Timing) -> Re
     let start = Instant::now();
     let record_from = start + t.warmup;
     let end = record_from + t.duration;
-    let mut tasks: Vec<JoinHandle<Result<(Vec<u64>, u64)>>> = Vec::new();
+    let mut tasks: Vec<ClientTask> = Vec::new();
     for _ in 0..clients {
         let mut c = RslClient::<Counter>::connect(replicas.to_vec()).await?;
         tasks.push(tokio::spawn(async move {
@@ -111,12 +114,7 @@ pub async fn run_rsl(replicas: &[SocketAddrV4], clients: usize, t: Timing) -> Re
     collect("rsl", clients, t, tasks).await
 }
 
-async fn collect(
-    system: &str,
-    clients: usize,
-    t: Timing,
-    tasks: Vec<JoinHandle<Result<(Vec<u64>, u64)>>>,
-) -> Result<Point> {
+async fn collect(system: &str, clients: usize, t: Timing, tasks: Vec<ClientTask>) -> Result<Point> {
     let mut all = Vec::new();
     let mut errors = 0;
     for task in tasks {
@@ -193,7 +191,7 @@ pub async fn run_echo(server: SocketAddrV4, clients: usize, t: Timing) -> Result
     let record_from = start + t.warmup;
     let end = record_from + t.duration;
     let payload = request_datagram();
-    let mut tasks: Vec<JoinHandle<Result<(Vec<u64>, u64)>>> = Vec::new();
+    let mut tasks: Vec<ClientTask> = Vec::new();
     for _ in 0..clients {
         let socket = bind_udp(SocketAddrV4::new([127, 0, 0, 1].into(), 0))?;
         let payload = payload.clone();
@@ -252,17 +250,8 @@ pub fn table(points: &[Point]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>7}  {:<6} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9} {:>6}  {}",
-        "clients",
-        "system",
-        "ops",
-        "ops/s",
-        "p50 us",
-        "p99 us",
-        "p99.9 us",
-        "max us",
-        "errors",
-        "vs echo"
+        "{:>7}  {:<6} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9} {:>6}  vs echo",
+        "clients", "system", "ops", "ops/s", "p50 us", "p99 us", "p99.9 us", "max us", "errors",
     );
     for p in points {
         let ratio = match (p.system.as_str(), echo_at(points, p.clients)) {

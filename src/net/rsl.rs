@@ -189,13 +189,16 @@ fn loopback_any() -> SocketAddrV4 {
     SocketAddrV4::new([127, 0, 0, 1].into(), 0)
 }
 
+/// A replica task: its shutdown switch and its handle.
+type Running = (watch::Sender<bool>, JoinHandle<Result<()>>);
+
 /// Replicas running as tasks of this process, on loopback.
 pub struct LocalCluster<A: App> {
     /// The cluster's configuration (its addresses are the replicas' real ones).
     pub config: ClusterConfig,
     /// Each replica's counters and gauges (a restarted replica gets fresh ones).
     pub stats: Vec<ReplicaStats>,
-    replicas: Vec<Option<(watch::Sender<bool>, JoinHandle<Result<()>>)>>,
+    replicas: Vec<Option<Running>>,
     _app: std::marker::PhantomData<A>,
 }
 
