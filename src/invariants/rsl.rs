@@ -436,6 +436,7 @@ pub fn rsl_model<A: AppSpec>(cfg: RslModelCfg<A>) -> RslModel<A> {
     // A message once sent stays deliverable forever on a lossless duplicating network, so
     // heartbeats can go out eagerly there (see `Params::eager_heartbeats`).
     params.eager_heartbeats = cfg.network == NetworkKind::Duplicating && !cfg.lossy;
+    params.repair_lost_votes = !params.eager_heartbeats;
     let mut actors = Vec::new();
     for me in 0..cfg.replicas {
         actors.push(RslNode::Replica(Replica::new(ReplicaConfig {

@@ -301,6 +301,18 @@ pub struct RslClient<A: App> {
     _app: std::marker::PhantomData<A>,
 }
 
+/// A client's first sequence number: the wall clock in microseconds. Replicas remember the
+/// highest sequence number executed per client address and ignore anything at or below it, so a
+/// new client that happens to get the port of an earlier one (the benchmark opens hundreds) must
+/// not start again at 1, or its requests would be taken for old retransmissions.
+fn first_seqno() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1)
+        .max(1)
+}
+
 impl<A: App> RslClient<A> {
     /// A client on a fresh loopback socket.
     pub async fn connect(replicas: Vec<SocketAddrV4>) -> Result<Self> {
@@ -312,7 +324,7 @@ impl<A: App> RslClient<A> {
             socket,
             replicas,
             leader: None,
-            next_seqno: 1,
+            next_seqno: first_seqno(),
             buf: vec![0u8; codec::MAX_DATAGRAM + 1],
             retransmit: Duration::from_millis(200),
             _app: std::marker::PhantomData,

@@ -74,7 +74,7 @@ impl Counters {
     }
 }
 
-/// Called with the actor's state after it starts and after every event that changed it: how an
+/// Called with the actor's state after it starts and after every event: how an
 /// operator (gauges, a status line) sees inside an actor without the actor doing I/O.
 pub type Observer<S> = Box<dyn FnMut(&S) + Send>;
 
@@ -238,13 +238,12 @@ where
                     continue;
                 }
                 let mut out = Out::new();
-                let mut cow = Cow::Borrowed(&state);
+                // The state moves in and out: an actor may then update it in place.
+                let mut cow = Cow::Owned(state);
                 actor.on_msg(id, &mut cow, Id::from(from), msg, &mut out);
-                if let Cow::Owned(s) = cow {
-                    state = s;
-                    if let Some(f) = cfg.observe.as_mut() {
-                        f(&state);
-                    }
+                state = cow.into_owned();
+                if let Some(f) = cfg.observe.as_mut() {
+                    f(&state);
                 }
                 ctx.apply(out, &mut timers, &mut rng).await;
             }
@@ -259,13 +258,11 @@ where
                     timers.remove(&t);
                     counters.timers_fired.fetch_add(1, Ordering::Relaxed);
                     let mut out = Out::new();
-                    let mut cow = Cow::Borrowed(&state);
+                    let mut cow = Cow::Owned(state);
                     actor.on_timeout(id, &mut cow, &t, &mut out);
-                    if let Cow::Owned(s) = cow {
-                        state = s;
-                        if let Some(f) = cfg.observe.as_mut() {
-                            f(&state);
-                        }
+                    state = cow.into_owned();
+                    if let Some(f) = cfg.observe.as_mut() {
+                        f(&state);
                     }
                     ctx.apply(out, &mut timers, &mut rng).await;
                 }

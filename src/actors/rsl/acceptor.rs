@@ -22,6 +22,17 @@ pub struct Acceptor<A: App> {
     pub last_checkpointed: Vec<OpNum>,
 }
 
+/// What an acceptor did with a 2a.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TwoAOutcome {
+    /// Voted: send the 2b.
+    Accepted,
+    /// Already voted exactly this: a duplicate (a resend, or the network duplicated it).
+    Duplicate,
+    /// Promised a higher ballot, or the slot is outside the log window.
+    Rejected,
+}
+
 impl<A: App> Acceptor<A> {
     /// A fresh acceptor in a cluster of `n` replicas.
     pub fn new(n: usize) -> Self {
@@ -45,14 +56,14 @@ impl<A: App> Acceptor<A> {
     }
 
     /// Phase 2: vote for `batch` in slot `opn` unless a higher ballot was promised or the slot
-    /// lies outside the log window. Returns whether a 2b should be sent.
+    /// lies outside the log window.
     pub fn process_2a(
         &mut self,
         params: &Params,
         bal: Ballot,
         opn: OpNum,
         batch: &Batch<A>,
-    ) -> bool {
+    ) -> TwoAOutcome {
         let promised_ok = Some(bal) >= self.max_bal || params.has(Mutation::AcceptBelowPromise);
         let in_window = opn >= self.log_truncation_point
             && opn
@@ -60,18 +71,18 @@ impl<A: App> Acceptor<A> {
                     .log_truncation_point
                     .saturating_add(params.max_log_length);
         if !promised_ok || !in_window {
-            return false;
+            return TwoAOutcome::Rejected;
         }
         let vote = Vote {
             bal,
             batch: batch.clone(),
         };
         if self.max_bal >= Some(bal) && self.votes.get(&opn) == Some(&vote) {
-            return false; // already voted exactly this: a duplicate 2a
+            return TwoAOutcome::Duplicate;
         }
         self.max_bal = self.max_bal.max(Some(bal));
         Arc::make_mut(&mut self.votes).insert(opn, vote);
-        true
+        TwoAOutcome::Accepted
     }
 
     /// Records a checkpoint reported by replica `idx` (from a heartbeat, or our own executor).

@@ -17,7 +17,7 @@ pub mod proposer;
 pub mod replica;
 pub mod types;
 
-pub use acceptor::Acceptor;
+pub use acceptor::{Acceptor, TwoAOutcome};
 pub use app::{App, Counter, CounterOp, KvOp, KvReply, KvStore};
 pub use client::{Client, ClientConfig, ClientState};
 pub use election::Election;

@@ -46,6 +46,12 @@ pub struct Params {
     /// safety (when a leader nominates is a liveness and performance choice only). `true` by
     /// default; `false` gives the original's behaviour.
     pub propose_when_idle: bool,
+    /// Repair lost votes: on each heartbeat tick a leader resends the 2a of its proposed but
+    /// unexecuted slots, and an acceptor answers a duplicate 2a with its 2b again. IronRSL has
+    /// neither, so one lost 2a or 2b stalls the log until a view change (seconds). On by default;
+    /// a model with a lossless duplicating network turns it off, since there every message can
+    /// be redelivered anyway and the resends would only multiply transitions.
+    pub repair_lost_votes: bool,
     /// A deliberately broken variant, for tests and demonstrations only. `None` in production.
     pub mutation: Option<Mutation>,
 }
@@ -64,6 +70,7 @@ impl Default for Params {
             eager_heartbeats: false,
             report_checkpoints: true,
             propose_when_idle: true,
+            repair_lost_votes: true,
             mutation: None,
         }
     }

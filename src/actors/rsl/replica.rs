@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use stateright::actor::{Actor, Id, Out};
 
-use super::acceptor::Acceptor;
+use super::acceptor::{Acceptor, TwoAOutcome};
 use super::app::App;
 use super::election::Election;
 use super::executor::Executor;
@@ -193,6 +193,33 @@ impl<A: App> Replica<A> {
         }
     }
 
+    /// In phase 2 with `repair_lost_votes`, sends the 2a of every slot this leader proposed that
+    /// is still not executed here: a lost 2a or 2b would otherwise hold the slot, and with it the
+    /// whole log, until the next view change. A duplicate of a 2a already sent.
+    fn resend_undecided_2a(&self, s: &ReplicaState<A>, o: &mut Out<Self>) {
+        if !self.params().repair_lost_votes
+            || s.proposer.phase != Phase::Phase2
+            || s.proposer.max_ballot_sent_1a != Some(s.election.view)
+        {
+            return;
+        }
+        let view = s.election.view;
+        for (&opn, vote) in s
+            .acceptor
+            .votes
+            .range(s.executor.ops_complete..s.proposer.next_opn)
+        {
+            if vote.bal == view {
+                let twoa = RslMsg::TwoA {
+                    bal: view,
+                    opn,
+                    batch: vote.batch.clone(),
+                };
+                o.broadcast(self.others(), &twoa);
+            }
+        }
+    }
+
     fn my_id(&self) -> Id {
         self.cfg.replicas[self.cfg.me]
     }
@@ -280,8 +307,16 @@ impl<A: App> Replica<A> {
                 }
             }
             (RslMsg::TwoA { bal, opn, batch }, Some(_)) => {
-                if s.acceptor.process_2a(params, bal, opn, &batch) {
-                    self.broadcast_all(s, RslMsg::TwoB { bal, opn, batch }, o);
+                match s.acceptor.process_2a(params, bal, opn, &batch) {
+                    TwoAOutcome::Accepted => {
+                        self.broadcast_all(s, RslMsg::TwoB { bal, opn, batch }, o)
+                    }
+                    // The leader resends a 2a when the slot stays undecided: some 2a or 2b was
+                    // lost, so vote again (`Params::repair_lost_votes`).
+                    TwoAOutcome::Duplicate if params.repair_lost_votes => {
+                        o.broadcast(self.others(), &RslMsg::TwoB { bal, opn, batch })
+                    }
+                    _ => {}
                 }
             }
             (RslMsg::TwoB { bal, opn, batch }, Some(idx)) => {
@@ -460,12 +495,28 @@ impl<A: App> Replica<A> {
 
     /// Runs one event on a copy of the state, then the periodic actions; keeps the copy only if
     /// something changed, and saves the durable part if it changed.
+    ///
+    /// A runtime that owns its state passes `Cow::Owned` and the step runs in place: cloning the
+    /// whole state per packet (per-client maps included) is what a model checker needs to detect
+    /// no-ops, not what a server can afford.
     fn step(
         &self,
         state: &mut Cow<ReplicaState<A>>,
         o: &mut Out<Self>,
         event: impl FnOnce(&mut ReplicaState<A>, &mut Out<Self>) -> bool,
     ) {
+        if let Cow::Owned(s) = state {
+            // The snapshot shares the durable maps (`Arc`s), so it is cheap; a map that changes
+            // is copied once, on its first write in this step.
+            let before = Self::storage(s);
+            let batch_timer_fired = event(s, o);
+            self.periodic(s, o, batch_timer_fired);
+            let after = Self::storage(s);
+            if before != after {
+                o.save(after);
+            }
+            return;
+        }
         let mut s = (**state).clone();
         let batch_timer_fired = event(&mut s, o);
         self.periodic(&mut s, o, batch_timer_fired);
@@ -562,6 +613,7 @@ impl<A: App> Actor for Replica<A> {
                 self.step(state, o, |s, o| {
                     self.send_heartbeat(s, o);
                     self.resend_1a(s, o);
+                    self.resend_undecided_2a(s, o);
                     false
                 });
                 o.set_timer(RslTimer::Heartbeat, self.params().heartbeat_period());
