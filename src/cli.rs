@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use stateright::actor::{Actor, ActorModel};
+use stateright::actor::{Actor, ActorModel, ActorModelAction};
 use stateright::Model;
 
 use crate::actors::lock::LockMutation;
@@ -15,6 +15,9 @@ use crate::actors::rsl::{Counter, Mutation};
 use crate::invariants::lock::{lock_model, LockModelCfg};
 use crate::invariants::rsl::{rsl_model, RslModelCfg};
 use crate::invariants::NetworkKind;
+use crate::liveness::bounded::{check_bounded, BoundedOptions};
+use crate::liveness::checker::{check_liveness, LivenessOptions, LivenessProperty};
+use crate::liveness::{actor_action_kind, print_bounded_report, print_live_report};
 use crate::runner::{self, Mode, RunOptions};
 
 /// What to do with the model.
@@ -63,6 +66,20 @@ pub struct CommonFlags {
     /// Stop at the first safety violation.
     #[arg(long)]
     pub stop_on_violation: bool,
+    /// Check liveness under fairness instead of the safety properties: with check/dfs, the
+    /// exhaustive lasso checker; with simulate, fair continuations of --fair-steps after faults
+    /// stop, from states on the random walks.
+    #[arg(long)]
+    pub liveness: bool,
+    /// Liveness check: stop exploring after this many states (the verdict is then not a proof).
+    #[arg(long)]
+    pub max_states: Option<usize>,
+    /// Bounded liveness (simulate --liveness): steps a fair continuation has to reach the goal.
+    #[arg(long, default_value_t = 300)]
+    pub fair_steps: usize,
+    /// Bounded liveness: a task enabled this many steps in a row is scheduled at once.
+    #[arg(long, default_value_t = 8)]
+    pub patience: usize,
 }
 
 fn parse_network(s: &str) -> Result<NetworkKind, String> {
@@ -278,6 +295,7 @@ impl LockFlags {
 /// violated, 1 otherwise.
 fn drive_and_report<A, C, H>(
     build: impl Fn() -> ActorModel<A, C, H>,
+    live: Vec<LivenessProperty<ActorModel<A, C, H>>>,
     verb: &Verb,
     common: &CommonFlags,
     program: &str,
@@ -305,6 +323,9 @@ where
             .unwrap_or_else(|| RunOptions::default().threads);
         let _ = build().checker().threads(threads).serve(addr.as_str());
         return Ok(0);
+    }
+    if common.liveness {
+        return drive_liveness(build, live, verb, common, program, flags, &mut out);
     }
     let opts = common.run_options(verb);
     let mode = match &opts.mode {
@@ -334,6 +355,72 @@ where
     Ok(if violated { 1 } else { 0 })
 }
 
+/// Runs the liveness checkers: the lasso checker for check/dfs, the bounded one for simulate.
+fn drive_liveness<A, C, H>(
+    build: impl Fn() -> ActorModel<A, C, H>,
+    live: Vec<LivenessProperty<ActorModel<A, C, H>>>,
+    verb: &Verb,
+    common: &CommonFlags,
+    program: &str,
+    flags: &str,
+    out: &mut dyn Write,
+) -> Result<i32>
+where
+    A: Actor,
+    A::Msg: Ord + std::fmt::Display,
+    A::Timer: Ord,
+    C: 'static,
+    H: Clone + std::fmt::Debug + std::hash::Hash + PartialEq + 'static,
+{
+    let model = build();
+    let classify = |a: &ActorModelAction<A::Msg, A::Timer, A::Random>| actor_action_kind(a);
+    let violated = match verb {
+        Verb::Check | Verb::Dfs => {
+            writeln!(
+                out,
+                "liveness: exhaustive lasso search under weak fairness (faults stop eventually){}",
+                common
+                    .max_states
+                    .map(|m| format!(", at most {m} states"))
+                    .unwrap_or_default()
+            )?;
+            out.flush()?;
+            let opts = LivenessOptions {
+                max_states: common.max_states,
+                max_depth: common.max_depth,
+                progress: Some(Duration::from_secs(2)),
+            };
+            let outcome = check_liveness(&model, &live, &classify, &opts);
+            let hint = format!("`{program} {flags} explore`");
+            print_live_report(&model, &outcome, &hint, out)
+        }
+        Verb::Simulate { seed, walks, depth } => {
+            writeln!(
+                out,
+                "liveness: {walks} walks of {depth} steps from seed {seed}; from each state, a fair continuation of {} steps without faults (patience {})",
+                common.fair_steps, common.patience
+            )?;
+            out.flush()?;
+            let opts = BoundedOptions {
+                seed: *seed,
+                walks: *walks,
+                depth: *depth,
+                k: common.fair_steps,
+                patience: common.patience,
+            };
+            let outcome = check_bounded(&model, &live, &classify, &opts);
+            let hint = format!(
+                "`{program} {flags} --liveness --fair-steps {} --patience {} simulate --seed {seed} --walks {walks} --depth {depth}` replays it; `{program} {flags} explore`",
+                common.fair_steps, common.patience
+            );
+            print_bounded_report(&model, &outcome, common.fair_steps, &hint, out)
+        }
+        Verb::Explore { .. } => bail!("--liveness works with check, dfs and simulate, not explore"),
+    };
+    out.flush()?;
+    Ok(if violated { 1 } else { 0 })
+}
+
 /// `check-paxos`: runs a verb on the RSL model described by `flags`.
 pub fn paxos_main(program: &str, verb: &Verb, flags: &PaxosFlags) -> Result<i32> {
     let cfg = flags.model_cfg().context("invalid model configuration")?;
@@ -356,6 +443,7 @@ pub fn paxos_main(program: &str, verb: &Verb, flags: &PaxosFlags) -> Result<i32>
     );
     drive_and_report(
         || rsl_model(cfg.clone()),
+        crate::liveness::rsl::properties::<Counter>(),
         verb,
         &flags.common,
         program,
@@ -380,6 +468,7 @@ pub fn lock_main(program: &str, verb: &Verb, flags: &LockFlags) -> Result<i32> {
     );
     drive_and_report(
         || lock_model(cfg.clone()),
+        crate::liveness::lock::properties(),
         verb,
         &flags.common,
         program,

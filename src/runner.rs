@@ -590,6 +590,22 @@ where
     A::Timer: Ord,
     H: Clone + Debug + Hash,
 {
+    let actions: Vec<_> = path.clone().into_actions();
+    format_actions(model, &actions, 1)
+}
+
+/// Renders actions as numbered steps, numbering from `first`.
+pub fn format_actions<A, C, H>(
+    model: &ActorModel<A, C, H>,
+    actions: &[ActorModelAction<A::Msg, A::Timer, A::Random>],
+    first: usize,
+) -> String
+where
+    A: Actor,
+    A::Msg: Ord + Display,
+    A::Timer: Ord,
+    H: Clone + Debug + Hash,
+{
     let name = |id: stateright::actor::Id| {
         let i = usize::from(id);
         model
@@ -600,7 +616,6 @@ where
             .unwrap_or_else(|| format!("actor {i}"))
     };
     let mut s = String::new();
-    let actions: Vec<_> = path.clone().into_actions();
     for (i, a) in actions.iter().enumerate() {
         let line = match a {
             ActorModelAction::Deliver { src, dst, msg } => {
@@ -621,7 +636,7 @@ where
                 format!("{} chooses {:?}", name(*actor), random)
             }
         };
-        let _ = writeln!(s, "{:>3}. {}", i + 1, line);
+        let _ = writeln!(s, "{:>3}. {}", i + first, line);
     }
     s
 }

@@ -1,13 +1,32 @@
-//! IronLock's bounded liveness: the lock eventually leaves its first holder. In the bounded model
-//! (epochs up to `max_epoch`) every path ends at the boundary, so terminal states exist and
-//! stateright's terminal-state check is meaningful here.
+//! IronLock's liveness: the lock keeps moving round the ring. In the bounded model (epochs up to
+//! `max_epoch`) that is "the lock reaches epoch `max_epoch`"; stateright's own terminal-state
+//! check of the weaker "the lock leaves its first holder" stays on the model.
 
 use crate::invariants::lock::{LockModel, LockModelState};
 
-/// The name of the `eventually` property.
+use super::checker::{LivenessProperty, Premise};
+
+/// The name of stateright's `eventually` property.
 pub const LOCK_MOVES: &str = "eventually the lock moves on";
+
+/// The name of the lasso checker's property.
+pub const LOCK_KEEPS_MOVING: &str = "the lock keeps moving round the ring";
 
 /// Some host other than the first holder has taken the lock (a host is in epoch 2 or later).
 pub fn lock_moved_past_start(_: &LockModel, s: &LockModelState) -> bool {
     s.actor_states.iter().any(|a| a.epoch >= 2)
+}
+
+/// The lock has reached the model's last epoch.
+pub fn reached_max_epoch(m: &LockModel, s: &LockModelState) -> bool {
+    s.actor_states.iter().any(|a| a.epoch >= m.cfg.max_epoch)
+}
+
+/// The lock liveness properties for the liveness checkers.
+pub fn properties() -> Vec<LivenessProperty<LockModel>> {
+    vec![LivenessProperty {
+        name: LOCK_KEEPS_MOVING,
+        premise: Premise::Init,
+        goal: reached_max_epoch,
+    }]
 }

@@ -42,13 +42,17 @@ pub enum LockMutation {
     KeepAfterGrant,
     /// A host accepts any transfer, even one with a stale epoch.
     AcceptStaleTransfer,
+    /// A host that takes the lock never arms its grant timer, so it never passes the lock on
+    /// (a liveness bug: safety still holds).
+    NeverGrant,
 }
 
 impl LockMutation {
     /// Every mutation.
-    pub const ALL: [LockMutation; 2] = [
+    pub const ALL: [LockMutation; 3] = [
         LockMutation::KeepAfterGrant,
         LockMutation::AcceptStaleTransfer,
+        LockMutation::NeverGrant,
     ];
 
     /// The kebab-case name used on the command line.
@@ -56,6 +60,7 @@ impl LockMutation {
         match self {
             LockMutation::KeepAfterGrant => "keep-after-grant",
             LockMutation::AcceptStaleTransfer => "accept-stale-transfer",
+            LockMutation::NeverGrant => "never-grant",
         }
     }
 
@@ -147,7 +152,9 @@ impl Actor for LockNode {
             if accept {
                 *state.to_mut() = LockState { held: true, epoch };
                 o.send(src, LockMsg::Locked(epoch));
-                o.set_timer(LockTimer::Grant, self.hold());
+                if self.cfg.mutation != Some(LockMutation::NeverGrant) {
+                    o.set_timer(LockTimer::Grant, self.hold());
+                }
             }
         }
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use stateright::actor::Id;
 
-use super::params::Params;
+use super::params::{Mutation, Params};
 use super::types::Ballot;
 
 /// The election state.
@@ -72,7 +72,7 @@ impl Election {
             return false;
         }
         let mut newly = false;
-        if !self.seen_prev_epochs.is_empty() {
+        if !self.seen_prev_epochs.is_empty() && !params.has(Mutation::NeverSuspect) {
             newly = self.suspectors.insert(me);
         }
         if self.seen_prev_epochs.is_empty() && self.seen_this_epoch.is_empty() {

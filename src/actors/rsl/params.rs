@@ -46,9 +46,10 @@ pub struct Params {
     /// safety (when a leader nominates is a liveness and performance choice only). `true` by
     /// default; `false` gives the original's behaviour.
     pub propose_when_idle: bool,
-    /// Repair lost votes: on each heartbeat tick a leader resends the 2a of its proposed but
-    /// unexecuted slots, and an acceptor answers a duplicate 2a with its 2b again. IronRSL has
-    /// neither, so one lost 2a or 2b stalls the log until a view change (seconds). On by default;
+    /// Repair lost votes: on each heartbeat tick a proposer resends its 1a (in phase 1) or the 2a
+    /// of its proposed but unexecuted slots (in phase 2), and an acceptor answers a duplicate 1a
+    /// or 2a with its 1b or 2b again. IronRSL has none of this, so one lost 1b, 2a or 2b stalls
+    /// the log until a view change (seconds). On by default;
     /// a model with a lossless duplicating network turns it off, since there every message can
     /// be redelivered anyway and the resends would only multiply transitions.
     pub repair_lost_votes: bool,
@@ -95,8 +96,9 @@ impl Params {
     }
 }
 
-/// A deliberately broken protocol variant. Each one must be caught by a safety property; the
-/// tests in `tests/mutations.rs` prove it and snapshot the counterexample.
+/// A deliberately broken protocol variant. Each one must be caught: the safety ones by a safety
+/// property (`tests/mutations.rs`), the liveness ones by the liveness checkers
+/// (`tests/liveness.rs`); the tests snapshot the counterexamples.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Mutation {
     /// The acceptor accepts a 2a whose ballot is below the one it promised.
@@ -112,17 +114,25 @@ pub enum Mutation {
     TruncateBeyondQuorum,
     /// A restarted replica comes back without its votes.
     ForgetVotesOnRestart,
+    /// A replica never suspects its view's leader, so no view change ever happens: after the
+    /// leader crashes nothing moves (a liveness bug: safety still holds).
+    NeverSuspect,
+    /// A client sends each request once and never retransmits: over a lossy network one lost
+    /// request or reply leaves it waiting forever (a liveness bug).
+    ClientNeverRetransmits,
 }
 
 impl Mutation {
     /// Every mutation.
-    pub const ALL: [Mutation; 6] = [
+    pub const ALL: [Mutation; 8] = [
         Mutation::AcceptBelowPromise,
         Mutation::IgnoreOneBVotes,
         Mutation::DecideWithoutQuorum,
         Mutation::ExecuteTwice,
         Mutation::TruncateBeyondQuorum,
         Mutation::ForgetVotesOnRestart,
+        Mutation::NeverSuspect,
+        Mutation::ClientNeverRetransmits,
     ];
 
     /// The kebab-case name used on the command line.
@@ -134,6 +144,8 @@ impl Mutation {
             Mutation::ExecuteTwice => "execute-twice",
             Mutation::TruncateBeyondQuorum => "truncate-beyond-quorum",
             Mutation::ForgetVotesOnRestart => "forget-votes-on-restart",
+            Mutation::NeverSuspect => "never-suspect",
+            Mutation::ClientNeverRetransmits => "client-never-retransmits",
         }
     }
 

@@ -176,11 +176,13 @@ impl<A: App> Replica<A> {
         o.broadcast(self.others(), &hb);
     }
 
-    /// In phase 1, sends the 1a again to the replicas whose 1b has not arrived: a 1a lost on a
-    /// real network (a peer not yet listening at start-up) would otherwise hold the view until
-    /// the next view change. A duplicate of a message already sent, so safety is untouched.
+    /// In phase 1, sends the 1a again to the replicas whose 1b has not arrived: a 1a or 1b lost
+    /// on a real network (a peer not yet listening at start-up) would otherwise hold the view
+    /// until the next view change. A duplicate of a message already sent, so safety is untouched;
+    /// an acceptor answers it with its 1b again. Found by the bounded liveness checker: without
+    /// the second half, one lost 1b left a lossy model stuck for ever.
     fn resend_1a(&self, s: &ReplicaState<A>, o: &mut Out<Self>) {
-        if s.proposer.phase != Phase::Phase1 {
+        if !self.params().repair_lost_votes || s.proposer.phase != Phase::Phase1 {
             return;
         }
         let Some(bal) = s.proposer.max_ballot_sent_1a else {
@@ -271,7 +273,10 @@ impl<A: App> Replica<A> {
                 s.proposer.queue_request(params, req);
             }
             (RslMsg::OneA { bal }, Some(_)) => {
-                if s.acceptor.process_1a(bal) {
+                // A 1a for the ballot already promised is a resend (`resend_1a`): the 1b was
+                // lost, so answer again (`Params::repair_lost_votes`).
+                let again = params.repair_lost_votes && s.acceptor.max_bal == Some(bal);
+                if s.acceptor.process_1a(bal) || again {
                     let oneb = RslMsg::OneB {
                         bal,
                         log_truncation_point: s.acceptor.log_truncation_point,

@@ -1,0 +1,737 @@
+//! The fairness-aware liveness checker: `eventually Q` and `P leads-to Q` over any stateright
+//! [`Model`], with lasso counterexamples.
+//!
+//! # Why not stateright's `eventually`
+//! stateright 0.31 judges an `eventually` property only at terminal states: a path that loops, or
+//! joins a state seen before, is never judged (the FIXMEs in its `checker/bfs.rs`). Proposers that
+//! duel forever, or a sender that retransmits forever without progress, pass. This checker keeps
+//! the whole bounded reachable graph and looks for cycles.
+//!
+//! # What is assumed (the fairness model)
+//! Every action is classified by the model's wiring ([`ActionKind`]):
+//! * **Faults** (message loss, crash, restart) may happen any finite number of times, and then
+//!   stop: IronFleet's eventually-synchronous network, "from some point on, no loss, no crash,
+//!   no duplicates". So a counterexample's *stem* may contain faults; its *cycle* never does.
+//! * **Fair tasks** (delivering one particular message, firing one particular actor's timer) are
+//!   under *weak fairness*: a task that stays enabled is eventually taken. A task is enabled at a
+//!   state when taking it changes the state (stateright drops no-op steps; a no-op can be added to
+//!   any cycle without changing it, so it imposes nothing).
+//!
+//! Timers carry no time in the model: a timer may fire before any message is delivered, however
+//! long its duration. So "the view timeout grows until it outlasts message delay" cannot be
+//! expressed; a protocol that relies on it shows up as a fair cycle of timeouts unless the model
+//! bounds the number of views (our RSL models do, with `max_view`).
+//!
+//! # What a verdict means
+//! `P leads-to Q` is **violated** when some reachable state satisfies P and not Q, and from it
+//! there is a fair infinite continuation, faults eventually stopping, on which Q never holds.
+//! Within the explored graph such a continuation exists iff, inside the subgraph of not-Q states,
+//! P's state reaches either a strongly connected component (with at least one edge) that contains
+//! no fault edge and is weakly fair (every task enabled at all its states is taken by one of its
+//! edges: see [`super::graph::unfair_tasks`]), or a dead end: a not-Q state with no fair task
+//! enabled, where a stabilized system stutters forever. The counterexample is a lasso: the stem
+//! from an initial state, and a cycle that visits, for every task ever enabled in the component,
+//! either an edge taking it or a state where it is disabled (so the printed cycle itself is fair).
+//!
+//! `eventually Q` is `init leads-to Q`. A verdict of **holds** is a proof for the bounded model:
+//! every state was explored (no `max_states`/`max_depth` cut), and no fair not-Q cycle or dead end
+//! is reachable. A component or dead end that touches a state whose fair successors left the
+//! model's boundary or depth limit cannot be judged (the missing edges might break the cycle or
+//! be a way out), so it is counted as *undecided* and never reported as a violation; the verdict
+//! then says "no counterexample, N components undecided".
+//!
+//! # Memory
+//! States are not stored: each explored state keeps a 64-bit fingerprint, its BFS parent (for the
+//! stem), and its out-edges (target, interned task, action index: 12 bytes each). The stem and
+//! cycle are rebuilt by replaying action indices from an initial state.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Debug;
+use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant};
+
+use stateright::Model;
+
+use super::graph::{self, Csr};
+
+/// How the checker treats an action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActionKind {
+    /// A fault: allowed before stabilization, never after.
+    Fault,
+    /// A task under weak fairness, identified by a key (the same key in two states is the same
+    /// task: "deliver this message", "fire this actor's timer").
+    Fair(u64),
+}
+
+/// When a liveness property applies.
+pub enum Premise<M: Model> {
+    /// At the initial states: `eventually Q`.
+    Init,
+    /// At every reachable state where the predicate holds: `P leads-to Q`.
+    When(fn(&M, &M::State) -> bool),
+}
+
+/// A liveness property.
+pub struct LivenessProperty<M: Model> {
+    /// Its name, as printed.
+    pub name: &'static str,
+    /// Where it applies.
+    pub premise: Premise<M>,
+    /// What must eventually hold.
+    pub goal: fn(&M, &M::State) -> bool,
+}
+
+/// Limits of a liveness check.
+#[derive(Clone, Debug, Default)]
+pub struct LivenessOptions {
+    /// Stop exploring after this many states (the verdict is then not a proof).
+    pub max_states: Option<usize>,
+    /// Do not expand states at this depth or deeper.
+    pub max_depth: Option<usize>,
+    /// Print a progress line this often.
+    pub progress: Option<Duration>,
+}
+
+/// A lasso counterexample: from an initial state, the stem, then the cycle repeated forever (an
+/// empty cycle: the system stutters at a dead end).
+#[derive(Clone, Debug)]
+pub struct Lasso<S, A> {
+    /// The initial state.
+    pub init: S,
+    /// Actions from the initial state to the loop point.
+    pub stem: Vec<A>,
+    /// Actions from the loop point back to it (empty: a dead end).
+    pub cycle: Vec<A>,
+}
+
+/// The verdict on one liveness property.
+#[derive(Clone, Debug)]
+pub enum LiveVerdict<S, A> {
+    /// No fair counterexample, every state explored, nothing undecided.
+    Holds,
+    /// No fair counterexample found, but the exploration was cut or some components could not be
+    /// judged.
+    NoCounterexample {
+        /// Why this is not a proof.
+        caveat: String,
+    },
+    /// A fair counterexample.
+    Violated(Box<Lasso<S, A>>),
+}
+
+/// The outcome of a liveness check.
+#[derive(Clone, Debug)]
+pub struct LiveOutcome<S, A> {
+    /// Unique states explored.
+    pub states: usize,
+    /// Edges kept.
+    pub edges: usize,
+    /// Deepest BFS level.
+    pub depth: usize,
+    /// Time exploring the graph.
+    pub explore_time: Duration,
+    /// Time analysing it (all properties).
+    pub analyse_time: Duration,
+    /// Whether the whole bounded space was explored.
+    pub complete: bool,
+    /// Memory held per explored state, in bytes (graph arrays and fingerprint index).
+    pub bytes_per_state: f64,
+    /// Each property's verdict.
+    pub properties: Vec<(&'static str, LiveVerdict<S, A>)>,
+}
+
+impl<S, A> LiveOutcome<S, A> {
+    /// States explored per second of exploration.
+    pub fn states_per_sec(&self) -> f64 {
+        self.states as f64 / self.explore_time.as_secs_f64().max(1e-9)
+    }
+}
+
+const FAULT: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug)]
+struct Edge {
+    to: u32,
+    task: u32,
+    action: u32,
+}
+
+/// The explored graph.
+struct Explored {
+    /// BFS parent and the action index that led here (`u32::MAX` parent: an initial state, and
+    /// the "action" is its index in `init_states`).
+    parent: Vec<(u32, u32)>,
+    start: Vec<u32>,
+    edges: Vec<Edge>,
+    /// Some fair successor was cut by the boundary or the depth limit, or not expanded at all.
+    cut: Vec<bool>,
+    /// Bit 2i: premise i holds; bit 2i+1: goal i holds.
+    labels: Vec<u64>,
+    depth: usize,
+    complete: bool,
+    index_bytes: usize,
+}
+
+fn fingerprint<T: Hash>(t: &T) -> u64 {
+    let mut h = DefaultHasher::new();
+    t.hash(&mut h);
+    h.finish()
+}
+
+fn explore<M>(
+    model: &M,
+    props: &[LivenessProperty<M>],
+    classify: &dyn Fn(&M::Action) -> ActionKind,
+    opts: &LivenessOptions,
+) -> Explored
+where
+    M: Model,
+    M::State: Hash,
+{
+    assert!(props.len() <= 32, "at most 32 liveness properties at once");
+    let mut index: HashMap<u64, u32> = HashMap::new();
+    let mut tasks: HashMap<u64, u32> = HashMap::new();
+    let mut g = Explored {
+        parent: Vec::new(),
+        start: vec![0],
+        edges: Vec::new(),
+        cut: Vec::new(),
+        labels: Vec::new(),
+        depth: 0,
+        complete: true,
+        index_bytes: 0,
+    };
+    let mut depth_of: Vec<u32> = Vec::new();
+    let mut queue: VecDeque<(u32, M::State)> = VecDeque::new();
+    let label = |s: &M::State, is_init: bool| -> u64 {
+        let mut l = 0u64;
+        for (i, p) in props.iter().enumerate() {
+            let premise = match p.premise {
+                Premise::Init => is_init,
+                Premise::When(f) => f(model, s),
+            };
+            if premise {
+                l |= 1 << (2 * i);
+            }
+            if (p.goal)(model, s) {
+                l |= 1 << (2 * i + 1);
+            }
+        }
+        l
+    };
+    for (i, s) in model.init_states().into_iter().enumerate() {
+        if !model.within_boundary(&s) {
+            continue;
+        }
+        let fp = fingerprint(&s);
+        if index.contains_key(&fp) {
+            continue;
+        }
+        let id = g.parent.len() as u32;
+        index.insert(fp, id);
+        g.parent.push((u32::MAX, i as u32));
+        g.cut.push(false);
+        g.labels.push(label(&s, true));
+        depth_of.push(0);
+        queue.push_back((id, s));
+    }
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    let mut actions = Vec::new();
+    let mut next = 0u32;
+    while let Some((id, state)) = queue.pop_front() {
+        debug_assert_eq!(id, next);
+        next += 1;
+        let d = depth_of[id as usize] as usize;
+        g.depth = g.depth.max(d);
+        let over_states = opts.max_states.is_some_and(|m| g.parent.len() >= m);
+        if opts.max_depth.is_some_and(|m| d >= m) || over_states && queue.len() > 1_000_000 {
+            g.cut[id as usize] = true;
+            g.complete = false;
+            g.start.push(g.edges.len() as u32);
+            continue;
+        }
+        actions.clear();
+        model.actions(&state, &mut actions);
+        for (ai, a) in actions.drain(..).enumerate() {
+            let kind = classify(&a);
+            let Some(ns) = model.next_state(&state, a) else {
+                continue;
+            };
+            if !model.within_boundary(&ns) {
+                if kind != ActionKind::Fault {
+                    g.cut[id as usize] = true;
+                }
+                continue;
+            }
+            let fp = fingerprint(&ns);
+            let to = match index.get(&fp) {
+                Some(&t) => t,
+                None => {
+                    if opts.max_states.is_some_and(|m| g.parent.len() >= m) {
+                        g.complete = false;
+                        if kind != ActionKind::Fault {
+                            g.cut[id as usize] = true;
+                        }
+                        continue;
+                    }
+                    let t = g.parent.len() as u32;
+                    index.insert(fp, t);
+                    g.parent.push((id, ai as u32));
+                    g.cut.push(false);
+                    g.labels.push(label(&ns, false));
+                    depth_of.push(d as u32 + 1);
+                    queue.push_back((t, ns));
+                    t
+                }
+            };
+            let task = match kind {
+                ActionKind::Fault => FAULT,
+                ActionKind::Fair(k) => {
+                    let n = tasks.len() as u32;
+                    *tasks.entry(k).or_insert(n)
+                }
+            };
+            g.edges.push(Edge {
+                to,
+                task,
+                action: ai as u32,
+            });
+        }
+        g.start.push(g.edges.len() as u32);
+        if let Some(every) = opts.progress {
+            if last_report.elapsed() >= every {
+                last_report = Instant::now();
+                eprintln!(
+                    "  ... {:>6.1}s  states={}  edges={}  depth={}  ({:.0} states/s)",
+                    started.elapsed().as_secs_f64(),
+                    g.parent.len(),
+                    g.edges.len(),
+                    g.depth,
+                    g.parent.len() as f64 / started.elapsed().as_secs_f64()
+                );
+            }
+        }
+    }
+    // Fingerprint index: key + value + hashbrown's control byte, at its capacity.
+    g.index_bytes = index.capacity() * (8 + 4 + 1) + tasks.capacity() * (8 + 4 + 1);
+    g
+}
+
+impl Explored {
+    fn n(&self) -> usize {
+        self.parent.len()
+    }
+
+    fn out(&self, v: u32) -> &[Edge] {
+        &self.edges[self.start[v as usize] as usize..self.start[v as usize + 1] as usize]
+    }
+
+    fn bytes(&self) -> usize {
+        self.parent.capacity() * 8
+            + self.start.capacity() * 4
+            + self.edges.capacity() * std::mem::size_of::<Edge>()
+            + self.cut.capacity()
+            + self.labels.capacity() * 8
+            + self.index_bytes
+    }
+
+    /// The fair tasks enabled at every node, sorted and deduplicated, as one CSR.
+    fn enabled(&self) -> Csr {
+        let mut lists = Csr {
+            start: vec![0],
+            targets: Vec::new(),
+        };
+        for v in 0..self.n() as u32 {
+            let from = lists.targets.len();
+            lists
+                .targets
+                .extend(self.out(v).iter().map(|e| e.task).filter(|&t| t != FAULT));
+            lists.targets[from..].sort_unstable();
+            let mut w = from;
+            for r in from..lists.targets.len() {
+                if w == from || lists.targets[r] != lists.targets[w - 1] {
+                    lists.targets[w] = lists.targets[r];
+                    w += 1;
+                }
+            }
+            lists.targets.truncate(w);
+            lists.start.push(lists.targets.len() as u32);
+        }
+        lists
+    }
+
+    /// The path of action indices from an initial state to `v`: (init index, actions).
+    fn tree_path(&self, mut v: u32) -> (usize, Vec<u32>) {
+        let mut rev = Vec::new();
+        loop {
+            let (p, a) = self.parent[v as usize];
+            if p == u32::MAX {
+                rev.reverse();
+                return (a as usize, rev);
+            }
+            rev.push(a);
+            v = p;
+        }
+    }
+
+    /// Shortest path from `from` to a node satisfying `is_target`, through nodes satisfying
+    /// `inside` and edges satisfying `edge_ok`: (end node, action indices).
+    fn bfs_path(
+        &self,
+        from: u32,
+        inside: impl Fn(u32) -> bool,
+        edge_ok: impl Fn(&Edge) -> bool,
+        is_target: impl Fn(u32) -> bool,
+    ) -> Option<(u32, Vec<u32>)> {
+        if is_target(from) {
+            return Some((from, Vec::new()));
+        }
+        let mut prev: HashMap<u32, (u32, u32)> = HashMap::new();
+        let mut q = VecDeque::from([from]);
+        prev.insert(from, (u32::MAX, 0));
+        while let Some(v) = q.pop_front() {
+            for e in self.out(v) {
+                if !edge_ok(e) || !inside(e.to) || prev.contains_key(&e.to) {
+                    continue;
+                }
+                prev.insert(e.to, (v, e.action));
+                if is_target(e.to) {
+                    let mut path = Vec::new();
+                    let mut w = e.to;
+                    while w != from {
+                        let (p, a) = prev[&w];
+                        path.push(a);
+                        w = p;
+                    }
+                    path.reverse();
+                    return Some((e.to, path));
+                }
+                q.push_back(e.to);
+            }
+        }
+        None
+    }
+}
+
+/// What makes a set of not-Q nodes a fair trap.
+enum Trap {
+    /// A fair, fault-free strongly connected component with at least one edge.
+    Cycle(Vec<u32>),
+    /// A not-Q node with no fair task enabled.
+    DeadEnd(u32),
+}
+
+struct Analysis {
+    trap: Option<(u32, Trap)>,
+    undecided: usize,
+}
+
+fn analyse(g: &Explored, enabled: &Csr, i: usize) -> Analysis {
+    let goal = |v: u32| g.labels[v as usize] >> (2 * i + 1) & 1 == 1;
+    let premise = |v: u32| g.labels[v as usize] >> (2 * i) & 1 == 1;
+    let not_goal = |v: u32| !goal(v);
+    // Components of the fault-free not-Q subgraph.
+    let fault_free = Csr {
+        start: {
+            let mut s = vec![0u32];
+            let mut n = 0u32;
+            for v in 0..g.n() as u32 {
+                n += g.out(v).iter().filter(|e| e.task != FAULT).count() as u32;
+                s.push(n);
+            }
+            s
+        },
+        targets: g
+            .edges
+            .iter()
+            .filter(|e| e.task != FAULT)
+            .map(|e| e.to)
+            .collect(),
+    };
+    let (comp, comps) = graph::sccs(&fault_free, not_goal);
+    let members = graph::members(&comp, comps);
+    let mut bad = vec![false; g.n()];
+    let mut traps: Vec<Trap> = Vec::new();
+    let mut undecided = 0;
+    let comp = &comp;
+    for (c, m) in members.iter().enumerate() {
+        let c = c as u32;
+        let internal = |v: u32| {
+            g.out(v)
+                .iter()
+                .filter(move |e| e.task != FAULT && comp[e.to as usize] == c)
+        };
+        let has_edge = m.iter().any(|&v| internal(v).next().is_some());
+        let touches_cut = m.iter().any(|&v| g.cut[v as usize]);
+        if has_edge {
+            let taken: Vec<u32> = m.iter().flat_map(|&v| internal(v).map(|e| e.task)).collect();
+            if graph::unfair_tasks(m, |v| enabled.succ(v), &taken).is_empty() {
+                if touches_cut {
+                    undecided += 1;
+                } else {
+                    m.iter().for_each(|&v| bad[v as usize] = true);
+                    traps.push(Trap::Cycle(m.clone()));
+                }
+            }
+        } else if enabled.succ(m[0]).is_empty() {
+            if touches_cut {
+                undecided += 1;
+            } else {
+                bad[m[0] as usize] = true;
+                traps.push(Trap::DeadEnd(m[0]));
+            }
+        }
+    }
+    if traps.is_empty() {
+        return Analysis {
+            trap: None,
+            undecided,
+        };
+    }
+    // Not-Q states that reach a trap through not-Q states (faults allowed: the stem).
+    let mut reach = bad.clone();
+    let mut rev: Vec<Vec<u32>> = vec![Vec::new(); g.n()];
+    for v in 0..g.n() as u32 {
+        if goal(v) {
+            continue;
+        }
+        for e in g.out(v) {
+            if !goal(e.to) {
+                rev[e.to as usize].push(v);
+            }
+        }
+    }
+    let mut q: VecDeque<u32> = (0..g.n() as u32).filter(|&v| bad[v as usize]).collect();
+    while let Some(v) = q.pop_front() {
+        for &u in &rev[v as usize] {
+            if !reach[u as usize] {
+                reach[u as usize] = true;
+                q.push_back(u);
+            }
+        }
+    }
+    // The shallowest premise state that reaches a trap (nodes are numbered in BFS order).
+    let Some(start) = (0..g.n() as u32).find(|&v| premise(v) && !goal(v) && reach[v as usize])
+    else {
+        return Analysis {
+            trap: None,
+            undecided,
+        };
+    };
+    // Which trap: the first one reachable from `start` (any trap node works).
+    let (entry, _) = g
+        .bfs_path(start, not_goal, |_| true, |v| bad[v as usize])
+        .expect("start reaches a trap");
+    let trap = traps
+        .into_iter()
+        .find(|t| match t {
+            Trap::Cycle(m) => m.contains(&entry),
+            Trap::DeadEnd(v) => *v == entry,
+        })
+        .expect("the entry belongs to a trap");
+    Analysis {
+        trap: Some((start, trap)),
+        undecided,
+    }
+}
+
+/// A closed walk from `entry` through the component `m` that, for every task enabled somewhere
+/// in it, takes an edge of that task or passes a state where it is disabled: a weakly fair cycle.
+fn fair_cycle(g: &Explored, enabled: &Csr, m: &[u32], entry: u32) -> Vec<u32> {
+    let mut in_comp = HashMap::new();
+    for &v in m {
+        in_comp.insert(v, ());
+    }
+    let inside = |v: u32| in_comp.contains_key(&v);
+    let fair_edge = |e: &Edge| e.task != FAULT;
+    let mut all_tasks: Vec<u32> = m.iter().flat_map(|&v| enabled.succ(v).to_vec()).collect();
+    all_tasks.sort_unstable();
+    all_tasks.dedup();
+    let mut path: Vec<u32> = Vec::new();
+    let mut cur = entry;
+    let mut satisfied: std::collections::HashSet<u32> = std::collections::HashSet::new();
+    let note = |v: u32, taken: Option<u32>, satisfied: &mut std::collections::HashSet<u32>| {
+        let en = enabled.succ(v);
+        for &t in &all_tasks {
+            if en.binary_search(&t).is_err() {
+                satisfied.insert(t);
+            }
+        }
+        if let Some(t) = taken {
+            satisfied.insert(t);
+        }
+    };
+    note(cur, None, &mut satisfied);
+    for &t in &all_tasks {
+        if satisfied.contains(&t) {
+            continue;
+        }
+        // Prefer a state where t is disabled, else an edge taking t.
+        let disabled_at = |v: u32| enabled.succ(v).binary_search(&t).is_err();
+        let target = g
+            .bfs_path(cur, inside, fair_edge, disabled_at)
+            .map(|(end, p)| (end, p, None))
+            .or_else(|| {
+                let src = |v: u32| g.out(v).iter().any(|e| e.task == t && inside(e.to));
+                g.bfs_path(cur, inside, fair_edge, src).map(|(end, mut p)| {
+                    let e = g
+                        .out(end)
+                        .iter()
+                        .find(|e| e.task == t && inside(e.to))
+                        .expect("an edge of t");
+                    p.push(e.action);
+                    (e.to, p, Some(t))
+                })
+            });
+        let Some((end, steps, took)) = target else {
+            continue;
+        };
+        // Note every state passed on the way.
+        let mut v = cur;
+        for &a in &steps {
+            let e = g.out(v).iter().find(|e| e.action == a).expect("edge");
+            note(e.to, Some(e.task), &mut satisfied);
+            v = e.to;
+        }
+        if let Some(t) = took {
+            satisfied.insert(t);
+        }
+        path.extend(steps);
+        cur = end;
+    }
+    // Back to the entry (at least one step, so the cycle is a real loop).
+    if cur == entry && path.is_empty() {
+        let e = g
+            .out(entry)
+            .iter()
+            .find(|e| e.task != FAULT && inside(e.to))
+            .expect("a component with an edge");
+        path.push(e.action);
+        cur = e.to;
+    }
+    if cur != entry {
+        let (_, back) = g
+            .bfs_path(cur, inside, fair_edge, |v| v == entry)
+            .expect("strongly connected");
+        path.extend(back);
+    }
+    path
+}
+
+/// Replays action indices from `init`, returning the actions.
+fn replay<M: Model>(model: &M, init: &M::State, indices: &[u32]) -> Vec<M::Action>
+where
+    M::State: Clone,
+    M::Action: Clone,
+{
+    let mut s = init.clone();
+    let mut out = Vec::new();
+    let mut actions = Vec::new();
+    for &i in indices {
+        actions.clear();
+        model.actions(&s, &mut actions);
+        let a = actions
+            .get(i as usize)
+            .cloned()
+            .expect("replay: the model is deterministic");
+        out.push(a.clone());
+        s = model.next_state(&s, a).expect("replay: a recorded step");
+    }
+    out
+}
+
+/// Checks `props` on `model`. `classify` says which actions are faults and which fair task each
+/// other action is.
+pub fn check_liveness<M>(
+    model: &M,
+    props: &[LivenessProperty<M>],
+    classify: &dyn Fn(&M::Action) -> ActionKind,
+    opts: &LivenessOptions,
+) -> LiveOutcome<M::State, M::Action>
+where
+    M: Model,
+    M::State: Hash + Clone,
+    M::Action: Clone + Debug,
+{
+    let t0 = Instant::now();
+    let g = explore(model, props, classify, opts);
+    let explore_time = t0.elapsed();
+    let t1 = Instant::now();
+    let enabled = g.enabled();
+    let mut properties = Vec::new();
+    for (i, p) in props.iter().enumerate() {
+        let a = analyse(&g, &enabled, i);
+        let verdict = match a.trap {
+            Some((start, trap)) => {
+                let (init_idx, mut stem) = g.tree_path(start);
+                let inside = |v: u32| g.labels[v as usize] >> (2 * i + 1) & 1 == 0;
+                let cycle = match &trap {
+                    Trap::Cycle(m) => {
+                        let member = |v: u32| m.contains(&v);
+                        let (entry, to_entry) = g
+                            .bfs_path(start, inside, |_| true, member)
+                            .expect("start reaches its trap");
+                        stem.extend(to_entry);
+                        fair_cycle(&g, &enabled, m, entry)
+                    }
+                    Trap::DeadEnd(d) => {
+                        let (_, to_end) = g
+                            .bfs_path(start, inside, |_| true, |v| v == *d)
+                            .expect("start reaches its dead end");
+                        stem.extend(to_end);
+                        Vec::new()
+                    }
+                };
+                let init = model
+                    .init_states()
+                    .into_iter()
+                    .nth(init_idx)
+                    .expect("initial state");
+                let stem_actions = replay(model, &init, &stem);
+                let mut loop_point = init.clone();
+                for a in &stem_actions {
+                    loop_point = model.next_state(&loop_point, a.clone()).expect("replay");
+                }
+                let cycle_actions = replay(model, &loop_point, &cycle);
+                LiveVerdict::Violated(Box::new(Lasso {
+                    init,
+                    stem: stem_actions,
+                    cycle: cycle_actions,
+                }))
+            }
+            None if g.complete && a.undecided == 0 => LiveVerdict::Holds,
+            None => {
+                let mut why = Vec::new();
+                if !g.complete {
+                    why.push("exploration cut by --max-depth or the state limit".to_string());
+                }
+                if a.undecided > 0 {
+                    why.push(format!(
+                        "{} possible trap(s) touch states not fully expanded (boundary, depth or \
+                         state limit)",
+                        a.undecided
+                    ));
+                }
+                LiveVerdict::NoCounterexample {
+                    caveat: why.join("; "),
+                }
+            }
+        };
+        properties.push((p.name, verdict));
+    }
+    LiveOutcome {
+        states: g.n(),
+        edges: g.edges.len(),
+        depth: g.depth,
+        explore_time,
+        analyse_time: t1.elapsed(),
+        complete: g.complete,
+        bytes_per_state: (g.bytes() + enabled.start.capacity() * 4 + enabled.targets.capacity() * 4)
+            as f64
+            / g.n().max(1) as f64,
+        properties,
+    }
+}
