@@ -17,7 +17,9 @@ use crate::invariants::rsl::{rsl_model, RslModelCfg};
 use crate::invariants::NetworkKind;
 use crate::liveness::bounded::{check_bounded, BoundedOptions};
 use crate::liveness::checker::{check_liveness, LivenessOptions, LivenessProperty};
-use crate::liveness::{actor_action_kind, print_bounded_report, print_live_report};
+use crate::liveness::{
+    actor_action_kind, print_bounded_report, print_live_report, same_actor_state,
+};
 use crate::runner::{self, Mode, RunOptions};
 
 /// What to do with the model.
@@ -315,6 +317,9 @@ where
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     writeln!(out, "{title}")?;
+    if common.liveness {
+        return drive_liveness(build, live, verb, common, program, flags, &mut out);
+    }
     if let Verb::Explore { addr } = verb {
         writeln!(out, "Explorer on http://{addr}/ (Ctrl-C to stop)")?;
         out.flush()?;
@@ -323,9 +328,6 @@ where
             .unwrap_or_else(|| RunOptions::default().threads);
         let _ = build().checker().threads(threads).serve(addr.as_str());
         return Ok(0);
-    }
-    if common.liveness {
-        return drive_liveness(build, live, verb, common, program, flags, &mut out);
     }
     let opts = common.run_options(verb);
     let mode = match &opts.mode {
@@ -408,7 +410,7 @@ where
                 k: common.fair_steps,
                 patience: common.patience,
             };
-            let outcome = check_bounded(&model, &live, &classify, &opts);
+            let outcome = check_bounded(&model, &live, &classify, &same_actor_state, &opts);
             let hint = format!(
                 "`{program} {flags} --liveness --fair-steps {} --patience {} simulate --seed {seed} --walks {walks} --depth {depth}` replays it; `{program} {flags} explore`",
                 common.fair_steps, common.patience

@@ -24,11 +24,11 @@ use stateright::actor::{ActorModel, ActorModelState, Envelope, Id, LossyNetwork}
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
 use stateright::Expectation;
 
+use crate::actors::rsl::Mutation;
 use crate::actors::rsl::{
     App, Ballot, Batch, Client, ClientConfig, Counter, CounterOp, OpNum, Params, Phase, Replica,
     ReplicaConfig, ReplicaState, RslMsg, RslNode, RslNodeState,
 };
-use crate::actors::rsl::Mutation;
 use crate::invariants::spec::AppSpec;
 use crate::invariants::NetworkKind;
 use crate::liveness;
@@ -452,8 +452,7 @@ pub fn rsl_model<A: AppSpec>(cfg: RslModelCfg<A>) -> RslModel<A> {
             replicas: replica_ids.clone(),
             ops: Arc::new(ops.clone()),
             retransmit_ms: 1000,
-            retransmit: !params.eager_heartbeats
-                && !params.has(Mutation::ClientNeverRetransmits),
+            retransmit: !params.eager_heartbeats && !params.has(Mutation::ClientNeverRetransmits),
         })));
     }
     let network = cfg.network.network();

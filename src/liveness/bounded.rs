@@ -4,8 +4,10 @@
 //!
 //! The scheduler is randomized but weakly fair in a bounded sense: it picks uniformly among the
 //! enabled fair tasks, except that a task continuously enabled for `patience` steps is taken at
-//! once (the oldest first). Faults are never taken after the stem. A continuation that reaches a
-//! state with no fair task enabled stutters there forever (a dead end).
+//! once (the oldest first). Faults are never taken after the stem. Steps that lead back to the
+//! same state (a timer resending what the network still holds) are stutters and are not taken;
+//! a continuation that reaches a state where only stutters are possible stays there forever (a
+//! dead end).
 //!
 //! A violation here is a concrete fault-then-fair execution in which the goal did not hold for K
 //! steps (or got stuck at a dead end): strong evidence of a liveness bug, and exactly replayable
@@ -94,11 +96,12 @@ pub struct BoundedOutcome<S, A> {
     pub properties: Vec<(&'static str, BoundedVerdict<S, A>)>,
 }
 
-/// The fair successors of `s`: (task, action, next state).
+/// The fair successors of `s` that change it: (task, action, next state).
 fn fair_steps<M: Model>(
     model: &M,
     s: &M::State,
     classify: &dyn Fn(&M::Action) -> ActionKind,
+    same: &dyn Fn(&M::State, &M::State) -> bool,
     buf: &mut Vec<M::Action>,
 ) -> Vec<(u64, M::Action, M::State)>
 where
@@ -112,7 +115,9 @@ where
             continue;
         };
         if let Some(ns) = model.next_state(s, a.clone()) {
-            if model.within_boundary(&ns) {
+            // A step back to the same state (a timer resending what the network still holds)
+            // is a stutter: it imposes nothing and shows nothing.
+            if model.within_boundary(&ns) && !same(&ns, s) {
                 out.push((task, a, ns));
             }
         }
@@ -128,6 +133,7 @@ fn continuation<M: Model>(
     s: &M::State,
     goal: fn(&M, &M::State) -> bool,
     classify: &dyn Fn(&M::Action) -> ActionKind,
+    same: &dyn Fn(&M::State, &M::State) -> bool,
     opts: &BoundedOptions,
     rng: &mut ChaCha8Rng,
     steps: &mut u64,
@@ -144,7 +150,7 @@ where
         if goal(model, &cur) {
             return None;
         }
-        let mut succ = fair_steps(model, &cur, classify, buf);
+        let mut succ = fair_steps(model, &cur, classify, same, buf);
         if succ.is_empty() {
             return Some((taken, true));
         }
@@ -174,11 +180,15 @@ where
     }
 }
 
-/// Runs the bounded check of `props` on `model`.
+/// Runs the bounded check of `props` on `model`. `same` says when a step changed nothing that
+/// matters (for stateright actor models, [`super::same_actor_state`]: stateright's duplicating
+/// network remembers the last message delivered, so redelivering an old message "changes" the
+/// state without changing anything else).
 pub fn check_bounded<M>(
     model: &M,
     props: &[LivenessProperty<M>],
     classify: &dyn Fn(&M::Action) -> ActionKind,
+    same: &dyn Fn(&M::State, &M::State) -> bool,
     opts: &BoundedOptions,
 ) -> BoundedOutcome<M::State, M::Action>
 where
@@ -219,7 +229,7 @@ where
                 }
                 runs[i] += 1;
                 if let Some((cont, dead_end)) = continuation(
-                    model, &cur, p.goal, classify, opts, &mut rng, &mut steps, &mut buf,
+                    model, &cur, p.goal, classify, same, opts, &mut rng, &mut steps, &mut buf,
                 ) {
                     found[i] = Some(BoundedCounterexample {
                         init: init.clone(),

@@ -467,7 +467,10 @@ fn analyse(g: &Explored, enabled: &Csr, i: usize) -> Analysis {
         let has_edge = m.iter().any(|&v| internal(v).next().is_some());
         let touches_cut = m.iter().any(|&v| g.cut[v as usize]);
         if has_edge {
-            let taken: Vec<u32> = m.iter().flat_map(|&v| internal(v).map(|e| e.task)).collect();
+            let taken: Vec<u32> = m
+                .iter()
+                .flat_map(|&v| internal(v).map(|e| e.task))
+                .collect();
             if graph::unfair_tasks(m, |v| enabled.succ(v), &taken).is_empty() {
                 if touches_cut {
                     undecided += 1;
@@ -733,5 +736,195 @@ where
             as f64
             / g.n().max(1) as f64,
         properties,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::liveness::bounded::{check_bounded, BoundedOptions, BoundedVerdict};
+
+    /// A hand-made graph as a model: states are numbers from 0, actions are (from, to, task),
+    /// task 255 is a fault; the goal is a set of states.
+    struct Toy {
+        edges: Vec<(u8, u8, u8)>,
+        goal: Vec<u8>,
+    }
+
+    impl Model for Toy {
+        type State = u8;
+        type Action = (u8, u8, u8);
+        fn init_states(&self) -> Vec<u8> {
+            vec![0]
+        }
+        fn actions(&self, s: &u8, a: &mut Vec<(u8, u8, u8)>) {
+            a.extend(self.edges.iter().filter(|e| e.0 == *s).copied());
+        }
+        fn next_state(&self, _: &u8, a: (u8, u8, u8)) -> Option<u8> {
+            Some(a.1)
+        }
+    }
+
+    fn classify(a: &(u8, u8, u8)) -> ActionKind {
+        if a.2 == 255 {
+            ActionKind::Fault
+        } else {
+            ActionKind::Fair(a.2 as u64)
+        }
+    }
+
+    fn in_goal(m: &Toy, s: &u8) -> bool {
+        m.goal.contains(s)
+    }
+
+    fn eventually() -> Vec<LivenessProperty<Toy>> {
+        vec![LivenessProperty {
+            name: "eventually goal",
+            premise: Premise::Init,
+            goal: in_goal,
+        }]
+    }
+
+    fn verdict(edges: &[(u8, u8, u8)], goal: &[u8]) -> LiveVerdict<u8, (u8, u8, u8)> {
+        let m = Toy {
+            edges: edges.to_vec(),
+            goal: goal.to_vec(),
+        };
+        let mut o = check_liveness(&m, &eventually(), &classify, &LivenessOptions::default());
+        o.properties.remove(0).1
+    }
+
+    fn lasso(v: LiveVerdict<u8, (u8, u8, u8)>) -> Lasso<u8, (u8, u8, u8)> {
+        match v {
+            LiveVerdict::Violated(l) => *l,
+            other => panic!("expected a violation, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_dag_join_holds() {
+        // 0 -> {1, 2} -> 3 = goal: state 3 is reached twice but nothing loops.
+        let v = verdict(&[(0, 1, 1), (0, 2, 2), (1, 3, 3), (2, 3, 4)], &[3]);
+        assert!(matches!(v, LiveVerdict::Holds), "{v:?}");
+    }
+
+    #[test]
+    fn a_cycle_that_starves_an_always_enabled_task_is_unfair() {
+        // 0 <-> 1, and the way to the goal (task 9) is enabled at both: weak fairness forces it.
+        let v = verdict(&[(0, 1, 1), (1, 0, 2), (0, 9, 9), (1, 9, 9)], &[9]);
+        assert!(matches!(v, LiveVerdict::Holds), "{v:?}");
+    }
+
+    #[test]
+    fn a_fair_cycle_is_a_lasso() {
+        // The way out (task 9) is enabled only at 0, so 0 -> 1 -> 0 -> ... is fair: a livelock
+        // that stateright's terminal-state check cannot see (no state is terminal).
+        let l = lasso(verdict(&[(0, 1, 1), (1, 0, 2), (0, 9, 9)], &[9]));
+        assert!(l.stem.is_empty());
+        assert_eq!(l.cycle, vec![(0, 1, 1), (1, 0, 2)]);
+    }
+
+    #[test]
+    fn the_printed_cycle_is_itself_fair() {
+        // Component {0, 1, 2}: task 7 is enabled at 0 and 2, disabled at 1; the cycle must pass
+        // state 1 (or take 7) rather than loop 0 <-> 2.
+        let edges = [
+            (0, 2, 1),
+            (2, 0, 2),
+            (0, 1, 3),
+            (1, 0, 4),
+            (0, 9, 7),
+            (2, 9, 7),
+        ];
+        let l = lasso(verdict(&edges, &[9]));
+        let visits_1 = l.cycle.iter().any(|a| a.1 == 1);
+        assert!(visits_1, "{:?}", l.cycle);
+        assert_eq!(l.cycle.first().unwrap().0, l.cycle.last().unwrap().1);
+    }
+
+    #[test]
+    fn a_dead_end_after_a_fault_is_a_lasso_with_an_empty_cycle() {
+        let l = lasso(verdict(&[(0, 1, 255), (0, 9, 9)], &[9]));
+        assert_eq!(l.stem, vec![(0, 1, 255)]);
+        assert!(l.cycle.is_empty());
+    }
+
+    #[test]
+    fn faults_never_close_a_cycle() {
+        // 0 -> 1 (fair), 1 -> 0 (fault), 1 -> 9 (fair): after faults stop, 1 must go to 9.
+        let v = verdict(&[(0, 1, 1), (1, 0, 255), (1, 9, 9)], &[9]);
+        assert!(matches!(v, LiveVerdict::Holds), "{v:?}");
+        // The same graph with the back edge fair is a livelock.
+        let l = lasso(verdict(&[(0, 1, 1), (1, 0, 2), (1, 9, 9)], &[9]));
+        assert_eq!(l.cycle.len(), 2);
+    }
+
+    #[test]
+    fn leads_to_applies_only_where_its_premise_holds() {
+        // From 0 a fair cycle 2 <-> 3 avoids the goal; it matters only if the premise holds on
+        // a state that reaches it.
+        let m = Toy {
+            edges: vec![(0, 2, 1), (2, 3, 2), (3, 2, 3), (0, 9, 9)],
+            goal: vec![9],
+        };
+        let p = |premise: fn(&Toy, &u8) -> bool| {
+            let props = vec![LivenessProperty {
+                name: "p leads to goal",
+                premise: Premise::When(premise),
+                goal: in_goal,
+            }];
+            let mut o = check_liveness(&m, &props, &classify, &LivenessOptions::default());
+            o.properties.remove(0).1
+        };
+        // Unreachable premise, and a premise that holds only where the goal does.
+        assert!(matches!(p(|_, s| *s == 5), LiveVerdict::Holds));
+        assert!(matches!(p(|_, s| *s == 9), LiveVerdict::Holds));
+        let l = lasso(p(|_, s| *s == 3));
+        assert_eq!(l.stem, vec![(0, 2, 1), (2, 3, 2)]);
+    }
+
+    #[test]
+    fn a_depth_cut_is_not_a_proof() {
+        let m = Toy {
+            edges: vec![(0, 1, 1), (1, 2, 2), (2, 3, 3)],
+            goal: vec![3],
+        };
+        let opts = LivenessOptions {
+            max_depth: Some(1),
+            ..LivenessOptions::default()
+        };
+        let mut o = check_liveness(&m, &eventually(), &classify, &opts);
+        assert!(!o.complete);
+        let v = o.properties.remove(0).1;
+        assert!(matches!(v, LiveVerdict::NoCounterexample { .. }), "{v:?}");
+    }
+
+    #[test]
+    fn bounded_mode_finds_dead_ends_and_passes_progress() {
+        let run = |edges: Vec<(u8, u8, u8)>| {
+            let m = Toy {
+                edges,
+                goal: vec![9],
+            };
+            let opts = BoundedOptions {
+                walks: 20,
+                depth: 5,
+                k: 50,
+                ..BoundedOptions::default()
+            };
+            let mut o = check_bounded(&m, &eventually(), &classify, &|a, b| a == b, &opts);
+            o.properties.remove(0).1
+        };
+        let v = run(vec![(0, 1, 255), (0, 9, 9)]);
+        match v {
+            BoundedVerdict::Violated(c) => {
+                assert!(c.dead_end);
+                assert_eq!(c.stem, vec![(0, 1, 255)]);
+            }
+            other => panic!("expected a violation, got {other:?}"),
+        }
+        // A long chain to the goal with a distracting loop: the fair scheduler gets there.
+        let v = run(vec![(0, 1, 1), (1, 0, 2), (0, 9, 9), (1, 9, 9)]);
+        assert!(matches!(v, BoundedVerdict::Holds { .. }), "{v:?}");
     }
 }

@@ -62,6 +62,32 @@ pub fn actor_action_kind<M: Hash, T: Hash, R: Hash>(a: &ActorModelAction<M, T, R
     ActionKind::Fair(h.finish())
 }
 
+/// Whether two actor-model states are the same but for the last message stateright's duplicating
+/// network remembers delivering (it keeps it so that redelivering a message that changes no
+/// actor still yields a new fingerprint; for liveness such a step is a stutter).
+pub fn same_actor_state<A, H>(
+    a: &stateright::actor::ActorModelState<A, H>,
+    b: &stateright::actor::ActorModelState<A, H>,
+) -> bool
+where
+    A: Actor,
+    A::Msg: PartialEq,
+    H: PartialEq,
+{
+    a.actor_states == b.actor_states
+        && a.timers_set == b.timers_set
+        && a.crashed == b.crashed
+        && a.history == b.history
+        && a.actor_storages == b.actor_storages
+        && a.random_choices == b.random_choices
+        && a.network.len() == b.network.len()
+        && a.network.iter_all().all(|e| {
+            b.network
+                .iter_all()
+                .any(|f| e.src == f.src && e.dst == f.dst && e.msg == f.msg)
+        })
+}
+
 type Action<A> = ActorModelAction<<A as Actor>::Msg, <A as Actor>::Timer, <A as Actor>::Random>;
 
 /// Prints the lasso checker's report for an actor model; returns whether a property was violated.
@@ -124,7 +150,14 @@ where
                 format_actions(model, &lasso.cycle, lasso.stem.len() + 1)
             );
         }
-        print_link(model, &lasso.init, &lasso.stem, &lasso.cycle, replay_hint, out);
+        print_link(
+            model,
+            &lasso.init,
+            &lasso.stem,
+            &lasso.cycle,
+            replay_hint,
+            out,
+        );
     }
     violated
 }
