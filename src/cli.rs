@@ -478,3 +478,132 @@ pub fn lock_main(program: &str, verb: &Verb, flags: &LockFlags) -> Result<i32> {
         &title,
     )
 }
+
+/// Flags of the IronKV model.
+#[derive(Args, Clone, Debug)]
+pub struct KvFlags {
+    /// Hosts (host 0 owns every key at start).
+    #[arg(long, default_value_t = 2)]
+    pub hosts: usize,
+    /// Clients; client i writes key (keys - 1 - i % keys), then reads it.
+    #[arg(long, default_value_t = 1)]
+    pub clients: usize,
+    /// Keys in play (0..keys).
+    #[arg(long, default_value_t = 2)]
+    pub keys: u64,
+    /// Shard moves an admin requests meanwhile: move j sends keys 1.. from host j % hosts to the
+    /// next host.
+    #[arg(long, default_value_t = 1)]
+    pub shards: usize,
+    /// Largest delegation map a host may have.
+    #[arg(long, default_value_t = 8)]
+    pub max_delegations: usize,
+    /// Switch on a deliberately broken variant: answer-delegated, accept-duplicate,
+    /// partial-shard, drop-pair, never-retransmit.
+    #[arg(long, value_parser = parse_kv_mutation)]
+    pub mutation: Option<crate::actors::kv::KvMutation>,
+    /// Common flags.
+    #[command(flatten)]
+    pub common: CommonFlags,
+}
+
+fn parse_kv_mutation(s: &str) -> Result<crate::actors::kv::KvMutation, String> {
+    use crate::actors::kv::KvMutation;
+    KvMutation::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = KvMutation::ALL.iter().map(|m| m.name()).collect();
+        format!("unknown mutation '{s}': use one of {}", names.join(", "))
+    })
+}
+
+impl KvFlags {
+    /// The model configuration these flags describe, validated.
+    pub fn model_cfg(&self) -> Result<crate::invariants::kv::KvModelCfg> {
+        use crate::actors::kv::{ClientOp, KeyRange, KvParams};
+        if !(2..=5).contains(&self.hosts) {
+            bail!("--hosts must be 2..=5 (got {})", self.hosts);
+        }
+        if !(1..=4).contains(&self.keys) {
+            bail!("--keys must be 1..=4 (got {})", self.keys);
+        }
+        if self.clients > 3 {
+            bail!("--clients must be at most 3 (got {})", self.clients);
+        }
+        if self.shards > 3 {
+            bail!("--shards must be at most 3 (got {})", self.shards);
+        }
+        if self.max_delegations < 3 {
+            bail!("--max-delegations must be at least 3 (a shard can add two ranges)");
+        }
+        let mut clients: Vec<Vec<ClientOp>> = (0..self.clients)
+            .map(|i| {
+                let key = self.keys - 1 - (i as u64 % self.keys);
+                let value = format!("v{i}").into_bytes();
+                vec![ClientOp::Set(key, Some(value)), ClientOp::Get(key)]
+            })
+            .collect();
+        if self.shards > 0 {
+            clients.push(
+                (0..self.shards)
+                    .map(|j| ClientOp::Shard {
+                        range: KeyRange::new(1.min(self.keys - 1), None),
+                        from: j % self.hosts,
+                        to: (j + 1) % self.hosts,
+                    })
+                    .collect(),
+            );
+        }
+        Ok(crate::invariants::kv::KvModelCfg {
+            hosts: self.hosts,
+            clients,
+            keys: self.keys,
+            network: self.common.network,
+            lossy: self.common.lossy,
+            params: KvParams {
+                max_delegations: self.max_delegations,
+                max_unacked: 8,
+                mutation: self.mutation,
+                ..KvParams::default()
+            },
+        })
+    }
+
+    /// The same configuration as command-line flags (for replay hints).
+    pub fn as_flags(&self) -> String {
+        let mut s = format!(
+            "--hosts {} --clients {} --keys {} --shards {} --max-delegations {}",
+            self.hosts, self.clients, self.keys, self.shards, self.max_delegations
+        );
+        s += &self.common.as_flags();
+        if let Some(m) = self.mutation {
+            s += &format!(" --mutation {}", m.name());
+        }
+        s
+    }
+}
+
+/// `check-kv`: runs a verb on the IronKV model described by `flags`.
+pub fn kv_main(program: &str, verb: &Verb, flags: &KvFlags) -> Result<i32> {
+    let cfg = flags.model_cfg().context("invalid model configuration")?;
+    let title = format!(
+        "IronKV model: {} hosts, {} clients (set then get), {} keys, {} shard moves, network {}{}{}",
+        flags.hosts,
+        flags.clients,
+        flags.keys,
+        flags.shards,
+        network_name(flags.common.network),
+        if flags.common.lossy { " (lossy)" } else { "" },
+        flags
+            .mutation
+            .map(|m| format!(", MUTATION {}", m.name()))
+            .unwrap_or_default()
+    );
+    drive_and_report(
+        || crate::invariants::kv::kv_model(cfg.clone()),
+        crate::liveness::kv::properties(),
+        verb,
+        &flags.common,
+        program,
+        &flags.as_flags(),
+        &title,
+    )
+}

@@ -5,6 +5,7 @@
 //! Nothing here calls protocol code to decide what is correct: a property reads actor states and
 //! the ghost history (what was sent), and compares them with a small sequential spec.
 
+pub mod kv;
 pub mod lock;
 pub mod rsl;
 pub mod spec;

@@ -22,6 +22,7 @@
 pub mod bounded;
 pub mod checker;
 pub mod graph;
+pub mod kv;
 pub mod lock;
 pub mod rsl;
 

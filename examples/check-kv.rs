@@ -1,0 +1,27 @@
+//! Model check IronKV: `cargo run --release --example check-kv`.
+
+use clap::Parser;
+use ironfleet::cli::{kv_main, KvFlags, Verb};
+
+/// Model check IronKV (sharded hash table with delegation) with stateright.
+#[derive(Parser, Debug)]
+#[command(name = "check-kv", version, about)]
+struct Cli {
+    #[command(flatten)]
+    flags: KvFlags,
+    /// What to do (default: check).
+    #[command(subcommand)]
+    verb: Option<Verb>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let verb = cli.verb.unwrap_or(Verb::Check);
+    match kv_main("cargo run --release --example check-kv --", &verb, &cli.flags) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}

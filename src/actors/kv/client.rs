@@ -1,0 +1,239 @@
+//! The IronKV client: issues its operations one at a time through SingleDelivery, follows
+//! redirects to the owner a host names, and records the replies. A `Shard` operation is an
+//! admin request: sent to the host named, not answered, and the client moves on at once.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use stateright::actor::{Actor, Id, Out};
+
+use super::params::KvParams;
+use super::single_delivery::SingleDelivery;
+use super::types::{Key, KeyRange, KvMsg, KvPayload, KvTimer, Value};
+
+/// A client operation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ClientOp {
+    /// Read a key.
+    Get(Key),
+    /// Write a key (`None`: delete).
+    Set(Key, Option<Value>),
+    /// Admin: ask host `from` (an index) to move `range` to host `to`.
+    Shard {
+        /// The range.
+        range: KeyRange,
+        /// The host asked (it must own the whole range).
+        from: usize,
+        /// The new owner.
+        to: usize,
+    },
+}
+
+impl ClientOp {
+    /// The key a Get or Set is about.
+    pub fn key(&self) -> Option<Key> {
+        match self {
+            ClientOp::Get(k) | ClientOp::Set(k, _) => Some(*k),
+            ClientOp::Shard { .. } => None,
+        }
+    }
+}
+
+/// A client's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KvClientConfig {
+    /// Its index among clients (for names).
+    pub index: usize,
+    /// The hosts; requests go first to `hosts[0]`.
+    pub hosts: Arc<Vec<Id>>,
+    /// The operations, in order.
+    pub ops: Arc<Vec<ClientOp>>,
+    /// Parameters.
+    pub params: KvParams,
+}
+
+/// A client's state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KvClientState {
+    /// The next operation to issue (`== ops.len()`: done).
+    pub next_op: usize,
+    /// Whether the current Get/Set waits for its reply.
+    pub waiting: bool,
+    /// The host the current request went to.
+    pub target: Id,
+    /// Replies received, one per Get/Set.
+    pub replies: Vec<Option<Value>>,
+    /// Reliable channels.
+    pub sd: SingleDelivery,
+    /// Followed a redirect.
+    pub followed_redirect: bool,
+}
+
+/// The client actor.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KvClient {
+    /// Its configuration.
+    pub cfg: Arc<KvClientConfig>,
+}
+
+impl KvClient {
+    /// A client with this configuration.
+    pub fn new(cfg: KvClientConfig) -> Self {
+        KvClient { cfg: Arc::new(cfg) }
+    }
+
+    /// Whether every operation is done.
+    pub fn is_done(&self, s: &KvClientState) -> bool {
+        s.next_op >= self.cfg.ops.len() && !s.waiting
+    }
+
+    fn retransmits(&self) -> bool {
+        use super::params::KvMutation;
+        self.cfg.params.retransmit && !self.cfg.params.has(KvMutation::NeverRetransmit)
+    }
+
+    fn send(&self, s: &mut KvClientState, dst: Id, payload: KvPayload, o: &mut Out<Self>) {
+        if let Some(m) = s.sd.send(dst, payload, self.cfg.params.max_unacked) {
+            o.send(dst, m);
+            if self.retransmits() {
+                let d = Duration::from_millis(self.cfg.params.retransmit_ms);
+                o.set_timer(KvTimer::Retransmit, d..d);
+            }
+        }
+    }
+
+    /// The request of a Get or Set (`None` for a Shard, which `issue` sends itself).
+    fn request(op: &ClientOp) -> Option<KvPayload> {
+        match op {
+            ClientOp::Get(key) => Some(KvPayload::Get { key: *key }),
+            ClientOp::Set(key, value) => Some(KvPayload::Set {
+                key: *key,
+                value: value.clone(),
+            }),
+            ClientOp::Shard { .. } => None,
+        }
+    }
+
+    /// Issues operations from `next_op` until one waits for a reply (or all are issued).
+    fn issue(&self, s: &mut KvClientState, o: &mut Out<Self>) {
+        while let Some(op) = self.cfg.ops.get(s.next_op) {
+            match op {
+                ClientOp::Shard { range, from, to } => {
+                    let p = KvPayload::Shard {
+                        range: *range,
+                        recipient: self.cfg.hosts[*to],
+                    };
+                    self.send(s, self.cfg.hosts[*from], p, o);
+                    s.next_op += 1;
+                }
+                _ => {
+                    let target = s.target;
+                    if let Some(p) = Self::request(op) {
+                        self.send(s, target, p, o);
+                    }
+                    s.waiting = true;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Actor for KvClient {
+    type Msg = KvMsg;
+    type Timer = KvTimer;
+    type State = KvClientState;
+    type Storage = ();
+    type Random = ();
+
+    fn name(&self) -> String {
+        format!("client {}", self.cfg.index)
+    }
+
+    fn on_start(&self, _id: Id, _storage: &Option<()>, o: &mut Out<Self>) -> KvClientState {
+        let mut s = KvClientState {
+            next_op: 0,
+            waiting: false,
+            target: self.cfg.hosts[0],
+            replies: Vec::new(),
+            sd: SingleDelivery::default(),
+            followed_redirect: false,
+        };
+        self.issue(&mut s, o);
+        s
+    }
+
+    fn on_msg(
+        &self,
+        _id: Id,
+        state: &mut Cow<KvClientState>,
+        src: Id,
+        msg: KvMsg,
+        o: &mut Out<Self>,
+    ) {
+        match msg {
+            KvMsg::Ack { seqno } => {
+                let acked = state
+                    .sd
+                    .send
+                    .get(&src)
+                    .is_some_and(|c| c.unacked.first().is_some_and(|(s, _)| *s <= seqno));
+                if acked {
+                    let s = state.to_mut();
+                    s.sd.ack(src, seqno);
+                    if self.retransmits() && !s.sd.has_unacked() {
+                        o.cancel_timer(KvTimer::Retransmit);
+                    }
+                }
+            }
+            KvMsg::Single { seqno, payload } => {
+                let last = state.sd.recv.get(&src).map_or(0, |c| c.last_delivered);
+                if seqno <= last && !self.cfg.params.retransmit {
+                    return; // the model's network redelivering: already acked
+                }
+                let s = state.to_mut();
+                let r = s.sd.receive(src, seqno, payload, false);
+                o.send(src, r.ack);
+                let Some(p) = r.deliver else { return };
+                let current = self.cfg.ops.get(s.next_op).and_then(|op| op.key());
+                match p {
+                    KvPayload::Reply { key, value, .. } if s.waiting && current == Some(key) => {
+                        s.replies.push(value);
+                        s.waiting = false;
+                        s.next_op += 1;
+                        self.issue(s, o);
+                    }
+                    KvPayload::Redirect { key, owner }
+                        if s.waiting && current == Some(key) && owner != s.target =>
+                    {
+                        s.target = owner;
+                        s.followed_redirect = true;
+                        if let Some(p) = Self::request(&self.cfg.ops[s.next_op]) {
+                            self.send(s, owner, p, o);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn on_timeout(
+        &self,
+        _id: Id,
+        state: &mut Cow<KvClientState>,
+        _t: &KvTimer,
+        o: &mut Out<Self>,
+    ) {
+        if !self.retransmits() || !state.sd.has_unacked() {
+            return;
+        }
+        for (dst, m) in state.sd.unacked() {
+            o.send(dst, m);
+        }
+        let d = Duration::from_millis(self.cfg.params.retransmit_ms);
+        o.set_timer(KvTimer::Retransmit, d..d);
+    }
+}

@@ -1,0 +1,260 @@
+//! The IronKV host: its belief about who owns what ([`DelegationMap`]), its slice of the hash
+//! table, and its [`SingleDelivery`] channels. It answers requests for keys it owns, redirects
+//! the others, honours a shard request only for a range it owns entirely, and installs the
+//! ranges delegated to it.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stateright::actor::{Actor, Id, Out};
+
+use super::delegation::DelegationMap;
+use super::params::{KvMutation, KvParams};
+use super::single_delivery::SingleDelivery;
+use super::types::{Key, KvMsg, KvPayload, KvTimer, Value};
+
+/// A host's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HostConfig {
+    /// Every host, in configuration order; `hosts[0]` is the root that owns everything at start.
+    pub hosts: Arc<Vec<Id>>,
+    /// This host's index.
+    pub me: usize,
+    /// Parameters.
+    pub params: KvParams,
+}
+
+/// Milestones, for the checker's `sometimes` properties and for operators.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HostMilestones {
+    /// Installed a delegated range that carried data.
+    pub received_data: bool,
+    /// Ignored a duplicate (an already delivered sequence number).
+    pub ignored_duplicate: bool,
+}
+
+/// A host's state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HostState {
+    /// Who owns what, as far as this host knows.
+    pub delegation: DelegationMap,
+    /// This host's pairs.
+    pub table: BTreeMap<Key, Value>,
+    /// Reliable channels.
+    pub sd: SingleDelivery,
+    /// Milestones.
+    pub milestones: HostMilestones,
+}
+
+/// The host actor.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Host {
+    /// Its configuration.
+    pub cfg: Arc<HostConfig>,
+}
+
+impl Host {
+    /// A host with this configuration.
+    pub fn new(cfg: HostConfig) -> Self {
+        Host { cfg: Arc::new(cfg) }
+    }
+
+    fn me(&self) -> Id {
+        self.cfg.hosts[self.cfg.me]
+    }
+
+    fn params(&self) -> &KvParams {
+        &self.cfg.params
+    }
+
+    fn retransmit_period(&self) -> std::ops::Range<Duration> {
+        let d = Duration::from_millis(self.params().retransmit_ms);
+        d..d
+    }
+
+    /// Sends `payload` reliably; arms the retransmission timer.
+    fn send(&self, s: &mut HostState, dst: Id, payload: KvPayload, o: &mut Out<Self>) {
+        if let Some(m) = s.sd.send(dst, payload, self.params().max_unacked) {
+            o.send(dst, m);
+            if self.retransmits() {
+                o.set_timer(KvTimer::Retransmit, self.retransmit_period());
+            }
+        }
+    }
+
+    fn retransmits(&self) -> bool {
+        self.params().retransmit && !self.params().has(KvMutation::NeverRetransmit)
+    }
+
+    /// Whether handling `payload` from `src` needs room on a channel that has none.
+    fn blocked(&self, s: &HostState, src: Id, payload: &KvPayload) -> bool {
+        let dst = match payload {
+            KvPayload::Get { .. } | KvPayload::Set { .. } => src,
+            KvPayload::Shard { recipient, .. } => *recipient,
+            _ => return false,
+        };
+        s.sd
+            .send
+            .get(&dst)
+            .is_some_and(|c| c.unacked.len() >= self.params().max_unacked)
+    }
+
+    fn handle(&self, s: &mut HostState, src: Id, payload: KvPayload, o: &mut Out<Self>) {
+        let me = self.me();
+        let p = self.params();
+        match payload {
+            KvPayload::Get { key } => {
+                let reply = if s.delegation.owner(key) == me || p.has(KvMutation::AnswerDelegated)
+                {
+                    KvPayload::Reply {
+                        key,
+                        value: s.table.get(&key).cloned(),
+                        write: false,
+                    }
+                } else {
+                    KvPayload::Redirect {
+                        key,
+                        owner: s.delegation.owner(key),
+                    }
+                };
+                self.send(s, src, reply, o);
+            }
+            KvPayload::Set { key, value } => {
+                let reply = if s.delegation.owner(key) == me {
+                    match &value {
+                        Some(v) => s.table.insert(key, v.clone()),
+                        None => s.table.remove(&key),
+                    };
+                    KvPayload::Reply {
+                        key,
+                        value,
+                        write: true,
+                    }
+                } else {
+                    KvPayload::Redirect {
+                        key,
+                        owner: s.delegation.owner(key),
+                    }
+                };
+                self.send(s, src, reply, o);
+            }
+            KvPayload::Shard { range, recipient } => {
+                let owned = if p.has(KvMutation::PartialShard) {
+                    s.delegation.owns_some(range, me)
+                } else {
+                    s.delegation.owns_all(range, me)
+                };
+                // Setting a range adds at most two entries to the map.
+                let room = s.delegation.len() + 2 <= p.max_delegations;
+                if recipient == me || !owned || !room || range.is_empty() {
+                    return;
+                }
+                let keys: Vec<Key> = s
+                    .table
+                    .keys()
+                    .copied()
+                    .filter(|k| range.contains(*k))
+                    .collect();
+                let mut pairs = BTreeMap::new();
+                for k in keys {
+                    let v = s.table.remove(&k).expect("listed key");
+                    pairs.insert(k, v);
+                }
+                if p.has(KvMutation::DropPair) {
+                    pairs.pop_first();
+                }
+                s.delegation.set(range, recipient);
+                let delegate = KvPayload::Delegate {
+                    range,
+                    pairs: Arc::new(pairs),
+                };
+                self.send(s, recipient, delegate, o);
+            }
+            KvPayload::Delegate { range, pairs } => {
+                s.delegation.set(range, me);
+                if !pairs.is_empty() {
+                    s.milestones.received_data = true;
+                }
+                s.table
+                    .extend(pairs.iter().map(|(k, v)| (*k, v.clone())));
+            }
+            KvPayload::Reply { .. } | KvPayload::Redirect { .. } => {}
+        }
+    }
+}
+
+impl Actor for Host {
+    type Msg = KvMsg;
+    type Timer = KvTimer;
+    type State = HostState;
+    type Storage = ();
+    type Random = ();
+
+    fn name(&self) -> String {
+        format!("host {}", self.cfg.me)
+    }
+
+    fn on_start(&self, _id: Id, _storage: &Option<()>, _o: &mut Out<Self>) -> HostState {
+        HostState {
+            delegation: DelegationMap::new(self.cfg.hosts[0]),
+            table: BTreeMap::new(),
+            sd: SingleDelivery::default(),
+            milestones: HostMilestones::default(),
+        }
+    }
+
+    fn on_msg(&self, _id: Id, state: &mut Cow<HostState>, src: Id, msg: KvMsg, o: &mut Out<Self>) {
+        match msg {
+            KvMsg::Ack { seqno } => {
+                let acked = state
+                    .sd
+                    .send
+                    .get(&src)
+                    .is_some_and(|c| c.unacked.first().is_some_and(|(s, _)| *s <= seqno));
+                if acked {
+                    let s = state.to_mut();
+                    s.sd.ack(src, seqno);
+                    if self.retransmits() && !s.sd.has_unacked() {
+                        o.cancel_timer(KvTimer::Retransmit);
+                    }
+                }
+            }
+            KvMsg::Single { seqno, payload } => {
+                if self.blocked(state, src, &payload) {
+                    return; // no ack: the sender retransmits once we have room
+                }
+                let dupes = self.params().has(KvMutation::AcceptDuplicate);
+                let last = state.sd.recv.get(&src).map_or(0, |c| c.last_delivered);
+                if seqno <= last && !dupes && !self.params().retransmit {
+                    // A redelivery by the model's duplicating network: nobody retransmits
+                    // there, so the ack already sent is all a re-ack would say.
+                    if !state.milestones.ignored_duplicate {
+                        state.to_mut().milestones.ignored_duplicate = true;
+                    }
+                    return;
+                }
+                let s = state.to_mut();
+                let r = s.sd.receive(src, seqno, payload, dupes);
+                if r.duplicate {
+                    s.milestones.ignored_duplicate = true;
+                }
+                o.send(src, r.ack);
+                if let Some(p) = r.deliver {
+                    self.handle(s, src, p, o);
+                }
+            }
+        }
+    }
+
+    fn on_timeout(&self, _id: Id, state: &mut Cow<HostState>, _t: &KvTimer, o: &mut Out<Self>) {
+        if !self.retransmits() || !state.sd.has_unacked() {
+            return;
+        }
+        for (dst, m) in state.sd.unacked() {
+            o.send(dst, m);
+        }
+        o.set_timer(KvTimer::Retransmit, self.retransmit_period());
+    }
+}

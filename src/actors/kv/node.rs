@@ -1,0 +1,132 @@
+//! [`KvNode`]: a host or a client, so that both can live in one stateright `ActorModel`.
+
+use std::borrow::Cow;
+
+use stateright::actor::{Actor, Id, Out};
+
+use super::client::{KvClient, KvClientState};
+use super::host::{Host, HostState};
+use super::types::{KvMsg, KvTimer};
+
+/// A host or a client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KvNode {
+    /// A host.
+    Host(Host),
+    /// A client.
+    Client(KvClient),
+}
+
+/// The state of a [`KvNode`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KvNodeState {
+    /// A host's state.
+    Host(HostState),
+    /// A client's state.
+    Client(KvClientState),
+}
+
+impl KvNodeState {
+    /// The host state, if this is a host.
+    pub fn host(&self) -> Option<&HostState> {
+        match self {
+            KvNodeState::Host(h) => Some(h),
+            KvNodeState::Client(_) => None,
+        }
+    }
+
+    /// The client state, if this is a client.
+    pub fn client(&self) -> Option<&KvClientState> {
+        match self {
+            KvNodeState::Client(c) => Some(c),
+            KvNodeState::Host(_) => None,
+        }
+    }
+}
+
+/// Runs a step of the inner actor `B` on the inner state, mapping the state back and moving the
+/// commands out.
+fn delegate<B, S>(
+    state: &mut Cow<KvNodeState>,
+    inner: &S,
+    wrap: fn(S) -> KvNodeState,
+    o: &mut Out<KvNode>,
+    step: impl FnOnce(&mut Cow<S>, &mut Out<B>),
+) where
+    S: Clone,
+    B: Actor<Msg = KvMsg, Timer = KvTimer, Random = (), Storage = ()>,
+{
+    let mut inner_state = Cow::Borrowed(inner);
+    let mut inner_out = Out::new();
+    step(&mut inner_state, &mut inner_out);
+    o.append(&mut inner_out);
+    if let Cow::Owned(s) = inner_state {
+        *state = Cow::Owned(wrap(s));
+    }
+}
+
+impl Actor for KvNode {
+    type Msg = KvMsg;
+    type Timer = KvTimer;
+    type State = KvNodeState;
+    type Storage = ();
+    type Random = ();
+
+    fn name(&self) -> String {
+        match self {
+            KvNode::Host(h) => h.name(),
+            KvNode::Client(c) => c.name(),
+        }
+    }
+
+    fn on_start(&self, id: Id, storage: &Option<()>, o: &mut Out<Self>) -> KvNodeState {
+        match self {
+            KvNode::Host(h) => {
+                let mut out = Out::new();
+                let s = h.on_start(id, storage, &mut out);
+                o.append(&mut out);
+                KvNodeState::Host(s)
+            }
+            KvNode::Client(c) => {
+                let mut out = Out::new();
+                let s = c.on_start(id, storage, &mut out);
+                o.append(&mut out);
+                KvNodeState::Client(s)
+            }
+        }
+    }
+
+    fn on_msg(&self, id: Id, state: &mut Cow<KvNodeState>, src: Id, msg: KvMsg, o: &mut Out<Self>) {
+        let current: &KvNodeState = &Cow::clone(state);
+        match (self, current) {
+            (KvNode::Host(h), KvNodeState::Host(s)) => {
+                delegate(state, s, KvNodeState::Host, o, |st, out| {
+                    h.on_msg(id, st, src, msg, out)
+                })
+            }
+            (KvNode::Client(c), KvNodeState::Client(s)) => {
+                delegate(state, s, KvNodeState::Client, o, |st, out| {
+                    c.on_msg(id, st, src, msg, out)
+                })
+            }
+            _ => unreachable!("actor and state kinds always match"),
+        }
+    }
+
+    fn on_timeout(&self, id: Id, state: &mut Cow<KvNodeState>, t: &KvTimer, o: &mut Out<Self>) {
+        let current: &KvNodeState = &Cow::clone(state);
+        match (self, current) {
+            (KvNode::Host(h), KvNodeState::Host(s)) => {
+                delegate(state, s, KvNodeState::Host, o, |st, out| {
+                    h.on_timeout(id, st, t, out)
+                })
+            }
+            (KvNode::Client(c), KvNodeState::Client(s)) => {
+                delegate(state, s, KvNodeState::Client, o, |st, out| {
+                    c.on_timeout(id, st, t, out)
+                })
+            }
+            _ => unreachable!("actor and state kinds always match"),
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! IronKV's parameters and its deliberately broken variants.
+
+use serde::{Deserialize, Serialize};
+
+/// Parameters of hosts and clients.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KvParams {
+    /// A host's delegation map holds at most this many ranges; a shard request that would need
+    /// more is refused.
+    pub max_delegations: usize,
+    /// At most this many messages wait for an ack per channel; a host does not accept a request
+    /// whose reply it could not queue (the sender retransmits it later).
+    pub max_unacked: usize,
+    /// Retransmission period in milliseconds.
+    pub retransmit_ms: u64,
+    /// Whether to retransmit at all: always at run time; a model on a lossless duplicating
+    /// network turns it off (there the message already sent can be delivered again at any time,
+    /// which is what a retransmission would add).
+    pub retransmit: bool,
+    /// A deliberately broken variant, or `None`.
+    pub mutation: Option<KvMutation>,
+}
+
+impl Default for KvParams {
+    fn default() -> Self {
+        KvParams {
+            max_delegations: 64,
+            max_unacked: 1024,
+            retransmit_ms: 200,
+            retransmit: true,
+            mutation: None,
+        }
+    }
+}
+
+impl KvParams {
+    /// Whether `m` is switched on.
+    pub fn has(&self, m: KvMutation) -> bool {
+        self.mutation == Some(m)
+    }
+}
+
+/// A deliberately broken IronKV variant; each must be caught (`tests/kv.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum KvMutation {
+    /// A host answers a Get from its own table for a key it has delegated away.
+    AnswerDelegated,
+    /// SingleDelivery delivers a duplicate (an already delivered sequence number) again.
+    AcceptDuplicate,
+    /// A shard request is honoured when the host owns only part of the range.
+    PartialShard,
+    /// A delegation drops one of the range's pairs.
+    DropPair,
+    /// SingleDelivery never retransmits (a liveness bug over a lossy network).
+    NeverRetransmit,
+}
+
+impl KvMutation {
+    /// Every mutation.
+    pub const ALL: [KvMutation; 5] = [
+        KvMutation::AnswerDelegated,
+        KvMutation::AcceptDuplicate,
+        KvMutation::PartialShard,
+        KvMutation::DropPair,
+        KvMutation::NeverRetransmit,
+    ];
+
+    /// The kebab-case name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            KvMutation::AnswerDelegated => "answer-delegated",
+            KvMutation::AcceptDuplicate => "accept-duplicate",
+            KvMutation::PartialShard => "partial-shard",
+            KvMutation::DropPair => "drop-pair",
+            KvMutation::NeverRetransmit => "never-retransmit",
+        }
+    }
+
+    /// Parses a name given by [`KvMutation::name`].
+    pub fn from_name(s: &str) -> Option<KvMutation> {
+        KvMutation::ALL.into_iter().find(|m| m.name() == s)
+    }
+}
