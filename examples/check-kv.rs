@@ -17,7 +17,11 @@ struct Cli {
 fn main() {
     let cli = Cli::parse();
     let verb = cli.verb.unwrap_or(Verb::Check);
-    match kv_main("cargo run --release --example check-kv --", &verb, &cli.flags) {
+    match kv_main(
+        "cargo run --release --example check-kv --",
+        &verb,
+        &cli.flags,
+    ) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("error: {e:#}");

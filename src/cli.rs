@@ -495,9 +495,18 @@ pub struct KvFlags {
     /// next host.
     #[arg(long, default_value_t = 1)]
     pub shards: usize,
+    /// An explicit shard move `RANGE:FROM:TO` (e.g. `1..:0:1`, `0..2:1:2`), asked by the admin
+    /// client in order; repeat for more. Replaces the moves `--shards` would make.
+    #[arg(long = "move", value_name = "RANGE:FROM:TO", value_parser = parse_move)]
+    pub moves: Vec<ShardMove>,
     /// Largest delegation map a host may have.
     #[arg(long, default_value_t = 8)]
     pub max_delegations: usize,
+    /// Redirects a client follows for one operation before it gives up (bounds the ping-pong
+    /// between old and new owner while a delegation is in flight; liveness does not judge a
+    /// client that gave up).
+    #[arg(long, default_value_t = 2)]
+    pub max_redirects: u32,
     /// Switch on a deliberately broken variant: answer-delegated, accept-duplicate,
     /// partial-shard, drop-pair, never-retransmit.
     #[arg(long, value_parser = parse_kv_mutation)]
@@ -505,6 +514,44 @@ pub struct KvFlags {
     /// Common flags.
     #[command(flatten)]
     pub common: CommonFlags,
+}
+
+/// One shard move of the admin client: ask host `from` to move `range` to host `to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardMove {
+    /// The range.
+    pub range: crate::actors::kv::KeyRange,
+    /// The host asked.
+    pub from: usize,
+    /// The new owner.
+    pub to: usize,
+}
+
+impl std::fmt::Display for ShardMove {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self.range;
+        match r.hi {
+            Some(h) => write!(f, "{}..{}:{}:{}", r.lo, h, self.from, self.to),
+            None => write!(f, "{}..:{}:{}", r.lo, self.from, self.to),
+        }
+    }
+}
+
+fn parse_move(s: &str) -> Result<ShardMove, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let [range, from, to] = parts[..] else {
+        return Err(format!("'{s}' is not RANGE:FROM:TO (e.g. 1..:0:1)"));
+    };
+    let range = crate::actors::kv::KeyRange::parse(range)?;
+    let host = |x: &str| {
+        x.parse::<usize>()
+            .map_err(|_| format!("'{x}' is not a host index"))
+    };
+    Ok(ShardMove {
+        range,
+        from: host(from)?,
+        to: host(to)?,
+    })
 }
 
 fn parse_kv_mutation(s: &str) -> Result<crate::actors::kv::KvMutation, String> {
@@ -541,13 +588,38 @@ impl KvFlags {
                 vec![ClientOp::Set(key, Some(value)), ClientOp::Get(key)]
             })
             .collect();
-        if self.shards > 0 {
+        let moves: Vec<ShardMove> = if self.moves.is_empty() {
+            (0..self.shards)
+                .map(|j| ShardMove {
+                    range: KeyRange::new(1.min(self.keys - 1), None),
+                    from: j % self.hosts,
+                    to: (j + 1) % self.hosts,
+                })
+                .collect()
+        } else {
+            self.moves.clone()
+        };
+        if moves.len() > 3 {
+            bail!("at most 3 shard moves (got {})", moves.len());
+        }
+        for m in &moves {
+            if m.from >= self.hosts || m.to >= self.hosts {
+                bail!(
+                    "--move {m}: hosts are 0..{} (got {} and {})",
+                    self.hosts,
+                    m.from,
+                    m.to
+                );
+            }
+        }
+        if !moves.is_empty() {
             clients.push(
-                (0..self.shards)
-                    .map(|j| ClientOp::Shard {
-                        range: KeyRange::new(1.min(self.keys - 1), None),
-                        from: j % self.hosts,
-                        to: (j + 1) % self.hosts,
+                moves
+                    .iter()
+                    .map(|m| ClientOp::Shard {
+                        range: m.range,
+                        from: m.from,
+                        to: m.to,
                     })
                     .collect(),
             );
@@ -561,6 +633,7 @@ impl KvFlags {
             params: KvParams {
                 max_delegations: self.max_delegations,
                 max_unacked: 8,
+                max_redirects: Some(self.max_redirects),
                 mutation: self.mutation,
                 ..KvParams::default()
             },
@@ -570,9 +643,17 @@ impl KvFlags {
     /// The same configuration as command-line flags (for replay hints).
     pub fn as_flags(&self) -> String {
         let mut s = format!(
-            "--hosts {} --clients {} --keys {} --shards {} --max-delegations {}",
-            self.hosts, self.clients, self.keys, self.shards, self.max_delegations
+            "--hosts {} --clients {} --keys {} --shards {} --max-delegations {} --max-redirects {}",
+            self.hosts,
+            self.clients,
+            self.keys,
+            self.shards,
+            self.max_delegations,
+            self.max_redirects
         );
+        for m in &self.moves {
+            s += &format!(" --move {m}");
+        }
         s += &self.common.as_flags();
         if let Some(m) = self.mutation {
             s += &format!(" --mutation {}", m.name());
@@ -584,12 +665,24 @@ impl KvFlags {
 /// `check-kv`: runs a verb on the IronKV model described by `flags`.
 pub fn kv_main(program: &str, verb: &Verb, flags: &KvFlags) -> Result<i32> {
     let cfg = flags.model_cfg().context("invalid model configuration")?;
+    let moves = cfg.clients.len() - flags.clients;
+    let moves = cfg
+        .clients
+        .last()
+        .filter(|_| moves > 0)
+        .map_or(0, |ops| ops.len());
+    let mut common = flags.common.clone();
+    if flags.mutation.is_some() && !common.liveness && !common.stop_on_violation {
+        // A broken variant can make the state space far larger than the correct one's (a
+        // duplicate accepted once cascades into fresh replies): stop at the first violation.
+        common.stop_on_violation = true;
+    }
     let title = format!(
         "IronKV model: {} hosts, {} clients (set then get), {} keys, {} shard moves, network {}{}{}",
         flags.hosts,
         flags.clients,
         flags.keys,
-        flags.shards,
+        moves,
         network_name(flags.common.network),
         if flags.common.lossy { " (lossy)" } else { "" },
         flags
@@ -601,7 +694,7 @@ pub fn kv_main(program: &str, verb: &Verb, flags: &KvFlags) -> Result<i32> {
         || crate::invariants::kv::kv_model(cfg.clone()),
         crate::liveness::kv::properties(),
         verb,
-        &flags.common,
+        &common,
         program,
         &flags.as_flags(),
         &title,

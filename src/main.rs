@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use ironfleet::actors::rsl::CounterOp;
-use ironfleet::cli::{lock_main, paxos_main, LockFlags, PaxosFlags, Verb};
+use ironfleet::cli::{kv_main, lock_main, paxos_main, KvFlags, LockFlags, PaxosFlags, Verb};
 use ironfleet::net::bench::parse_duration;
 use ironfleet::net::commands::{self, BenchFlags, SoakFlags, Target};
 
@@ -32,6 +32,14 @@ enum System {
         /// What to do (default: check).
         #[command(subcommand)]
         verb: Option<RslVerb>,
+    },
+    /// IronKV: the sharded key-value store with delegation.
+    Kv {
+        #[command(flatten)]
+        flags: KvFlags,
+        /// What to do (default: check).
+        #[command(subcommand)]
+        verb: Option<KvVerb>,
     },
     /// IronLock: the ring lock.
     Lock {
@@ -91,6 +99,13 @@ enum RslVerb {
     Bench(BenchFlags),
     /// Soak: run many increments through replica processes and watch their memory stay flat.
     Soak(SoakFlags),
+}
+
+/// IronKV verbs: the model verbs, and the real runtime over UDP.
+#[derive(Subcommand, Debug)]
+enum KvVerb {
+    #[command(flatten)]
+    Model(Verb),
 }
 
 /// IronLock verbs.
@@ -156,6 +171,10 @@ fn main() {
             }) => commands::rsl_client(target, *timeout, *op),
             Some(RslVerb::Bench(f)) => commands::rsl_bench(f),
             Some(RslVerb::Soak(f)) => commands::rsl_soak(f),
+        },
+        System::Kv { flags, verb } => match verb {
+            None => kv_main("ironfleet kv", &Verb::Check, flags),
+            Some(KvVerb::Model(v)) => kv_main("ironfleet kv", v, flags),
         },
         System::Lock { flags, verb } => match verb {
             None => lock_main("ironfleet lock", &Verb::Check, flags),

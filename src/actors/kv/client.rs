@@ -67,8 +67,12 @@ pub struct KvClientState {
     pub replies: Vec<Option<Value>>,
     /// Reliable channels.
     pub sd: SingleDelivery,
-    /// Followed a redirect.
+    /// Redirects followed for the current operation.
+    pub redirects: u32,
+    /// Followed a redirect (at least once, for any operation).
     pub followed_redirect: bool,
+    /// Gave up the current operation after `max_redirects` redirects (models only).
+    pub gave_up: bool,
 }
 
 /// The client actor.
@@ -87,6 +91,11 @@ impl KvClient {
     /// Whether every operation is done.
     pub fn is_done(&self, s: &KvClientState) -> bool {
         s.next_op >= self.cfg.ops.len() && !s.waiting
+    }
+
+    /// Whether the client is done or gave up (the model's redirect bound was spent).
+    pub fn is_finished(&self, s: &KvClientState) -> bool {
+        self.is_done(s) || s.gave_up
     }
 
     fn retransmits(&self) -> bool {
@@ -159,7 +168,9 @@ impl Actor for KvClient {
             target: self.cfg.hosts[0],
             replies: Vec::new(),
             sd: SingleDelivery::default(),
+            redirects: 0,
             followed_redirect: false,
+            gave_up: false,
         };
         self.issue(&mut s, o);
         s
@@ -202,12 +213,23 @@ impl Actor for KvClient {
                     KvPayload::Reply { key, value, .. } if s.waiting && current == Some(key) => {
                         s.replies.push(value);
                         s.waiting = false;
+                        s.redirects = 0;
                         s.next_op += 1;
                         self.issue(s, o);
                     }
                     KvPayload::Redirect { key, owner }
-                        if s.waiting && current == Some(key) && owner != s.target =>
+                        if s.waiting && !s.gave_up && current == Some(key) && owner != s.target =>
                     {
+                        if self
+                            .cfg
+                            .params
+                            .max_redirects
+                            .is_some_and(|m| s.redirects >= m)
+                        {
+                            s.gave_up = true;
+                            return;
+                        }
+                        s.redirects += 1;
                         s.target = owner;
                         s.followed_redirect = true;
                         if let Some(p) = Self::request(&self.cfg.ops[s.next_op]) {
@@ -220,13 +242,7 @@ impl Actor for KvClient {
         }
     }
 
-    fn on_timeout(
-        &self,
-        _id: Id,
-        state: &mut Cow<KvClientState>,
-        _t: &KvTimer,
-        o: &mut Out<Self>,
-    ) {
+    fn on_timeout(&self, _id: Id, state: &mut Cow<KvClientState>, _t: &KvTimer, o: &mut Out<Self>) {
         if !self.retransmits() || !state.sd.has_unacked() {
             return;
         }

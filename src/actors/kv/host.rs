@@ -95,8 +95,7 @@ impl Host {
             KvPayload::Shard { recipient, .. } => *recipient,
             _ => return false,
         };
-        s.sd
-            .send
+        s.sd.send
             .get(&dst)
             .is_some_and(|c| c.unacked.len() >= self.params().max_unacked)
     }
@@ -106,8 +105,7 @@ impl Host {
         let p = self.params();
         match payload {
             KvPayload::Get { key } => {
-                let reply = if s.delegation.owner(key) == me || p.has(KvMutation::AnswerDelegated)
-                {
+                let reply = if s.delegation.owner(key) == me || p.has(KvMutation::AnswerDelegated) {
                     KvPayload::Reply {
                         key,
                         value: s.table.get(&key).cloned(),
@@ -177,8 +175,7 @@ impl Host {
                 if !pairs.is_empty() {
                     s.milestones.received_data = true;
                 }
-                s.table
-                    .extend(pairs.iter().map(|(k, v)| (*k, v.clone())));
+                s.table.extend(pairs.iter().map(|(k, v)| (*k, v.clone())));
             }
             KvPayload::Reply { .. } | KvPayload::Redirect { .. } => {}
         }

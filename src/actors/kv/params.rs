@@ -17,6 +17,12 @@ pub struct KvParams {
     /// network turns it off (there the message already sent can be delivered again at any time,
     /// which is what a retransmission would add).
     pub retransmit: bool,
+    /// A client follows at most this many redirects for one operation, then gives up on it
+    /// (`None`: no bound, as at run time). Models need the bound: while a delegation is in
+    /// flight, the old owner redirects to the new one and the new one (which does not know yet)
+    /// back to the old, each time on a fresh sequence number, so without it the state space is
+    /// infinite.
+    pub max_redirects: Option<u32>,
     /// A deliberately broken variant, or `None`.
     pub mutation: Option<KvMutation>,
 }
@@ -28,6 +34,7 @@ impl Default for KvParams {
             max_unacked: 1024,
             retransmit_ms: 200,
             retransmit: true,
+            max_redirects: None,
             mutation: None,
         }
     }
@@ -45,7 +52,8 @@ impl KvParams {
 pub enum KvMutation {
     /// A host answers a Get from its own table for a key it has delegated away.
     AnswerDelegated,
-    /// SingleDelivery delivers a duplicate (an already delivered sequence number) again.
+    /// SingleDelivery delivers a duplicate (an already delivered sequence number) again, once
+    /// per channel.
     AcceptDuplicate,
     /// A shard request is honoured when the host owns only part of the range.
     PartialShard,

@@ -64,7 +64,7 @@ impl SingleDelivery {
     }
 
     /// Receives `Single(seqno, payload)` from `src`. With `accept_duplicates` (a mutation) an
-    /// already delivered message is delivered again.
+    /// already delivered message is delivered again (once per channel).
     pub fn receive(
         &mut self,
         src: Id,
@@ -75,7 +75,10 @@ impl SingleDelivery {
         let ch = self.recv.entry(src).or_default();
         let next = seqno == ch.last_delivered + 1;
         let dup = seqno <= ch.last_delivered;
-        let deliver = if next || (dup && accept_duplicates && seqno > 0) {
+        // The mutation accepts one duplicate per channel: enough to break exactly-once, and the
+        // mutated model stays finite.
+        let accept_dup = dup && accept_duplicates && seqno > 0 && ch.delivered == ch.last_delivered;
+        let deliver = if next || accept_dup {
             ch.last_delivered = ch.last_delivered.max(seqno);
             ch.delivered += 1;
             Some(payload)
@@ -87,7 +90,7 @@ impl SingleDelivery {
             ack: KvMsg::Ack {
                 seqno: ch.last_delivered,
             },
-            duplicate: dup && !accept_duplicates,
+            duplicate: dup && !accept_dup,
         }
     }
 

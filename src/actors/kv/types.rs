@@ -159,7 +159,12 @@ impl fmt::Display for KvPayload {
             KvPayload::Get { key } => write!(f, "Get({key})"),
             KvPayload::Set { key, value } => write!(f, "Set({key}, {})", show(value)),
             KvPayload::Reply { key, value, write } => {
-                write!(f, "Reply({key}, {}{})", show(value), if *write { ", set" } else { "" })
+                write!(
+                    f,
+                    "Reply({key}, {}{})",
+                    show(value),
+                    if *write { ", set" } else { "" }
+                )
             }
             KvPayload::Redirect { key, owner } => {
                 write!(f, "Redirect({key} -> {})", usize::from(*owner))

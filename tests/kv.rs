@@ -1,0 +1,270 @@
+//! IronKV model checks: small configurations explored exhaustively with every property holding,
+//! the four safety mutations caught (shortest counterexamples, snapshotted), liveness under
+//! fairness over a lossy network (and a SingleDelivery that never retransmits caught as a
+//! lasso).
+
+use ironfleet::actors::kv::{ClientOp, KeyRange, KvMutation};
+use ironfleet::invariants::kv::{kv_model, KvModelCfg, SAFETY};
+use ironfleet::invariants::NetworkKind;
+use ironfleet::liveness::checker::{check_liveness, LiveVerdict, LivenessOptions};
+use ironfleet::liveness::{actor_action_kind, kv, print_live_report};
+use ironfleet::runner::{format_trace, run, Mode, RunOptions, Verdict};
+
+fn opts(mode: Mode) -> RunOptions {
+    RunOptions {
+        mode,
+        threads: 2,
+        progress: None,
+        ..RunOptions::default()
+    }
+}
+
+const SOMETIMES: [&str; 4] = [
+    "a redirect is followed",
+    "a range moves with its data",
+    "a duplicate is ignored",
+    "every client is answered",
+];
+
+/// Checks `cfg` exhaustively (BFS); asserts every safety property holds and every `sometimes`
+/// property is reached; returns the number of unique states.
+fn holds_exhaustively(cfg: KvModelCfg, max_depth: Option<usize>) -> usize {
+    let mut o = opts(Mode::Bfs);
+    o.max_depth = max_depth;
+    let outcome = run(kv_model(cfg), &o, &mut std::io::sink());
+    assert!(outcome.complete, "the run must finish");
+    for name in SAFETY {
+        let v = &outcome.property(name).unwrap().verdict;
+        assert_eq!(*v, Verdict::Holds, "{name} must hold");
+    }
+    for name in SOMETIMES {
+        assert_eq!(
+            outcome.property(name).unwrap().verdict,
+            Verdict::Reached,
+            "{name} must be reached"
+        );
+    }
+    outcome.unique
+}
+
+fn shard(range: KeyRange, from: usize, to: usize) -> ClientOp {
+    ClientOp::Shard { range, from, to }
+}
+
+/// Three hosts: keys `[1..2)` move from the root to host 1, then `[1..)` (which the root then
+/// owns only in part) is asked of the root for host 2.
+fn three_hosts_partial_ownership() -> KvModelCfg {
+    let mut cfg = KvModelCfg::small();
+    cfg.hosts = 3;
+    cfg.clients[1] = vec![
+        shard(KeyRange::new(1, Some(2)), 0, 1),
+        shard(KeyRange::new(0, None), 0, 2),
+    ];
+    cfg
+}
+
+#[test]
+fn the_default_configuration_holds_exhaustively() {
+    assert_eq!(holds_exhaustively(KvModelCfg::small(), None), 55_054);
+}
+
+#[test]
+fn a_range_moved_there_and_back_holds_exhaustively() {
+    let mut cfg = KvModelCfg::small();
+    cfg.clients[1].push(shard(KeyRange::new(1, None), 1, 0));
+    assert!(holds_exhaustively(cfg, None) > 55_054);
+}
+
+#[test]
+fn three_hosts_and_a_partly_owned_range_hold_exhaustively() {
+    assert!(holds_exhaustively(three_hosts_partial_ownership(), None) > 100_000);
+}
+
+#[test]
+fn ordered_and_unordered_networks_hold_to_a_depth() {
+    for network in [NetworkKind::Ordered, NetworkKind::Unordered] {
+        let mut cfg = KvModelCfg::small();
+        cfg.network = network;
+        let mut o = opts(Mode::Bfs);
+        o.max_depth = Some(11);
+        let outcome = run(kv_model(cfg), &o, &mut std::io::sink());
+        for name in SAFETY {
+            assert_ne!(
+                outcome.property(name).unwrap().verdict,
+                Verdict::Violated,
+                "{name} under {network:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_lossy_network_keeps_every_property() {
+    let mut cfg = KvModelCfg::small();
+    cfg.lossy = true;
+    cfg.clients[1].clear();
+    cfg.clients.pop();
+    let outcome = run(kv_model(cfg), &opts(Mode::Bfs), &mut std::io::sink());
+    assert!(outcome.complete);
+    for name in SAFETY {
+        assert_eq!(outcome.property(name).unwrap().verdict, Verdict::Holds);
+    }
+}
+
+#[test]
+fn seeded_walks_of_two_clients_and_two_moves_stay_safe() {
+    let mut cfg = KvModelCfg::small();
+    cfg.hosts = 3;
+    cfg.clients.insert(
+        1,
+        vec![
+            ClientOp::Set(0, Some(b"w".to_vec())),
+            ClientOp::Get(1),
+            ClientOp::Set(1, None),
+        ],
+    );
+    cfg.clients[2].push(shard(KeyRange::new(0, Some(1)), 0, 2));
+    let outcome = run(
+        kv_model(cfg),
+        &opts(Mode::Simulate {
+            seed: 7,
+            walks: 3_000,
+            depth: 60,
+        }),
+        &mut std::io::sink(),
+    );
+    for name in SAFETY {
+        assert_ne!(
+            outcome.property(name).unwrap().verdict,
+            Verdict::Violated,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        outcome
+            .property("every client is answered")
+            .unwrap()
+            .verdict,
+        Verdict::Reached
+    );
+}
+
+/// Checks `cfg` with `mutation` (BFS, stopping at the first violation); asserts `property` is
+/// violated and returns its shortest counterexample.
+fn caught(mut cfg: KvModelCfg, mutation: KvMutation, property: &str) -> String {
+    cfg.params.mutation = Some(mutation);
+    let mut o = opts(Mode::Bfs);
+    o.threads = 1;
+    o.stop_on_violation = true;
+    let outcome = run(kv_model(cfg.clone()), &o, &mut std::io::sink());
+    let p = outcome.property(property).unwrap();
+    assert_eq!(
+        p.verdict,
+        Verdict::Violated,
+        "{mutation:?} must violate {property}"
+    );
+    format_trace(&kv_model(cfg), p.path.as_ref().unwrap())
+}
+
+#[test]
+fn a_host_that_answers_for_a_delegated_key_is_caught() {
+    insta::assert_snapshot!(caught(
+        KvModelCfg::small(),
+        KvMutation::AnswerDelegated,
+        "linearizable"
+    ));
+}
+
+#[test]
+fn single_delivery_accepting_a_duplicate_is_caught() {
+    insta::assert_snapshot!(caught(
+        KvModelCfg::small(),
+        KvMutation::AcceptDuplicate,
+        "exactly once, in order"
+    ));
+}
+
+#[test]
+fn honouring_a_shard_of_a_partly_owned_range_is_caught() {
+    insta::assert_snapshot!(caught(
+        three_hosts_partial_ownership(),
+        KvMutation::PartialShard,
+        "every key owned once"
+    ));
+}
+
+#[test]
+fn a_delegation_that_drops_a_pair_is_caught() {
+    insta::assert_snapshot!(caught(
+        KvModelCfg::small(),
+        KvMutation::DropPair,
+        "one hash table"
+    ));
+}
+
+/// The lasso checker on the KV liveness properties: `Ok(states)` when both hold, else the
+/// counterexample part of the report.
+fn lasso(cfg: KvModelCfg) -> Result<usize, String> {
+    let model = kv_model(cfg);
+    let o = check_liveness(
+        &model,
+        &kv::properties(),
+        &actor_action_kind,
+        &LivenessOptions::default(),
+    );
+    assert!(o.complete);
+    let mut report = Vec::new();
+    let violated = print_live_report(&model, &o, "(replay)", &mut report);
+    if o.properties
+        .iter()
+        .all(|(_, v)| matches!(v, LiveVerdict::Holds))
+    {
+        return Ok(o.states);
+    }
+    assert!(violated);
+    let text = String::from_utf8(report).unwrap();
+    let at = text.find("Lasso counterexample").expect("a lasso");
+    Err(text[at..].to_string())
+}
+
+fn lossy_one_client() -> KvModelCfg {
+    let mut cfg = KvModelCfg::small();
+    cfg.lossy = true;
+    cfg.clients.pop();
+    cfg
+}
+
+#[test]
+fn every_request_is_answered_with_shard_moves() {
+    assert_eq!(lasso(KvModelCfg::small()), Ok(55_054));
+}
+
+#[test]
+fn every_request_is_answered_over_a_lossy_network() {
+    assert!(lasso(lossy_one_client()).is_ok());
+}
+
+#[test]
+fn single_delivery_that_never_retransmits_is_caught_as_a_lasso() {
+    let mut cfg = lossy_one_client();
+    cfg.params.mutation = Some(KvMutation::NeverRetransmit);
+    let trace = lasso(cfg).expect_err("the mutation must be caught");
+    insta::assert_snapshot!(trace);
+}
+
+#[test]
+fn check_kv_exit_codes() {
+    let bin = env!("CARGO_BIN_EXE_ironfleet");
+    let run = |args: &[&str]| {
+        std::process::Command::new(bin)
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(run(&["kv", "check"]), Some(0));
+    assert_eq!(run(&["kv", "--mutation", "drop-pair", "check"]), Some(1));
+    assert_eq!(run(&["kv", "--move", "1..:7:1", "check"]), Some(2));
+    assert_eq!(run(&["kv", "--mutation", "nonsense", "check"]), Some(2));
+}
