@@ -146,7 +146,7 @@ pub type KvModel = ActorModel<KvNode, KvModelCfg, KvHistory>;
 pub type KvState = ActorModelState<KvNode, KvHistory>;
 
 fn record_out(cfg: &KvModelCfg, h: &KvHistory, env: Envelope<&KvMsg>) -> Option<KvHistory> {
-    let KvMsg::Single { seqno, payload } = env.msg else {
+    let KvMsg::Single { seqno, payload, .. } = env.msg else {
         return None;
     };
     if cfg.is_client(env.src) {
@@ -191,7 +191,7 @@ fn record_in(cfg: &KvModelCfg, h: &KvHistory, env: Envelope<&KvMsg>) -> Option<K
     if !cfg.is_client(env.dst) {
         return None;
     }
-    let KvMsg::Single { seqno, payload } = env.msg else {
+    let KvMsg::Single { seqno, payload, .. } = env.msg else {
         return None;
     };
     let last = h.replies_in.get(&(env.src, env.dst)).copied().unwrap_or(0);
@@ -341,6 +341,7 @@ pub fn kv_model(cfg: KvModelCfg) -> KvModel {
         actors.push(KvNode::Host(Host::new(HostConfig {
             hosts: host_ids.clone(),
             me,
+            epoch: 0,
             params: params.clone(),
         })));
     }
@@ -349,6 +350,7 @@ pub fn kv_model(cfg: KvModelCfg) -> KvModel {
             index,
             hosts: host_ids.clone(),
             ops: Arc::new(ops.clone()),
+            epoch: 0,
             params: params.clone(),
         })));
     }

@@ -50,6 +50,8 @@ pub struct KvClientConfig {
     pub hosts: Arc<Vec<Id>>,
     /// The operations, in order.
     pub ops: Arc<Vec<ClientOp>>,
+    /// Its SingleDelivery epoch (0 in models).
+    pub epoch: u64,
     /// Parameters.
     pub params: KvParams,
 }
@@ -167,7 +169,7 @@ impl Actor for KvClient {
             waiting: false,
             target: self.cfg.hosts[0],
             replies: Vec::new(),
-            sd: SingleDelivery::default(),
+            sd: SingleDelivery::new(self.cfg.epoch),
             redirects: 0,
             followed_redirect: false,
             gave_up: false,
@@ -185,28 +187,28 @@ impl Actor for KvClient {
         o: &mut Out<Self>,
     ) {
         match msg {
-            KvMsg::Ack { seqno } => {
-                let acked = state
-                    .sd
-                    .send
-                    .get(&src)
-                    .is_some_and(|c| c.unacked.first().is_some_and(|(s, _)| *s <= seqno));
-                if acked {
+            KvMsg::Ack { epoch, seqno } => {
+                if state.sd.acks_something(src, epoch, seqno) {
                     let s = state.to_mut();
-                    s.sd.ack(src, seqno);
+                    s.sd.ack(src, epoch, seqno);
                     if self.retransmits() && !s.sd.has_unacked() {
                         o.cancel_timer(KvTimer::Retransmit);
                     }
                 }
             }
-            KvMsg::Single { seqno, payload } => {
-                let last = state.sd.recv.get(&src).map_or(0, |c| c.last_delivered);
-                if seqno <= last && !self.cfg.params.retransmit {
+            KvMsg::Single {
+                epoch,
+                seqno,
+                payload,
+            } => {
+                if !self.cfg.params.retransmit && state.sd.is_old(src, epoch, seqno) {
                     return; // the model's network redelivering: already acked
                 }
                 let s = state.to_mut();
-                let r = s.sd.receive(src, seqno, payload, false);
-                o.send(src, r.ack);
+                let r = s.sd.receive(src, epoch, seqno, payload, false);
+                if let Some(ack) = r.ack {
+                    o.send(src, ack);
+                }
                 let Some(p) = r.deliver else { return };
                 let current = self.cfg.ops.get(s.next_op).and_then(|op| op.key());
                 match p {

@@ -22,6 +22,8 @@ pub struct HostConfig {
     pub hosts: Arc<Vec<Id>>,
     /// This host's index.
     pub me: usize,
+    /// Its SingleDelivery epoch (0 in models; the clock at run time).
+    pub epoch: u64,
     /// Parameters.
     pub params: KvParams,
 }
@@ -197,34 +199,32 @@ impl Actor for Host {
         HostState {
             delegation: DelegationMap::new(self.cfg.hosts[0]),
             table: BTreeMap::new(),
-            sd: SingleDelivery::default(),
+            sd: SingleDelivery::new(self.cfg.epoch),
             milestones: HostMilestones::default(),
         }
     }
 
     fn on_msg(&self, _id: Id, state: &mut Cow<HostState>, src: Id, msg: KvMsg, o: &mut Out<Self>) {
         match msg {
-            KvMsg::Ack { seqno } => {
-                let acked = state
-                    .sd
-                    .send
-                    .get(&src)
-                    .is_some_and(|c| c.unacked.first().is_some_and(|(s, _)| *s <= seqno));
-                if acked {
+            KvMsg::Ack { epoch, seqno } => {
+                if state.sd.acks_something(src, epoch, seqno) {
                     let s = state.to_mut();
-                    s.sd.ack(src, seqno);
+                    s.sd.ack(src, epoch, seqno);
                     if self.retransmits() && !s.sd.has_unacked() {
                         o.cancel_timer(KvTimer::Retransmit);
                     }
                 }
             }
-            KvMsg::Single { seqno, payload } => {
+            KvMsg::Single {
+                epoch,
+                seqno,
+                payload,
+            } => {
                 if self.blocked(state, src, &payload) {
                     return; // no ack: the sender retransmits once we have room
                 }
                 let dupes = self.params().has(KvMutation::AcceptDuplicate);
-                let last = state.sd.recv.get(&src).map_or(0, |c| c.last_delivered);
-                if seqno <= last && !dupes && !self.params().retransmit {
+                if !dupes && !self.params().retransmit && state.sd.is_old(src, epoch, seqno) {
                     // A redelivery by the model's duplicating network: nobody retransmits
                     // there, so the ack already sent is all a re-ack would say.
                     if !state.milestones.ignored_duplicate {
@@ -233,11 +233,13 @@ impl Actor for Host {
                     return;
                 }
                 let s = state.to_mut();
-                let r = s.sd.receive(src, seqno, payload, dupes);
+                let r = s.sd.receive(src, epoch, seqno, payload, dupes);
                 if r.duplicate {
                     s.milestones.ignored_duplicate = true;
                 }
-                o.send(src, r.ack);
+                if let Some(ack) = r.ack {
+                    o.send(src, ack);
+                }
                 if let Some(p) = r.deliver {
                     self.handle(s, src, p, o);
                 }

@@ -21,6 +21,9 @@ pub struct SendChannel {
 /// Per-source receiving state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct RecvChannel {
+    /// The sender's epoch this channel counts in (a sender that restarts with a higher epoch
+    /// starts the channel afresh; messages of a lower epoch are stale and ignored).
+    pub epoch: u64,
     /// The highest sequence number delivered (all below it were too).
     pub last_delivered: u64,
     /// How many messages were delivered (equals `last_delivered` unless a duplicate was).
@@ -32,15 +35,23 @@ pub struct RecvChannel {
 pub struct Received {
     /// The payload to act on, if this was the next message in order.
     pub deliver: Option<KvPayload>,
-    /// The ack to send back.
-    pub ack: KvMsg,
+    /// The ack to send back (`None` for a message of a stale epoch).
+    pub ack: Option<KvMsg>,
     /// Whether it was a duplicate (already delivered) that was ignored.
     pub duplicate: bool,
 }
 
-/// One actor's SingleDelivery state: channels by peer.
+/// One actor's SingleDelivery state: its epoch and its channels by peer.
+///
+/// The epoch is IronFleet's answer to nothing (its hosts never restart and its clients are
+/// fixed); ours to a real network: a client process that starts again, possibly on a port an
+/// earlier client used, takes a higher epoch (the runtime gives it the clock), and its first
+/// message, numbered 1, then restarts the channel instead of being ignored as an old duplicate.
+/// In models every epoch is 0.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SingleDelivery {
+    /// This actor's epoch, stamped on everything it sends.
+    pub epoch: u64,
     /// Sending channels.
     pub send: BTreeMap<Id, SendChannel>,
     /// Receiving channels.
@@ -48,6 +59,14 @@ pub struct SingleDelivery {
 }
 
 impl SingleDelivery {
+    /// An actor's SingleDelivery with this epoch and no channel yet.
+    pub fn new(epoch: u64) -> Self {
+        SingleDelivery {
+            epoch,
+            ..SingleDelivery::default()
+        }
+    }
+
     /// Queues `payload` for `dst`; returns the wire message, or `None` if `max_unacked` messages
     /// already wait for an ack on that channel (the caller drops or retries later).
     pub fn send(&mut self, dst: Id, payload: KvPayload, max_unacked: usize) -> Option<KvMsg> {
@@ -58,26 +77,50 @@ impl SingleDelivery {
         ch.last_sent += 1;
         ch.unacked.push((ch.last_sent, payload.clone()));
         Some(KvMsg::Single {
+            epoch: self.epoch,
             seqno: ch.last_sent,
             payload,
         })
     }
 
-    /// Receives `Single(seqno, payload)` from `src`. With `accept_duplicates` (a mutation) an
-    /// already delivered message is delivered again (once per channel).
+    /// Whether `Single(epoch, seqno)` from `src` is already delivered or stale: receiving it
+    /// again delivers nothing.
+    pub fn is_old(&self, src: Id, epoch: u64, seqno: u64) -> bool {
+        self.recv
+            .get(&src)
+            .is_some_and(|c| epoch < c.epoch || (epoch == c.epoch && seqno <= c.last_delivered))
+    }
+
+    /// Receives `Single(epoch, seqno, payload)` from `src`. With `accept_duplicates` (a
+    /// mutation) an already delivered message is delivered again (once per channel).
     pub fn receive(
         &mut self,
         src: Id,
+        epoch: u64,
         seqno: u64,
         payload: KvPayload,
         accept_duplicates: bool,
     ) -> Received {
         let ch = self.recv.entry(src).or_default();
+        if epoch < ch.epoch {
+            return Received {
+                deliver: None,
+                ack: None,
+                duplicate: true,
+            };
+        }
+        if epoch > ch.epoch {
+            *ch = RecvChannel {
+                epoch,
+                ..RecvChannel::default()
+            };
+        }
         let next = seqno == ch.last_delivered + 1;
         let dup = seqno <= ch.last_delivered;
         // The mutation accepts one duplicate per channel: enough to break exactly-once, and the
         // mutated model stays finite.
-        let accept_dup = dup && accept_duplicates && seqno > 0 && ch.delivered == ch.last_delivered;
+        let accept_dup =
+            dup && accept_duplicates && seqno > 0 && ch.delivered == ch.last_delivered;
         let deliver = if next || accept_dup {
             ch.last_delivered = ch.last_delivered.max(seqno);
             ch.delivered += 1;
@@ -87,15 +130,28 @@ impl SingleDelivery {
         };
         Received {
             deliver,
-            ack: KvMsg::Ack {
+            ack: Some(KvMsg::Ack {
+                epoch,
                 seqno: ch.last_delivered,
-            },
+            }),
             duplicate: dup && !accept_dup,
         }
     }
 
+    /// Whether a cumulative `Ack(epoch, seqno)` from `src` acknowledges anything still unacked.
+    pub fn acks_something(&self, src: Id, epoch: u64, seqno: u64) -> bool {
+        epoch == self.epoch
+            && self
+                .send
+                .get(&src)
+                .is_some_and(|c| c.unacked.first().is_some_and(|(s, _)| *s <= seqno))
+    }
+
     /// Handles a cumulative ack from `src`. Returns whether anything was acknowledged.
-    pub fn ack(&mut self, src: Id, seqno: u64) -> bool {
+    pub fn ack(&mut self, src: Id, epoch: u64, seqno: u64) -> bool {
+        if epoch != self.epoch {
+            return false;
+        }
         let Some(ch) = self.send.get_mut(&src) else {
             return false;
         };
@@ -106,6 +162,7 @@ impl SingleDelivery {
 
     /// Every unacknowledged message, to resend.
     pub fn unacked(&self) -> Vec<(Id, KvMsg)> {
+        let epoch = self.epoch;
         self.send
             .iter()
             .flat_map(|(&dst, ch)| {
@@ -113,6 +170,7 @@ impl SingleDelivery {
                     (
                         dst,
                         KvMsg::Single {
+                            epoch,
                             seqno: *s,
                             payload: p.clone(),
                         },
@@ -127,6 +185,13 @@ impl SingleDelivery {
         self.send.values().any(|c| !c.unacked.is_empty())
     }
 
+    /// Whether the channel to `dst` has `max_unacked` messages waiting for an ack.
+    pub fn is_full(&self, dst: Id, max_unacked: usize) -> bool {
+        self.send
+            .get(&dst)
+            .is_some_and(|c| c.unacked.len() >= max_unacked)
+    }
+
     /// Messages sent to `dst` that `dst`, whose receiving state for us is `theirs`, has not yet
     /// delivered: the ones still "in flight" for the abstraction.
     pub fn undelivered<'a>(
@@ -134,7 +199,9 @@ impl SingleDelivery {
         dst: Id,
         theirs: Option<&RecvChannel>,
     ) -> impl Iterator<Item = &'a KvPayload> + 'a {
-        let done = theirs.map_or(0, |c| c.last_delivered);
+        let done = theirs
+            .filter(|c| c.epoch == self.epoch)
+            .map_or(0, |c| c.last_delivered);
         self.send
             .get(&dst)
             .into_iter()
@@ -164,10 +231,10 @@ mod tests {
             let mut wire: Vec<KvMsg> = (0..n as u64).map(|k| tx.send(b, get(k), 100).unwrap()).collect();
             let mut delivered = Vec::new();
             let deliver = |m: KvMsg, rx: &mut SingleDelivery, tx: &mut SingleDelivery, delivered: &mut Vec<KvPayload>| {
-                if let KvMsg::Single { seqno, payload } = m {
-                    let r = rx.receive(a, seqno, payload, false);
+                if let KvMsg::Single { epoch, seqno, payload } = m {
+                    let r = rx.receive(a, epoch, seqno, payload, false);
                     delivered.extend(r.deliver);
-                    if let KvMsg::Ack { seqno } = r.ack { tx.ack(b, seqno); }
+                    if let Some(KvMsg::Ack { epoch, seqno }) = r.ack { tx.ack(b, epoch, seqno); }
                 }
             };
             // Adversarial phase: deliver arbitrary (possibly repeated) datagrams from the wire.
@@ -199,10 +266,34 @@ mod tests {
     fn duplicates_are_ignored_unless_mutated() {
         let mut rx = SingleDelivery::default();
         let a = Id::from(0);
-        assert!(rx.receive(a, 1, get(0), false).deliver.is_some());
-        let r = rx.receive(a, 1, get(0), false);
+        assert!(rx.receive(a, 0, 1, get(0), false).deliver.is_some());
+        let r = rx.receive(a, 0, 1, get(0), false);
         assert!(r.deliver.is_none() && r.duplicate);
-        assert!(rx.receive(a, 1, get(0), true).deliver.is_some());
+        assert!(rx.receive(a, 0, 1, get(0), true).deliver.is_some());
         assert_eq!(rx.recv[&a].delivered, 2);
+        // Once per channel only.
+        assert!(rx.receive(a, 0, 1, get(0), true).deliver.is_none());
+    }
+
+    #[test]
+    fn a_restarted_sender_with_a_higher_epoch_starts_the_channel_afresh() {
+        let mut rx = SingleDelivery::default();
+        let a = Id::from(0);
+        for seqno in 1..=3 {
+            assert!(rx.receive(a, 5, seqno, get(seqno), false).deliver.is_some());
+        }
+        // The same address, a new process: epoch 9 starts at 1 again.
+        let r = rx.receive(a, 9, 1, get(7), false);
+        assert_eq!(r.deliver, Some(get(7)));
+        assert_eq!(r.ack, Some(KvMsg::Ack { epoch: 9, seqno: 1 }));
+        // The old process's stragglers are stale: not delivered, not acked.
+        let r = rx.receive(a, 5, 4, get(4), false);
+        assert_eq!((r.deliver, r.ack), (None, None));
+        assert!(rx.is_old(a, 5, 4) && rx.is_old(a, 9, 1) && !rx.is_old(a, 9, 2));
+        // Acks of another epoch acknowledge nothing.
+        let mut tx = SingleDelivery::new(9);
+        tx.send(a, get(1), 8).unwrap();
+        assert!(!tx.acks_something(a, 5, 1) && !tx.ack(a, 5, 1));
+        assert!(tx.acks_something(a, 9, 1) && tx.ack(a, 9, 1));
     }
 }

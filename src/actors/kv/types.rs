@@ -131,6 +131,8 @@ pub enum KvPayload {
 pub enum KvMsg {
     /// A payload with its per-channel sequence number.
     Single {
+        /// The sender's epoch (see [`super::SingleDelivery`]); 0 in models.
+        epoch: u64,
         /// Sequence number on the (sender, receiver) channel, from 1.
         seqno: u64,
         /// The payload.
@@ -138,6 +140,8 @@ pub enum KvMsg {
     },
     /// Cumulative acknowledgement: every sequence number up to this one was delivered.
     Ack {
+        /// The epoch of the channel acknowledged (the original sender's).
+        epoch: u64,
         /// The highest sequence number delivered.
         seqno: u64,
     },
@@ -186,8 +190,18 @@ impl fmt::Display for KvPayload {
 impl fmt::Display for KvMsg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KvMsg::Single { seqno, payload } => write!(f, "#{seqno} {payload}"),
-            KvMsg::Ack { seqno } => write!(f, "Ack(#{seqno})"),
+            KvMsg::Single {
+                epoch: 0,
+                seqno,
+                payload,
+            } => write!(f, "#{seqno} {payload}"),
+            KvMsg::Single {
+                epoch,
+                seqno,
+                payload,
+            } => write!(f, "#{epoch}.{seqno} {payload}"),
+            KvMsg::Ack { epoch: 0, seqno } => write!(f, "Ack(#{seqno})"),
+            KvMsg::Ack { epoch, seqno } => write!(f, "Ack(#{epoch}.{seqno})"),
         }
     }
 }
