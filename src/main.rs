@@ -2,17 +2,19 @@
 //!
 //! Model verbs (`check`, `dfs`, `simulate`, `explore`) with the flags of the `check-paxos` and
 //! `check-lock` examples, and the real runtime over UDP: `rsl replica|local|client|bench`,
-//! `lock local`. Exit codes: 0 fine, 1 a property violated (or a benchmark with no completed
+//! `kv host|local|get|set|del|shard|bench`, `lock local`. Exit codes: 0 fine, 1 a property violated (or a benchmark with no completed
 //! request), 2 a bad flag, configuration or environment.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use ironfleet::actors::kv::KeyRange;
 use ironfleet::actors::rsl::CounterOp;
 use ironfleet::cli::{kv_main, lock_main, paxos_main, KvFlags, LockFlags, PaxosFlags, Verb};
 use ironfleet::net::bench::parse_duration;
 use ironfleet::net::commands::{self, BenchFlags, SoakFlags, Target};
+use ironfleet::net::kv_commands::{self as kvc, KvBenchFlags, KvCliOp, KvTarget};
 
 /// IronFleet's systems as stateright actors: model check, simulate and explore them, and run
 /// them over UDP.
@@ -106,6 +108,68 @@ enum RslVerb {
 enum KvVerb {
     #[command(flatten)]
     Model(Verb),
+    /// Run one host of a cluster file until SIGINT/SIGTERM.
+    Host {
+        /// The cluster file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// This host's index in the file's `hosts`.
+        #[arg(long)]
+        id: usize,
+        /// Print a JSON status line (counters, table gauges, memory) this often, e.g. 5s.
+        #[arg(long, value_parser = parse_duration)]
+        status_every: Option<Duration>,
+    },
+    /// Run a whole cluster on loopback in this process until Ctrl-C/SIGTERM.
+    Local {
+        /// Number of hosts (host 0 owns every key at start).
+        #[arg(long = "hosts", default_value_t = 3)]
+        count: usize,
+        /// First port (hosts use consecutive ports; 0: any free ports).
+        #[arg(long, default_value_t = 5000)]
+        base_port: u16,
+        /// Write the cluster's file here, for `--config`.
+        #[arg(long)]
+        write_config: Option<PathBuf>,
+    },
+    /// Read a key (prints the value, or `(none)`).
+    Get {
+        #[command(flatten)]
+        target: KvTarget,
+        /// The key (an unsigned 64-bit integer).
+        key: u64,
+    },
+    /// Write a key.
+    Set {
+        #[command(flatten)]
+        target: KvTarget,
+        /// The key (an unsigned 64-bit integer).
+        key: u64,
+        /// The value (stored as its UTF-8 bytes).
+        value: String,
+    },
+    /// Delete a key.
+    Del {
+        #[command(flatten)]
+        target: KvTarget,
+        /// The key (an unsigned 64-bit integer).
+        key: u64,
+    },
+    /// Move a key range to another host (asks its current owner; waits until the new owner
+    /// answers for it).
+    Shard {
+        #[command(flatten)]
+        target: KvTarget,
+        /// The range: `A..B` (B excluded) or `A..` (to the end).
+        #[arg(long, value_parser = KeyRange::parse)]
+        range: KeyRange,
+        /// The host index that is to own it.
+        #[arg(long)]
+        to: usize,
+    },
+    /// Closed-loop benchmark (Get/Set mix): throughput and latency percentiles for one-host and
+    /// three-host clusters, optionally against a raw UDP echo baseline; a table, JSON or SVG.
+    Bench(KvBenchFlags),
 }
 
 /// IronLock verbs.
@@ -175,6 +239,23 @@ fn main() {
         System::Kv { flags, verb } => match verb {
             None => kv_main("ironfleet kv", &Verb::Check, flags),
             Some(KvVerb::Model(v)) => kv_main("ironfleet kv", v, flags),
+            Some(KvVerb::Host {
+                config,
+                id,
+                status_every,
+            }) => kvc::kv_host(config, *id, *status_every),
+            Some(KvVerb::Local {
+                count,
+                base_port,
+                write_config,
+            }) => kvc::kv_local(*count, *base_port, write_config.clone()),
+            Some(KvVerb::Get { target, key }) => kvc::kv_op(target, KvCliOp::Get(*key)),
+            Some(KvVerb::Set { target, key, value }) => {
+                kvc::kv_op(target, KvCliOp::Set(*key, value.clone()))
+            }
+            Some(KvVerb::Del { target, key }) => kvc::kv_op(target, KvCliOp::Del(*key)),
+            Some(KvVerb::Shard { target, range, to }) => kvc::kv_shard(target, *range, *to),
+            Some(KvVerb::Bench(f)) => kvc::kv_bench(f),
         },
         System::Lock { flags, verb } => match verb {
             None => lock_main("ironfleet lock", &Verb::Check, flags),

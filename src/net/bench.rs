@@ -21,7 +21,7 @@ use super::runtime::bind_udp;
 use crate::actors::rsl::{Counter, CounterOp, RslMsg};
 
 /// A benchmark client's task: its latencies (us) and its given-up requests.
-type ClientTask = JoinHandle<Result<(Vec<u64>, u64)>>;
+pub(crate) type ClientTask = JoinHandle<Result<(Vec<u64>, u64)>>;
 
 /// One measured point: a system at a client count.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -114,7 +114,12 @@ pub async fn run_rsl(replicas: &[SocketAddrV4], clients: usize, t: Timing) -> Re
     collect("rsl", clients, t, tasks).await
 }
 
-async fn collect(system: &str, clients: usize, t: Timing, tasks: Vec<ClientTask>) -> Result<Point> {
+pub(crate) async fn collect(
+    system: &str,
+    clients: usize,
+    t: Timing,
+    tasks: Vec<ClientTask>,
+) -> Result<Point> {
     let mut all = Vec::new();
     let mut errors = 0;
     for task in tasks {
@@ -185,12 +190,21 @@ pub fn request_datagram() -> Vec<u8> {
     .expect("a request always encodes")
 }
 
-/// Runs `clients` closed-loop echo clients against `server`.
+/// Runs `clients` closed-loop echo clients against `server` with RSL-request-sized datagrams.
 pub async fn run_echo(server: SocketAddrV4, clients: usize, t: Timing) -> Result<Point> {
+    run_echo_with(server, clients, t, request_datagram()).await
+}
+
+/// Runs `clients` closed-loop echo clients against `server`, each sending `payload`.
+pub async fn run_echo_with(
+    server: SocketAddrV4,
+    clients: usize,
+    t: Timing,
+    payload: Vec<u8>,
+) -> Result<Point> {
     let start = Instant::now();
     let record_from = start + t.warmup;
     let end = record_from + t.duration;
-    let payload = request_datagram();
     let mut tasks: Vec<ClientTask> = Vec::new();
     for _ in 0..clients {
         let socket = bind_udp(SocketAddrV4::new([127, 0, 0, 1].into(), 0))?;
@@ -255,7 +269,7 @@ pub fn table(points: &[Point]) -> String {
     );
     for p in points {
         let ratio = match (p.system.as_str(), echo_at(points, p.clients)) {
-            ("rsl", Some(e)) if e.throughput > 0.0 => {
+            (system, Some(e)) if system != "echo" && e.throughput > 0.0 => {
                 format!("{:.2}x", p.throughput / e.throughput)
             }
             _ => String::new(),

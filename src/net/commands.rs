@@ -295,7 +295,8 @@ pub fn rsl_bench(f: &BenchFlags) -> Result<i32> {
         print!("{}", bench::table(&points));
     }
     if let Some(path) = &f.svg {
-        std::fs::write(path, latency_chart(&points).to_svg())
+        let title = "IronRSL counter on loopback: latency vs throughput (labels: clients)";
+        std::fs::write(path, latency_chart(&points, title).to_svg())
             .with_context(|| format!("writing {}", path.display()))?;
         if !f.json {
             println!("latency-throughput curve: {}", path.display());
@@ -314,9 +315,22 @@ pub fn rsl_bench(f: &BenchFlags) -> Result<i32> {
 }
 
 /// Latency (p50 solid, p99 dashed, in ms) against throughput, one colour per system.
-pub fn latency_chart(points: &[Point]) -> Chart {
+pub fn latency_chart(points: &[Point], title: &str) -> Chart {
     let mut series = Vec::new();
-    for (system, colour) in [("rsl", "#c0392b"), ("echo", "#2c7fb8")] {
+    let mut systems: Vec<&str> = Vec::new();
+    for p in points {
+        if !systems.contains(&p.system.as_str()) {
+            systems.push(&p.system);
+        }
+    }
+    const PALETTE: [&str; 5] = ["#c0392b", "#27ae60", "#8e44ad", "#d35400", "#7f8c8d"];
+    let mut next = PALETTE.iter().cycle();
+    for system in systems {
+        let colour = if system == "echo" {
+            "#2c7fb8"
+        } else {
+            next.next().expect("a cycle")
+        };
         let pts: Vec<&Point> = points.iter().filter(|p| p.system == system).collect();
         if pts.is_empty() {
             continue;
@@ -337,7 +351,7 @@ pub fn latency_chart(points: &[Point]) -> Chart {
         }
     }
     Chart {
-        title: "IronRSL counter on loopback: latency vs throughput (labels: clients)".into(),
+        title: title.into(),
         x_label: "throughput (requests/s)".into(),
         y_label: "latency (ms)".into(),
         series,

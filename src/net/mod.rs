@@ -3,6 +3,7 @@
 //! * [`codec`]: the wire format (header + postcard), decoding that never panics.
 //! * [`runtime`]: the tokio event loop driving one actor on one socket; graceful shutdown.
 //! * [`config`]: the TOML cluster file, validated with errors that name the field.
+//! * [`kv`]: IronKV hosts on sockets, loopback clusters, a redirect-following client.
 //! * [`rsl`]: IronRSL replicas on sockets, loopback clusters, gauges, a leader-tracking client.
 //! * [`bench`]: the closed-loop benchmark and the raw UDP echo baseline.
 //! * [`commands`]: the runtime verbs of the `ironfleet` command.
@@ -11,6 +12,8 @@ pub mod bench;
 pub mod codec;
 pub mod commands;
 pub mod config;
+pub mod kv;
+pub mod kv_commands;
 pub mod rsl;
 pub mod runtime;
 

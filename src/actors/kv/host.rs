@@ -148,7 +148,14 @@ impl Host {
                 };
                 // Setting a range adds at most two entries to the map.
                 let room = s.delegation.len() + 2 <= p.max_delegations;
-                if recipient == me || !owned || !room || range.is_empty() {
+                let bytes: usize = s
+                    .table
+                    .iter()
+                    .filter(|(k, _)| range.contains(**k))
+                    .map(|(_, v)| 16 + v.len())
+                    .sum();
+                let fits = bytes <= p.max_delegate_bytes;
+                if recipient == me || !owned || !room || !fits || range.is_empty() {
                     return;
                 }
                 let keys: Vec<Key> = s

@@ -11,6 +11,11 @@ pub struct KvParams {
     /// At most this many messages wait for an ack per channel; a host does not accept a request
     /// whose reply it could not queue (the sender retransmits it later).
     pub max_unacked: usize,
+    /// A shard request is refused if its `Delegate` would carry more than this many bytes of
+    /// pairs (estimated: 16 bytes per pair plus the value): the message must fit one datagram,
+    /// or the range would wait in the unacked queue for ever. IronKV bounded a delegated range
+    /// to fewer than 62 keys instead.
+    pub max_delegate_bytes: usize,
     /// Retransmission period in milliseconds.
     pub retransmit_ms: u64,
     /// Whether to retransmit at all: always at run time; a model on a lossless duplicating
@@ -32,6 +37,7 @@ impl Default for KvParams {
         KvParams {
             max_delegations: 64,
             max_unacked: 1024,
+            max_delegate_bytes: 60_000,
             retransmit_ms: 200,
             retransmit: true,
             max_redirects: None,

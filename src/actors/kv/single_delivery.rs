@@ -119,8 +119,7 @@ impl SingleDelivery {
         let dup = seqno <= ch.last_delivered;
         // The mutation accepts one duplicate per channel: enough to break exactly-once, and the
         // mutated model stays finite.
-        let accept_dup =
-            dup && accept_duplicates && seqno > 0 && ch.delivered == ch.last_delivered;
+        let accept_dup = dup && accept_duplicates && seqno > 0 && ch.delivered == ch.last_delivered;
         let deliver = if next || accept_dup {
             ch.last_delivered = ch.last_delivered.max(seqno);
             ch.delivered += 1;

@@ -1,0 +1,709 @@
+//! IronKV over UDP: the cluster file ([`KvClusterConfig`]), one host on its socket
+//! ([`spawn_host`]), a whole cluster on loopback in one process ([`LocalKv`]), gauges that show a
+//! running host's tables, and an async client ([`KvRemote`]) that speaks SingleDelivery, follows
+//! redirects, caches owners and asks for shard moves.
+//!
+//! ```toml
+//! hosts = ["127.0.0.1:5000", "127.0.0.1:5001", "127.0.0.1:5002"]   # hosts[0] owns all at start
+//!
+//! [params]                 # optional; every field optional
+//! retransmit_ms = 200
+//! max_delegations = 64
+//! max_unacked = 1024
+//! max_delegate_bytes = 60000
+//! ```
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{SocketAddr, SocketAddrV4};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use stateright::actor::Id;
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::codec;
+use super::config::ConfigError;
+use super::runtime::{bind_udp, run_actor, Counters, RuntimeConfig};
+use crate::actors::kv::{
+    Host, HostConfig, HostState, Key, KeyRange, KvMsg, KvParams, KvPayload, SingleDelivery, Value,
+};
+
+/// The runtime's IronKV parameters, as the cluster file spells them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KvRuntimeParams {
+    /// See [`KvParams::retransmit_ms`].
+    pub retransmit_ms: u64,
+    /// See [`KvParams::max_delegations`].
+    pub max_delegations: usize,
+    /// See [`KvParams::max_unacked`].
+    pub max_unacked: usize,
+    /// See [`KvParams::max_delegate_bytes`].
+    pub max_delegate_bytes: usize,
+}
+
+impl Default for KvRuntimeParams {
+    fn default() -> Self {
+        let p = KvParams::default();
+        KvRuntimeParams {
+            retransmit_ms: p.retransmit_ms,
+            max_delegations: p.max_delegations,
+            max_unacked: p.max_unacked,
+            max_delegate_bytes: p.max_delegate_bytes,
+        }
+    }
+}
+
+impl KvRuntimeParams {
+    /// The protocol parameters a host runs with.
+    pub fn to_params(&self) -> KvParams {
+        KvParams {
+            retransmit_ms: self.retransmit_ms,
+            max_delegations: self.max_delegations,
+            max_unacked: self.max_unacked,
+            max_delegate_bytes: self.max_delegate_bytes,
+            ..KvParams::default()
+        }
+    }
+
+    /// The first rule this violates, as (field, problem).
+    fn check(&self) -> Option<(&'static str, String)> {
+        if !(1..=60_000).contains(&self.retransmit_ms) {
+            return Some((
+                "params.retransmit_ms",
+                format!("{} is not in 1..=60000", self.retransmit_ms),
+            ));
+        }
+        if self.max_delegations < 3 {
+            return Some((
+                "params.max_delegations",
+                format!(
+                    "{}: must be at least 3 (one shard can add two ranges)",
+                    self.max_delegations
+                ),
+            ));
+        }
+        if !(1..=1 << 20).contains(&self.max_unacked) {
+            return Some((
+                "params.max_unacked",
+                format!("{} is not in 1..=1048576", self.max_unacked),
+            ));
+        }
+        let limit = codec::MAX_DATAGRAM - 1_000;
+        if self.max_delegate_bytes > limit {
+            return Some((
+                "params.max_delegate_bytes",
+                format!(
+                    "{}: a Delegate must fit one datagram (at most {limit})",
+                    self.max_delegate_bytes
+                ),
+            ));
+        }
+        None
+    }
+}
+
+/// An IronKV cluster: who the hosts are, how they run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KvClusterConfig {
+    /// The hosts' IPv4 socket addresses; `hosts[0]` owns every key at start.
+    pub hosts: Vec<SocketAddrV4>,
+    /// Protocol parameters.
+    #[serde(default)]
+    pub params: KvRuntimeParams,
+}
+
+/// The most hosts a cluster file may list.
+pub const MAX_HOSTS: usize = 64;
+
+impl KvClusterConfig {
+    /// A cluster of these hosts with default parameters.
+    pub fn new(hosts: Vec<SocketAddrV4>) -> Self {
+        KvClusterConfig {
+            hosts,
+            params: KvRuntimeParams::default(),
+        }
+    }
+
+    /// Parses and validates a cluster file's text; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let cfg: KvClusterConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let invalid = |field: String, problem: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            field,
+            problem,
+        };
+        if cfg.hosts.is_empty() {
+            return Err(invalid("hosts".into(), "needs at least one address".into()));
+        }
+        if cfg.hosts.len() > MAX_HOSTS {
+            return Err(invalid(
+                "hosts".into(),
+                format!("{} addresses; at most {MAX_HOSTS}", cfg.hosts.len()),
+            ));
+        }
+        for (i, a) in cfg.hosts.iter().enumerate() {
+            if a.port() == 0 {
+                return Err(invalid(
+                    format!("hosts[{i}]"),
+                    format!("{a}: port 0 is not a fixed address"),
+                ));
+            }
+            if let Some(j) = cfg.hosts[..i].iter().position(|b| b == a) {
+                return Err(invalid(
+                    format!("hosts[{i}]"),
+                    format!("{a} is already hosts[{j}]"),
+                ));
+            }
+        }
+        if let Some((field, problem)) = cfg.params.check() {
+            return Err(invalid(field.into(), problem));
+        }
+        Ok(cfg)
+    }
+
+    /// Reads and validates a cluster file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// The file's text for this configuration.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a cluster configuration always serializes")
+    }
+}
+
+/// A running host's tables, updated after every step.
+#[derive(Debug, Default)]
+pub struct HostGauges {
+    /// Pairs in this host's table.
+    pub keys: AtomicU64,
+    /// Ranges in its delegation map.
+    pub ranges: AtomicU64,
+    /// Ranges it believes it owns.
+    pub owned_ranges: AtomicU64,
+    /// Peers (hosts and clients) it has a SingleDelivery channel with.
+    pub channels: AtomicU64,
+    /// Messages waiting for an ack.
+    pub unacked: AtomicU64,
+}
+
+impl HostGauges {
+    fn update(&self, me: Id, s: &HostState) {
+        let set = |g: &AtomicU64, v: usize| g.store(v as u64, Ordering::Relaxed);
+        set(&self.keys, s.table.len());
+        set(&self.ranges, s.delegation.len());
+        set(
+            &self.owned_ranges,
+            s.delegation
+                .ranges()
+                .iter()
+                .filter(|(_, o)| *o == me)
+                .count(),
+        );
+        set(&self.channels, s.sd.send.len().max(s.sd.recv.len()));
+        set(
+            &self.unacked,
+            s.sd.send.values().map(|c| c.unacked.len()).sum(),
+        );
+    }
+
+    /// The current values as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        serde_json::json!({
+            "keys": g(&self.keys),
+            "ranges": g(&self.ranges),
+            "owned_ranges": g(&self.owned_ranges),
+            "channels": g(&self.channels),
+            "unacked": g(&self.unacked),
+        })
+    }
+}
+
+/// What a running host exposes.
+#[derive(Clone, Debug, Default)]
+pub struct HostStats {
+    /// Runtime counters (datagrams, drops, timers).
+    pub counters: Arc<Counters>,
+    /// Table gauges.
+    pub gauges: Arc<HostGauges>,
+}
+
+impl HostStats {
+    /// One JSON object with the host's index, counters and gauges.
+    pub fn status_json(&self, id: usize) -> serde_json::Value {
+        let counters: serde_json::Map<String, serde_json::Value> = self
+            .counters
+            .snapshot()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into()))
+            .collect();
+        serde_json::json!({
+            "host": id,
+            "counters": counters,
+            "gauges": self.gauges.to_json(),
+            "rss_kib": super::rsl::resident_kib(),
+        })
+    }
+}
+
+/// An epoch for a SingleDelivery that starts now: the wall clock in microseconds, so a process
+/// that starts again (perhaps on a port an earlier one used) is never taken for the old one.
+pub fn clock_epoch() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// What a host accepts from an address that is not a host: client requests and admin shard
+/// requests, and acks of its replies. Delegations, replies and redirects come only from hosts.
+fn from_client(m: &KvMsg) -> bool {
+    match m {
+        KvMsg::Ack { .. } => true,
+        KvMsg::Single { payload, .. } => matches!(
+            payload,
+            KvPayload::Get { .. } | KvPayload::Set { .. } | KvPayload::Shard { .. }
+        ),
+    }
+}
+
+/// Starts host `id` of `cluster` on `socket` as a tokio task; it runs until `shutdown` turns
+/// true.
+pub fn spawn_host(
+    cluster: &KvClusterConfig,
+    id: usize,
+    socket: UdpSocket,
+    stats: HostStats,
+    shutdown: watch::Receiver<bool>,
+) -> Result<JoinHandle<Result<()>>> {
+    if id >= cluster.hosts.len() {
+        bail!(
+            "host id {id} is not in the configuration (it has {} hosts: ids 0..{})",
+            cluster.hosts.len(),
+            cluster.hosts.len()
+        );
+    }
+    let ids: Arc<Vec<Id>> = Arc::new(cluster.hosts.iter().map(|a| Id::from(*a)).collect());
+    let me = ids[id];
+    let host = Host::new(HostConfig {
+        hosts: ids,
+        me: id,
+        epoch: clock_epoch(),
+        params: cluster.params.to_params(),
+    });
+    let gauges = stats.gauges.clone();
+    let cfg = RuntimeConfig::<Host> {
+        peers: cluster.hosts.clone(),
+        accept_from_stranger: from_client,
+        storage: None,
+        seed: id as u64,
+        observe: Some(Box::new(move |s: &HostState| gauges.update(me, s))),
+    };
+    Ok(tokio::spawn(run_actor(
+        host,
+        socket,
+        cfg,
+        stats.counters,
+        shutdown,
+    )))
+}
+
+fn v4(a: SocketAddr) -> Result<SocketAddrV4> {
+    match a {
+        SocketAddr::V4(a) => Ok(a),
+        SocketAddr::V6(a) => bail!("expected an IPv4 address, got {a}"),
+    }
+}
+
+/// Hosts running as tasks of this process, on loopback.
+pub struct LocalKv {
+    /// The cluster's configuration (its addresses are the hosts' real ones).
+    pub config: KvClusterConfig,
+    /// Each host's counters and gauges.
+    pub stats: Vec<HostStats>,
+    hosts: Vec<(watch::Sender<bool>, JoinHandle<Result<()>>)>,
+}
+
+impl LocalKv {
+    /// Starts the hosts of `config` on its addresses; a port 0 means "any free port" and is
+    /// replaced by the port bound.
+    pub async fn start(mut config: KvClusterConfig) -> Result<Self> {
+        if config.hosts.is_empty() {
+            bail!("a cluster needs at least one host");
+        }
+        let mut sockets = Vec::new();
+        for (i, a) in config.hosts.iter_mut().enumerate() {
+            let s = bind_udp(*a).with_context(|| format!("starting host {i}"))?;
+            *a = v4(s.local_addr()?)?;
+            sockets.push(s);
+        }
+        let mut cluster = LocalKv {
+            config,
+            stats: Vec::new(),
+            hosts: Vec::new(),
+        };
+        for (i, s) in sockets.into_iter().enumerate() {
+            let stats = HostStats::default();
+            let (tx, rx) = watch::channel(false);
+            let h = spawn_host(&cluster.config, i, s, stats.clone(), rx)?;
+            cluster.stats.push(stats);
+            cluster.hosts.push((tx, h));
+        }
+        Ok(cluster)
+    }
+
+    /// `n` hosts on free loopback ports with default parameters.
+    pub async fn loopback(n: usize) -> Result<Self> {
+        let any = SocketAddrV4::new([127, 0, 0, 1].into(), 0);
+        Self::start(KvClusterConfig::new(vec![any; n])).await
+    }
+
+    /// The hosts' addresses.
+    pub fn addrs(&self) -> Vec<SocketAddrV4> {
+        self.config.hosts.clone()
+    }
+
+    /// Stops every host gracefully and waits for them.
+    pub async fn stop(self) -> Result<()> {
+        for (tx, _) in &self.hosts {
+            let _ = tx.send(true);
+        }
+        for (_, h) in self.hosts {
+            h.await.context("host task panicked")??;
+        }
+        Ok(())
+    }
+}
+
+/// How a wait for the hosts ends.
+enum Answer {
+    /// The reply to the request waited for.
+    Value(Option<Value>),
+    /// The request waited for was redirected to this host index.
+    Redirect(usize),
+    /// Everything sent to the host waited for is acknowledged.
+    Acked,
+}
+
+/// What [`KvRemote::pump`] waits for.
+#[derive(Clone, Copy)]
+enum Want {
+    /// The answer to the request with this tag.
+    Answer(u64),
+    /// Every message to this host index acknowledged.
+    Acked(usize),
+}
+
+/// The largest number of owners a client remembers (it forgets them all beyond it).
+const MAX_CACHED_OWNERS: usize = 1 << 16;
+
+/// A client of an IronKV cluster: one operation at a time, through SingleDelivery (sequence
+/// numbers per host, cumulative acks, retransmission), following redirects and remembering the
+/// owner of each key it has heard of.
+///
+/// A reply is matched to its request by order: a host answers each request it delivers with
+/// exactly one `Reply` or `Redirect`, in delivery order on the channel, so the client keeps, per
+/// host, the tags of the requests still unanswered; an answer to an abandoned (timed-out)
+/// request is recognised and skipped.
+pub struct KvRemote {
+    socket: UdpSocket,
+    hosts: Vec<SocketAddrV4>,
+    sd: SingleDelivery,
+    owners: BTreeMap<Key, usize>,
+    outstanding: BTreeMap<usize, VecDeque<u64>>,
+    next_tag: u64,
+    buf: Vec<u8>,
+    max_unacked: usize,
+    /// Redirects followed so far (all operations).
+    pub redirects: u64,
+    /// Retransmission period.
+    pub retransmit: Duration,
+}
+
+impl KvRemote {
+    /// A client on a fresh loopback socket.
+    pub async fn connect(hosts: Vec<SocketAddrV4>) -> Result<Self> {
+        if hosts.is_empty() {
+            bail!("a client needs at least one host address");
+        }
+        let socket = bind_udp(SocketAddrV4::new([127, 0, 0, 1].into(), 0))?;
+        Ok(KvRemote {
+            socket,
+            hosts,
+            sd: SingleDelivery::new(clock_epoch()),
+            owners: BTreeMap::new(),
+            outstanding: BTreeMap::new(),
+            next_tag: 0,
+            buf: vec![0u8; codec::MAX_DATAGRAM + 1],
+            max_unacked: 1024,
+            redirects: 0,
+            retransmit: Duration::from_millis(200),
+        })
+    }
+
+    /// The value of `key` (`None`: absent).
+    pub async fn get(&mut self, key: Key, timeout: Duration) -> Result<Option<Value>> {
+        self.call(KvPayload::Get { key }, key, timeout).await
+    }
+
+    /// Sets `key` to `value` (`None`: deletes it).
+    pub async fn set(&mut self, key: Key, value: Option<Value>, timeout: Duration) -> Result<()> {
+        self.call(KvPayload::Set { key, value }, key, timeout)
+            .await
+            .map(|_| ())
+    }
+
+    /// The host index that answered for `key` last (or was named its owner).
+    pub fn known_owner(&self, key: Key) -> Option<usize> {
+        self.owners.get(&key).copied()
+    }
+
+    /// The host that owns `key` now: asks (a Get) and follows redirects.
+    pub async fn find_owner(&mut self, key: Key, timeout: Duration) -> Result<usize> {
+        self.get(key, timeout).await?;
+        Ok(self.owners[&key])
+    }
+
+    /// Asks host `from` to move `range` to host `to`; returns once `from` has the request
+    /// (acknowledged). The host honours it only if it owns the whole range, has room in its
+    /// delegation map, and the range's pairs fit one datagram; see [`KvRemote::owns`].
+    pub async fn shard(
+        &mut self,
+        range: KeyRange,
+        from: usize,
+        to: usize,
+        timeout: Duration,
+    ) -> Result<()> {
+        let (Some(_), Some(&recipient)) = (self.hosts.get(from), self.hosts.get(to)) else {
+            bail!("hosts are 0..{} (got {from} and {to})", self.hosts.len());
+        };
+        let payload = KvPayload::Shard {
+            range,
+            recipient: Id::from(recipient),
+        };
+        self.send(from, payload)?;
+        match self
+            .pump(Want::Acked(from), Instant::now() + timeout)
+            .await?
+        {
+            Answer::Acked => Ok(()),
+            _ => unreachable!("an ack wait ends acked"),
+        }
+    }
+
+    /// Whether host `host` answers for `key` itself (rather than redirecting).
+    pub async fn owns(&mut self, host: usize, key: Key, timeout: Duration) -> Result<bool> {
+        let tag = self.send(host, KvPayload::Get { key })?;
+        match self
+            .pump(Want::Answer(tag.expect("a Get")), Instant::now() + timeout)
+            .await?
+        {
+            Answer::Value(_) => Ok(true),
+            _ => Ok(false),
+        }
+    }
+
+    /// Queues `payload` for host `host` and sends it; returns the request's tag if it expects
+    /// an answer.
+    fn send(&mut self, host: usize, payload: KvPayload) -> Result<Option<u64>> {
+        let answered = matches!(payload, KvPayload::Get { .. } | KvPayload::Set { .. });
+        let dst = self.hosts[host];
+        let Some(msg) = self.sd.send(Id::from(dst), payload, self.max_unacked) else {
+            bail!(
+                "{} requests to host {host} are still unacknowledged",
+                self.max_unacked
+            );
+        };
+        let tag = answered.then(|| {
+            let t = self.next_tag;
+            self.next_tag += 1;
+            self.outstanding.entry(host).or_default().push_back(t);
+            t
+        });
+        let bytes = codec::encode(&msg)?;
+        // A send error (a full buffer) is a lost datagram: retransmission covers it.
+        let _ = self.socket.try_send_to(&bytes, SocketAddr::V4(dst));
+        Ok(tag)
+    }
+
+    async fn call(
+        &mut self,
+        payload: KvPayload,
+        key: Key,
+        timeout: Duration,
+    ) -> Result<Option<Value>> {
+        let deadline = Instant::now() + timeout;
+        let mut target = self.owners.get(&key).copied().unwrap_or(0);
+        let mut hops = 0u32;
+        loop {
+            let tag = self.send(target, payload.clone())?.expect("a Get or Set");
+            match self.pump(Want::Answer(tag), deadline).await? {
+                Answer::Value(v) => {
+                    if self.owners.len() >= MAX_CACHED_OWNERS {
+                        self.owners.clear();
+                    }
+                    self.owners.insert(key, target);
+                    return Ok(v);
+                }
+                Answer::Redirect(owner) => {
+                    self.redirects += 1;
+                    hops += 1;
+                    // While a delegation is in flight the old and the new owner send the client
+                    // back and forth; back off a little after a few rounds.
+                    if hops > 4 {
+                        let ms = 1u64 << (hops - 4).min(6);
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                    }
+                    target = owner;
+                }
+                Answer::Acked => unreachable!("an answer wait ends with an answer"),
+            }
+        }
+    }
+
+    /// Receives, acks and retransmits until `want` is met or `deadline` passes.
+    async fn pump(&mut self, want: Want, deadline: Instant) -> Result<Answer> {
+        loop {
+            if let Want::Acked(h) = want {
+                let dst = Id::from(self.hosts[h]);
+                if self.sd.send.get(&dst).is_none_or(|c| c.unacked.is_empty()) {
+                    return Ok(Answer::Acked);
+                }
+            }
+            let tick = (Instant::now() + self.retransmit).min(deadline);
+            loop {
+                let got = tokio::time::timeout_at(tick, self.socket.recv_from(&mut self.buf)).await;
+                let (n, from) = match got {
+                    Err(_) => break,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%e, "client recv error");
+                        continue;
+                    }
+                    Ok(Ok(x)) => x,
+                };
+                let Some(idx) = self.hosts.iter().position(|h| SocketAddr::V4(*h) == from) else {
+                    continue;
+                };
+                let Ok(msg) = codec::decode::<KvMsg>(&self.buf[..n]) else {
+                    continue;
+                };
+                match msg {
+                    KvMsg::Ack { epoch, seqno } => {
+                        self.sd.ack(Id::from(self.hosts[idx]), epoch, seqno);
+                        if let Want::Acked(h) = want {
+                            let dst = Id::from(self.hosts[h]);
+                            if self.sd.send.get(&dst).is_none_or(|c| c.unacked.is_empty()) {
+                                return Ok(Answer::Acked);
+                            }
+                        }
+                    }
+                    KvMsg::Single {
+                        epoch,
+                        seqno,
+                        payload,
+                    } => {
+                        let r = self.sd.receive(
+                            Id::from(self.hosts[idx]),
+                            epoch,
+                            seqno,
+                            payload,
+                            false,
+                        );
+                        if let Some(ack) = r.ack {
+                            let bytes = codec::encode(&ack)?;
+                            let _ = self.socket.try_send_to(&bytes, from);
+                        }
+                        let Some(p) = r.deliver else { continue };
+                        let answered =
+                            matches!(p, KvPayload::Reply { .. } | KvPayload::Redirect { .. });
+                        if !answered {
+                            continue;
+                        }
+                        let t = self.outstanding.entry(idx).or_default().pop_front();
+                        let Want::Answer(tag) = want else { continue };
+                        if t != Some(tag) {
+                            continue; // the answer to an abandoned request
+                        }
+                        match p {
+                            KvPayload::Reply { value, .. } => return Ok(Answer::Value(value)),
+                            KvPayload::Redirect { owner, .. } => {
+                                let owner = SocketAddrV4::from(owner);
+                                let Some(o) = self.hosts.iter().position(|h| *h == owner) else {
+                                    bail!("host {idx} redirected to {owner}, which is not a host of this cluster");
+                                };
+                                return Ok(Answer::Redirect(o));
+                            }
+                            _ => unreachable!("matched above"),
+                        }
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                bail!("no answer from the hosts within the timeout");
+            }
+            for (dst, m) in self.sd.unacked() {
+                let bytes = codec::encode(&m)?;
+                let _ = self
+                    .socket
+                    .try_send_to(&bytes, SocketAddr::V4(SocketAddrV4::from(dst)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        KvClusterConfig::parse(Path::new("/etc/kv.toml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn cluster_files_are_validated_field_by_field() {
+        let ok = KvClusterConfig::parse(
+            Path::new("kv.toml"),
+            "hosts = [\"127.0.0.1:5000\", \"127.0.0.1:5001\"]",
+        )
+        .unwrap();
+        assert_eq!(ok.params, KvRuntimeParams::default());
+        let back = KvClusterConfig::parse(Path::new("kv.toml"), &ok.to_toml()).unwrap();
+        assert_eq!(back, ok);
+        assert!(err("hosts = []").contains("field `hosts`"));
+        assert!(err(r#"hosts = ["127.0.0.1:1", "127.0.0.1:1"]"#)
+            .contains("field `hosts[1]`: 127.0.0.1:1 is already hosts[0]"));
+        assert!(
+            err("hosts = [\"127.0.0.1:1\"]\n[params]\nmax_delegations = 2")
+                .contains("field `params.max_delegations`")
+        );
+        assert!(
+            err("hosts = [\"127.0.0.1:1\"]\n[params]\nretransmit_ms = 0")
+                .contains("field `params.retransmit_ms`")
+        );
+        assert!(
+            err("hosts = [\"127.0.0.1:1\"]\n[params]\nmax_delegate_bytes = 70000")
+                .contains("field `params.max_delegate_bytes`")
+        );
+        assert!(err("hosts = [\"127.0.0.1:1\"]\nreplicas = []").contains("replicas"));
+    }
+}

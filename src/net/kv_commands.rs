@@ -1,0 +1,491 @@
+//! The IronKV runtime verbs of the `ironfleet` command: `kv host|local|get|set|del|shard|bench`.
+//! Each returns the process exit code (0 fine, 1 a failed operation such as a shard move that was
+//! not honoured or a benchmark with no completed request); errors (bad config, unreachable
+//! hosts) become exit code 2 in `main`.
+
+use std::net::SocketAddrV4;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::bench::{self, ClientTask, EchoServer, Point, Timing};
+use super::codec;
+use super::commands::{latency_chart, runtime, Baseline, MAX_BENCH_CLIENTS};
+use super::kv::{spawn_host, HostStats, KvClusterConfig, KvRemote, LocalKv};
+use super::runtime::{bind_udp, shutdown_signal};
+use crate::actors::kv::{Key, KeyRange, KvMsg, KvPayload};
+
+/// Where a client finds the hosts: a cluster file, or addresses on the command line.
+#[derive(Args, Clone, Debug)]
+pub struct KvTarget {
+    /// The cluster file.
+    #[arg(long, conflicts_with = "hosts")]
+    pub config: Option<PathBuf>,
+    /// The hosts' addresses, comma-separated, in configuration order (default: those of
+    /// `ironfleet kv local`).
+    #[arg(long, value_delimiter = ',')]
+    pub hosts: Option<Vec<SocketAddrV4>>,
+    /// Give up after this long.
+    #[arg(long, default_value = "5s", value_parser = bench::parse_duration)]
+    pub timeout: Duration,
+}
+
+impl KvTarget {
+    /// The host addresses.
+    pub fn addrs(&self) -> Result<Vec<SocketAddrV4>> {
+        if let Some(path) = &self.config {
+            return Ok(KvClusterConfig::load(path)?.hosts);
+        }
+        Ok(self.hosts.clone().unwrap_or_else(|| {
+            (0..3)
+                .map(|i| SocketAddrV4::new([127, 0, 0, 1].into(), 5000 + i))
+                .collect()
+        }))
+    }
+}
+
+/// `ironfleet kv host --config FILE --id N`: runs one host until SIGINT/SIGTERM, printing a JSON
+/// status line every `status_every` (if set) and once more at shutdown.
+pub fn kv_host(config: &Path, id: usize, status_every: Option<Duration>) -> Result<i32> {
+    let cluster = KvClusterConfig::load(config)?;
+    if id >= cluster.hosts.len() {
+        bail!(
+            "--id {id}: {} has {} hosts (ids 0..={})",
+            config.display(),
+            cluster.hosts.len(),
+            cluster.hosts.len() - 1
+        );
+    }
+    runtime()?.block_on(async {
+        let socket = bind_udp(cluster.hosts[id])?;
+        let stats = HostStats::default();
+        let (tx, rx) = watch::channel(false);
+        let handle = spawn_host(&cluster, id, socket, stats.clone(), rx)?;
+        tracing::info!(id, addr = %cluster.hosts[id], "host serving");
+        let status = {
+            let stats = stats.clone();
+            tokio::spawn(async move {
+                let Some(every) = status_every else { return };
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    println!("{}", stats.status_json(id));
+                }
+            })
+        };
+        let signal = shutdown_signal().await?;
+        tracing::info!(id, signal, "shutting down");
+        status.abort();
+        let _ = tx.send(true);
+        handle.await.context("host task panicked")??;
+        println!("{}", stats.status_json(id));
+        Ok(0)
+    })
+}
+
+/// `ironfleet kv local --hosts N`: a whole cluster in this process until Ctrl-C/SIGTERM.
+pub fn kv_local(hosts: usize, base_port: u16, write_config: Option<PathBuf>) -> Result<i32> {
+    if !(1..=super::kv::MAX_HOSTS).contains(&hosts) {
+        bail!("--hosts {hosts}: must be 1..={}", super::kv::MAX_HOSTS);
+    }
+    let addrs: Vec<SocketAddrV4> = (0..hosts)
+        .map(|i| {
+            let port = if base_port == 0 {
+                Ok(0)
+            } else {
+                u16::try_from(base_port as usize + i)
+                    .map_err(|_| anyhow::anyhow!("--base-port {base_port}: ports run past 65535"))
+            }?;
+            Ok(SocketAddrV4::new([127, 0, 0, 1].into(), port))
+        })
+        .collect::<Result<_>>()?;
+    runtime()?.block_on(async {
+        let cluster = LocalKv::start(KvClusterConfig::new(addrs)).await?;
+        println!("IronKV cluster on loopback (host 0 owns every key at start):");
+        for (i, a) in cluster.config.hosts.iter().enumerate() {
+            println!("  host {i}: {a}");
+        }
+        let list: Vec<String> = cluster.addrs().iter().map(|a| a.to_string()).collect();
+        let target = match &write_config {
+            Some(path) => {
+                std::fs::write(path, cluster.config.to_toml())
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("Cluster file: {}", path.display());
+                format!("--config {}", path.display())
+            }
+            None => format!("--hosts {}", list.join(",")),
+        };
+        println!("Try: ironfleet kv set {target} 7 hello; ironfleet kv get {target} 7");
+        println!("     ironfleet kv shard {target} --range 0..100 --to 1      (Ctrl-C to stop)");
+        let signal = shutdown_signal().await?;
+        println!("{signal}: stopping");
+        for (i, s) in cluster.stats.iter().enumerate() {
+            println!("{}", s.status_json(i));
+        }
+        cluster.stop().await?;
+        Ok(0)
+    })
+}
+
+/// A client operation of the command line.
+#[derive(Clone, Debug)]
+pub enum KvCliOp {
+    /// `get KEY`
+    Get(Key),
+    /// `set KEY VALUE`
+    Set(Key, String),
+    /// `del KEY`
+    Del(Key),
+}
+
+/// `ironfleet kv get|set|del`: one operation; prints the value (`get`; `(none)` if absent) or
+/// `ok`, and which host answered.
+pub fn kv_op(target: &KvTarget, op: KvCliOp) -> Result<i32> {
+    let addrs = target.addrs()?;
+    runtime()?.block_on(async {
+        let mut c = KvRemote::connect(addrs).await?;
+        let (key, line) = match op {
+            KvCliOp::Get(k) => {
+                let v = c.get(k, target.timeout).await?;
+                let shown = match v {
+                    None => "(none)".to_string(),
+                    Some(b) => String::from_utf8_lossy(&b).into_owned(),
+                };
+                (k, shown)
+            }
+            KvCliOp::Set(k, v) => {
+                c.set(k, Some(v.into_bytes()), target.timeout).await?;
+                (k, "ok".to_string())
+            }
+            KvCliOp::Del(k) => {
+                c.set(k, None, target.timeout).await?;
+                (k, "ok".to_string())
+            }
+        };
+        println!("{line}");
+        if let Some(h) = c.known_owner(key) {
+            eprintln!("(answered by host {h}, after {} redirects)", c.redirects);
+        }
+        Ok(0)
+    })
+}
+
+/// `ironfleet kv shard --range A..B --to HOST`: finds the owner of the range's first key, asks it
+/// to move the range, and waits until host `to` answers for that key. Exit 1 if the move was not
+/// honoured (the owner must own the whole range, have room in its delegation map, and the range's
+/// pairs must fit one datagram).
+pub fn kv_shard(target: &KvTarget, range: KeyRange, to: usize) -> Result<i32> {
+    let addrs = target.addrs()?;
+    if to >= addrs.len() {
+        bail!("--to {to}: the cluster has hosts 0..{}", addrs.len());
+    }
+    runtime()?.block_on(async {
+        let mut c = KvRemote::connect(addrs).await?;
+        let deadline = Instant::now() + target.timeout;
+        let from = c.find_owner(range.lo, target.timeout).await?;
+        if from == to {
+            println!("host {to} already owns key {}", range.lo);
+            return Ok(0);
+        }
+        c.shard(range, from, to, target.timeout).await?;
+        while Instant::now() < deadline {
+            if c.owns(to, range.lo, target.timeout).await? {
+                println!("moved {range} from host {from} to host {to}");
+                return Ok(0);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        eprintln!(
+            "host {from} did not move {range}: it must own the whole range, have room in its \
+             delegation map (params.max_delegations), and the range's pairs must fit one \
+             datagram (params.max_delegate_bytes); split the range or move its parts first"
+        );
+        Ok(1)
+    })
+}
+
+/// Flags of `ironfleet kv bench`.
+#[derive(Args, Clone, Debug)]
+pub struct KvBenchFlags {
+    /// A running cluster's file; without it in-process loopback clusters of `--local-hosts` are
+    /// started for the run.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Host counts of the in-process clusters, measured one after the other, e.g. 1,3.
+    #[arg(long, value_delimiter = ',', default_value = "1,3")]
+    pub local_hosts: Vec<usize>,
+    /// Closed-loop clients (ignored with --sweep).
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// Client counts to measure one after the other, e.g. 1,16,64.
+    #[arg(long, value_delimiter = ',')]
+    pub sweep: Option<Vec<usize>>,
+    /// Keys `0..keys` are read and written (loaded before the run; with several hosts, spread
+    /// evenly over them first).
+    #[arg(long, default_value_t = 1000)]
+    pub keys: u64,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 128)]
+    pub value_size: usize,
+    /// Fraction of operations that are Gets (the rest are Sets).
+    #[arg(long, default_value_t = 0.5)]
+    pub get_ratio: f64,
+    /// Measured time per point (10s, 500ms, 2m).
+    #[arg(long, default_value = "10s", value_parser = bench::parse_duration)]
+    pub duration: Duration,
+    /// Unmeasured warm-up before each point.
+    #[arg(long, default_value = "1s", value_parser = bench::parse_duration)]
+    pub warmup: Duration,
+    /// Also measure this baseline (same datagram size as a Set) at every client count.
+    #[arg(long, value_enum)]
+    pub baseline: Option<Baseline>,
+    /// Print the results as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Draw the latency-throughput curve to this SVG file.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+}
+
+impl KvBenchFlags {
+    fn check(&self) -> Result<Vec<usize>> {
+        let counts = self.sweep.clone().unwrap_or_else(|| vec![self.clients]);
+        if counts.is_empty() || counts.iter().any(|&c| c == 0 || c > MAX_BENCH_CLIENTS) {
+            bail!("client counts must be 1..={MAX_BENCH_CLIENTS}, got {counts:?}");
+        }
+        if !(0.0..=1.0).contains(&self.get_ratio) {
+            bail!("--get-ratio {}: must be in 0..=1", self.get_ratio);
+        }
+        if !(1..=10_000_000).contains(&self.keys) {
+            bail!("--keys {}: must be 1..=10000000", self.keys);
+        }
+        if self.value_size > 8192 {
+            bail!("--value-size {}: at most 8192 bytes", self.value_size);
+        }
+        if self.config.is_none()
+            && (self.local_hosts.is_empty()
+                || self
+                    .local_hosts
+                    .iter()
+                    .any(|&h| h == 0 || h > super::kv::MAX_HOSTS))
+        {
+            bail!(
+                "--local-hosts: host counts must be 1..={}, got {:?}",
+                super::kv::MAX_HOSTS,
+                self.local_hosts
+            );
+        }
+        Ok(counts)
+    }
+}
+
+/// Spreads keys `0..keys` evenly over the hosts (moving each part from host 0; ranges are moved
+/// in pieces small enough for one datagram), then loads every key with a value.
+pub async fn spread_and_load(
+    hosts: &[SocketAddrV4],
+    keys: u64,
+    value_size: usize,
+    timeout: Duration,
+) -> Result<()> {
+    let mut admin = KvRemote::connect(hosts.to_vec()).await?;
+    let n = hosts.len() as u64;
+    for i in 1..n {
+        let (lo, hi) = (keys * i / n, keys * (i + 1) / n);
+        let hi = if i == n - 1 { None } else { Some(hi) };
+        let range = KeyRange::new(lo, hi);
+        if range.is_empty() {
+            continue;
+        }
+        admin.shard(range, 0, i as usize, timeout).await?;
+        let deadline = Instant::now() + timeout;
+        while !admin.owns(i as usize, lo, timeout).await? {
+            if Instant::now() >= deadline {
+                bail!("host {i} did not take {range} within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let value = vec![b'v'; value_size];
+    for k in 0..keys {
+        admin.set(k, Some(value.clone()), timeout).await?;
+    }
+    Ok(())
+}
+
+/// Runs `clients` closed-loop KV clients against `hosts`: each picks a uniformly random key of
+/// `0..keys` and does a Get (with probability `get_ratio`) or a Set of a `value_size`-byte value.
+/// Client `i`'s choices come from a ChaCha8 generator seeded with `i`.
+pub async fn run_kv(
+    system: &str,
+    hosts: &[SocketAddrV4],
+    clients: usize,
+    t: Timing,
+    keys: u64,
+    value_size: usize,
+    get_ratio: f64,
+) -> Result<Point> {
+    let start = Instant::now();
+    let record_from = start + t.warmup;
+    let end = record_from + t.duration;
+    let mut tasks: Vec<ClientTask> = Vec::new();
+    for i in 0..clients {
+        let mut c = KvRemote::connect(hosts.to_vec()).await?;
+        let value = vec![b'x'; value_size];
+        tasks.push(tokio::spawn(async move {
+            let mut rng = ChaCha8Rng::seed_from_u64(i as u64);
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            loop {
+                let now = Instant::now();
+                if now >= end {
+                    break;
+                }
+                let key = rng.random_range(0..keys);
+                let r = if rng.random_bool(get_ratio) {
+                    c.get(key, Duration::from_secs(5)).await.map(|_| ())
+                } else {
+                    c.set(key, Some(value.clone()), Duration::from_secs(5))
+                        .await
+                };
+                let done = Instant::now();
+                match r {
+                    Ok(()) if now >= record_from && done <= end => {
+                        lat.push((done - now).as_micros() as u64)
+                    }
+                    Ok(()) => {}
+                    Err(_) => errors += 1,
+                }
+            }
+            Ok((lat, errors))
+        }));
+    }
+    bench::collect(system, clients, t, tasks).await
+}
+
+/// `ironfleet kv bench`.
+pub fn kv_bench(f: &KvBenchFlags) -> Result<i32> {
+    let counts = f.check()?;
+    let external = match &f.config {
+        Some(p) => Some(KvClusterConfig::load(p)?),
+        None => None,
+    };
+    let t = Timing {
+        warmup: f.warmup,
+        duration: f.duration,
+    };
+    let setup_timeout = Duration::from_secs(10);
+    let points = runtime()?.block_on(async {
+        let echo = match f.baseline {
+            Some(Baseline::Echo) => Some(EchoServer::start().await?),
+            None => None,
+        };
+        let set_datagram = codec::encode(&KvMsg::Single {
+            epoch: 1,
+            seqno: 1,
+            payload: KvPayload::Set {
+                key: f.keys.saturating_sub(1),
+                value: Some(vec![b'x'; f.value_size]),
+            },
+        })?;
+        if !f.json {
+            eprintln!(
+                "benchmarking: {} keys, {}-byte values, {:.0}% gets; {} s per point after {} s warm-up",
+                f.keys,
+                f.value_size,
+                f.get_ratio * 100.0,
+                t.duration.as_secs_f64(),
+                t.warmup.as_secs_f64()
+            );
+        }
+        let mut points: Vec<Point> = Vec::new();
+        let measure = |p: Point, points: &mut Vec<Point>| {
+            if !f.json {
+                eprintln!(
+                    "  {:<6} {:>4} clients: {:>9.0} ops/s  p50 {} us",
+                    p.system, p.clients, p.throughput, p.p50_us
+                );
+            }
+            points.push(p);
+        };
+        let setups: Vec<(String, Option<usize>)> = match &external {
+            Some(_) => vec![("kv".to_string(), None)],
+            None => f
+                .local_hosts
+                .iter()
+                .map(|&h| (format!("kv{h}"), Some(h)))
+                .collect(),
+        };
+        for (system, local) in setups {
+            let (addrs, cluster) = match (local, &external) {
+                (Some(h), _) => {
+                    let c = LocalKv::loopback(h).await?;
+                    (c.addrs(), Some(c))
+                }
+                (None, Some(cfg)) => (cfg.hosts.clone(), None),
+                (None, None) => unreachable!("one or the other"),
+            };
+            if cluster.is_some() {
+                spread_and_load(&addrs, f.keys, f.value_size, setup_timeout)
+                    .await
+                    .context("spreading and loading the keys")?;
+            }
+            for &n in &counts {
+                let p = run_kv(&system, &addrs, n, t, f.keys, f.value_size, f.get_ratio).await?;
+                measure(p, &mut points);
+            }
+            if let Some(c) = cluster {
+                c.stop().await?;
+            }
+        }
+        if let Some(e) = echo {
+            for &n in &counts {
+                let p = bench::run_echo_with(e.addr, n, t, set_datagram.clone()).await?;
+                measure(p, &mut points);
+            }
+            e.stop().await;
+        }
+        Ok::<_, anyhow::Error>(points)
+    })?;
+    if f.json {
+        let doc = serde_json::json!({
+            "duration_s": t.duration.as_secs_f64(),
+            "warmup_s": t.warmup.as_secs_f64(),
+            "keys": f.keys,
+            "value_size": f.value_size,
+            "get_ratio": f.get_ratio,
+            "points": points,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", bench::table(&points));
+    }
+    if let Some(path) = &f.svg {
+        let title = format!(
+            "IronKV on loopback, {}-byte values, {:.0}% gets: latency vs throughput (labels: clients)",
+            f.value_size,
+            f.get_ratio * 100.0
+        );
+        std::fs::write(path, latency_chart(&points, &title).to_svg())
+            .with_context(|| format!("writing {}", path.display()))?;
+        if !f.json {
+            println!("latency-throughput curve: {}", path.display());
+        }
+    }
+    let kv_ops: u64 = points
+        .iter()
+        .filter(|p| p.system != "echo")
+        .map(|p| p.ops)
+        .sum();
+    if kv_ops == 0 {
+        eprintln!("no request completed: is the cluster running?");
+        return Ok(1);
+    }
+    Ok(0)
+}
