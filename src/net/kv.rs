@@ -606,8 +606,8 @@ impl KvRemote {
                     continue;
                 };
                 match msg {
-                    KvMsg::Ack { epoch, seqno } => {
-                        self.sd.ack(Id::from(self.hosts[idx]), epoch, seqno);
+                    KvMsg::Ack { epoch, from, seqno } => {
+                        self.sd.ack(Id::from(self.hosts[idx]), epoch, from, seqno);
                         if let Want::Acked(h) = want {
                             let dst = Id::from(self.hosts[h]);
                             if self.sd.send.get(&dst).is_none_or(|c| c.unacked.is_empty()) {
@@ -617,12 +617,14 @@ impl KvRemote {
                     }
                     KvMsg::Single {
                         epoch,
+                        to,
                         seqno,
                         payload,
                     } => {
                         let r = self.sd.receive(
                             Id::from(self.hosts[idx]),
                             epoch,
+                            to,
                             seqno,
                             payload,
                             false,

@@ -388,6 +388,7 @@ pub fn kv_bench(f: &KvBenchFlags) -> Result<i32> {
         };
         let set_datagram = codec::encode(&KvMsg::Single {
             epoch: 1,
+            to: 0,
             seqno: 1,
             payload: KvPayload::Set {
                 key: f.keys.saturating_sub(1),

@@ -187,10 +187,10 @@ impl Actor for KvClient {
         o: &mut Out<Self>,
     ) {
         match msg {
-            KvMsg::Ack { epoch, seqno } => {
-                if state.sd.acks_something(src, epoch, seqno) {
+            KvMsg::Ack { epoch, from, seqno } => {
+                if state.sd.acks_something(src, epoch, from, seqno) {
                     let s = state.to_mut();
-                    s.sd.ack(src, epoch, seqno);
+                    s.sd.ack(src, epoch, from, seqno);
                     if self.retransmits() && !s.sd.has_unacked() {
                         o.cancel_timer(KvTimer::Retransmit);
                     }
@@ -198,14 +198,15 @@ impl Actor for KvClient {
             }
             KvMsg::Single {
                 epoch,
+                to,
                 seqno,
                 payload,
             } => {
-                if !self.cfg.params.retransmit && state.sd.is_old(src, epoch, seqno) {
+                if !self.cfg.params.retransmit && state.sd.is_old(src, epoch, to, seqno) {
                     return; // the model's network redelivering: already acked
                 }
                 let s = state.to_mut();
-                let r = s.sd.receive(src, epoch, seqno, payload, false);
+                let r = s.sd.receive(src, epoch, to, seqno, payload, false);
                 if let Some(ack) = r.ack {
                     o.send(src, ack);
                 }

@@ -213,10 +213,10 @@ impl Actor for Host {
 
     fn on_msg(&self, _id: Id, state: &mut Cow<HostState>, src: Id, msg: KvMsg, o: &mut Out<Self>) {
         match msg {
-            KvMsg::Ack { epoch, seqno } => {
-                if state.sd.acks_something(src, epoch, seqno) {
+            KvMsg::Ack { epoch, from, seqno } => {
+                if state.sd.acks_something(src, epoch, from, seqno) {
                     let s = state.to_mut();
-                    s.sd.ack(src, epoch, seqno);
+                    s.sd.ack(src, epoch, from, seqno);
                     if self.retransmits() && !s.sd.has_unacked() {
                         o.cancel_timer(KvTimer::Retransmit);
                     }
@@ -224,6 +224,7 @@ impl Actor for Host {
             }
             KvMsg::Single {
                 epoch,
+                to,
                 seqno,
                 payload,
             } => {
@@ -231,7 +232,7 @@ impl Actor for Host {
                     return; // no ack: the sender retransmits once we have room
                 }
                 let dupes = self.params().has(KvMutation::AcceptDuplicate);
-                if !dupes && !self.params().retransmit && state.sd.is_old(src, epoch, seqno) {
+                if !dupes && !self.params().retransmit && state.sd.is_old(src, epoch, to, seqno) {
                     // A redelivery by the model's duplicating network: nobody retransmits
                     // there, so the ack already sent is all a re-ack would say.
                     if !state.milestones.ignored_duplicate {
@@ -240,7 +241,7 @@ impl Actor for Host {
                     return;
                 }
                 let s = state.to_mut();
-                let r = s.sd.receive(src, epoch, seqno, payload, dupes);
+                let r = s.sd.receive(src, epoch, to, seqno, payload, dupes);
                 if r.duplicate {
                     s.milestones.ignored_duplicate = true;
                 }

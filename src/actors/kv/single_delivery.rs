@@ -12,6 +12,10 @@ use super::types::{KvMsg, KvPayload};
 /// Per-destination sending state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SendChannel {
+    /// The receiver's epoch this channel talks to (0: not known yet). When the receiver turns
+    /// up with another epoch (it restarted), the channel starts afresh: what was unacked was
+    /// for a process that is gone.
+    pub to_epoch: u64,
     /// The last sequence number used.
     pub last_sent: u64,
     /// Sent and not yet acknowledged, in sequence order.
@@ -43,11 +47,14 @@ pub struct Received {
 
 /// One actor's SingleDelivery state: its epoch and its channels by peer.
 ///
-/// The epoch is IronFleet's answer to nothing (its hosts never restart and its clients are
-/// fixed); ours to a real network: a client process that starts again, possibly on a port an
-/// earlier client used, takes a higher epoch (the runtime gives it the clock), and its first
-/// message, numbered 1, then restarts the channel instead of being ignored as an old duplicate.
-/// In models every epoch is 0.
+/// Epochs are not in IronFleet (its hosts never restart and its clients are fixed); they are
+/// our answer to a real network, where a client process starts again, possibly on a port an
+/// earlier client used. The new process takes a higher epoch (the runtime gives it the clock):
+/// its first message, numbered 1, restarts the receiving channel instead of being ignored as an
+/// old duplicate, and the sending channel back to it starts afresh too, addressed to the new
+/// epoch, so the old process's unacked replies are neither resent nor mistaken for new ones.
+/// Messages and acks addressed to an older incarnation are ignored. In models every epoch is 0
+/// and none of this ever triggers.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SingleDelivery {
     /// This actor's epoch, stamped on everything it sends.
@@ -78,36 +85,50 @@ impl SingleDelivery {
         ch.unacked.push((ch.last_sent, payload.clone()));
         Some(KvMsg::Single {
             epoch: self.epoch,
+            to: ch.to_epoch,
             seqno: ch.last_sent,
             payload,
         })
     }
 
-    /// Whether `Single(epoch, seqno)` from `src` is already delivered or stale: receiving it
+    /// Whether `Single(epoch, to, seqno)` from `src` is already delivered or stale: receiving it
     /// again delivers nothing.
-    pub fn is_old(&self, src: Id, epoch: u64, seqno: u64) -> bool {
-        self.recv
-            .get(&src)
-            .is_some_and(|c| epoch < c.epoch || (epoch == c.epoch && seqno <= c.last_delivered))
+    pub fn is_old(&self, src: Id, epoch: u64, to: u64, seqno: u64) -> bool {
+        self.is_for_another_incarnation(to)
+            || self
+                .recv
+                .get(&src)
+                .is_some_and(|c| epoch < c.epoch || (epoch == c.epoch && seqno <= c.last_delivered))
     }
 
-    /// Receives `Single(epoch, seqno, payload)` from `src`. With `accept_duplicates` (a
+    /// Whether a message addressed to receiver epoch `to` was meant for an earlier process on
+    /// this address.
+    fn is_for_another_incarnation(&self, to: u64) -> bool {
+        to != 0 && to != self.epoch
+    }
+
+    /// Receives `Single(epoch, to, seqno, payload)` from `src`. With `accept_duplicates` (a
     /// mutation) an already delivered message is delivered again (once per channel).
     pub fn receive(
         &mut self,
         src: Id,
         epoch: u64,
+        to: u64,
         seqno: u64,
         payload: KvPayload,
         accept_duplicates: bool,
     ) -> Received {
+        let stale = Received {
+            deliver: None,
+            ack: None,
+            duplicate: true,
+        };
+        if self.is_for_another_incarnation(to) {
+            return stale;
+        }
         let ch = self.recv.entry(src).or_default();
         if epoch < ch.epoch {
-            return Received {
-                deliver: None,
-                ack: None,
-                duplicate: true,
-            };
+            return stale;
         }
         if epoch > ch.epoch {
             *ch = RecvChannel {
@@ -115,6 +136,16 @@ impl SingleDelivery {
                 ..RecvChannel::default()
             };
         }
+        // Address the channel back to `src` to this incarnation of it; if it was addressed to
+        // an earlier one, that process is gone: start afresh.
+        let back = self.send.entry(src).or_default();
+        if back.to_epoch != epoch {
+            if back.to_epoch != 0 {
+                *back = SendChannel::default();
+            }
+            back.to_epoch = epoch;
+        }
+        let ch = self.recv.get_mut(&src).expect("entered above");
         let next = seqno == ch.last_delivered + 1;
         let dup = seqno <= ch.last_delivered;
         // The mutation accepts one duplicate per channel: enough to break exactly-once, and the
@@ -131,24 +162,27 @@ impl SingleDelivery {
             deliver,
             ack: Some(KvMsg::Ack {
                 epoch,
+                from: self.epoch,
                 seqno: ch.last_delivered,
             }),
             duplicate: dup && !accept_dup,
         }
     }
 
-    /// Whether a cumulative `Ack(epoch, seqno)` from `src` acknowledges anything still unacked.
-    pub fn acks_something(&self, src: Id, epoch: u64, seqno: u64) -> bool {
+    /// Whether a cumulative `Ack(epoch, from, seqno)` from `src` acknowledges anything still
+    /// unacked (an ack of another epoch of ours, or from another incarnation of `src`, does
+    /// not).
+    pub fn acks_something(&self, src: Id, epoch: u64, from: u64, seqno: u64) -> bool {
         epoch == self.epoch
-            && self
-                .send
-                .get(&src)
-                .is_some_and(|c| c.unacked.first().is_some_and(|(s, _)| *s <= seqno))
+            && self.send.get(&src).is_some_and(|c| {
+                (c.to_epoch == 0 || c.to_epoch == from)
+                    && c.unacked.first().is_some_and(|(s, _)| *s <= seqno)
+            })
     }
 
     /// Handles a cumulative ack from `src`. Returns whether anything was acknowledged.
-    pub fn ack(&mut self, src: Id, epoch: u64, seqno: u64) -> bool {
-        if epoch != self.epoch {
+    pub fn ack(&mut self, src: Id, epoch: u64, from: u64, seqno: u64) -> bool {
+        if !self.acks_something(src, epoch, from, seqno) {
             return false;
         }
         let Some(ch) = self.send.get_mut(&src) else {
@@ -170,6 +204,7 @@ impl SingleDelivery {
                         dst,
                         KvMsg::Single {
                             epoch,
+                            to: ch.to_epoch,
                             seqno: *s,
                             payload: p.clone(),
                         },
@@ -230,10 +265,10 @@ mod tests {
             let mut wire: Vec<KvMsg> = (0..n as u64).map(|k| tx.send(b, get(k), 100).unwrap()).collect();
             let mut delivered = Vec::new();
             let deliver = |m: KvMsg, rx: &mut SingleDelivery, tx: &mut SingleDelivery, delivered: &mut Vec<KvPayload>| {
-                if let KvMsg::Single { epoch, seqno, payload } = m {
-                    let r = rx.receive(a, epoch, seqno, payload, false);
+                if let KvMsg::Single { epoch, to, seqno, payload } = m {
+                    let r = rx.receive(a, epoch, to, seqno, payload, false);
                     delivered.extend(r.deliver);
-                    if let Some(KvMsg::Ack { epoch, seqno }) = r.ack { tx.ack(b, epoch, seqno); }
+                    if let Some(KvMsg::Ack { epoch, from, seqno }) = r.ack { tx.ack(b, epoch, from, seqno); }
                 }
             };
             // Adversarial phase: deliver arbitrary (possibly repeated) datagrams from the wire.
@@ -265,34 +300,61 @@ mod tests {
     fn duplicates_are_ignored_unless_mutated() {
         let mut rx = SingleDelivery::default();
         let a = Id::from(0);
-        assert!(rx.receive(a, 0, 1, get(0), false).deliver.is_some());
-        let r = rx.receive(a, 0, 1, get(0), false);
+        assert!(rx.receive(a, 0, 0, 1, get(0), false).deliver.is_some());
+        let r = rx.receive(a, 0, 0, 1, get(0), false);
         assert!(r.deliver.is_none() && r.duplicate);
-        assert!(rx.receive(a, 0, 1, get(0), true).deliver.is_some());
+        assert!(rx.receive(a, 0, 0, 1, get(0), true).deliver.is_some());
         assert_eq!(rx.recv[&a].delivered, 2);
         // Once per channel only.
-        assert!(rx.receive(a, 0, 1, get(0), true).deliver.is_none());
+        assert!(rx.receive(a, 0, 0, 1, get(0), true).deliver.is_none());
     }
 
     #[test]
     fn a_restarted_sender_with_a_higher_epoch_starts_the_channel_afresh() {
-        let mut rx = SingleDelivery::default();
         let a = Id::from(0);
+        let mut rx = SingleDelivery::new(3);
         for seqno in 1..=3 {
-            assert!(rx.receive(a, 5, seqno, get(seqno), false).deliver.is_some());
+            assert!(rx
+                .receive(a, 5, 0, seqno, get(seqno), false)
+                .deliver
+                .is_some());
+            // Replies to the first process, never acknowledged (it dies).
+            assert!(rx.send(a, get(100 + seqno), 8).is_some());
         }
+        assert_eq!(rx.send[&a].to_epoch, 5);
         // The same address, a new process: epoch 9 starts at 1 again.
-        let r = rx.receive(a, 9, 1, get(7), false);
+        let r = rx.receive(a, 9, 0, 1, get(7), false);
         assert_eq!(r.deliver, Some(get(7)));
-        assert_eq!(r.ack, Some(KvMsg::Ack { epoch: 9, seqno: 1 }));
+        assert_eq!(
+            r.ack,
+            Some(KvMsg::Ack {
+                epoch: 9,
+                from: 3,
+                seqno: 1
+            })
+        );
+        // The channel back starts afresh, addressed to the new process.
+        assert_eq!(rx.send[&a].unacked, vec![]);
+        assert_eq!(
+            rx.send(a, get(8), 8),
+            Some(KvMsg::Single {
+                epoch: 3,
+                to: 9,
+                seqno: 1,
+                payload: get(8)
+            })
+        );
         // The old process's stragglers are stale: not delivered, not acked.
-        let r = rx.receive(a, 5, 4, get(4), false);
+        let r = rx.receive(a, 5, 3, 4, get(4), false);
         assert_eq!((r.deliver, r.ack), (None, None));
-        assert!(rx.is_old(a, 5, 4) && rx.is_old(a, 9, 1) && !rx.is_old(a, 9, 2));
-        // Acks of another epoch acknowledge nothing.
-        let mut tx = SingleDelivery::new(9);
-        tx.send(a, get(1), 8).unwrap();
-        assert!(!tx.acks_something(a, 5, 1) && !tx.ack(a, 5, 1));
-        assert!(tx.acks_something(a, 9, 1) && tx.ack(a, 9, 1));
+        assert!(rx.is_old(a, 5, 0, 4) && rx.is_old(a, 9, 0, 1) && !rx.is_old(a, 9, 0, 2));
+        // Its acks acknowledge nothing on the new channel, the new process's do.
+        assert!(!rx.acks_something(a, 3, 5, 1) && !rx.ack(a, 3, 5, 1));
+        assert!(rx.ack(a, 3, 9, 1));
+        // A message addressed to an earlier incarnation of the receiver is ignored.
+        let mut fresh = SingleDelivery::new(11);
+        assert!(fresh.is_old(a, 3, 4, 1));
+        assert_eq!(fresh.receive(a, 3, 4, 1, get(0), false).deliver, None);
+        assert!(fresh.receive(a, 3, 11, 1, get(0), false).deliver.is_some());
     }
 }

@@ -133,6 +133,8 @@ pub enum KvMsg {
     Single {
         /// The sender's epoch (see [`super::SingleDelivery`]); 0 in models.
         epoch: u64,
+        /// The receiver's epoch it is addressed to (0: any, not known yet).
+        to: u64,
         /// Sequence number on the (sender, receiver) channel, from 1.
         seqno: u64,
         /// The payload.
@@ -142,6 +144,8 @@ pub enum KvMsg {
     Ack {
         /// The epoch of the channel acknowledged (the original sender's).
         epoch: u64,
+        /// The acknowledging receiver's own epoch.
+        from: u64,
         /// The highest sequence number delivered.
         seqno: u64,
     },
@@ -194,14 +198,18 @@ impl fmt::Display for KvMsg {
                 epoch: 0,
                 seqno,
                 payload,
+                ..
             } => write!(f, "#{seqno} {payload}"),
             KvMsg::Single {
                 epoch,
                 seqno,
                 payload,
+                ..
             } => write!(f, "#{epoch}.{seqno} {payload}"),
-            KvMsg::Ack { epoch: 0, seqno } => write!(f, "Ack(#{seqno})"),
-            KvMsg::Ack { epoch, seqno } => write!(f, "Ack(#{epoch}.{seqno})"),
+            KvMsg::Ack {
+                epoch: 0, seqno, ..
+            } => write!(f, "Ack(#{seqno})"),
+            KvMsg::Ack { epoch, seqno, .. } => write!(f, "Ack(#{epoch}.{seqno})"),
         }
     }
 }

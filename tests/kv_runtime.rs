@@ -1,0 +1,228 @@
+//! IronKV over real UDP on loopback: ranges move between hosts while clients read and write (no
+//! acknowledged write lost, every read returns the latest acknowledged value), bad datagrams are
+//! dropped and counted while the hosts serve, and a client that starts again on the same port is
+//! served (SingleDelivery epochs).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddrV4;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ironfleet::actors::kv::{KeyRange, KvMsg, KvPayload};
+use ironfleet::net::codec;
+use ironfleet::net::kv::{KvRemote, LocalKv};
+use ironfleet::net::runtime::bind_udp;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const T: Duration = Duration::from_secs(5);
+const CLIENTS: u64 = 4;
+const KEYS: u64 = 64;
+/// The admin moves these ranges (each always as a whole, so its owner owns all of it).
+const RANGES: [(u64, Option<u64>); 4] = [(0, Some(16)), (16, Some(32)), (32, Some(48)), (48, None)];
+
+/// Client `c` owns keys `c, c + CLIENTS, ...`: it is the only writer of its keys, so the latest
+/// value it had acknowledged is exactly what any read must return.
+async fn client(
+    c: u64,
+    hosts: Vec<SocketAddrV4>,
+    ops: usize,
+) -> (BTreeMap<u64, Option<Vec<u8>>>, u64) {
+    let mut kv = KvRemote::connect(hosts).await.unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(c);
+    let mut acked: BTreeMap<u64, Option<Vec<u8>>> = BTreeMap::new();
+    for i in 0..ops {
+        let key = c + CLIENTS * rng.random_range(0..KEYS / CLIENTS);
+        match rng.random_range(0..10) {
+            0..=3 => {
+                let v = format!("c{c}-op{i}").into_bytes();
+                kv.set(key, Some(v.clone()), T).await.unwrap();
+                acked.insert(key, Some(v));
+            }
+            4 => {
+                kv.set(key, None, T).await.unwrap();
+                acked.insert(key, None);
+            }
+            _ => {
+                let got = kv.get(key, T).await.unwrap();
+                let want = acked.get(&key).cloned().flatten();
+                assert_eq!(got, want, "client {c}, op {i}: read of key {key}");
+            }
+        }
+    }
+    (acked, kv.redirects)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_move_while_clients_read_and_write() {
+    let cluster = LocalKv::loopback(3).await.unwrap();
+    let hosts = cluster.addrs();
+    let writers: Vec<_> = (0..CLIENTS)
+        .map(|c| tokio::spawn(client(c, hosts.clone(), 3_000)))
+        .collect();
+    // The admin: move each range to the next host, round and round, while the clients run.
+    let admin_hosts = hosts.clone();
+    let admin = tokio::spawn(async move {
+        let mut admin = KvRemote::connect(admin_hosts).await.unwrap();
+        let mut moves = 0;
+        for round in 0..5 {
+            for (i, &(lo, hi)) in RANGES.iter().enumerate() {
+                let range = KeyRange::new(lo, hi);
+                let from = admin.find_owner(lo, T).await.unwrap();
+                let to = (from + 1 + (round + i) % 2) % 3;
+                admin.shard(range, from, to, T).await.unwrap();
+                let deadline = tokio::time::Instant::now() + T;
+                while !admin.owns(to, lo, T).await.unwrap() {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "host {to} never took {range}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                moves += 1;
+            }
+        }
+        moves
+    });
+    let mut latest: BTreeMap<u64, Option<Vec<u8>>> = BTreeMap::new();
+    let mut redirects = 0;
+    for w in writers {
+        let (acked, r) = w.await.unwrap();
+        latest.extend(acked);
+        redirects += r;
+    }
+    assert!(redirects > 0, "the clients must have followed the moves");
+    assert_eq!(admin.await.unwrap(), 20);
+    // No acknowledged write lost: a fresh client reads every key's latest value.
+    let mut reader = KvRemote::connect(hosts.clone()).await.unwrap();
+    for key in 0..KEYS {
+        let want = latest.get(&key).cloned().flatten();
+        assert_eq!(
+            reader.get(key, T).await.unwrap(),
+            want,
+            "final read of {key}"
+        );
+    }
+    // Each pair lives on exactly one host: the hosts' tables add up to the live keys.
+    let live = latest.values().filter(|v| v.is_some()).count() as u64;
+    let stored: u64 = cluster
+        .stats
+        .iter()
+        .map(|s| s.gauges.keys.load(Ordering::Relaxed))
+        .sum();
+    assert_eq!(stored, live);
+    // The data moved: more than one host holds pairs, and clients were redirected.
+    let holding = cluster
+        .stats
+        .iter()
+        .filter(|s| s.gauges.keys.load(Ordering::Relaxed) > 0)
+        .count();
+    assert!(holding >= 2, "pairs on {holding} host(s)");
+    for s in &cluster.stats {
+        assert_eq!(s.counters.dropped(), 0);
+    }
+    cluster.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_datagrams_are_dropped_and_counted_while_serving() {
+    let cluster = LocalKv::loopback(2).await.unwrap();
+    let hosts = cluster.addrs();
+    let stranger = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+    // Garbage, a truncated message, and a Delegate from someone who is not a host (it would
+    // hand the stranger's pairs in as if they were the cluster's).
+    let set = codec::encode(&KvMsg::Single {
+        epoch: 1,
+        to: 0,
+        seqno: 1,
+        payload: KvPayload::Set {
+            key: 1,
+            value: Some(b"x".to_vec()),
+        },
+    })
+    .unwrap();
+    let forged = codec::encode(&KvMsg::Single {
+        epoch: 1,
+        to: 0,
+        seqno: 1,
+        payload: KvPayload::Delegate {
+            range: KeyRange::ALL,
+            pairs: Default::default(),
+        },
+    })
+    .unwrap();
+    for d in [&b"\xff\xfe garbage"[..], &set[..set.len() - 2], &forged[..]] {
+        stranger.send_to(d, hosts[1]).await.unwrap();
+    }
+    let mut kv = KvRemote::connect(hosts.clone()).await.unwrap();
+    kv.set(3, Some(b"still here".to_vec()), T).await.unwrap();
+    assert_eq!(kv.get(3, T).await.unwrap(), Some(b"still here".to_vec()));
+    let c = &cluster.stats[1].counters;
+    assert_eq!(c.dropped_undecodable.load(Ordering::Relaxed), 2);
+    assert_eq!(c.dropped_unknown_sender.load(Ordering::Relaxed), 1);
+    // Host 1 still believes host 0 owns everything: the forged delegation was not taken.
+    assert!(!kv.owns(1, 3, T).await.unwrap());
+    cluster.stop().await.unwrap();
+}
+
+/// Sends `Set(key, value)` as `Single(epoch, seqno)` from `socket` and waits for its reply.
+async fn raw_set(
+    socket: &tokio::net::UdpSocket,
+    host: SocketAddrV4,
+    epoch: u64,
+    seqno: u64,
+    key: u64,
+) -> Option<KvPayload> {
+    let msg = KvMsg::Single {
+        epoch,
+        to: 0,
+        seqno,
+        payload: KvPayload::Set {
+            key,
+            value: Some(format!("{epoch}.{seqno}").into_bytes()),
+        },
+    };
+    socket
+        .send_to(&codec::encode(&msg).unwrap(), host)
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 2048];
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+    while let Ok(Ok((n, _))) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await {
+        // Only what is addressed to this incarnation (a real client ignores the rest).
+        if let Ok(KvMsg::Single { to, payload, .. }) = codec::decode::<KvMsg>(&buf[..n]) {
+            if to == 0 || to == epoch {
+                return Some(payload);
+            }
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_restarted_on_the_same_port_is_served() {
+    let cluster = LocalKv::loopback(1).await.unwrap();
+    let host = cluster.addrs()[0];
+    let first = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = first.local_addr().unwrap();
+    for seqno in 1..=3 {
+        assert!(raw_set(&first, host, 100, seqno, 9).await.is_some());
+    }
+    drop(first);
+    // A new process on the same port starts again at sequence number 1, with a later epoch.
+    let second = bind_udp(match port {
+        std::net::SocketAddr::V4(a) => a,
+        _ => unreachable!(),
+    })
+    .unwrap();
+    let reply = raw_set(&second, host, 200, 1, 9).await;
+    assert!(
+        matches!(reply, Some(KvPayload::Reply { ref value, .. }) if value.as_deref() == Some(&b"200.1"[..])),
+        "{reply:?}"
+    );
+    // A straggler from the first process (an older epoch) is ignored, not answered.
+    assert_eq!(raw_set(&second, host, 100, 4, 9).await, None);
+    let mut kv = KvRemote::connect(vec![host]).await.unwrap();
+    assert_eq!(kv.get(9, T).await.unwrap(), Some(b"200.1".to_vec()));
+    cluster.stop().await.unwrap();
+}
