@@ -192,3 +192,160 @@ fn soak_runs_replica_processes_and_reports_memory() {
     assert!(out.contains("resident memory from"), "{out}");
     assert!(out.contains("final counter"), "{out}");
 }
+
+#[test]
+fn bad_kv_cluster_files_and_flags_name_the_problem_and_exit_2() {
+    let cases = [
+        ("kv-empty.toml", "hosts = []\n"),
+        (
+            "kv-dup.toml",
+            "hosts = [\"127.0.0.1:7100\", \"127.0.0.1:7100\"]\n",
+        ),
+        (
+            "kv-deleg.toml",
+            "hosts = [\"127.0.0.1:7100\"]\n[params]\nmax_delegations = 1\n",
+        ),
+        (
+            "kv-typo.toml",
+            "hosts = [\"127.0.0.1:7100\"]\n[params]\nretransmit = 4\n",
+        ),
+    ];
+    let mut report = String::new();
+    for (name, text) in cases {
+        let p = temp(name, text);
+        let o = run(&["kv", "host", "--config", p.to_str().unwrap(), "--id", "0"]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        let dir = p.parent().unwrap().to_str().unwrap().to_string();
+        report += &format!("{name}:\n{}\n", stderr(&o).replace(&dir, "DIR"));
+    }
+    for args in [
+        &["kv", "shard", "--range", "9..3", "--to", "1"][..],
+        &["kv", "bench", "--get-ratio", "1.5"][..],
+        &[
+            "kv",
+            "get",
+            "--hosts",
+            "127.0.0.1:9",
+            "--timeout",
+            "200ms",
+            "7",
+        ][..],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        report += &format!("{}:\n{}\n", args.join(" "), stderr(&o));
+    }
+    insta::assert_snapshot!(report);
+}
+
+/// Kills the child on drop (a failed assertion must not leave a server running).
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn kv_host_processes_serve_get_set_del_and_shard() {
+    let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
+    let p = temp(
+        "kv-cluster.toml",
+        &format!(
+            "hosts = [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]\n",
+            ports[0], ports[1]
+        ),
+    );
+    let cfg = p.to_str().unwrap();
+    let _hosts: Vec<Child> = (0..2)
+        .map(|i| {
+            Child(
+                Command::new(BIN)
+                    .args(["kv", "host", "--config", cfg, "--id", &i.to_string()])
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let kv = |args: &[&str]| {
+        let mut all = vec![args[0], "--config", cfg];
+        all.extend(&args[1..]);
+        let o = run(&std::iter::once("kv").chain(all).collect::<Vec<_>>());
+        (o.status.code(), stdout(&o).trim().to_string(), stderr(&o))
+    };
+    assert_eq!(kv(&["set", "150", "hello"]).1, "ok");
+    assert_eq!(kv(&["get", "150"]).1, "hello");
+    let (code, out, _) = kv(&["shard", "--range", "100..200", "--to", "1"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "moved [100..200) from host 0 to host 1")
+    );
+    let (_, out, err) = kv(&["get", "150"]);
+    assert_eq!(out, "hello");
+    assert!(err.contains("answered by host 1"), "{err}");
+    assert_eq!(kv(&["del", "150"]).1, "ok");
+    assert_eq!(kv(&["get", "150"]).1, "(none)");
+    // Host 0 owns only part of 50..150 now: the move is refused, exit 1.
+    let (code, _, err) = kv(&["shard", "--range", "50..150", "--to", "1"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("must own the whole range"), "{err}");
+}
+
+#[test]
+fn kv_bench_prints_json_with_echo_baseline() {
+    let o = run(&[
+        "kv",
+        "bench",
+        "--local-hosts",
+        "1,3",
+        "--sweep",
+        "1,4",
+        "--keys",
+        "100",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "100ms",
+        "--baseline",
+        "echo",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let points = doc["points"].as_array().unwrap();
+    let systems: Vec<(&str, u64)> = points
+        .iter()
+        .map(|p| {
+            (
+                p["system"].as_str().unwrap(),
+                p["clients"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        systems,
+        [
+            ("kv1", 1),
+            ("kv1", 4),
+            ("kv3", 1),
+            ("kv3", 4),
+            ("echo", 1),
+            ("echo", 4)
+        ]
+    );
+    for p in points {
+        assert!(p["ops"].as_u64().unwrap() > 0, "{p}");
+        assert_eq!(p["errors"].as_u64().unwrap(), 0, "{p}");
+    }
+}

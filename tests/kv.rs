@@ -268,3 +268,44 @@ fn check_kv_exit_codes() {
     assert_eq!(run(&["kv", "--move", "1..:7:1", "check"]), Some(2));
     assert_eq!(run(&["kv", "--mutation", "nonsense", "check"]), Some(2));
 }
+
+/// 2,887,800 states, about 70 s on 2 cores: run with `cargo test --release -- --ignored`.
+#[test]
+#[ignore = "70 s; run with --ignored"]
+fn two_clients_and_a_move_hold_exhaustively() {
+    let mut cfg = KvModelCfg::small();
+    cfg.clients = vec![
+        vec![ClientOp::Set(1, Some(b"a".to_vec()))],
+        vec![ClientOp::Get(1)],
+        vec![shard(KeyRange::new(1, None), 0, 1)],
+    ];
+    assert_eq!(holds_exhaustively(cfg, None), 2_887_800);
+}
+
+#[test]
+fn two_clients_racing_on_one_key_stay_linearizable() {
+    let mut cfg = KvModelCfg::small();
+    cfg.clients = vec![
+        vec![ClientOp::Set(1, Some(b"a".to_vec())), ClientOp::Get(1)],
+        vec![
+            ClientOp::Set(1, Some(b"b".to_vec())),
+            ClientOp::Set(1, None),
+        ],
+    ];
+    let outcome = run(kv_model(cfg), &opts(Mode::Bfs), &mut std::io::sink());
+    assert!(outcome.complete);
+    for name in SAFETY {
+        assert_eq!(
+            outcome.property(name).unwrap().verdict,
+            Verdict::Holds,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        outcome
+            .property("every client is answered")
+            .unwrap()
+            .verdict,
+        Verdict::Reached
+    );
+}

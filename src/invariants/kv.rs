@@ -335,7 +335,7 @@ pub fn kv_model(cfg: KvModelCfg) -> KvModel {
     let mut params = cfg.params.clone();
     // On a lossless duplicating network a message once sent can be delivered again at any time:
     // retransmission adds nothing there.
-    params.retransmit = !(cfg.network == NetworkKind::Duplicating && !cfg.lossy);
+    params.retransmit = cfg.network != NetworkKind::Duplicating || cfg.lossy;
     let mut actors = Vec::new();
     for me in 0..cfg.hosts {
         actors.push(KvNode::Host(Host::new(HostConfig {

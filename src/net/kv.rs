@@ -659,7 +659,7 @@ impl KvRemote {
                 }
             }
             if Instant::now() >= deadline {
-                bail!("no answer from the hosts within the timeout");
+                bail!("no answer from the hosts in time");
             }
             for (dst, m) in self.sd.unacked() {
                 let bytes = codec::encode(&m)?;

@@ -149,26 +149,35 @@ pub enum KvCliOp {
 /// `ok`, and which host answered.
 pub fn kv_op(target: &KvTarget, op: KvCliOp) -> Result<i32> {
     let addrs = target.addrs()?;
+    let shown: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    let context = format!(
+        "talking to hosts {} (is the cluster running?)",
+        shown.join(",")
+    );
     runtime()?.block_on(async {
         let mut c = KvRemote::connect(addrs).await?;
-        let (key, line) = match op {
-            KvCliOp::Get(k) => {
-                let v = c.get(k, target.timeout).await?;
-                let shown = match v {
-                    None => "(none)".to_string(),
-                    Some(b) => String::from_utf8_lossy(&b).into_owned(),
-                };
-                (k, shown)
-            }
-            KvCliOp::Set(k, v) => {
-                c.set(k, Some(v.into_bytes()), target.timeout).await?;
-                (k, "ok".to_string())
-            }
-            KvCliOp::Del(k) => {
-                c.set(k, None, target.timeout).await?;
-                (k, "ok".to_string())
-            }
-        };
+        let (key, line) = async {
+            Ok::<_, anyhow::Error>(match op {
+                KvCliOp::Get(k) => {
+                    let v = c.get(k, target.timeout).await?;
+                    let shown = match v {
+                        None => "(none)".to_string(),
+                        Some(b) => String::from_utf8_lossy(&b).into_owned(),
+                    };
+                    (k, shown)
+                }
+                KvCliOp::Set(k, v) => {
+                    c.set(k, Some(v.into_bytes()), target.timeout).await?;
+                    (k, "ok".to_string())
+                }
+                KvCliOp::Del(k) => {
+                    c.set(k, None, target.timeout).await?;
+                    (k, "ok".to_string())
+                }
+            })
+        }
+        .await
+        .context(context)?;
         println!("{line}");
         if let Some(h) = c.known_owner(key) {
             eprintln!("(answered by host {h}, after {} redirects)", c.redirects);

@@ -145,7 +145,7 @@ mod tests {
         #[test]
         fn matches_a_per_key_model(ops in proptest::collection::vec((0u64..12, 0u64..13, 0usize..3), 0..12)) {
             let mut m = DelegationMap::new(id(0));
-            let mut model = vec![id(0); 16];
+            let mut model = [id(0); 16];
             for (lo, hi, o) in ops {
                 let hi = if hi >= 12 { None } else { Some(hi) };
                 let r = KeyRange::new(lo, hi);
