@@ -674,6 +674,73 @@ impl KvRemote {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn payload() -> impl Strategy<Value = KvPayload> {
+        let value = proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64));
+        let range = (any::<u64>(), proptest::option::of(any::<u64>()))
+            .prop_map(|(lo, hi)| KeyRange::new(lo, hi));
+        let id = any::<u16>().prop_map(|p| Id::from(SocketAddrV4::new([127, 0, 0, 1].into(), p)));
+        prop_oneof![
+            any::<u64>().prop_map(|key| KvPayload::Get { key }),
+            (any::<u64>(), value.clone()).prop_map(|(key, value)| KvPayload::Set { key, value }),
+            (any::<u64>(), value, any::<bool>()).prop_map(|(key, value, write)| KvPayload::Reply {
+                key,
+                value,
+                write
+            }),
+            (any::<u64>(), id.clone()).prop_map(|(key, owner)| KvPayload::Redirect { key, owner }),
+            (range.clone(), id)
+                .prop_map(|(range, recipient)| KvPayload::Shard { range, recipient }),
+            (
+                range,
+                proptest::collection::btree_map(
+                    any::<u64>(),
+                    proptest::collection::vec(any::<u8>(), 0..16),
+                    0..8
+                )
+            )
+                .prop_map(|(range, pairs)| KvPayload::Delegate {
+                    range,
+                    pairs: Arc::new(pairs)
+                }),
+        ]
+    }
+
+    fn message() -> impl Strategy<Value = KvMsg> {
+        prop_oneof![
+            (any::<u64>(), any::<u64>(), any::<u64>(), payload()).prop_map(
+                |(epoch, to, seqno, payload)| KvMsg::Single {
+                    epoch,
+                    to,
+                    seqno,
+                    payload
+                }
+            ),
+            (any::<u64>(), any::<u64>(), any::<u64>())
+                .prop_map(|(epoch, from, seqno)| KvMsg::Ack { epoch, from, seqno }),
+        ]
+    }
+
+    proptest! {
+        /// Every KV message survives the wire; any bytes, or a corrupted message, decode to a
+        /// message or an error, never a panic.
+        #[test]
+        fn kv_messages_round_trip_and_garbage_never_panics(
+            m in message(),
+            flip in any::<(usize, u8)>(),
+            junk in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let bytes = codec::encode(&m).unwrap();
+            prop_assert_eq!(codec::decode::<KvMsg>(&bytes).unwrap(), m);
+            let mut bad = bytes.clone();
+            let i = flip.0 % bad.len();
+            bad[i] ^= flip.1 | 1;
+            let _ = codec::decode::<KvMsg>(&bad);
+            let _ = codec::decode::<KvMsg>(&bytes[..bytes.len() / 2]);
+            let _ = codec::decode::<KvMsg>(&junk);
+        }
+    }
 
     fn err(text: &str) -> String {
         KvClusterConfig::parse(Path::new("/etc/kv.toml"), text)
