@@ -74,6 +74,21 @@ pub fn rsl_replica(config: &Path, id: usize, status_every: Option<Duration>) -> 
     })
 }
 
+/// `n` loopback addresses on consecutive ports from `base_port` (0: each any free port).
+pub fn loopback_addrs(n: usize, base_port: u16) -> Result<Vec<SocketAddrV4>> {
+    (0..n)
+        .map(|i| {
+            let port = if base_port == 0 {
+                Ok(0)
+            } else {
+                u16::try_from(base_port as usize + i)
+                    .map_err(|_| anyhow::anyhow!("--base-port {base_port}: ports run past 65535"))
+            }?;
+            Ok(SocketAddrV4::new([127, 0, 0, 1].into(), port))
+        })
+        .collect()
+}
+
 /// `ironfleet rsl local`: a whole cluster in this process until Ctrl-C/SIGTERM.
 pub fn rsl_local(
     replicas: usize,
@@ -87,17 +102,7 @@ pub fn rsl_local(
             super::config::MAX_REPLICAS
         );
     }
-    let addrs: Vec<SocketAddrV4> = (0..replicas)
-        .map(|i| {
-            let port = if base_port == 0 {
-                Ok(0)
-            } else {
-                u16::try_from(base_port as usize + i)
-                    .map_err(|_| anyhow::anyhow!("--base-port {base_port}: ports run past 65535"))
-            }?;
-            Ok(SocketAddrV4::new([127, 0, 0, 1].into(), port))
-        })
-        .collect::<Result<_>>()?;
+    let addrs = loopback_addrs(replicas, base_port)?;
     let mut cfg = ClusterConfig::new(addrs);
     cfg.data_dir = data_dir;
     runtime()?.block_on(async {

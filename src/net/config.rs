@@ -169,6 +169,39 @@ pub struct ClusterConfig {
 /// and every heartbeat goes to all).
 pub const MAX_REPLICAS: usize = 31;
 
+/// The first problem of a cluster file's address list `field` (none, too many, port 0, listed
+/// twice), as (field, problem).
+pub(crate) fn check_addresses(
+    field: &str,
+    addrs: &[SocketAddrV4],
+    max: usize,
+) -> Option<(String, String)> {
+    if addrs.is_empty() {
+        return Some((field.into(), "needs at least one address".into()));
+    }
+    if addrs.len() > max {
+        return Some((
+            field.into(),
+            format!("{} addresses; at most {max}", addrs.len()),
+        ));
+    }
+    for (i, a) in addrs.iter().enumerate() {
+        if a.port() == 0 {
+            return Some((
+                format!("{field}[{i}]"),
+                format!("{a}: port 0 is not a fixed address"),
+            ));
+        }
+        if let Some(j) = addrs[..i].iter().position(|b| b == a) {
+            return Some((
+                format!("{field}[{i}]"),
+                format!("{a} is already {field}[{j}]"),
+            ));
+        }
+    }
+    None
+}
+
 impl ClusterConfig {
     /// A cluster of these replicas with default parameters and no storage.
     pub fn new(replicas: Vec<SocketAddrV4>) -> Self {
@@ -191,31 +224,8 @@ impl ClusterConfig {
             field,
             problem,
         };
-        if cfg.replicas.is_empty() {
-            return Err(invalid(
-                "replicas".into(),
-                "needs at least one address".into(),
-            ));
-        }
-        if cfg.replicas.len() > MAX_REPLICAS {
-            return Err(invalid(
-                "replicas".into(),
-                format!("{} addresses; at most {MAX_REPLICAS}", cfg.replicas.len()),
-            ));
-        }
-        for (i, a) in cfg.replicas.iter().enumerate() {
-            if a.port() == 0 {
-                return Err(invalid(
-                    format!("replicas[{i}]"),
-                    format!("{a}: port 0 is not a fixed address"),
-                ));
-            }
-            if let Some(j) = cfg.replicas[..i].iter().position(|b| b == a) {
-                return Err(invalid(
-                    format!("replicas[{i}]"),
-                    format!("{a} is already replicas[{j}]"),
-                ));
-            }
+        if let Some((field, problem)) = check_addresses("replicas", &cfg.replicas, MAX_REPLICAS) {
+            return Err(invalid(field, problem));
         }
         if let Some((field, problem)) = cfg.params.check() {
             return Err(invalid(field.into(), problem));

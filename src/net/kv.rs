@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::codec;
-use super::config::ConfigError;
+use super::config::{check_addresses, ConfigError};
 use super::runtime::{bind_udp, run_actor, Counters, RuntimeConfig};
 use crate::actors::kv::{
     Host, HostConfig, HostState, Key, KeyRange, KvMsg, KvParams, KvPayload, SingleDelivery, Value,
@@ -144,28 +144,8 @@ impl KvClusterConfig {
             field,
             problem,
         };
-        if cfg.hosts.is_empty() {
-            return Err(invalid("hosts".into(), "needs at least one address".into()));
-        }
-        if cfg.hosts.len() > MAX_HOSTS {
-            return Err(invalid(
-                "hosts".into(),
-                format!("{} addresses; at most {MAX_HOSTS}", cfg.hosts.len()),
-            ));
-        }
-        for (i, a) in cfg.hosts.iter().enumerate() {
-            if a.port() == 0 {
-                return Err(invalid(
-                    format!("hosts[{i}]"),
-                    format!("{a}: port 0 is not a fixed address"),
-                ));
-            }
-            if let Some(j) = cfg.hosts[..i].iter().position(|b| b == a) {
-                return Err(invalid(
-                    format!("hosts[{i}]"),
-                    format!("{a} is already hosts[{j}]"),
-                ));
-            }
+        if let Some((field, problem)) = check_addresses("hosts", &cfg.hosts, MAX_HOSTS) {
+            return Err(invalid(field, problem));
         }
         if let Some((field, problem)) = cfg.params.check() {
             return Err(invalid(field.into(), problem));
@@ -248,15 +228,9 @@ pub struct HostStats {
 impl HostStats {
     /// One JSON object with the host's index, counters and gauges.
     pub fn status_json(&self, id: usize) -> serde_json::Value {
-        let counters: serde_json::Map<String, serde_json::Value> = self
-            .counters
-            .snapshot()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.into()))
-            .collect();
         serde_json::json!({
             "host": id,
-            "counters": counters,
+            "counters": self.counters.to_json(),
             "gauges": self.gauges.to_json(),
             "rss_kib": super::rsl::resident_kib(),
         })

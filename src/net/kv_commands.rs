@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::bench::{self, ClientTask, EchoServer, Point, Timing};
 use super::codec;
-use super::commands::{latency_chart, runtime, Baseline, MAX_BENCH_CLIENTS};
+use super::commands::{latency_chart, loopback_addrs, runtime, Baseline, MAX_BENCH_CLIENTS};
 use super::kv::{spawn_host, HostStats, KvClusterConfig, KvRemote, LocalKv};
 use super::runtime::{bind_udp, shutdown_signal};
 use crate::actors::kv::{Key, KeyRange, KvMsg, KvPayload};
@@ -95,17 +95,7 @@ pub fn kv_local(hosts: usize, base_port: u16, write_config: Option<PathBuf>) -> 
     if !(1..=super::kv::MAX_HOSTS).contains(&hosts) {
         bail!("--hosts {hosts}: must be 1..={}", super::kv::MAX_HOSTS);
     }
-    let addrs: Vec<SocketAddrV4> = (0..hosts)
-        .map(|i| {
-            let port = if base_port == 0 {
-                Ok(0)
-            } else {
-                u16::try_from(base_port as usize + i)
-                    .map_err(|_| anyhow::anyhow!("--base-port {base_port}: ports run past 65535"))
-            }?;
-            Ok(SocketAddrV4::new([127, 0, 0, 1].into(), port))
-        })
-        .collect::<Result<_>>()?;
+    let addrs = loopback_addrs(hosts, base_port)?;
     runtime()?.block_on(async {
         let cluster = LocalKv::start(KvClusterConfig::new(addrs)).await?;
         println!("IronKV cluster on loopback (host 0 owns every key at start):");

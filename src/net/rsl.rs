@@ -104,15 +104,9 @@ impl ReplicaStats {
     /// One JSON object with the replica's index, counters and gauges: the status line of
     /// `ironfleet rsl replica`.
     pub fn status_json(&self, id: usize) -> serde_json::Value {
-        let counters: serde_json::Map<String, serde_json::Value> = self
-            .counters
-            .snapshot()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.into()))
-            .collect();
         serde_json::json!({
             "replica": id,
-            "counters": counters,
+            "counters": self.counters.to_json(),
             "gauges": self.gauges.snapshot(),
             "rss_kib": resident_kib(),
         })

@@ -65,6 +65,15 @@ impl Counters {
         ]
     }
 
+    /// The snapshot as a JSON object.
+    pub fn to_json(&self) -> serde_json::Value {
+        self.snapshot()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::from(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+
     /// All datagrams dropped, whatever the reason.
     pub fn dropped(&self) -> u64 {
         self.dropped_oversized.load(Ordering::Relaxed)

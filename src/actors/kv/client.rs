@@ -188,12 +188,8 @@ impl Actor for KvClient {
     ) {
         match msg {
             KvMsg::Ack { epoch, from, seqno } => {
-                if state.sd.acks_something(src, epoch, from, seqno) {
-                    let s = state.to_mut();
-                    s.sd.ack(src, epoch, from, seqno);
-                    if self.retransmits() && !s.sd.has_unacked() {
-                        o.cancel_timer(KvTimer::Retransmit);
-                    }
+                if SingleDelivery::on_ack(state, src, epoch, from, seqno) && self.retransmits() {
+                    o.cancel_timer(KvTimer::Retransmit);
                 }
             }
             KvMsg::Single {
@@ -254,5 +250,17 @@ impl Actor for KvClient {
         }
         let d = Duration::from_millis(self.cfg.params.retransmit_ms);
         o.set_timer(KvTimer::Retransmit, d..d);
+    }
+}
+
+impl AsRef<SingleDelivery> for KvClientState {
+    fn as_ref(&self) -> &SingleDelivery {
+        &self.sd
+    }
+}
+
+impl AsMut<SingleDelivery> for KvClientState {
+    fn as_mut(&mut self) -> &mut SingleDelivery {
+        &mut self.sd
     }
 }

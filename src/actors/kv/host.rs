@@ -214,12 +214,8 @@ impl Actor for Host {
     fn on_msg(&self, _id: Id, state: &mut Cow<HostState>, src: Id, msg: KvMsg, o: &mut Out<Self>) {
         match msg {
             KvMsg::Ack { epoch, from, seqno } => {
-                if state.sd.acks_something(src, epoch, from, seqno) {
-                    let s = state.to_mut();
-                    s.sd.ack(src, epoch, from, seqno);
-                    if self.retransmits() && !s.sd.has_unacked() {
-                        o.cancel_timer(KvTimer::Retransmit);
-                    }
+                if SingleDelivery::on_ack(state, src, epoch, from, seqno) && self.retransmits() {
+                    o.cancel_timer(KvTimer::Retransmit);
                 }
             }
             KvMsg::Single {
@@ -263,5 +259,17 @@ impl Actor for Host {
             o.send(dst, m);
         }
         o.set_timer(KvTimer::Retransmit, self.retransmit_period());
+    }
+}
+
+impl AsRef<SingleDelivery> for HostState {
+    fn as_ref(&self) -> &SingleDelivery {
+        &self.sd
+    }
+}
+
+impl AsMut<SingleDelivery> for HostState {
+    fn as_mut(&mut self) -> &mut SingleDelivery {
+        &mut self.sd
     }
 }

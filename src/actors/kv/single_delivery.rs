@@ -219,6 +219,26 @@ impl SingleDelivery {
         self.send.values().any(|c| !c.unacked.is_empty())
     }
 
+    /// An actor's step on `Ack(epoch, from, seqno)` from `src`, for a state `S` whose
+    /// SingleDelivery `sd` reaches: leaves the state borrowed (a no-op step) if the ack
+    /// acknowledges nothing, and returns whether the actor now has nothing left unacked (it may
+    /// cancel its retransmission timer).
+    pub fn on_ack<S: Clone + AsMut<SingleDelivery> + AsRef<SingleDelivery>>(
+        state: &mut std::borrow::Cow<S>,
+        src: Id,
+        epoch: u64,
+        from: u64,
+        seqno: u64,
+    ) -> bool {
+        let current: &S = state;
+        if !current.as_ref().acks_something(src, epoch, from, seqno) {
+            return false;
+        }
+        let sd: &mut SingleDelivery = state.to_mut().as_mut();
+        sd.ack(src, epoch, from, seqno);
+        !sd.has_unacked()
+    }
+
     /// Whether the channel to `dst` has `max_unacked` messages waiting for an ack.
     pub fn is_full(&self, dst: Id, max_unacked: usize) -> bool {
         self.send
