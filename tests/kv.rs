@@ -267,6 +267,24 @@ fn check_kv_exit_codes() {
     assert_eq!(run(&["kv", "--mutation", "drop-pair", "check"]), Some(1));
     assert_eq!(run(&["kv", "--move", "1..:7:1", "check"]), Some(2));
     assert_eq!(run(&["kv", "--mutation", "nonsense", "check"]), Some(2));
+    assert_eq!(run(&["kv", "--liveness", "check"]), Some(0));
+    assert_eq!(
+        run(&["kv", "--liveness", "simulate", "--walks", "20"]),
+        Some(0)
+    );
+    assert_eq!(
+        run(&[
+            "kv",
+            "--lossy",
+            "--shards",
+            "0",
+            "--liveness",
+            "--mutation",
+            "never-retransmit",
+            "check"
+        ]),
+        Some(1)
+    );
 }
 
 /// 2,887,800 states, about 70 s on 2 cores: run with `cargo test --release -- --ignored`.

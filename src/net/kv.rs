@@ -400,7 +400,7 @@ const MAX_CACHED_OWNERS: usize = 1 << 16;
 pub struct KvRemote {
     socket: UdpSocket,
     hosts: Vec<SocketAddrV4>,
-    sd: SingleDelivery,
+    sd: SingleDelivery<KvPayload>,
     owners: BTreeMap<Key, usize>,
     outstanding: BTreeMap<usize, VecDeque<u64>>,
     next_tag: u64,

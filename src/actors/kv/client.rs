@@ -68,7 +68,7 @@ pub struct KvClientState {
     /// Replies received, one per Get/Set.
     pub replies: Vec<Option<Value>>,
     /// Reliable channels.
-    pub sd: SingleDelivery,
+    pub sd: SingleDelivery<KvPayload>,
     /// Redirects followed for the current operation.
     pub redirects: u32,
     /// Followed a redirect (at least once, for any operation).
@@ -253,14 +253,14 @@ impl Actor for KvClient {
     }
 }
 
-impl AsRef<SingleDelivery> for KvClientState {
-    fn as_ref(&self) -> &SingleDelivery {
+impl AsRef<SingleDelivery<KvPayload>> for KvClientState {
+    fn as_ref(&self) -> &SingleDelivery<KvPayload> {
         &self.sd
     }
 }
 
-impl AsMut<SingleDelivery> for KvClientState {
-    fn as_mut(&mut self) -> &mut SingleDelivery {
+impl AsMut<SingleDelivery<KvPayload>> for KvClientState {
+    fn as_mut(&mut self) -> &mut SingleDelivery<KvPayload> {
         &mut self.sd
     }
 }

@@ -45,7 +45,7 @@ pub struct HostState {
     /// This host's pairs.
     pub table: BTreeMap<Key, Value>,
     /// Reliable channels.
-    pub sd: SingleDelivery,
+    pub sd: SingleDelivery<KvPayload>,
     /// Milestones.
     pub milestones: HostMilestones,
 }
@@ -262,14 +262,14 @@ impl Actor for Host {
     }
 }
 
-impl AsRef<SingleDelivery> for HostState {
-    fn as_ref(&self) -> &SingleDelivery {
+impl AsRef<SingleDelivery<KvPayload>> for HostState {
+    fn as_ref(&self) -> &SingleDelivery<KvPayload> {
         &self.sd
     }
 }
 
-impl AsMut<SingleDelivery> for HostState {
-    fn as_mut(&mut self) -> &mut SingleDelivery {
+impl AsMut<SingleDelivery<KvPayload>> for HostState {
+    fn as_mut(&mut self) -> &mut SingleDelivery<KvPayload> {
         &mut self.sd
     }
 }

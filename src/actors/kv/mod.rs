@@ -19,5 +19,5 @@ pub use delegation::DelegationMap;
 pub use host::{Host, HostConfig, HostMilestones, HostState};
 pub use node::{KvNode, KvNodeState};
 pub use params::{KvMutation, KvParams};
-pub use single_delivery::{Received, RecvChannel, SendChannel, SingleDelivery};
+pub use single_delivery::{Received, RecvChannel, SdMsg, SendChannel, SingleDelivery};
 pub use types::{Key, KeyRange, KvMsg, KvPayload, KvTimer, Pairs, Value};

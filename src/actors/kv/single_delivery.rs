@@ -2,16 +2,69 @@
 //! reorders. Per channel the sender numbers messages from 1 and keeps them until acknowledged
 //! (retransmitting them on a timer); the receiver delivers only the next sequence number, acks
 //! cumulatively, and ignores everything else. The unacknowledged queue is bounded.
+//!
+//! Generic over the payload `M`: [`SingleDelivery<M>`] keeps the channels, [`SdMsg<M>`] is what
+//! goes on the wire. IronKV uses it for every message, client traffic included.
 
 use std::collections::BTreeMap;
 
 use stateright::actor::Id;
 
-use super::types::{KvMsg, KvPayload};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// SingleDelivery's wire message, for any payload type `M` (IronKV's is
+/// [`super::KvMsg`] = `SdMsg<KvPayload>`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum SdMsg<M> {
+    /// A payload with its per-channel sequence number.
+    Single {
+        /// The sender's epoch (see [`SingleDelivery`]); 0 in models.
+        epoch: u64,
+        /// The receiver's epoch it is addressed to (0: any, not known yet).
+        to: u64,
+        /// Sequence number on the (sender, receiver) channel, from 1.
+        seqno: u64,
+        /// The payload.
+        payload: M,
+    },
+    /// Cumulative acknowledgement: every sequence number up to this one was delivered.
+    Ack {
+        /// The epoch of the channel acknowledged (the original sender's).
+        epoch: u64,
+        /// The acknowledging receiver's own epoch.
+        from: u64,
+        /// The highest sequence number delivered.
+        seqno: u64,
+    },
+}
+
+impl<M: fmt::Display> fmt::Display for SdMsg<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SdMsg::Single {
+                epoch: 0,
+                seqno,
+                payload,
+                ..
+            } => write!(f, "#{seqno} {payload}"),
+            SdMsg::Single {
+                epoch,
+                seqno,
+                payload,
+                ..
+            } => write!(f, "#{epoch}.{seqno} {payload}"),
+            SdMsg::Ack {
+                epoch: 0, seqno, ..
+            } => write!(f, "Ack(#{seqno})"),
+            SdMsg::Ack { epoch, seqno, .. } => write!(f, "Ack(#{epoch}.{seqno})"),
+        }
+    }
+}
 
 /// Per-destination sending state.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct SendChannel {
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SendChannel<M> {
     /// The receiver's epoch this channel talks to (0: not known yet). When the receiver turns
     /// up with another epoch (it restarted), the channel starts afresh: what was unacked was
     /// for a process that is gone.
@@ -19,7 +72,17 @@ pub struct SendChannel {
     /// The last sequence number used.
     pub last_sent: u64,
     /// Sent and not yet acknowledged, in sequence order.
-    pub unacked: Vec<(u64, KvPayload)>,
+    pub unacked: Vec<(u64, M)>,
+}
+
+impl<M> Default for SendChannel<M> {
+    fn default() -> Self {
+        SendChannel {
+            to_epoch: 0,
+            last_sent: 0,
+            unacked: Vec::new(),
+        }
+    }
 }
 
 /// Per-source receiving state.
@@ -36,11 +99,11 @@ pub struct RecvChannel {
 
 /// What receiving a `Single` did.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Received {
+pub struct Received<M> {
     /// The payload to act on, if this was the next message in order.
-    pub deliver: Option<KvPayload>,
+    pub deliver: Option<M>,
     /// The ack to send back (`None` for a message of a stale epoch).
-    pub ack: Option<KvMsg>,
+    pub ack: Option<SdMsg<M>>,
     /// Whether it was a duplicate (already delivered) that was ignored.
     pub duplicate: bool,
 }
@@ -55,17 +118,27 @@ pub struct Received {
 /// epoch, so the old process's unacked replies are neither resent nor mistaken for new ones.
 /// Messages and acks addressed to an older incarnation are ignored. In models every epoch is 0
 /// and none of this ever triggers.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct SingleDelivery {
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SingleDelivery<M> {
     /// This actor's epoch, stamped on everything it sends.
     pub epoch: u64,
     /// Sending channels.
-    pub send: BTreeMap<Id, SendChannel>,
+    pub send: BTreeMap<Id, SendChannel<M>>,
     /// Receiving channels.
     pub recv: BTreeMap<Id, RecvChannel>,
 }
 
-impl SingleDelivery {
+impl<M> Default for SingleDelivery<M> {
+    fn default() -> Self {
+        SingleDelivery {
+            epoch: 0,
+            send: BTreeMap::new(),
+            recv: BTreeMap::new(),
+        }
+    }
+}
+
+impl<M: Clone> SingleDelivery<M> {
     /// An actor's SingleDelivery with this epoch and no channel yet.
     pub fn new(epoch: u64) -> Self {
         SingleDelivery {
@@ -76,14 +149,14 @@ impl SingleDelivery {
 
     /// Queues `payload` for `dst`; returns the wire message, or `None` if `max_unacked` messages
     /// already wait for an ack on that channel (the caller drops or retries later).
-    pub fn send(&mut self, dst: Id, payload: KvPayload, max_unacked: usize) -> Option<KvMsg> {
+    pub fn send(&mut self, dst: Id, payload: M, max_unacked: usize) -> Option<SdMsg<M>> {
         let ch = self.send.entry(dst).or_default();
         if ch.unacked.len() >= max_unacked {
             return None;
         }
         ch.last_sent += 1;
         ch.unacked.push((ch.last_sent, payload.clone()));
-        Some(KvMsg::Single {
+        Some(SdMsg::Single {
             epoch: self.epoch,
             to: ch.to_epoch,
             seqno: ch.last_sent,
@@ -115,9 +188,9 @@ impl SingleDelivery {
         epoch: u64,
         to: u64,
         seqno: u64,
-        payload: KvPayload,
+        payload: M,
         accept_duplicates: bool,
-    ) -> Received {
+    ) -> Received<M> {
         let stale = Received {
             deliver: None,
             ack: None,
@@ -160,7 +233,7 @@ impl SingleDelivery {
         };
         Received {
             deliver,
-            ack: Some(KvMsg::Ack {
+            ack: Some(SdMsg::Ack {
                 epoch,
                 from: self.epoch,
                 seqno: ch.last_delivered,
@@ -194,7 +267,7 @@ impl SingleDelivery {
     }
 
     /// Every unacknowledged message, to resend.
-    pub fn unacked(&self) -> Vec<(Id, KvMsg)> {
+    pub fn unacked(&self) -> Vec<(Id, SdMsg<M>)> {
         let epoch = self.epoch;
         self.send
             .iter()
@@ -202,7 +275,7 @@ impl SingleDelivery {
                 ch.unacked.iter().map(move |(s, p)| {
                     (
                         dst,
-                        KvMsg::Single {
+                        SdMsg::Single {
                             epoch,
                             to: ch.to_epoch,
                             seqno: *s,
@@ -223,7 +296,7 @@ impl SingleDelivery {
     /// SingleDelivery `sd` reaches: leaves the state borrowed (a no-op step) if the ack
     /// acknowledges nothing, and returns whether the actor now has nothing left unacked (it may
     /// cancel its retransmission timer).
-    pub fn on_ack<S: Clone + AsMut<SingleDelivery> + AsRef<SingleDelivery>>(
+    pub fn on_ack<S: Clone + AsMut<SingleDelivery<M>> + AsRef<SingleDelivery<M>>>(
         state: &mut std::borrow::Cow<S>,
         src: Id,
         epoch: u64,
@@ -234,7 +307,7 @@ impl SingleDelivery {
         if !current.as_ref().acks_something(src, epoch, from, seqno) {
             return false;
         }
-        let sd: &mut SingleDelivery = state.to_mut().as_mut();
+        let sd: &mut SingleDelivery<M> = state.to_mut().as_mut();
         sd.ack(src, epoch, from, seqno);
         !sd.has_unacked()
     }
@@ -252,7 +325,7 @@ impl SingleDelivery {
         &'a self,
         dst: Id,
         theirs: Option<&RecvChannel>,
-    ) -> impl Iterator<Item = &'a KvPayload> + 'a {
+    ) -> impl Iterator<Item = &'a M> + 'a {
         let done = theirs
             .filter(|c| c.epoch == self.epoch)
             .map_or(0, |c| c.last_delivered);
@@ -267,6 +340,7 @@ impl SingleDelivery {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actors::kv::{KvMsg, KvPayload};
     use proptest::prelude::*;
 
     fn get(key: u64) -> KvPayload {
@@ -280,15 +354,15 @@ mod tests {
         #[test]
         fn exactly_once_in_order(n in 1usize..8, schedule in proptest::collection::vec(0usize..64, 0..80)) {
             let (a, b) = (Id::from(0), Id::from(1));
-            let mut tx = SingleDelivery::default();
-            let mut rx = SingleDelivery::default();
+            let mut tx = SingleDelivery::<KvPayload>::default();
+            let mut rx = SingleDelivery::<KvPayload>::default();
             let mut wire: Vec<KvMsg> = (0..n as u64).map(|k| tx.send(b, get(k), 100).unwrap()).collect();
             let mut delivered = Vec::new();
-            let deliver = |m: KvMsg, rx: &mut SingleDelivery, tx: &mut SingleDelivery, delivered: &mut Vec<KvPayload>| {
-                if let KvMsg::Single { epoch, to, seqno, payload } = m {
+            let deliver = |m: KvMsg, rx: &mut SingleDelivery<KvPayload>, tx: &mut SingleDelivery<KvPayload>, delivered: &mut Vec<KvPayload>| {
+                if let SdMsg::Single { epoch, to, seqno, payload } = m {
                     let r = rx.receive(a, epoch, to, seqno, payload, false);
                     delivered.extend(r.deliver);
-                    if let Some(KvMsg::Ack { epoch, from, seqno }) = r.ack { tx.ack(b, epoch, from, seqno); }
+                    if let Some(SdMsg::Ack { epoch, from, seqno }) = r.ack { tx.ack(b, epoch, from, seqno); }
                 }
             };
             // Adversarial phase: deliver arbitrary (possibly repeated) datagrams from the wire.
@@ -311,14 +385,14 @@ mod tests {
 
     #[test]
     fn bounded_queue_refuses_more() {
-        let mut tx = SingleDelivery::default();
+        let mut tx = SingleDelivery::<KvPayload>::default();
         assert!(tx.send(Id::from(1), get(0), 1).is_some());
         assert!(tx.send(Id::from(1), get(1), 1).is_none());
     }
 
     #[test]
     fn duplicates_are_ignored_unless_mutated() {
-        let mut rx = SingleDelivery::default();
+        let mut rx = SingleDelivery::<KvPayload>::default();
         let a = Id::from(0);
         assert!(rx.receive(a, 0, 0, 1, get(0), false).deliver.is_some());
         let r = rx.receive(a, 0, 0, 1, get(0), false);
@@ -347,7 +421,7 @@ mod tests {
         assert_eq!(r.deliver, Some(get(7)));
         assert_eq!(
             r.ack,
-            Some(KvMsg::Ack {
+            Some(SdMsg::Ack {
                 epoch: 9,
                 from: 3,
                 seqno: 1
@@ -357,7 +431,7 @@ mod tests {
         assert_eq!(rx.send[&a].unacked, vec![]);
         assert_eq!(
             rx.send(a, get(8), 8),
-            Some(KvMsg::Single {
+            Some(SdMsg::Single {
                 epoch: 3,
                 to: 9,
                 seqno: 1,

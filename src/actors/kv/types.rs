@@ -126,30 +126,8 @@ pub enum KvPayload {
     },
 }
 
-/// A wire message: every payload travels through [`super::SingleDelivery`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum KvMsg {
-    /// A payload with its per-channel sequence number.
-    Single {
-        /// The sender's epoch (see [`super::SingleDelivery`]); 0 in models.
-        epoch: u64,
-        /// The receiver's epoch it is addressed to (0: any, not known yet).
-        to: u64,
-        /// Sequence number on the (sender, receiver) channel, from 1.
-        seqno: u64,
-        /// The payload.
-        payload: KvPayload,
-    },
-    /// Cumulative acknowledgement: every sequence number up to this one was delivered.
-    Ack {
-        /// The epoch of the channel acknowledged (the original sender's).
-        epoch: u64,
-        /// The acknowledging receiver's own epoch.
-        from: u64,
-        /// The highest sequence number delivered.
-        seqno: u64,
-    },
-}
+/// IronKV's wire message: every payload travels through [`super::SingleDelivery`].
+pub type KvMsg = super::single_delivery::SdMsg<KvPayload>;
 
 fn show(v: &Option<Value>) -> String {
     match v {
@@ -187,29 +165,6 @@ impl fmt::Display for KvPayload {
                     .collect();
                 write!(f, "Delegate({range}, {{{}}})", p.join(", "))
             }
-        }
-    }
-}
-
-impl fmt::Display for KvMsg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KvMsg::Single {
-                epoch: 0,
-                seqno,
-                payload,
-                ..
-            } => write!(f, "#{seqno} {payload}"),
-            KvMsg::Single {
-                epoch,
-                seqno,
-                payload,
-                ..
-            } => write!(f, "#{epoch}.{seqno} {payload}"),
-            KvMsg::Ack {
-                epoch: 0, seqno, ..
-            } => write!(f, "Ack(#{seqno})"),
-            KvMsg::Ack { epoch, seqno, .. } => write!(f, "Ack(#{epoch}.{seqno})"),
         }
     }
 }
