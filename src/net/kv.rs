@@ -175,32 +175,30 @@ pub struct HostGauges {
     pub keys: AtomicU64,
     /// Ranges in its delegation map.
     pub ranges: AtomicU64,
-    /// Ranges it believes it owns.
+    /// Ranges it believes it owns (refreshed every [`FULL_GAUGE_EVERY`] steps).
     pub owned_ranges: AtomicU64,
     /// Peers (hosts and clients) it has a SingleDelivery channel with.
     pub channels: AtomicU64,
-    /// Messages waiting for an ack.
+    /// Messages waiting for an ack (refreshed every [`FULL_GAUGE_EVERY`] steps).
     pub unacked: AtomicU64,
 }
 
 impl HostGauges {
-    fn update(&self, me: Id, s: &HostState) {
+    /// Updates the gauges after step number `step`. The cheap ones every time; the two that
+    /// walk the delegation map or every channel only every [`FULL_GAUGE_EVERY`] steps, so a
+    /// host with many clients does not pay for them on every packet.
+    fn update(&self, me: Id, s: &HostState, step: u64) {
         let set = |g: &AtomicU64, v: usize| g.store(v as u64, Ordering::Relaxed);
         set(&self.keys, s.table.len());
         set(&self.ranges, s.delegation.len());
-        set(
-            &self.owned_ranges,
-            s.delegation
-                .ranges()
-                .iter()
-                .filter(|(_, o)| *o == me)
-                .count(),
-        );
         set(&self.channels, s.sd.send.len().max(s.sd.recv.len()));
-        set(
-            &self.unacked,
-            s.sd.send.values().map(|c| c.unacked.len()).sum(),
-        );
+        if step.is_multiple_of(FULL_GAUGE_EVERY) {
+            set(&self.owned_ranges, s.delegation.count_owned_by(me));
+            set(
+                &self.unacked,
+                s.sd.send.values().map(|c| c.unacked.len()).sum(),
+            );
+        }
     }
 
     /// The current values as JSON.
@@ -215,6 +213,9 @@ impl HostGauges {
         })
     }
 }
+
+/// How often (in steps) the gauges that cost a walk are refreshed.
+pub const FULL_GAUGE_EVERY: u64 = 256;
 
 /// What a running host exposes.
 #[derive(Clone, Debug, Default)]
@@ -289,7 +290,13 @@ pub fn spawn_host(
         accept_from_stranger: from_client,
         storage: None,
         seed: id as u64,
-        observe: Some(Box::new(move |s: &HostState| gauges.update(me, s))),
+        observe: Some(Box::new({
+            let mut step = 0u64;
+            move |s: &HostState| {
+                gauges.update(me, s, step);
+                step += 1;
+            }
+        })),
     };
     Ok(tokio::spawn(run_actor(
         host,

@@ -105,6 +105,11 @@ impl DelegationMap {
         self.bounds.is_empty()
     }
 
+    /// How many of the map's ranges `host` owns.
+    pub fn count_owned_by(&self, host: Id) -> usize {
+        self.bounds.values().filter(|&&o| o == host).count()
+    }
+
     /// The ranges and their owners, in key order.
     pub fn ranges(&self) -> Vec<(KeyRange, Id)> {
         let entries: Vec<(Key, Id)> = self.bounds.iter().map(|(&k, &o)| (k, o)).collect();
@@ -136,6 +141,7 @@ mod tests {
         assert!(m.owns_all(KeyRange::new(12, Some(20)), id(1)));
         assert!(!m.owns_all(KeyRange::new(5, Some(15)), id(1)));
         assert!(m.owns_some(KeyRange::new(5, Some(15)), id(1)));
+        assert_eq!((m.count_owned_by(id(0)), m.count_owned_by(id(1))), (2, 1));
         m.set(KeyRange::new(10, Some(20)), id(0));
         assert_eq!(m.len(), 1, "merged back: {:?}", m.ranges());
     }

@@ -90,16 +90,16 @@ impl Host {
         self.params().retransmit && !self.params().has(KvMutation::NeverRetransmit)
     }
 
-    /// Whether handling `payload` from `src` needs room on a channel that has none.
+    /// Whether handling `payload` from `src` needs room on a channel that has none: the reply
+    /// (or the delegation) must be queued, never dropped, so the request is not even
+    /// acknowledged; its sender retransmits it later.
     fn blocked(&self, s: &HostState, src: Id, payload: &KvPayload) -> bool {
         let dst = match payload {
             KvPayload::Get { .. } | KvPayload::Set { .. } => src,
             KvPayload::Shard { recipient, .. } => *recipient,
             _ => return false,
         };
-        s.sd.send
-            .get(&dst)
-            .is_some_and(|c| c.unacked.len() >= self.params().max_unacked)
+        s.sd.is_full(dst, self.params().max_unacked)
     }
 
     fn handle(&self, s: &mut HostState, src: Id, payload: KvPayload, o: &mut Out<Self>) {
@@ -155,7 +155,10 @@ impl Host {
                     .map(|(_, v)| 16 + v.len())
                     .sum();
                 let fits = bytes <= p.max_delegate_bytes;
-                if recipient == me || !owned || !room || !fits || range.is_empty() {
+                // Only to another host of the configuration: a range handed to any other
+                // address (an admin's typo) would be neither served nor ever acknowledged.
+                let to_host = recipient != me && self.cfg.hosts.contains(&recipient);
+                if !to_host || !owned || !room || !fits || range.is_empty() {
                     return;
                 }
                 let keys: Vec<Key> = s
