@@ -276,3 +276,122 @@ impl AsMut<SingleDelivery<KvPayload>> for HostState {
         &mut self.sd
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::kv::KeyRange;
+
+    fn host(params: KvParams) -> Host {
+        Host::new(HostConfig {
+            hosts: Arc::new(vec![Id::from(0), Id::from(1)]),
+            me: 0,
+            epoch: 0,
+            params,
+        })
+    }
+
+    /// Delivers `payloads` in order from the admin (id 9) and returns the state and what the
+    /// last step sent.
+    fn deliver(h: &Host, payloads: &[KvPayload]) -> (HostState, Vec<KvMsg>) {
+        let mut o = Out::new();
+        let mut state = h.on_start(Id::from(0), &None, &mut o);
+        let mut sent = Vec::new();
+        for (n, p) in payloads.iter().enumerate() {
+            let mut o = Out::new();
+            let mut cow = Cow::Owned(state);
+            let msg = KvMsg::Single {
+                epoch: 0,
+                to: 0,
+                seqno: n as u64 + 1,
+                payload: p.clone(),
+            };
+            h.on_msg(Id::from(0), &mut cow, Id::from(9), msg, &mut o);
+            state = cow.into_owned();
+            sent = o
+                .into_iter()
+                .filter_map(|c| match c {
+                    stateright::actor::Command::Send(_, m) => Some(m),
+                    _ => None,
+                })
+                .collect();
+        }
+        (state, sent)
+    }
+
+    fn set(key: Key, len: usize) -> KvPayload {
+        KvPayload::Set {
+            key,
+            value: Some(vec![7; len]),
+        }
+    }
+
+    fn shard(lo: Key, hi: Option<Key>, to: usize) -> KvPayload {
+        KvPayload::Shard {
+            range: KeyRange::new(lo, hi),
+            recipient: Id::from(to),
+        }
+    }
+
+    fn delegated(sent: &[KvMsg]) -> bool {
+        sent.iter().any(|m| {
+            matches!(
+                m,
+                KvMsg::Single {
+                    payload: KvPayload::Delegate { .. },
+                    ..
+                }
+            )
+        })
+    }
+
+    #[test]
+    fn a_shard_moves_the_range_with_its_pairs() {
+        let (s, sent) = deliver(
+            &host(KvParams::default()),
+            &[set(3, 4), set(12, 4), shard(10, None, 1)],
+        );
+        assert!(delegated(&sent));
+        assert_eq!(s.table.keys().copied().collect::<Vec<_>>(), vec![3]);
+        assert_eq!(s.delegation.owner(12), Id::from(1));
+    }
+
+    #[test]
+    fn a_shard_to_an_address_that_is_not_a_host_is_refused() {
+        let (s, sent) = deliver(&host(KvParams::default()), &[set(3, 4), shard(0, None, 5)]);
+        assert!(!delegated(&sent));
+        assert_eq!(s.table.len(), 1);
+        assert_eq!(s.delegation.owner(3), Id::from(0));
+    }
+
+    #[test]
+    fn a_shard_whose_pairs_would_not_fit_a_datagram_is_refused() {
+        let params = KvParams {
+            max_delegate_bytes: 100,
+            ..KvParams::default()
+        };
+        let (_, sent) = deliver(
+            &host(params.clone()),
+            &[set(1, 60), set(2, 60), shard(0, None, 1)],
+        );
+        assert!(!delegated(&sent));
+        let (_, sent) = deliver(&host(params), &[set(1, 60), set(2, 60), shard(2, None, 1)]);
+        assert!(delegated(&sent), "one pair fits");
+    }
+
+    #[test]
+    fn a_shard_that_would_overfill_the_delegation_map_is_refused() {
+        let params = KvParams {
+            max_delegations: 3,
+            ..KvParams::default()
+        };
+        // The first move splits the map into three ranges; a second would need five.
+        let (s, sent) = deliver(
+            &host(params),
+            &[shard(10, Some(20), 1), shard(30, Some(40), 1)],
+        );
+        assert!(!delegated(&sent));
+        assert_eq!(s.delegation.len(), 3);
+        assert_eq!(s.delegation.owner(35), Id::from(0));
+    }
+}
