@@ -299,25 +299,27 @@ pub fn delegation_bounded(m: &KvModel, s: &KvState) -> bool {
     hosts(&m.cfg, s).all(|(_, h)| h.delegation.len() <= m.cfg.params.max_delegations)
 }
 
-/// Every client has done all its operations.
-pub fn all_clients_done(m: &KvModel, s: &KvState) -> bool {
+/// Each client's state with its operations.
+fn clients<'a>(
+    m: &'a KvModel,
+    s: &'a KvState,
+) -> impl Iterator<Item = (&'a crate::actors::kv::KvClientState, &'a Vec<ClientOp>)> + 'a {
     s.actor_states
         .iter()
         .skip(m.cfg.hosts)
         .filter_map(|a| a.client())
         .zip(&m.cfg.clients)
-        .all(|(c, ops)| c.next_op >= ops.len() && !c.waiting)
+}
+
+/// Every client has done all its operations.
+pub fn all_clients_done(m: &KvModel, s: &KvState) -> bool {
+    clients(m, s).all(|(c, ops)| c.next_op >= ops.len() && !c.waiting)
 }
 
 /// Every client has done all its operations, or gave up one after the model's redirect bound
 /// (`max_redirects`): the bound, not the protocol, stopped it.
 pub fn answered_or_bound_spent(m: &KvModel, s: &KvState) -> bool {
-    s.actor_states
-        .iter()
-        .skip(m.cfg.hosts)
-        .filter_map(|a| a.client())
-        .zip(&m.cfg.clients)
-        .all(|(c, ops)| c.gave_up || (c.next_op >= ops.len() && !c.waiting))
+    clients(m, s).all(|(c, ops)| c.gave_up || (c.next_op >= ops.len() && !c.waiting))
 }
 
 /// The safety property names.

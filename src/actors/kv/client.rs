@@ -90,16 +90,6 @@ impl KvClient {
         KvClient { cfg: Arc::new(cfg) }
     }
 
-    /// Whether every operation is done.
-    pub fn is_done(&self, s: &KvClientState) -> bool {
-        s.next_op >= self.cfg.ops.len() && !s.waiting
-    }
-
-    /// Whether the client is done or gave up (the model's redirect bound was spent).
-    pub fn is_finished(&self, s: &KvClientState) -> bool {
-        self.is_done(s) || s.gave_up
-    }
-
     fn retransmits(&self) -> bool {
         use super::params::KvMutation;
         self.cfg.params.retransmit && !self.cfg.params.has(KvMutation::NeverRetransmit)
