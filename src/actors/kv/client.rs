@@ -4,7 +4,6 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Actor, Id, Out};
@@ -90,19 +89,10 @@ impl KvClient {
         KvClient { cfg: Arc::new(cfg) }
     }
 
-    fn retransmits(&self) -> bool {
-        use super::params::KvMutation;
-        self.cfg.params.retransmit && !self.cfg.params.has(KvMutation::NeverRetransmit)
-    }
-
+    /// Sends `payload` reliably; arms the retransmission timer.
     fn send(&self, s: &mut KvClientState, dst: Id, payload: KvPayload, o: &mut Out<Self>) {
-        if let Some(m) = s.sd.send(dst, payload, self.cfg.params.max_unacked) {
-            o.send(dst, m);
-            if self.retransmits() {
-                let d = Duration::from_millis(self.cfg.params.retransmit_ms);
-                o.set_timer(KvTimer::Retransmit, d..d);
-            }
-        }
+        let p = &self.cfg.params;
+        s.sd.send_out(dst, payload, p.max_unacked, p.retransmit_timer(), o);
     }
 
     /// The request of a Get or Set (`None` for a Shard, which `issue` sends itself).
@@ -178,7 +168,9 @@ impl Actor for KvClient {
     ) {
         match msg {
             KvMsg::Ack { epoch, from, seqno } => {
-                if SingleDelivery::on_ack(state, src, epoch, from, seqno) && self.retransmits() {
+                if SingleDelivery::on_ack(state, src, epoch, from, seqno)
+                    && self.cfg.params.retransmits()
+                {
                     o.cancel_timer(KvTimer::Retransmit);
                 }
             }
@@ -232,14 +224,9 @@ impl Actor for KvClient {
     }
 
     fn on_timeout(&self, _id: Id, state: &mut Cow<KvClientState>, _t: &KvTimer, o: &mut Out<Self>) {
-        if !self.retransmits() || !state.sd.has_unacked() {
-            return;
+        if let Some(timer) = self.cfg.params.retransmit_timer() {
+            state.sd.resend_unacked(timer, o);
         }
-        for (dst, m) in state.sd.unacked() {
-            o.send(dst, m);
-        }
-        let d = Duration::from_millis(self.cfg.params.retransmit_ms);
-        o.set_timer(KvTimer::Retransmit, d..d);
     }
 }
 

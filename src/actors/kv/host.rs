@@ -6,7 +6,6 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use stateright::actor::{Actor, Id, Out};
 
@@ -71,23 +70,10 @@ impl Host {
         &self.cfg.params
     }
 
-    fn retransmit_period(&self) -> std::ops::Range<Duration> {
-        let d = Duration::from_millis(self.params().retransmit_ms);
-        d..d
-    }
-
     /// Sends `payload` reliably; arms the retransmission timer.
     fn send(&self, s: &mut HostState, dst: Id, payload: KvPayload, o: &mut Out<Self>) {
-        if let Some(m) = s.sd.send(dst, payload, self.params().max_unacked) {
-            o.send(dst, m);
-            if self.retransmits() {
-                o.set_timer(KvTimer::Retransmit, self.retransmit_period());
-            }
-        }
-    }
-
-    fn retransmits(&self) -> bool {
-        self.params().retransmit && !self.params().has(KvMutation::NeverRetransmit)
+        let p = self.params();
+        s.sd.send_out(dst, payload, p.max_unacked, p.retransmit_timer(), o);
     }
 
     /// Whether handling `payload` from `src` needs room on a channel that has none: the reply
@@ -217,7 +203,9 @@ impl Actor for Host {
     fn on_msg(&self, _id: Id, state: &mut Cow<HostState>, src: Id, msg: KvMsg, o: &mut Out<Self>) {
         match msg {
             KvMsg::Ack { epoch, from, seqno } => {
-                if SingleDelivery::on_ack(state, src, epoch, from, seqno) && self.retransmits() {
+                if SingleDelivery::on_ack(state, src, epoch, from, seqno)
+                    && self.params().retransmits()
+                {
                     o.cancel_timer(KvTimer::Retransmit);
                 }
             }
@@ -255,13 +243,9 @@ impl Actor for Host {
     }
 
     fn on_timeout(&self, _id: Id, state: &mut Cow<HostState>, _t: &KvTimer, o: &mut Out<Self>) {
-        if !self.retransmits() || !state.sd.has_unacked() {
-            return;
+        if let Some(timer) = self.params().retransmit_timer() {
+            state.sd.resend_unacked(timer, o);
         }
-        for (dst, m) in state.sd.unacked() {
-            o.send(dst, m);
-        }
-        o.set_timer(KvTimer::Retransmit, self.retransmit_period());
     }
 }
 

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::types::KvTimer;
+
 /// Parameters of hosts and clients.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KvParams {
@@ -47,6 +49,24 @@ impl Default for KvParams {
 }
 
 impl KvParams {
+    /// Whether SingleDelivery resends on a timer: always at run time; not where the model's
+    /// lossless duplicating network makes it redundant, nor with the `NeverRetransmit` mutation.
+    pub fn retransmits(&self) -> bool {
+        self.retransmit && !self.has(KvMutation::NeverRetransmit)
+    }
+
+    /// The retransmission timer's period.
+    pub fn retransmit_period(&self) -> std::ops::Range<std::time::Duration> {
+        let d = std::time::Duration::from_millis(self.retransmit_ms);
+        d..d
+    }
+
+    /// The retransmission timer to arm after a send, if SingleDelivery retransmits.
+    pub fn retransmit_timer(&self) -> Option<(KvTimer, std::ops::Range<std::time::Duration>)> {
+        self.retransmits()
+            .then(|| (KvTimer::Retransmit, self.retransmit_period()))
+    }
+
     /// Whether `m` is switched on.
     pub fn has(&self, m: KvMutation) -> bool {
         self.mutation == Some(m)

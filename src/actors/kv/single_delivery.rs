@@ -8,7 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use stateright::actor::Id;
+use std::ops::Range;
+use std::time::Duration;
+
+use stateright::actor::{Actor, Id, Out};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -162,6 +165,43 @@ impl<M: Clone> SingleDelivery<M> {
             seqno: ch.last_sent,
             payload,
         })
+    }
+
+    /// Queues `payload` for `dst` and emits it into `o`, arming `timer` (the retransmission
+    /// timer and its period) if given. Returns whether it was queued (`false`: the channel is
+    /// full).
+    pub fn send_out<A: Actor<Msg = SdMsg<M>>>(
+        &mut self,
+        dst: Id,
+        payload: M,
+        max_unacked: usize,
+        timer: Option<(A::Timer, Range<Duration>)>,
+        o: &mut Out<A>,
+    ) -> bool {
+        let Some(m) = self.send(dst, payload, max_unacked) else {
+            return false;
+        };
+        o.send(dst, m);
+        if let Some((t, period)) = timer {
+            o.set_timer(t, period);
+        }
+        true
+    }
+
+    /// A retransmission timer step: resends every unacknowledged message and re-arms the timer;
+    /// emits nothing if nothing waits for an ack.
+    pub fn resend_unacked<A: Actor<Msg = SdMsg<M>>>(
+        &self,
+        timer: (A::Timer, Range<Duration>),
+        o: &mut Out<A>,
+    ) {
+        if !self.has_unacked() {
+            return;
+        }
+        for (dst, m) in self.unacked() {
+            o.send(dst, m);
+        }
+        o.set_timer(timer.0, timer.1);
     }
 
     /// Whether `Single(epoch, to, seqno)` from `src` is already delivered or stale: receiving it
