@@ -1,10 +1,11 @@
 //! The explorer answers: `serve` on a free loopback port, then its state API returns the initial
-//! state of the RSL model.
+//! state of the RSL and KV models.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
+use ironfleet::invariants::kv::{kv_model, KvModelCfg};
 use ironfleet::invariants::rsl::{rsl_model, RslModelCfg};
 use stateright::Model;
 
@@ -20,8 +21,9 @@ fn get(addr: &str, path: &str) -> std::io::Result<String> {
     Ok(body)
 }
 
-#[test]
-fn explorer_serves_the_initial_state() {
+/// Runs `serve` (a model's explorer) on a free loopback port from a background thread; returns
+/// the address once its state API answers, with that first answer.
+fn serve(serve: impl FnOnce(&str) + Send + 'static) -> (String, String) {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -29,12 +31,7 @@ fn explorer_serves_the_initial_state() {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let serve_addr = addr.clone();
-    std::thread::spawn(move || {
-        let _ = rsl_model(RslModelCfg::counter(3, 1, 1))
-            .checker()
-            .threads(1)
-            .serve(serve_addr.as_str());
-    });
+    std::thread::spawn(move || serve(serve_addr.as_str()));
     let deadline = Instant::now() + Duration::from_secs(30);
     let response = loop {
         match get(&addr, "/.states") {
@@ -43,10 +40,38 @@ fn explorer_serves_the_initial_state() {
             other => panic!("explorer did not answer: {other:?}"),
         }
     };
+    (addr, response)
+}
+
+#[test]
+fn explorer_serves_the_initial_state() {
+    let (addr, response) = serve(|addr| {
+        let _ = rsl_model(RslModelCfg::counter(3, 1, 1))
+            .checker()
+            .threads(1)
+            .serve(addr);
+    });
     // The initial state lists every actor: three replicas and one client.
     assert!(response.contains("ReplicaState"), "{response}");
     assert!(response.contains("ClientState"), "{response}");
     let status = get(&addr, "/.status").unwrap();
     assert!(status.contains("\"properties\""), "{status}");
     assert!(status.contains("agreement"), "{status}");
+}
+
+#[test]
+fn explorer_serves_the_kv_model() {
+    let (addr, response) = serve(|addr| {
+        let _ = kv_model(KvModelCfg::small())
+            .checker()
+            .threads(1)
+            .serve(addr);
+    });
+    // Hosts and clients, and the first steps: the client's Set and the admin's Shard in flight.
+    assert!(response.contains("HostState"), "{response}");
+    assert!(response.contains("KvClientState"), "{response}");
+    assert!(response.contains("Shard"), "{response}");
+    let status = get(&addr, "/.status").unwrap();
+    assert!(status.contains("one hash table"), "{status}");
+    assert!(status.contains("every key owned once"), "{status}");
 }
