@@ -196,13 +196,22 @@ pub struct BenchFlags {
     /// Client counts to measure one after the other, e.g. 1,4,16,64,256.
     #[arg(long, value_delimiter = ',')]
     pub sweep: Option<Vec<usize>>,
+    /// Timing and output.
+    #[command(flatten)]
+    pub out: BenchOutput,
+}
+
+/// The timing and output flags every benchmark shares (`rsl bench`, `kv bench`).
+#[derive(Args, Clone, Debug)]
+pub struct BenchOutput {
     /// Measured time per point (10s, 500ms, 2m).
     #[arg(long, default_value = "10s", value_parser = bench::parse_duration)]
     pub duration: Duration,
     /// Unmeasured warm-up before each point.
     #[arg(long, default_value = "1s", value_parser = bench::parse_duration)]
     pub warmup: Duration,
-    /// Also measure this baseline at every point.
+    /// Also measure this baseline (same datagram size as the system's requests) at every
+    /// client count.
     #[arg(long, value_enum)]
     pub baseline: Option<Baseline>,
     /// Print the results as JSON instead of a table.
@@ -211,6 +220,75 @@ pub struct BenchFlags {
     /// Draw the latency-throughput curve to this SVG file.
     #[arg(long)]
     pub svg: Option<PathBuf>,
+}
+
+impl BenchOutput {
+    /// How long each point runs.
+    pub fn timing(&self) -> Timing {
+        Timing {
+            warmup: self.warmup,
+            duration: self.duration,
+        }
+    }
+
+    /// Says (on stderr, unless `--json`) what is about to be measured.
+    pub fn announce(&self, what: &str) {
+        if !self.json {
+            eprintln!(
+                "benchmarking {what}: {} s per point after {} s warm-up",
+                self.duration.as_secs_f64(),
+                self.warmup.as_secs_f64()
+            );
+        }
+    }
+
+    /// Shows one measured point as it comes in (on stderr, unless `--json`).
+    pub fn progress(&self, p: &Point) {
+        if !self.json {
+            eprintln!(
+                "  {:<6} {:>4} clients: {:>9.0} ops/s  p50 {} us",
+                p.system, p.clients, p.throughput, p.p50_us
+            );
+        }
+    }
+
+    /// Prints the points (JSON with the `extra` fields, or a table), draws the SVG with
+    /// `title`, and returns the exit code: 1 if the system (anything but the baseline)
+    /// completed no request.
+    pub fn report(
+        &self,
+        points: &[Point],
+        extra: serde_json::Map<String, serde_json::Value>,
+        title: &str,
+    ) -> Result<i32> {
+        if self.json {
+            let mut doc = serde_json::Map::new();
+            doc.insert("duration_s".into(), self.duration.as_secs_f64().into());
+            doc.insert("warmup_s".into(), self.warmup.as_secs_f64().into());
+            doc.extend(extra);
+            doc.insert("points".into(), serde_json::to_value(points)?);
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        } else {
+            print!("{}", bench::table(points));
+        }
+        if let Some(path) = &self.svg {
+            std::fs::write(path, latency_chart(points, title).to_svg())
+                .with_context(|| format!("writing {}", path.display()))?;
+            if !self.json {
+                println!("latency-throughput curve: {}", path.display());
+            }
+        }
+        let ops: u64 = points
+            .iter()
+            .filter(|p| p.system != "echo")
+            .map(|p| p.ops)
+            .sum();
+        if ops == 0 {
+            eprintln!("no request completed: is the cluster running?");
+            return Ok(1);
+        }
+        Ok(0)
+    }
 }
 
 /// The most clients one benchmark point may have (each has a socket and a task).
@@ -226,10 +304,8 @@ pub fn rsl_bench(f: &BenchFlags) -> Result<i32> {
         Some(p) => Some(ClusterConfig::load(p)?),
         None => None,
     };
-    let t = Timing {
-        warmup: f.warmup,
-        duration: f.duration,
-    };
+    let out = &f.out;
+    let t = out.timing();
     let points = runtime()?.block_on(async {
         let (addrs, local) = match external {
             Some(c) => (c.replicas, None),
@@ -244,40 +320,23 @@ pub fn rsl_bench(f: &BenchFlags) -> Result<i32> {
                 (cluster.addrs(), Some(cluster))
             }
         };
-        let echo = match f.baseline {
+        let echo = match out.baseline {
             Some(Baseline::Echo) => Some(EchoServer::start().await?),
             None => None,
         };
-        if !f.json {
-            let what = if local.is_some() {
-                format!("an in-process cluster of {} replicas", addrs.len())
-            } else {
-                format!("the cluster at {addrs:?}")
-            };
-            eprintln!(
-                "benchmarking {what}: {} s per point after {} s warm-up",
-                t.duration.as_secs_f64(),
-                t.warmup.as_secs_f64()
-            );
-        }
+        out.announce(&if local.is_some() {
+            format!("an in-process cluster of {} replicas", addrs.len())
+        } else {
+            format!("the cluster at {addrs:?}")
+        });
         let mut points: Vec<Point> = Vec::new();
         for &n in &counts {
             let p = bench::run_rsl(&addrs, n, t).await?;
-            if !f.json {
-                eprintln!(
-                    "  rsl  {n:>4} clients: {:>9.0} ops/s  p50 {} us",
-                    p.throughput, p.p50_us
-                );
-            }
+            out.progress(&p);
             points.push(p);
             if let Some(e) = &echo {
                 let p = bench::run_echo(e.addr, n, t).await?;
-                if !f.json {
-                    eprintln!(
-                        "  echo {n:>4} clients: {:>9.0} ops/s  p50 {} us",
-                        p.throughput, p.p50_us
-                    );
-                }
+                out.progress(&p);
                 points.push(p);
             }
         }
@@ -289,34 +348,11 @@ pub fn rsl_bench(f: &BenchFlags) -> Result<i32> {
         }
         Ok::<_, anyhow::Error>(points)
     })?;
-    if f.json {
-        let doc = serde_json::json!({
-            "duration_s": t.duration.as_secs_f64(),
-            "warmup_s": t.warmup.as_secs_f64(),
-            "points": points,
-        });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
-    } else {
-        print!("{}", bench::table(&points));
-    }
-    if let Some(path) = &f.svg {
-        let title = "IronRSL counter on loopback: latency vs throughput (labels: clients)";
-        std::fs::write(path, latency_chart(&points, title).to_svg())
-            .with_context(|| format!("writing {}", path.display()))?;
-        if !f.json {
-            println!("latency-throughput curve: {}", path.display());
-        }
-    }
-    let rsl_ops: u64 = points
-        .iter()
-        .filter(|p| p.system == "rsl")
-        .map(|p| p.ops)
-        .sum();
-    if rsl_ops == 0 {
-        eprintln!("no request completed: is the cluster running?");
-        return Ok(1);
-    }
-    Ok(0)
+    out.report(
+        &points,
+        serde_json::Map::new(),
+        "IronRSL counter on loopback: latency vs throughput (labels: clients)",
+    )
 }
 
 /// Latency (p50 solid, p99 dashed, in ms) against throughput, one colour per system.

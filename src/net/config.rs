@@ -169,6 +169,14 @@ pub struct ClusterConfig {
 /// and every heartbeat goes to all).
 pub const MAX_REPLICAS: usize = 31;
 
+/// A cluster file's text.
+pub(crate) fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 /// The first problem of a cluster file's address list `field` (none, too many, port 0, listed
 /// twice), as (field, problem).
 pub(crate) fn check_addresses(
@@ -244,11 +252,7 @@ impl ClusterConfig {
 
     /// Reads and validates a cluster file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(path, &text)
+        Self::parse(path, &read(path)?)
     }
 
     /// The file's text for this configuration.

@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::codec;
-use super::config::{check_addresses, ConfigError};
+use super::config::{self, check_addresses, ConfigError};
 use super::runtime::{bind_udp, run_actor, Counters, RuntimeConfig};
 use crate::actors::kv::{
     Host, HostConfig, HostState, Key, KeyRange, KvMsg, KvParams, KvPayload, SingleDelivery, Value,
@@ -155,11 +155,7 @@ impl KvClusterConfig {
 
     /// Reads and validates a cluster file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(path, &text)
+        Self::parse(path, &config::read(path)?)
     }
 
     /// The file's text for this configuration.
@@ -560,14 +556,18 @@ impl KvRemote {
         }
     }
 
+    /// Whether `want` waits for acks and everything sent to its host is acknowledged.
+    fn all_acked(&self, want: Want) -> bool {
+        let Want::Acked(h) = want else { return false };
+        let dst = Id::from(self.hosts[h]);
+        self.sd.send.get(&dst).is_none_or(|c| c.unacked.is_empty())
+    }
+
     /// Receives, acks and retransmits until `want` is met or `deadline` passes.
     async fn pump(&mut self, want: Want, deadline: Instant) -> Result<Answer> {
         loop {
-            if let Want::Acked(h) = want {
-                let dst = Id::from(self.hosts[h]);
-                if self.sd.send.get(&dst).is_none_or(|c| c.unacked.is_empty()) {
-                    return Ok(Answer::Acked);
-                }
+            if self.all_acked(want) {
+                return Ok(Answer::Acked);
             }
             let tick = (Instant::now() + self.retransmit).min(deadline);
             loop {
@@ -589,11 +589,8 @@ impl KvRemote {
                 match msg {
                     KvMsg::Ack { epoch, from, seqno } => {
                         self.sd.ack(Id::from(self.hosts[idx]), epoch, from, seqno);
-                        if let Want::Acked(h) = want {
-                            let dst = Id::from(self.hosts[h]);
-                            if self.sd.send.get(&dst).is_none_or(|c| c.unacked.is_empty()) {
-                                return Ok(Answer::Acked);
-                            }
+                        if self.all_acked(want) {
+                            return Ok(Answer::Acked);
                         }
                     }
                     KvMsg::Single {

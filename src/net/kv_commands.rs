@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::bench::{self, ClientTask, EchoServer, Point, Timing};
 use super::codec;
-use super::commands::{latency_chart, loopback_addrs, runtime, Baseline, MAX_BENCH_CLIENTS};
+use super::commands::{loopback_addrs, runtime, Baseline, BenchOutput, MAX_BENCH_CLIENTS};
 use super::kv::{spawn_host, HostStats, KvClusterConfig, KvRemote, LocalKv};
 use super::runtime::{bind_udp, shutdown_signal};
 use crate::actors::kv::{Key, KeyRange, KvMsg, KvPayload};
@@ -236,21 +236,9 @@ pub struct KvBenchFlags {
     /// Fraction of operations that are Gets (the rest are Sets).
     #[arg(long, default_value_t = 0.5)]
     pub get_ratio: f64,
-    /// Measured time per point (10s, 500ms, 2m).
-    #[arg(long, default_value = "10s", value_parser = bench::parse_duration)]
-    pub duration: Duration,
-    /// Unmeasured warm-up before each point.
-    #[arg(long, default_value = "1s", value_parser = bench::parse_duration)]
-    pub warmup: Duration,
-    /// Also measure this baseline (same datagram size as a Set) at every client count.
-    #[arg(long, value_enum)]
-    pub baseline: Option<Baseline>,
-    /// Print the results as JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// Draw the latency-throughput curve to this SVG file.
-    #[arg(long)]
-    pub svg: Option<PathBuf>,
+    /// Timing and output.
+    #[command(flatten)]
+    pub out: BenchOutput,
 }
 
 impl KvBenchFlags {
@@ -375,13 +363,11 @@ pub fn kv_bench(f: &KvBenchFlags) -> Result<i32> {
         Some(p) => Some(KvClusterConfig::load(p)?),
         None => None,
     };
-    let t = Timing {
-        warmup: f.warmup,
-        duration: f.duration,
-    };
+    let out = &f.out;
+    let t = out.timing();
     let setup_timeout = Duration::from_secs(10);
     let points = runtime()?.block_on(async {
-        let echo = match f.baseline {
+        let echo = match out.baseline {
             Some(Baseline::Echo) => Some(EchoServer::start().await?),
             None => None,
         };
@@ -394,24 +380,15 @@ pub fn kv_bench(f: &KvBenchFlags) -> Result<i32> {
                 value: Some(vec![b'x'; f.value_size]),
             },
         })?;
-        if !f.json {
-            eprintln!(
-                "benchmarking: {} keys, {}-byte values, {:.0}% gets; {} s per point after {} s warm-up",
-                f.keys,
-                f.value_size,
-                f.get_ratio * 100.0,
-                t.duration.as_secs_f64(),
-                t.warmup.as_secs_f64()
-            );
-        }
+        out.announce(&format!(
+            "{} keys, {}-byte values, {:.0}% gets",
+            f.keys,
+            f.value_size,
+            f.get_ratio * 100.0
+        ));
         let mut points: Vec<Point> = Vec::new();
         let measure = |p: Point, points: &mut Vec<Point>| {
-            if !f.json {
-                eprintln!(
-                    "  {:<6} {:>4} clients: {:>9.0} ops/s  p50 {} us",
-                    p.system, p.clients, p.throughput, p.p50_us
-                );
-            }
+            out.progress(&p);
             points.push(p);
         };
         let setups: Vec<(String, Option<usize>)> = match &external {
@@ -453,39 +430,14 @@ pub fn kv_bench(f: &KvBenchFlags) -> Result<i32> {
         }
         Ok::<_, anyhow::Error>(points)
     })?;
-    if f.json {
-        let doc = serde_json::json!({
-            "duration_s": t.duration.as_secs_f64(),
-            "warmup_s": t.warmup.as_secs_f64(),
-            "keys": f.keys,
-            "value_size": f.value_size,
-            "get_ratio": f.get_ratio,
-            "points": points,
-        });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
-    } else {
-        print!("{}", bench::table(&points));
-    }
-    if let Some(path) = &f.svg {
-        let title = format!(
-            "IronKV on loopback, {}-byte values, {:.0}% gets: latency vs throughput (labels: clients)",
-            f.value_size,
-            f.get_ratio * 100.0
-        );
-        std::fs::write(path, latency_chart(&points, &title).to_svg())
-            .with_context(|| format!("writing {}", path.display()))?;
-        if !f.json {
-            println!("latency-throughput curve: {}", path.display());
-        }
-    }
-    let kv_ops: u64 = points
-        .iter()
-        .filter(|p| p.system != "echo")
-        .map(|p| p.ops)
-        .sum();
-    if kv_ops == 0 {
-        eprintln!("no request completed: is the cluster running?");
-        return Ok(1);
-    }
-    Ok(0)
+    let mut extra = serde_json::Map::new();
+    extra.insert("keys".into(), f.keys.into());
+    extra.insert("value_size".into(), f.value_size.into());
+    extra.insert("get_ratio".into(), f.get_ratio.into());
+    let title = format!(
+        "IronKV on loopback, {}-byte values, {:.0}% gets: latency vs throughput (labels: clients)",
+        f.value_size,
+        f.get_ratio * 100.0
+    );
+    out.report(&points, extra, &title)
 }
