@@ -1,7 +1,7 @@
 //! Model check IronKV: `cargo run --release --example check-kv`.
 
 use clap::Parser;
-use ironfleet::cli::{kv_main, KvFlags, Verb};
+use ironfleet::cmd::model::{kv_main, KvFlags, Verb};
 
 /// Model check IronKV (sharded hash table with delegation) with stateright.
 #[derive(Parser, Debug)]

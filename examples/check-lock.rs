@@ -1,7 +1,7 @@
 //! Model check IronLock: `cargo run --release --example check-lock`.
 
 use clap::Parser;
-use ironfleet::cli::{lock_main, LockFlags, Verb};
+use ironfleet::cmd::model::{lock_main, LockFlags, Verb};
 
 /// Model check IronLock (the ring lock) with stateright.
 #[derive(Parser, Debug)]

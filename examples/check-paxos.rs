@@ -4,14 +4,14 @@
 //! `-- --help` lists the verbs (`check`, `dfs`, `simulate`, `explore`) and flags.
 
 use clap::Parser;
-use ironfleet::cli::{paxos_main, PaxosFlags, Verb};
+use ironfleet::cmd::model::{rsl_main, RslFlags, Verb};
 
 /// Model check IronRSL (MultiPaxos) with stateright.
 #[derive(Parser, Debug)]
 #[command(name = "check-paxos", version, about)]
 struct Cli {
     #[command(flatten)]
-    flags: PaxosFlags,
+    flags: RslFlags,
     /// What to do (default: check).
     #[command(subcommand)]
     verb: Option<Verb>,
@@ -20,7 +20,7 @@ struct Cli {
 fn main() {
     let cli = Cli::parse();
     let verb = cli.verb.unwrap_or(Verb::Check);
-    match paxos_main(
+    match rsl_main(
         "cargo run --release --example check-paxos --",
         &verb,
         &cli.flags,

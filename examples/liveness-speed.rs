@@ -9,10 +9,11 @@ use std::time::Instant;
 
 use clap::Parser;
 use ironfleet::actors::rsl::Counter;
-use ironfleet::invariants::rsl::{rsl_model, RslModelCfg};
-use ironfleet::liveness::checker::{check_liveness, LiveVerdict, LivenessOptions};
-use ironfleet::liveness::{actor_action_kind, rsl};
-use ironfleet::runner::{run, Mode, RunOptions};
+use ironfleet::check::fairness::actor_action_kind;
+use ironfleet::check::lasso::{check_liveness, LiveVerdict, LivenessOptions};
+use ironfleet::check::run::{run, Mode, RunOptions};
+use ironfleet::model::rsl::rsl_liveness;
+use ironfleet::model::rsl::{rsl_model, RslModelCfg};
 
 /// Liveness checker vs BFS on the RSL model.
 #[derive(Parser, Debug)]
@@ -56,7 +57,7 @@ fn main() {
     let t = Instant::now();
     let live = check_liveness(
         &model,
-        &rsl::properties::<Counter>(),
+        &rsl_liveness::<Counter>(),
         &actor_action_kind,
         &LivenessOptions::default(),
     );

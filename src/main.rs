@@ -11,10 +11,12 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use ironfleet::actors::kv::KeyRange;
 use ironfleet::actors::rsl::CounterOp;
-use ironfleet::cli::{kv_main, lock_main, paxos_main, KvFlags, LockFlags, PaxosFlags, Verb};
-use ironfleet::net::bench::parse_duration;
-use ironfleet::net::commands::{self, BenchFlags, SoakFlags, Target};
-use ironfleet::net::kv_commands::{self as kvc, KvBenchFlags, KvCliOp, KvTarget};
+use ironfleet::cmd::bench::{parse_duration, BenchFlags};
+use ironfleet::cmd::kv::{self as kvc, KvBenchFlags, KvCliOp, KvTarget};
+use ironfleet::cmd::lock::lock_local;
+use ironfleet::cmd::model::{kv_main, lock_main, rsl_main, KvFlags, LockFlags, RslFlags, Verb};
+use ironfleet::cmd::rsl::{self as rslc, RslTarget};
+use ironfleet::cmd::soak::{rsl_soak, SoakFlags};
 
 /// IronFleet's systems as stateright actors: model check, simulate and explore them, and run
 /// them over UDP.
@@ -30,7 +32,7 @@ enum System {
     /// IronRSL: the MultiPaxos replicated state machine (a counter app at run time).
     Rsl {
         #[command(flatten)]
-        flags: PaxosFlags,
+        flags: RslFlags,
         /// What to do (default: check).
         #[command(subcommand)]
         verb: Option<RslVerb>,
@@ -88,7 +90,7 @@ enum RslVerb {
     /// Send one request to a running cluster and print the reply.
     Client {
         #[command(flatten)]
-        target: Target,
+        target: RslTarget,
         /// Give up after this long.
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         timeout: Duration,
@@ -210,19 +212,19 @@ fn main() {
     let cli = Cli::parse();
     let result = match &cli.system {
         System::Rsl { flags, verb } => match verb {
-            None => paxos_main("ironfleet rsl", &Verb::Check, flags),
-            Some(RslVerb::Model(v)) => paxos_main("ironfleet rsl", v, flags),
+            None => rsl_main("ironfleet rsl", &Verb::Check, flags),
+            Some(RslVerb::Model(v)) => rsl_main("ironfleet rsl", v, flags),
             Some(RslVerb::Replica {
                 config,
                 id,
                 status_every,
-            }) => commands::rsl_replica(config, *id, *status_every),
+            }) => rslc::rsl_replica(config, *id, *status_every),
             Some(RslVerb::Local {
                 replicas,
                 base_port,
                 data_dir,
                 write_config,
-            }) => commands::rsl_local(
+            }) => rslc::rsl_local(
                 *replicas,
                 *base_port,
                 data_dir.clone(),
@@ -232,9 +234,9 @@ fn main() {
                 target,
                 timeout,
                 op,
-            }) => commands::rsl_client(target, *timeout, *op),
-            Some(RslVerb::Bench(f)) => commands::rsl_bench(f),
-            Some(RslVerb::Soak(f)) => commands::rsl_soak(f),
+            }) => rslc::rsl_client(target, *timeout, *op),
+            Some(RslVerb::Bench(f)) => rslc::rsl_bench(f),
+            Some(RslVerb::Soak(f)) => rsl_soak(f),
         },
         System::Kv { flags, verb } => match verb {
             None => kv_main("ironfleet kv", &Verb::Check, flags),
@@ -264,7 +266,7 @@ fn main() {
                 nodes,
                 hold_ms,
                 epochs,
-            }) => commands::lock_local(*nodes, *hold_ms, *epochs),
+            }) => lock_local(*nodes, *hold_ms, *epochs),
         },
     };
     match result {

@@ -5,8 +5,8 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use ironfleet::invariants::kv::{kv_model, KvModelCfg};
-use ironfleet::invariants::rsl::{rsl_model, RslModelCfg};
+use ironfleet::model::kv::{kv_model, KvModelCfg};
+use ironfleet::model::rsl::{rsl_model, RslModelCfg};
 use stateright::Model;
 
 fn get(addr: &str, path: &str) -> std::io::Result<String> {

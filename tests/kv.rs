@@ -4,11 +4,22 @@
 //! lasso).
 
 use ironfleet::actors::kv::{ClientOp, KeyRange, KvMutation};
-use ironfleet::invariants::kv::{kv_model, KvModelCfg, SAFETY};
-use ironfleet::invariants::NetworkKind;
-use ironfleet::liveness::checker::{check_liveness, LiveVerdict, LivenessOptions};
-use ironfleet::liveness::{actor_action_kind, kv, print_live_report};
-use ironfleet::runner::{format_trace, run, Mode, RunOptions, Verdict};
+use ironfleet::model::kv::{kv_liveness, kv_model, KvModelCfg};
+
+/// The safety properties the KV model registers, in report order.
+const SAFETY: [&str; 5] = [
+    "one hash table",
+    "every key owned once",
+    "exactly once, in order",
+    "linearizable",
+    "delegation maps bounded",
+];
+use ironfleet::check::fairness::actor_action_kind;
+use ironfleet::check::lasso::{check_liveness, LiveVerdict, LivenessOptions};
+use ironfleet::check::report::format_trace;
+use ironfleet::check::report::print_live_report;
+use ironfleet::check::run::{run, Mode, RunOptions, Verdict};
+use ironfleet::model::NetworkKind;
 
 fn opts(mode: Mode) -> RunOptions {
     RunOptions {
@@ -33,6 +44,11 @@ fn holds_exhaustively(cfg: KvModelCfg, max_depth: Option<usize>) -> usize {
     o.max_depth = max_depth;
     let outcome = run(kv_model(cfg), &o, &mut std::io::sink());
     assert!(outcome.complete, "the run must finish");
+    let registered: Vec<&str> = outcome.safety().iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        registered, SAFETY,
+        "the model registers exactly these safety properties"
+    );
     for name in SAFETY {
         let v = &outcome.property(name).unwrap().verdict;
         assert_eq!(*v, Verdict::Holds, "{name} must hold");
@@ -72,12 +88,15 @@ fn the_default_configuration_holds_exhaustively() {
 fn a_range_moved_there_and_back_holds_exhaustively() {
     let mut cfg = KvModelCfg::small();
     cfg.clients[1].push(shard(KeyRange::new(1, None), 1, 0));
-    assert!(holds_exhaustively(cfg, None) > 55_054);
+    assert_eq!(holds_exhaustively(cfg, None), 1_162_805);
 }
 
 #[test]
 fn three_hosts_and_a_partly_owned_range_hold_exhaustively() {
-    assert!(holds_exhaustively(three_hosts_partial_ownership(), None) > 100_000);
+    assert_eq!(
+        holds_exhaustively(three_hosts_partial_ownership(), None),
+        302_132
+    );
 }
 
 #[test]
@@ -106,6 +125,7 @@ fn a_lossy_network_keeps_every_property() {
     cfg.clients.pop();
     let outcome = run(kv_model(cfg), &opts(Mode::Bfs), &mut std::io::sink());
     assert!(outcome.complete);
+    assert_eq!(outcome.unique, 60_330, "the state space changed");
     for name in SAFETY {
         assert_eq!(outcome.property(name).unwrap().verdict, Verdict::Holds);
     }
@@ -152,7 +172,7 @@ fn seeded_walks_of_two_clients_and_two_moves_stay_safe() {
 /// Checks `cfg` with `mutation` (BFS, stopping at the first violation); asserts `property` is
 /// violated and returns its shortest counterexample.
 fn caught(mut cfg: KvModelCfg, mutation: KvMutation, property: &str) -> String {
-    cfg.params.mutation = Some(mutation);
+    cfg.mutation = Some(mutation);
     let mut o = opts(Mode::Bfs);
     o.threads = 1;
     o.stop_on_violation = true;
@@ -208,7 +228,7 @@ fn lasso(cfg: KvModelCfg) -> Result<usize, String> {
     let model = kv_model(cfg);
     let o = check_liveness(
         &model,
-        &kv::properties(),
+        &kv_liveness(),
         &actor_action_kind,
         &LivenessOptions::default(),
     );
@@ -247,7 +267,7 @@ fn every_request_is_answered_over_a_lossy_network() {
 #[test]
 fn single_delivery_that_never_retransmits_is_caught_as_a_lasso() {
     let mut cfg = lossy_one_client();
-    cfg.params.mutation = Some(KvMutation::NeverRetransmit);
+    cfg.mutation = Some(KvMutation::NeverRetransmit);
     let trace = lasso(cfg).expect_err("the mutation must be caught");
     insta::assert_snapshot!(trace);
 }

@@ -6,13 +6,12 @@ mod common;
 
 use ironfleet::actors::lock::LockMutation;
 use ironfleet::actors::rsl::{Counter, Mutation};
-use ironfleet::invariants::lock::{lock_model, LockModelCfg};
-use ironfleet::invariants::rsl::{rsl_model, RslModelCfg};
-use ironfleet::liveness::bounded::{check_bounded, BoundedOptions, BoundedVerdict};
-use ironfleet::liveness::checker::{check_liveness, LiveVerdict, LivenessOptions};
-use ironfleet::liveness::{
-    actor_action_kind, lock, print_bounded_report, print_live_report, rsl, same_actor_state,
-};
+use ironfleet::check::bounded::{check_bounded, BoundedOptions, BoundedVerdict};
+use ironfleet::check::fairness::{actor_action_kind, same_actor_state};
+use ironfleet::check::lasso::{check_liveness, LiveVerdict, LivenessOptions};
+use ironfleet::check::report::{print_bounded_report, print_live_report};
+use ironfleet::model::lock::{lock_liveness, lock_model, LockModelCfg};
+use ironfleet::model::rsl::{rsl_liveness, rsl_model, RslModelCfg};
 
 /// The report from its first counterexample on (the figures before it vary run to run).
 fn counterexample_part(report: Vec<u8>) -> String {
@@ -30,7 +29,7 @@ fn rsl_lasso(cfg: RslModelCfg<Counter>) -> Result<usize, String> {
     let model = rsl_model(cfg);
     let o = check_liveness(
         &model,
-        &rsl::properties::<Counter>(),
+        &rsl_liveness::<Counter>(),
         &actor_action_kind,
         &LivenessOptions::default(),
     );
@@ -56,7 +55,7 @@ fn rsl_bounded(cfg: RslModelCfg<Counter>, walks: u64) -> (bool, String) {
     };
     let o = check_bounded(
         &model,
-        &rsl::properties::<Counter>(),
+        &rsl_liveness::<Counter>(),
         &actor_action_kind,
         &same_actor_state,
         &opts,
@@ -94,8 +93,8 @@ fn never_suspecting_the_leader_is_caught_as_a_lasso() {
     // passes this (the crashed replica can always restart, so no state is terminal).
     let mut cfg = common::cfg(1);
     cfg.max_crashes = 1;
-    cfg.params.max_view = Some(1);
-    cfg.params.mutation = Some(Mutation::NeverSuspect);
+    cfg.max_view_changes = 1;
+    cfg.mutation = Some(Mutation::NeverSuspect);
     let trace = rsl_lasso(cfg).expect_err("the mutation must be caught");
     insta::assert_snapshot!(trace);
 }
@@ -104,10 +103,10 @@ fn never_suspecting_the_leader_is_caught_as_a_lasso() {
 fn leader_crash_and_view_change_stay_live_in_fair_continuations() {
     let mut cfg = common::cfg(1);
     cfg.max_crashes = 1;
-    cfg.params.max_view = Some(1);
+    cfg.max_view_changes = 1;
     let (violated, trace) = rsl_bounded(cfg.clone(), 300);
     assert!(!violated, "{trace}");
-    cfg.params.mutation = Some(Mutation::NeverSuspect);
+    cfg.mutation = Some(Mutation::NeverSuspect);
     let (violated, trace) = rsl_bounded(cfg, 300);
     assert!(violated);
     insta::assert_snapshot!(trace);
@@ -119,7 +118,7 @@ fn a_client_that_stops_retransmitting_is_caught_over_a_lossy_network() {
     cfg.lossy = true;
     let (violated, trace) = rsl_bounded(cfg.clone(), 100);
     assert!(!violated, "{trace}");
-    cfg.params.mutation = Some(Mutation::ClientNeverRetransmits);
+    cfg.mutation = Some(Mutation::ClientNeverRetransmits);
     let (violated, trace) = rsl_bounded(cfg, 100);
     assert!(violated);
     insta::assert_snapshot!(trace);
@@ -129,7 +128,7 @@ fn lock_report(cfg: LockModelCfg) -> Option<String> {
     let model = lock_model(cfg);
     let o = check_liveness(
         &model,
-        &lock::properties(),
+        &lock_liveness(),
         &actor_action_kind,
         &LivenessOptions::default(),
     );

@@ -2,9 +2,13 @@
 //! with its shortest counterexample snapshotted.
 
 use ironfleet::actors::lock::LockMutation;
-use ironfleet::invariants::lock::{lock_model, LockModelCfg, SAFETY};
-use ironfleet::invariants::NetworkKind;
-use ironfleet::runner::{format_trace, run, Mode, RunOptions, Verdict};
+use ironfleet::model::lock::{lock_model, LockModelCfg};
+
+/// The safety properties the lock model registers, in report order.
+const SAFETY: [&str; 2] = ["Locked sent by the epoch's holder", "mutual exclusion"];
+use ironfleet::check::report::format_trace;
+use ironfleet::check::run::{run, Mode, RunOptions, Verdict};
+use ironfleet::model::NetworkKind;
 
 fn opts() -> RunOptions {
     RunOptions {
@@ -17,6 +21,7 @@ fn opts() -> RunOptions {
 
 #[test]
 fn ring_lock_is_safe_exhaustively() {
+    let mut unique = Vec::new();
     for network in [
         NetworkKind::Duplicating,
         NetworkKind::Unordered,
@@ -30,6 +35,7 @@ fn ring_lock_is_safe_exhaustively() {
             };
             let outcome = run(lock_model(cfg), &opts(), &mut std::io::sink());
             assert!(outcome.complete);
+            unique.push(outcome.unique);
             for p in &outcome.properties {
                 assert_ne!(
                     p.verdict,
@@ -46,6 +52,13 @@ fn ring_lock_is_safe_exhaustively() {
             }
         }
     }
+    // Unique states per (network, nodes), in the loop's order: pinned, so a change to the
+    // state space cannot go unnoticed.
+    assert_eq!(
+        unique,
+        [14, 14, 14, 14, 14, 14, 26, 144, 182],
+        "the state spaces changed"
+    );
 }
 
 #[test]
@@ -55,6 +68,11 @@ fn lossy_network_keeps_the_lock_safe_but_may_lose_it() {
         ..LockModelCfg::default()
     };
     let outcome = run(lock_model(cfg), &opts(), &mut std::io::sink());
+    let registered: Vec<&str> = outcome.safety().iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        registered, SAFETY,
+        "the model registers exactly these safety properties"
+    );
     for name in SAFETY {
         assert_eq!(outcome.property(name).unwrap().verdict, Verdict::Holds);
     }

@@ -4,13 +4,14 @@
 mod common;
 
 use common::{assert_reached, assert_safe, cfg, check, walks};
-use ironfleet::invariants::NetworkKind;
-use ironfleet::runner::{Mode, Verdict};
+use ironfleet::check::run::{Mode, Verdict};
+use ironfleet::model::NetworkKind;
 
 #[test]
 fn one_request_is_safe_exhaustively() {
     let outcome = check(&cfg(1), Mode::Bfs, 2);
     assert!(outcome.complete);
+    assert_eq!(outcome.unique, 2_544, "the state space changed");
     assert_safe(&outcome);
     assert_reached(&outcome, "a value is chosen");
     assert_reached(&outcome, "a reply is served from the cache");
@@ -29,7 +30,7 @@ fn default_configuration_is_safe_exhaustively() {
     // clients, about 1.1 million states.
     let outcome = check(&cfg(2), Mode::Bfs, 2);
     assert!(outcome.complete);
-    assert!(outcome.unique > 1_000_000, "{} states", outcome.unique);
+    assert_eq!(outcome.unique, 1_109_873, "the state space changed");
     assert_safe(&outcome);
     for p in &outcome.properties {
         assert_ne!(p.verdict, Verdict::NotReached, "{}", p.name);
@@ -39,10 +40,10 @@ fn default_configuration_is_safe_exhaustively() {
 #[test]
 fn log_truncation_and_state_transfer_are_safe_exhaustively() {
     let mut c = cfg(1);
-    c.params.report_checkpoints = true;
+    c.truncation = true;
     let outcome = check(&c, Mode::Dfs, 2);
     assert!(outcome.complete);
-    assert!(outcome.unique > 100_000, "{} states", outcome.unique);
+    assert_eq!(outcome.unique, 830_842, "the state space changed");
     assert_safe(&outcome);
     assert_reached(&outcome, "the log is truncated");
     assert_reached(&outcome, "a state transfer is done");
@@ -51,7 +52,7 @@ fn log_truncation_and_state_transfer_are_safe_exhaustively() {
 #[test]
 fn a_one_slot_log_window_still_serves_two_clients() {
     let mut c = cfg(2);
-    c.params.report_checkpoints = true;
+    c.truncation = true;
     c.params.max_log_length = 1;
     let outcome = check(&c, walks(1, 3_000, 120), 1);
     assert_safe(&outcome);
@@ -62,7 +63,7 @@ fn a_one_slot_log_window_still_serves_two_clients() {
 #[test]
 fn view_changes_are_safe_on_random_walks() {
     let mut c = cfg(2);
-    c.params.max_view = Some(2);
+    c.max_view_changes = 2;
     let outcome = check(&c, walks(7, 3_000, 150), 1);
     assert_safe(&outcome);
     assert_reached(&outcome, "a view change completes");
@@ -72,8 +73,8 @@ fn view_changes_are_safe_on_random_walks() {
 #[test]
 fn crash_and_restart_are_safe_on_random_walks() {
     let mut c = cfg(2);
-    c.params.max_view = Some(1);
-    c.params.report_checkpoints = true;
+    c.max_view_changes = 1;
+    c.truncation = true;
     c.max_crashes = 1;
     let outcome = check(&c, walks(11, 3_000, 150), 1);
     assert_safe(&outcome);
@@ -108,7 +109,7 @@ fn other_networks_are_safe_within_a_depth_bound() {
 #[test]
 fn the_same_seed_gives_the_same_run() {
     let mut c = cfg(2);
-    c.params.max_view = Some(1);
+    c.max_view_changes = 1;
     let a = check(&c, walks(42, 300, 80), 1);
     let b = check(&c, walks(42, 300, 80), 1);
     let other = check(&c, walks(43, 300, 80), 1);

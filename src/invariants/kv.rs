@@ -1,4 +1,4 @@
-//! IronKV's spec, abstraction and properties, and the model builder.
+//! IronKV's spec, abstraction and safety properties, and the ghost history they read.
 //!
 //! The spec is one hash table ([`HashTableSpec`]). The abstraction maps a system state to a table:
 //! each host contributes the pairs of the keys its own delegation map says it owns, and every
@@ -16,15 +16,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use stateright::actor::{ActorModel, ActorModelState, Envelope, Id, LossyNetwork};
-use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
-use stateright::Expectation;
+use stateright::actor::{ActorModelState, Id};
+use stateright::semantics::{LinearizabilityTester, SequentialSpec};
 
-use crate::actors::kv::{
-    ClientOp, Host, HostConfig, Key, KeyRange, KvClient, KvClientConfig, KvMsg, KvNode,
-    KvNodeState, KvParams, KvPayload, Value,
-};
-use crate::invariants::NetworkKind;
+use crate::actors::kv::{HostState, Key, KeyRange, KvNode, KvNodeState, KvPayload, Pairs, Value};
 
 /// An operation on the spec table.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -91,145 +86,23 @@ impl Default for KvGhost {
 /// The history type of KV models.
 pub type KvHistory = Arc<KvGhost>;
 
-/// An IronKV model's configuration.
-#[derive(Clone, Debug)]
-pub struct KvModelCfg {
-    /// Hosts (`0` is the root).
-    pub hosts: usize,
-    /// Each client's operations (one client per entry).
-    pub clients: Vec<Vec<ClientOp>>,
-    /// Keys `0..keys` are checked for single ownership.
-    pub keys: Key,
-    /// Network semantics.
-    pub network: NetworkKind,
-    /// Whether the network may drop messages.
-    pub lossy: bool,
-    /// Parameters.
-    pub params: KvParams,
-}
-
-impl KvModelCfg {
-    /// The small configuration the examples start from: 2 hosts; one client writes key 1 then
-    /// reads it; an admin moves keys `1..` from the root to host 1 meanwhile.
-    pub fn small() -> Self {
-        KvModelCfg {
-            hosts: 2,
-            clients: vec![
-                vec![ClientOp::Set(1, Some(b"a".to_vec())), ClientOp::Get(1)],
-                vec![ClientOp::Shard {
-                    range: KeyRange::new(1, None),
-                    from: 0,
-                    to: 1,
-                }],
-            ],
-            keys: 2,
-            network: NetworkKind::Duplicating,
-            lossy: false,
-            params: KvParams {
-                max_delegations: 8,
-                max_unacked: 8,
-                max_redirects: Some(2),
-                ..KvParams::default()
-            },
-        }
-    }
-
-    fn is_client(&self, id: Id) -> bool {
-        let i = usize::from(id);
-        i >= self.hosts && i < self.hosts + self.clients.len()
-    }
-}
-
-/// The model type of IronKV.
-pub type KvModel = ActorModel<KvNode, KvModelCfg, KvHistory>;
-/// The state type of IronKV models.
+/// The state type of KV models: the actors' states and the ghost history.
 pub type KvState = ActorModelState<KvNode, KvHistory>;
 
-fn record_out(cfg: &KvModelCfg, h: &KvHistory, env: Envelope<&KvMsg>) -> Option<KvHistory> {
-    let KvMsg::Single { seqno, payload, .. } = env.msg else {
-        return None;
-    };
-    if cfg.is_client(env.src) {
-        let op = match payload {
-            KvPayload::Get { key } => TableOp::Get(*key),
-            KvPayload::Set { key, value } => TableOp::Set(*key, value.clone()),
-            _ => return None,
-        };
-        let (inv, ret) = h.calls.get(&env.src).copied().unwrap_or((0, 0));
-        if inv > ret {
-            return None; // the same call, resent to the owner a redirect named
-        }
-        let mut n = (**h).clone();
-        n.calls.insert(env.src, (inv + 1, ret));
-        let _ = n.linearizability.on_invoke(env.src, op);
-        return Some(Arc::new(n));
-    }
-    if cfg.is_client(env.dst) {
-        let last = h.replies_out.get(&(env.src, env.dst)).copied().unwrap_or(0);
-        if *seqno <= last {
-            return None; // a retransmission
-        }
-        let mut n = (**h).clone();
-        n.replies_out.insert((env.src, env.dst), *seqno);
-        if let KvPayload::Reply {
-            key,
-            value,
-            write: true,
-        } = payload
-        {
-            match value {
-                Some(v) => n.spec.insert(*key, v.clone()),
-                None => n.spec.remove(key),
-            };
-        }
-        return Some(Arc::new(n));
-    }
-    None
-}
-
-fn record_in(cfg: &KvModelCfg, h: &KvHistory, env: Envelope<&KvMsg>) -> Option<KvHistory> {
-    if !cfg.is_client(env.dst) {
-        return None;
-    }
-    let KvMsg::Single { seqno, payload, .. } = env.msg else {
-        return None;
-    };
-    let last = h.replies_in.get(&(env.src, env.dst)).copied().unwrap_or(0);
-    if *seqno != last + 1 {
-        return None; // not delivered by the client's SingleDelivery
-    }
-    let mut n = (**h).clone();
-    n.replies_in.insert((env.src, env.dst), *seqno);
-    if let KvPayload::Reply { value, .. } = payload {
-        let (inv, ret) = n.calls.get(&env.dst).copied().unwrap_or((0, 0));
-        if inv > ret {
-            n.calls.insert(env.dst, (inv, ret + 1));
-            let _ = n.linearizability.on_return(env.dst, value.clone());
-        }
-    }
-    Some(Arc::new(n))
-}
-
 /// The hosts' states with their ids.
-pub fn hosts<'a>(
-    cfg: &KvModelCfg,
-    s: &'a KvState,
-) -> impl Iterator<Item = (Id, &'a crate::actors::kv::HostState)> + 'a {
+pub fn hosts(n: usize, s: &KvState) -> impl Iterator<Item = (Id, &HostState)> {
     s.actor_states
         .iter()
-        .take(cfg.hosts)
+        .take(n)
         .enumerate()
         .filter_map(|(i, a)| a.host().map(|h| (Id::from(i), h)))
 }
 
 /// Delegations in flight: (range, pairs) sent by a host and not yet delivered by the receiver.
-fn delegations_in_flight(
-    cfg: &KvModelCfg,
-    s: &KvState,
-) -> Vec<(KeyRange, crate::actors::kv::Pairs)> {
+fn delegations_in_flight(n: usize, s: &KvState) -> Vec<(KeyRange, Pairs)> {
     let mut out = Vec::new();
-    for (src, h) in hosts(cfg, s) {
-        for (dst, r) in hosts(cfg, s) {
+    for (src, h) in hosts(n, s) {
+        for (dst, r) in hosts(n, s) {
             for p in h.sd.undelivered(dst, r.sd.recv.get(&src)) {
                 if let KvPayload::Delegate { range, pairs } = p {
                     out.push((*range, pairs.clone()));
@@ -241,16 +114,16 @@ fn delegations_in_flight(
 }
 
 /// The abstraction: the table the system stands for, or `None` if some key is claimed twice.
-pub fn abstract_table(cfg: &KvModelCfg, s: &KvState) -> Option<BTreeMap<Key, Value>> {
+pub fn abstract_table(n: usize, s: &KvState) -> Option<BTreeMap<Key, Value>> {
     let mut t = BTreeMap::new();
-    for (id, h) in hosts(cfg, s) {
+    for (id, h) in hosts(n, s) {
         for (k, v) in &h.table {
             if h.delegation.owner(*k) == id && t.insert(*k, v.clone()).is_some() {
                 return None;
             }
         }
     }
-    for (_, pairs) in delegations_in_flight(cfg, s) {
+    for (_, pairs) in delegations_in_flight(n, s) {
         for (k, v) in pairs.iter() {
             if t.insert(*k, v.clone()).is_some() {
                 return None;
@@ -261,16 +134,16 @@ pub fn abstract_table(cfg: &KvModelCfg, s: &KvState) -> Option<BTreeMap<Key, Val
 }
 
 /// One hash table: the abstract table is the spec's.
-pub fn one_hash_table(m: &KvModel, s: &KvState) -> bool {
-    abstract_table(&m.cfg, s).is_some_and(|t| t == s.history.spec)
+pub fn one_hash_table(n: usize, s: &KvState) -> bool {
+    abstract_table(n, s).is_some_and(|t| t == s.history.spec)
 }
 
-/// Every key in `0..keys` is owned by exactly one host or carried by exactly one delegation in
+/// Every key in `0..keys` (of `n` hosts) is owned by exactly one host or carried by exactly one delegation in
 /// flight.
-pub fn every_key_owned_once(m: &KvModel, s: &KvState) -> bool {
-    let flying = delegations_in_flight(&m.cfg, s);
-    (0..m.cfg.keys).all(|k| {
-        let owners = hosts(&m.cfg, s)
+pub fn every_key_owned_once(n: usize, keys: Key, s: &KvState) -> bool {
+    let flying = delegations_in_flight(n, s);
+    (0..keys).all(|k| {
+        let owners = hosts(n, s)
             .filter(|(id, h)| h.delegation.owner(k) == *id)
             .count();
         let carried = flying.iter().filter(|(r, _)| r.contains(k)).count();
@@ -279,7 +152,7 @@ pub fn every_key_owned_once(m: &KvModel, s: &KvState) -> bool {
 }
 
 /// SingleDelivery delivered each message at most once, in order.
-pub fn exactly_once_in_order(_: &KvModel, s: &KvState) -> bool {
+pub fn exactly_once_in_order(s: &KvState) -> bool {
     s.actor_states.iter().all(|a| {
         let sd = match &**a {
             KvNodeState::Host(h) => &h.sd,
@@ -290,120 +163,13 @@ pub fn exactly_once_in_order(_: &KvModel, s: &KvState) -> bool {
 }
 
 /// The clients' history is linearizable.
-pub fn linearizable(_: &KvModel, s: &KvState) -> bool {
+pub fn linearizable(s: &KvState) -> bool {
     s.history.linearizability.serialized_history().is_some()
 }
 
-/// No delegation map outgrows `max_delegations`.
-pub fn delegation_bounded(m: &KvModel, s: &KvState) -> bool {
-    hosts(&m.cfg, s).all(|(_, h)| h.delegation.len() <= m.cfg.params.max_delegations)
-}
-
-/// Each client's state with its operations.
-fn clients<'a>(
-    m: &'a KvModel,
-    s: &'a KvState,
-) -> impl Iterator<Item = (&'a crate::actors::kv::KvClientState, &'a Vec<ClientOp>)> + 'a {
-    s.actor_states
-        .iter()
-        .skip(m.cfg.hosts)
-        .filter_map(|a| a.client())
-        .zip(&m.cfg.clients)
-}
-
-/// Every client has done all its operations.
-pub fn all_clients_done(m: &KvModel, s: &KvState) -> bool {
-    clients(m, s).all(|(c, ops)| c.next_op >= ops.len() && !c.waiting)
-}
-
-/// Every client has done all its operations, or gave up one after the model's redirect bound
-/// (`max_redirects`): the bound, not the protocol, stopped it.
-pub fn answered_or_bound_spent(m: &KvModel, s: &KvState) -> bool {
-    clients(m, s).all(|(c, ops)| c.gave_up || (c.next_op >= ops.len() && !c.waiting))
-}
-
-/// The safety property names.
-pub const SAFETY: [&str; 5] = [
-    "one hash table",
-    "every key owned once",
-    "exactly once, in order",
-    "linearizable",
-    "delegation maps bounded",
-];
-
-/// Builds the IronKV model: hosts `0..n`, clients after them.
-pub fn kv_model(cfg: KvModelCfg) -> KvModel {
-    let host_ids: Arc<Vec<Id>> = Arc::new((0..cfg.hosts).map(Id::from).collect());
-    let mut params = cfg.params.clone();
-    // On a lossless duplicating network a message once sent can be delivered again at any time:
-    // retransmission adds nothing there.
-    params.retransmit = cfg.network != NetworkKind::Duplicating || cfg.lossy;
-    let mut actors = Vec::new();
-    for me in 0..cfg.hosts {
-        actors.push(KvNode::Host(Host::new(HostConfig {
-            hosts: host_ids.clone(),
-            me,
-            epoch: 0,
-            params: params.clone(),
-        })));
-    }
-    for (index, ops) in cfg.clients.iter().enumerate() {
-        actors.push(KvNode::Client(KvClient::new(KvClientConfig {
-            index,
-            hosts: host_ids.clone(),
-            ops: Arc::new(ops.clone()),
-            epoch: 0,
-            params: params.clone(),
-        })));
-    }
-    let network = cfg.network.network();
-    let lossy = if cfg.lossy {
-        LossyNetwork::Yes
-    } else {
-        LossyNetwork::No
-    };
-    ActorModel::new(cfg, Arc::new(KvGhost::default()))
-        .actors(actors)
-        .init_network(network)
-        .lossy_network(lossy)
-        .record_msg_out(record_out)
-        .record_msg_in(record_in)
-        .property(Expectation::Always, SAFETY[0], one_hash_table)
-        .property(Expectation::Always, SAFETY[1], every_key_owned_once)
-        .property(Expectation::Always, SAFETY[2], exactly_once_in_order)
-        .property(Expectation::Always, SAFETY[3], linearizable)
-        .property(Expectation::Always, SAFETY[4], delegation_bounded)
-        .property(
-            Expectation::Sometimes,
-            "a redirect is followed",
-            |_, s: &KvState| {
-                s.actor_states
-                    .iter()
-                    .any(|a| a.client().is_some_and(|c| c.followed_redirect))
-            },
-        )
-        .property(
-            Expectation::Sometimes,
-            "a range moves with its data",
-            |m: &KvModel, s: &KvState| hosts(&m.cfg, s).any(|(_, h)| h.milestones.received_data),
-        )
-        .property(
-            Expectation::Sometimes,
-            "a duplicate is ignored",
-            |m: &KvModel, s: &KvState| {
-                hosts(&m.cfg, s).any(|(_, h)| h.milestones.ignored_duplicate)
-            },
-        )
-        .property(
-            Expectation::Sometimes,
-            "every client is answered",
-            all_clients_done,
-        )
-        .property(
-            Expectation::Eventually,
-            crate::liveness::kv::EVERY_REQUEST_ANSWERED,
-            answered_or_bound_spent,
-        )
+/// No delegation map of the `n` hosts outgrows `max_delegations`.
+pub fn delegation_bounded(n: usize, max_delegations: usize, s: &KvState) -> bool {
+    hosts(n, s).all(|(_, h)| h.delegation.len() <= max_delegations)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::hash::Hash;
 
 use stateright::semantics::SequentialSpec;
 
-use crate::actors::rsl::{App, Counter, CounterOp, KvOp, KvReply, KvStore};
+use crate::actors::rsl::{App, Counter, CounterOp, MapApp, MapOp, MapReply};
 
 /// An app with a sequential spec.
 pub trait AppSpec: App {
@@ -65,27 +65,27 @@ pub struct KvSpec {
 }
 
 impl SequentialSpec for KvSpec {
-    type Op = KvOp;
-    type Ret = KvReply;
+    type Op = MapOp;
+    type Ret = MapReply;
 
-    fn invoke(&mut self, op: &KvOp) -> KvReply {
+    fn invoke(&mut self, op: &MapOp) -> MapReply {
         let before = match op {
-            KvOp::Get(k) | KvOp::Put(k, _) | KvOp::Delete(k) => self.map.get(k).copied(),
+            MapOp::Get(k) | MapOp::Put(k, _) | MapOp::Delete(k) => self.map.get(k).copied(),
         };
         match *op {
-            KvOp::Get(_) => {}
-            KvOp::Put(k, v) => {
+            MapOp::Get(_) => {}
+            MapOp::Put(k, v) => {
                 self.map.insert(k, v);
             }
-            KvOp::Delete(k) => {
+            MapOp::Delete(k) => {
                 self.map.remove(&k);
             }
         }
-        KvReply(before)
+        MapReply(before)
     }
 }
 
-impl AppSpec for KvStore {
+impl AppSpec for MapApp {
     type Spec = KvSpec;
 
     fn abstraction(state: &BTreeMap<u64, u64>) -> KvSpec {
@@ -102,11 +102,11 @@ mod tests {
         prop_oneof![Just(CounterOp::Inc), Just(CounterOp::Get)]
     }
 
-    fn kv_op() -> impl Strategy<Value = KvOp> {
+    fn kv_op() -> impl Strategy<Value = MapOp> {
         prop_oneof![
-            (0u64..4).prop_map(KvOp::Get),
-            (0u64..4, any::<u64>()).prop_map(|(k, v)| KvOp::Put(k, v)),
-            (0u64..4).prop_map(KvOp::Delete),
+            (0u64..4).prop_map(MapOp::Get),
+            (0u64..4, any::<u64>()).prop_map(|(k, v)| MapOp::Put(k, v)),
+            (0u64..4).prop_map(MapOp::Delete),
         ]
     }
 
@@ -133,7 +133,7 @@ mod tests {
 
         #[test]
         fn kv_matches_its_spec(ops in prop::collection::vec(kv_op(), 0..64)) {
-            agrees::<KvStore>(&ops, BTreeMap::new())?;
+            agrees::<MapApp>(&ops, BTreeMap::new())?;
         }
     }
 }

@@ -1,12 +1,13 @@
 //! IronKV's liveness: with a fair network (faults eventually stop), every message sent through
 //! SingleDelivery is eventually delivered, and so every request is answered.
+//!
+//! The model bounds the redirects a client follows for one operation (`max_redirects`); a client
+//! that spent the bound gave up, and is not judged: see [`answered_or_bound_spent`].
 
 use stateright::actor::Id;
 
-use crate::actors::kv::KvNodeState;
-use crate::invariants::kv::{answered_or_bound_spent, KvModel, KvState};
-
-use super::checker::{LivenessProperty, Premise};
+use crate::actors::kv::{ClientOp, KvClientState, KvNodeState};
+use crate::invariants::kv::KvState;
 
 /// The name of the `eventually` property.
 pub const EVERY_REQUEST_ANSWERED: &str = "eventually every request is answered";
@@ -14,9 +15,33 @@ pub const EVERY_REQUEST_ANSWERED: &str = "eventually every request is answered";
 /// The name of the delivery property.
 pub const EVERYTHING_DELIVERED: &str = "everything sent is eventually delivered";
 
+/// Each client's state (the actors after the `n` hosts) with its operations.
+fn clients<'a>(
+    n: usize,
+    ops: &'a [Vec<ClientOp>],
+    s: &'a KvState,
+) -> impl Iterator<Item = (&'a KvClientState, &'a Vec<ClientOp>)> + 'a {
+    s.actor_states
+        .iter()
+        .skip(n)
+        .filter_map(|a| a.client())
+        .zip(ops)
+}
+
+/// Every client has done all its operations.
+pub fn all_clients_done(n: usize, ops: &[Vec<ClientOp>], s: &KvState) -> bool {
+    clients(n, ops, s).all(|(c, ops)| c.next_op >= ops.len() && !c.waiting)
+}
+
+/// Every client has done all its operations, or gave up one after the model's redirect bound
+/// (`max_redirects`): the bound, not the protocol, stopped it.
+pub fn answered_or_bound_spent(n: usize, ops: &[Vec<ClientOp>], s: &KvState) -> bool {
+    clients(n, ops, s).all(|(c, ops)| c.gave_up || (c.next_op >= ops.len() && !c.waiting))
+}
+
 /// No SingleDelivery message is waiting to be delivered: every message any actor sent has been
 /// delivered by its receiver.
-pub fn nothing_undelivered(_: &KvModel, s: &KvState) -> bool {
+pub fn nothing_undelivered(s: &KvState) -> bool {
     let sd = |i: usize| match &*s.actor_states[i] {
         KvNodeState::Host(h) => &h.sd,
         KvNodeState::Client(c) => &c.sd,
@@ -30,20 +55,4 @@ pub fn nothing_undelivered(_: &KvModel, s: &KvState) -> bool {
             ch.last_sent <= done
         })
     })
-}
-
-/// The KV liveness properties for the liveness checkers.
-pub fn properties() -> Vec<LivenessProperty<KvModel>> {
-    vec![
-        LivenessProperty {
-            name: EVERY_REQUEST_ANSWERED,
-            premise: Premise::Init,
-            goal: answered_or_bound_spent,
-        },
-        LivenessProperty {
-            name: EVERYTHING_DELIVERED,
-            premise: Premise::Init,
-            goal: |m, s| answered_or_bound_spent(m, s) && nothing_undelivered(m, s),
-        },
-    ]
 }

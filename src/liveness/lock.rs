@@ -2,9 +2,7 @@
 //! `max_epoch`) that is "the lock reaches epoch `max_epoch`"; stateright's own terminal-state
 //! check of the weaker "the lock leaves its first holder" stays on the model.
 
-use crate::invariants::lock::{LockModel, LockModelState};
-
-use super::checker::{LivenessProperty, Premise};
+use crate::invariants::lock::LockModelState;
 
 /// The name of stateright's `eventually` property.
 pub const LOCK_MOVES: &str = "eventually the lock moves on";
@@ -13,20 +11,11 @@ pub const LOCK_MOVES: &str = "eventually the lock moves on";
 pub const LOCK_KEEPS_MOVING: &str = "the lock keeps moving round the ring";
 
 /// Some host other than the first holder has taken the lock (a host is in epoch 2 or later).
-pub fn lock_moved_past_start(_: &LockModel, s: &LockModelState) -> bool {
+pub fn lock_moved_past_start(s: &LockModelState) -> bool {
     s.actor_states.iter().any(|a| a.epoch >= 2)
 }
 
-/// The lock has reached the model's last epoch.
-pub fn reached_max_epoch(m: &LockModel, s: &LockModelState) -> bool {
-    s.actor_states.iter().any(|a| a.epoch >= m.cfg.max_epoch)
-}
-
-/// The lock liveness properties for the liveness checkers.
-pub fn properties() -> Vec<LivenessProperty<LockModel>> {
-    vec![LivenessProperty {
-        name: LOCK_KEEPS_MOVING,
-        premise: Premise::Init,
-        goal: reached_max_epoch,
-    }]
+/// The lock has reached epoch `max_epoch`.
+pub fn reached_epoch(max_epoch: u64, s: &LockModelState) -> bool {
+    s.actor_states.iter().any(|a| a.epoch >= max_epoch)
 }

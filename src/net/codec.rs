@@ -7,9 +7,9 @@ use serde::Serialize;
 use thiserror::Error;
 
 /// The first two bytes of every datagram.
-pub const MAGIC: [u8; 2] = *b"IF";
+pub(crate) const MAGIC: [u8; 2] = *b"IF";
 /// The wire format version.
-pub const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 1;
 /// The largest datagram the runtime sends or accepts.
 pub const MAX_DATAGRAM: usize = 65_000;
 

@@ -1,4 +1,6 @@
-//! The TOML cluster file: replica addresses, protocol parameters, data directory.
+//! The TOML cluster files of IronRSL ([`RslClusterConfig`]: replica addresses, protocol
+//! parameters, data directory) and IronKV ([`KvClusterConfig`]: host addresses, protocol
+//! parameters), and the reader they share.
 //!
 //! ```toml
 //! replicas = ["127.0.0.1:4000", "127.0.0.1:4001", "127.0.0.1:4002"]
@@ -15,6 +17,18 @@
 //! propose_when_idle = true         # false: IronRSL's original batching (always wait the delay)
 //! ```
 //!
+//! IronKV:
+//!
+//! ```toml
+//! hosts = ["127.0.0.1:5000", "127.0.0.1:5001", "127.0.0.1:5002"]   # hosts[0] owns all at start
+//!
+//! [params]                 # optional; every field optional
+//! retransmit_ms = 200
+//! max_delegations = 64
+//! max_unacked = 1024
+//! max_delegate_bytes = 60000
+//! ```
+//!
 //! Unknown keys are rejected, and every error names the field it is about. Model-only
 //! parameters (view bounds, eager heartbeats, mutations) cannot be set here.
 
@@ -24,7 +38,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::actors::kv::KvParams;
 use crate::actors::rsl::Params;
+use crate::net::codec;
 
 /// What is wrong with a cluster file.
 #[derive(Debug, Error)]
@@ -57,102 +73,47 @@ pub enum ConfigError {
     },
 }
 
-/// The runtime's protocol parameters, as the cluster file spells them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RuntimeParams {
-    /// See [`Params::max_log_length`].
-    pub max_log_length: u64,
-    /// See [`Params::baseline_view_timeout_ms`].
-    pub baseline_view_timeout_ms: u64,
-    /// See [`Params::max_view_timeout_ms`].
-    pub max_view_timeout_ms: u64,
-    /// See [`Params::heartbeat_period_ms`].
-    pub heartbeat_period_ms: u64,
-    /// See [`Params::max_batch_size`].
-    pub max_batch_size: usize,
-    /// See [`Params::max_batch_delay_ms`].
-    pub max_batch_delay_ms: u64,
-    /// See [`Params::max_request_queue`].
-    pub max_request_queue: usize,
-    /// See [`Params::propose_when_idle`] (`false`: IronRSL's original batching).
-    pub propose_when_idle: bool,
-}
-
-impl Default for RuntimeParams {
-    fn default() -> Self {
-        let p = Params::default();
-        RuntimeParams {
-            max_log_length: p.max_log_length,
-            baseline_view_timeout_ms: p.baseline_view_timeout_ms,
-            max_view_timeout_ms: p.max_view_timeout_ms,
-            heartbeat_period_ms: p.heartbeat_period_ms,
-            max_batch_size: p.max_batch_size,
-            max_batch_delay_ms: p.max_batch_delay_ms,
-            max_request_queue: p.max_request_queue,
-            propose_when_idle: p.propose_when_idle,
-        }
+/// The first rule RSL parameters `p` violate, as (field, problem).
+fn check_rsl_params(p: &Params) -> Option<(&'static str, String)> {
+    let positive = [
+        ("params.max_log_length", p.max_log_length),
+        (
+            "params.baseline_view_timeout_ms",
+            p.baseline_view_timeout_ms,
+        ),
+        ("params.heartbeat_period_ms", p.heartbeat_period_ms),
+        ("params.max_batch_size", p.max_batch_size as u64),
+        ("params.max_request_queue", p.max_request_queue as u64),
+    ];
+    if let Some((f, _)) = positive.iter().find(|(_, v)| *v == 0) {
+        return Some((f, "must be at least 1".into()));
     }
-}
-
-impl RuntimeParams {
-    /// The protocol parameters a replica runs with.
-    pub fn to_params(&self) -> Params {
-        Params {
-            max_log_length: self.max_log_length,
-            baseline_view_timeout_ms: self.baseline_view_timeout_ms,
-            max_view_timeout_ms: self.max_view_timeout_ms,
-            heartbeat_period_ms: self.heartbeat_period_ms,
-            max_batch_size: self.max_batch_size,
-            max_batch_delay_ms: self.max_batch_delay_ms,
-            max_request_queue: self.max_request_queue,
-            propose_when_idle: self.propose_when_idle,
-            ..Params::default()
-        }
-    }
-
-    /// The first rule this violates, as (field, problem).
-    fn check(&self) -> Option<(&'static str, String)> {
-        let positive = [
-            ("params.max_log_length", self.max_log_length),
-            (
-                "params.baseline_view_timeout_ms",
-                self.baseline_view_timeout_ms,
+    if p.max_view_timeout_ms < p.baseline_view_timeout_ms {
+        return Some((
+            "params.max_view_timeout_ms",
+            format!(
+                "{} is below baseline_view_timeout_ms ({})",
+                p.max_view_timeout_ms, p.baseline_view_timeout_ms
             ),
-            ("params.heartbeat_period_ms", self.heartbeat_period_ms),
-            ("params.max_batch_size", self.max_batch_size as u64),
-            ("params.max_request_queue", self.max_request_queue as u64),
-        ];
-        if let Some((f, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Some((f, "must be at least 1".into()));
-        }
-        if self.max_view_timeout_ms < self.baseline_view_timeout_ms {
-            return Some((
-                "params.max_view_timeout_ms",
-                format!(
-                    "{} is below baseline_view_timeout_ms ({})",
-                    self.max_view_timeout_ms, self.baseline_view_timeout_ms
-                ),
-            ));
-        }
-        if self.heartbeat_period_ms >= self.baseline_view_timeout_ms {
-            return Some((
-                "params.heartbeat_period_ms",
-                format!(
-                    "{} must be below baseline_view_timeout_ms ({}), or every epoch ends \
-                     before a heartbeat can show the leader is alive",
-                    self.heartbeat_period_ms, self.baseline_view_timeout_ms
-                ),
-            ));
-        }
-        None
+        ));
     }
+    if p.heartbeat_period_ms >= p.baseline_view_timeout_ms {
+        return Some((
+            "params.heartbeat_period_ms",
+            format!(
+                "{} must be below baseline_view_timeout_ms ({}), or every epoch ends \
+                 before a heartbeat can show the leader is alive",
+                p.heartbeat_period_ms, p.baseline_view_timeout_ms
+            ),
+        ));
+    }
+    None
 }
 
 /// An IronRSL cluster: who the replicas are, how they run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ClusterConfig {
+pub struct RslClusterConfig {
     /// The replicas' IPv4 socket addresses, in configuration order (the order defines which
     /// replica leads which view).
     pub replicas: Vec<SocketAddrV4>,
@@ -162,7 +123,7 @@ pub struct ClusterConfig {
     pub data_dir: Option<PathBuf>,
     /// Protocol parameters.
     #[serde(default)]
-    pub params: RuntimeParams,
+    pub params: Params,
 }
 
 /// The most replicas a cluster may have (a quorum of them must fit in the proposer's bookkeeping
@@ -210,20 +171,20 @@ pub(crate) fn check_addresses(
     None
 }
 
-impl ClusterConfig {
+impl RslClusterConfig {
     /// A cluster of these replicas with default parameters and no storage.
     pub fn new(replicas: Vec<SocketAddrV4>) -> Self {
-        ClusterConfig {
+        RslClusterConfig {
             replicas,
             data_dir: None,
-            params: RuntimeParams::default(),
+            params: Params::default(),
         }
     }
 
     /// Parses and validates a cluster file's text; `path` names it in errors and anchors a
     /// relative `data_dir`.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let mut cfg: ClusterConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        let mut cfg: RslClusterConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_owned(),
             message: e.to_string().trim_end().to_string(),
         })?;
@@ -235,7 +196,7 @@ impl ClusterConfig {
         if let Some((field, problem)) = check_addresses("replicas", &cfg.replicas, MAX_REPLICAS) {
             return Err(invalid(field, problem));
         }
-        if let Some((field, problem)) = cfg.params.check() {
+        if let Some((field, problem)) = check_rsl_params(&cfg.params) {
             return Err(invalid(field.into(), problem));
         }
         if let Some(d) = &cfg.data_dir {
@@ -261,10 +222,100 @@ impl ClusterConfig {
     }
 
     /// Replica `id`'s storage file, if the cluster keeps storage.
-    pub fn storage_of(&self, id: usize) -> Option<PathBuf> {
+    pub(crate) fn storage_of(&self, id: usize) -> Option<PathBuf> {
         self.data_dir
             .as_ref()
             .map(|d| d.join(format!("replica-{id}.json")))
+    }
+}
+
+/// The first rule KV parameters `p` violate, as (field, problem).
+fn check_kv_params(p: &KvParams) -> Option<(&'static str, String)> {
+    if !(1..=60_000).contains(&p.retransmit_ms) {
+        return Some((
+            "params.retransmit_ms",
+            format!("{} is not in 1..=60000", p.retransmit_ms),
+        ));
+    }
+    if p.max_delegations < 3 {
+        return Some((
+            "params.max_delegations",
+            format!(
+                "{}: must be at least 3 (one shard can add two ranges)",
+                p.max_delegations
+            ),
+        ));
+    }
+    if !(1..=1 << 20).contains(&p.max_unacked) {
+        return Some((
+            "params.max_unacked",
+            format!("{} is not in 1..=1048576", p.max_unacked),
+        ));
+    }
+    let limit = codec::MAX_DATAGRAM - 1_000;
+    if p.max_delegate_bytes > limit {
+        return Some((
+            "params.max_delegate_bytes",
+            format!(
+                "{}: a Delegate must fit one datagram (at most {limit})",
+                p.max_delegate_bytes
+            ),
+        ));
+    }
+    None
+}
+
+/// An IronKV cluster: who the hosts are, how they run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KvClusterConfig {
+    /// The hosts' IPv4 socket addresses; `hosts[0]` owns every key at start.
+    pub hosts: Vec<SocketAddrV4>,
+    /// Protocol parameters.
+    #[serde(default)]
+    pub params: KvParams,
+}
+
+/// The most hosts a cluster file may list.
+pub const MAX_HOSTS: usize = 64;
+
+impl KvClusterConfig {
+    /// A cluster of these hosts with default parameters.
+    pub fn new(hosts: Vec<SocketAddrV4>) -> Self {
+        KvClusterConfig {
+            hosts,
+            params: KvParams::default(),
+        }
+    }
+
+    /// Parses and validates a cluster file's text; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let cfg: KvClusterConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let invalid = |field: String, problem: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            field,
+            problem,
+        };
+        if let Some((field, problem)) = check_addresses("hosts", &cfg.hosts, MAX_HOSTS) {
+            return Err(invalid(field, problem));
+        }
+        if let Some((field, problem)) = check_kv_params(&cfg.params) {
+            return Err(invalid(field.into(), problem));
+        }
+        Ok(cfg)
+    }
+
+    /// Reads and validates a cluster file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::parse(path, &read(path)?)
+    }
+
+    /// The file's text for this configuration.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a cluster configuration always serializes")
     }
 }
 
@@ -272,8 +323,8 @@ impl ClusterConfig {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<ClusterConfig, ConfigError> {
-        ClusterConfig::parse(Path::new("/etc/cluster.toml"), text)
+    fn parse(text: &str) -> Result<RslClusterConfig, ConfigError> {
+        RslClusterConfig::parse(Path::new("/etc/cluster.toml"), text)
     }
 
     fn err(text: &str) -> String {
@@ -285,17 +336,16 @@ mod tests {
         let c =
             parse(r#"replicas = ["127.0.0.1:4000", "127.0.0.1:4001", "127.0.0.1:4002"]"#).unwrap();
         assert_eq!(c.replicas.len(), 3);
-        assert_eq!(c.params, RuntimeParams::default());
-        assert_eq!(c.params.to_params(), Params::default());
+        assert_eq!(c.params, Params::default());
         assert_eq!(c.storage_of(0), None);
     }
 
     #[test]
     fn round_trips_through_toml() {
-        let mut c = ClusterConfig::new(vec!["127.0.0.1:4000".parse().unwrap()]);
+        let mut c = RslClusterConfig::new(vec!["127.0.0.1:4000".parse().unwrap()]);
         c.data_dir = Some("/var/lib/ironfleet".into());
         c.params.max_batch_size = 8;
-        let back = ClusterConfig::parse(Path::new("x.toml"), &c.to_toml()).unwrap();
+        let back = RslClusterConfig::parse(Path::new("x.toml"), &c.to_toml()).unwrap();
         assert_eq!(back, c);
     }
 
@@ -340,9 +390,43 @@ mod tests {
 
     #[test]
     fn missing_file_is_reported_with_its_path() {
-        let e = ClusterConfig::load(Path::new("/nonexistent/cluster.toml"))
+        let e = RslClusterConfig::load(Path::new("/nonexistent/cluster.toml"))
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent/cluster.toml"), "{e}");
+    }
+
+    fn kv_err(text: &str) -> String {
+        KvClusterConfig::parse(Path::new("/etc/kv.toml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn cluster_files_are_validated_field_by_field() {
+        let ok = KvClusterConfig::parse(
+            Path::new("kv.toml"),
+            "hosts = [\"127.0.0.1:5000\", \"127.0.0.1:5001\"]",
+        )
+        .unwrap();
+        assert_eq!(ok.params, KvParams::default());
+        let back = KvClusterConfig::parse(Path::new("kv.toml"), &ok.to_toml()).unwrap();
+        assert_eq!(back, ok);
+        assert!(kv_err("hosts = []").contains("field `hosts`"));
+        assert!(kv_err(r#"hosts = ["127.0.0.1:1", "127.0.0.1:1"]"#)
+            .contains("field `hosts[1]`: 127.0.0.1:1 is already hosts[0]"));
+        assert!(
+            kv_err("hosts = [\"127.0.0.1:1\"]\n[params]\nmax_delegations = 2")
+                .contains("field `params.max_delegations`")
+        );
+        assert!(
+            kv_err("hosts = [\"127.0.0.1:1\"]\n[params]\nretransmit_ms = 0")
+                .contains("field `params.retransmit_ms`")
+        );
+        assert!(
+            kv_err("hosts = [\"127.0.0.1:1\"]\n[params]\nmax_delegate_bytes = 70000")
+                .contains("field `params.max_delegate_bytes`")
+        );
+        assert!(kv_err("hosts = [\"127.0.0.1:1\"]\nreplicas = []").contains("replicas"));
     }
 }

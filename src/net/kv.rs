@@ -1,27 +1,16 @@
-//! IronKV over UDP: the cluster file ([`KvClusterConfig`]), one host on its socket
+//! IronKV over UDP: one host on its socket
 //! ([`spawn_host`]), a whole cluster on loopback in one process ([`LocalKv`]), gauges that show a
 //! running host's tables, and an async client ([`KvRemote`]) that speaks SingleDelivery, follows
 //! redirects, caches owners and asks for shard moves.
 //!
-//! ```toml
-//! hosts = ["127.0.0.1:5000", "127.0.0.1:5001", "127.0.0.1:5002"]   # hosts[0] owns all at start
-//!
-//! [params]                 # optional; every field optional
-//! retransmit_ms = 200
-//! max_delegations = 64
-//! max_unacked = 1024
-//! max_delegate_bytes = 60000
-//! ```
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{SocketAddr, SocketAddrV4};
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
 use stateright::actor::Id;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -29,140 +18,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::codec;
-use super::config::{self, check_addresses, ConfigError};
+use super::config::KvClusterConfig;
 use super::runtime::{bind_udp, run_actor, Counters, RuntimeConfig};
 use crate::actors::kv::{
-    Host, HostConfig, HostState, Key, KeyRange, KvMsg, KvParams, KvPayload, SingleDelivery, Value,
+    Host, HostConfig, HostState, Key, KeyRange, KvModelSwitches, KvMsg, KvPayload, SingleDelivery,
+    Value,
 };
-
-/// The runtime's IronKV parameters, as the cluster file spells them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct KvRuntimeParams {
-    /// See [`KvParams::retransmit_ms`].
-    pub retransmit_ms: u64,
-    /// See [`KvParams::max_delegations`].
-    pub max_delegations: usize,
-    /// See [`KvParams::max_unacked`].
-    pub max_unacked: usize,
-    /// See [`KvParams::max_delegate_bytes`].
-    pub max_delegate_bytes: usize,
-}
-
-impl Default for KvRuntimeParams {
-    fn default() -> Self {
-        let p = KvParams::default();
-        KvRuntimeParams {
-            retransmit_ms: p.retransmit_ms,
-            max_delegations: p.max_delegations,
-            max_unacked: p.max_unacked,
-            max_delegate_bytes: p.max_delegate_bytes,
-        }
-    }
-}
-
-impl KvRuntimeParams {
-    /// The protocol parameters a host runs with.
-    pub fn to_params(&self) -> KvParams {
-        KvParams {
-            retransmit_ms: self.retransmit_ms,
-            max_delegations: self.max_delegations,
-            max_unacked: self.max_unacked,
-            max_delegate_bytes: self.max_delegate_bytes,
-            ..KvParams::default()
-        }
-    }
-
-    /// The first rule this violates, as (field, problem).
-    fn check(&self) -> Option<(&'static str, String)> {
-        if !(1..=60_000).contains(&self.retransmit_ms) {
-            return Some((
-                "params.retransmit_ms",
-                format!("{} is not in 1..=60000", self.retransmit_ms),
-            ));
-        }
-        if self.max_delegations < 3 {
-            return Some((
-                "params.max_delegations",
-                format!(
-                    "{}: must be at least 3 (one shard can add two ranges)",
-                    self.max_delegations
-                ),
-            ));
-        }
-        if !(1..=1 << 20).contains(&self.max_unacked) {
-            return Some((
-                "params.max_unacked",
-                format!("{} is not in 1..=1048576", self.max_unacked),
-            ));
-        }
-        let limit = codec::MAX_DATAGRAM - 1_000;
-        if self.max_delegate_bytes > limit {
-            return Some((
-                "params.max_delegate_bytes",
-                format!(
-                    "{}: a Delegate must fit one datagram (at most {limit})",
-                    self.max_delegate_bytes
-                ),
-            ));
-        }
-        None
-    }
-}
-
-/// An IronKV cluster: who the hosts are, how they run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KvClusterConfig {
-    /// The hosts' IPv4 socket addresses; `hosts[0]` owns every key at start.
-    pub hosts: Vec<SocketAddrV4>,
-    /// Protocol parameters.
-    #[serde(default)]
-    pub params: KvRuntimeParams,
-}
-
-/// The most hosts a cluster file may list.
-pub const MAX_HOSTS: usize = 64;
-
-impl KvClusterConfig {
-    /// A cluster of these hosts with default parameters.
-    pub fn new(hosts: Vec<SocketAddrV4>) -> Self {
-        KvClusterConfig {
-            hosts,
-            params: KvRuntimeParams::default(),
-        }
-    }
-
-    /// Parses and validates a cluster file's text; `path` names it in errors.
-    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let cfg: KvClusterConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: path.to_owned(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
-        let invalid = |field: String, problem: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            field,
-            problem,
-        };
-        if let Some((field, problem)) = check_addresses("hosts", &cfg.hosts, MAX_HOSTS) {
-            return Err(invalid(field, problem));
-        }
-        if let Some((field, problem)) = cfg.params.check() {
-            return Err(invalid(field.into(), problem));
-        }
-        Ok(cfg)
-    }
-
-    /// Reads and validates a cluster file.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        Self::parse(path, &config::read(path)?)
-    }
-
-    /// The file's text for this configuration.
-    pub fn to_toml(&self) -> String {
-        toml::to_string(self).expect("a cluster configuration always serializes")
-    }
-}
 
 /// A running host's tables, updated after every step.
 #[derive(Debug, Default)]
@@ -198,7 +59,7 @@ impl HostGauges {
     }
 
     /// The current values as JSON.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         serde_json::json!({
             "keys": g(&self.keys),
@@ -211,7 +72,7 @@ impl HostGauges {
 }
 
 /// How often (in steps) the gauges that cost a walk are refreshed.
-pub const FULL_GAUGE_EVERY: u64 = 256;
+pub(crate) const FULL_GAUGE_EVERY: u64 = 256;
 
 /// What a running host exposes.
 #[derive(Clone, Debug, Default)]
@@ -236,7 +97,7 @@ impl HostStats {
 
 /// An epoch for a SingleDelivery that starts now: the wall clock in microseconds, so a process
 /// that starts again (perhaps on a port an earlier one used) is never taken for the old one.
-pub fn clock_epoch() -> u64 {
+pub(crate) fn clock_epoch() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
@@ -278,7 +139,8 @@ pub fn spawn_host(
         hosts: ids,
         me: id,
         epoch: clock_epoch(),
-        params: cluster.params.to_params(),
+        params: cluster.params.clone(),
+        switches: KvModelSwitches::default(),
     });
     let gauges = stats.gauges.clone();
     let cfg = RuntimeConfig::<Host> {
@@ -718,39 +580,5 @@ mod tests {
             let _ = codec::decode::<KvMsg>(&bytes[..bytes.len() / 2]);
             let _ = codec::decode::<KvMsg>(&junk);
         }
-    }
-
-    fn err(text: &str) -> String {
-        KvClusterConfig::parse(Path::new("/etc/kv.toml"), text)
-            .unwrap_err()
-            .to_string()
-    }
-
-    #[test]
-    fn cluster_files_are_validated_field_by_field() {
-        let ok = KvClusterConfig::parse(
-            Path::new("kv.toml"),
-            "hosts = [\"127.0.0.1:5000\", \"127.0.0.1:5001\"]",
-        )
-        .unwrap();
-        assert_eq!(ok.params, KvRuntimeParams::default());
-        let back = KvClusterConfig::parse(Path::new("kv.toml"), &ok.to_toml()).unwrap();
-        assert_eq!(back, ok);
-        assert!(err("hosts = []").contains("field `hosts`"));
-        assert!(err(r#"hosts = ["127.0.0.1:1", "127.0.0.1:1"]"#)
-            .contains("field `hosts[1]`: 127.0.0.1:1 is already hosts[0]"));
-        assert!(
-            err("hosts = [\"127.0.0.1:1\"]\n[params]\nmax_delegations = 2")
-                .contains("field `params.max_delegations`")
-        );
-        assert!(
-            err("hosts = [\"127.0.0.1:1\"]\n[params]\nretransmit_ms = 0")
-                .contains("field `params.retransmit_ms`")
-        );
-        assert!(
-            err("hosts = [\"127.0.0.1:1\"]\n[params]\nmax_delegate_bytes = 70000")
-                .contains("field `params.max_delegate_bytes`")
-        );
-        assert!(err("hosts = [\"127.0.0.1:1\"]\nreplicas = []").contains("replicas"));
     }
 }

@@ -15,9 +15,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::codec;
-use super::config::ClusterConfig;
+use super::config::RslClusterConfig;
 use super::runtime::{bind_udp, run_actor, Counters, RuntimeConfig};
-use crate::actors::rsl::{App, Phase, Replica, ReplicaConfig, ReplicaState, RslMsg};
+use crate::actors::rsl::{App, ModelSwitches, Phase, Replica, ReplicaConfig, ReplicaState, RslMsg};
 
 /// A running replica's protocol state, updated after every step that changes it.
 #[derive(Debug, Default)]
@@ -114,7 +114,7 @@ impl ReplicaStats {
 }
 
 /// This process's resident set size in KiB (Linux; `None` elsewhere).
-pub fn resident_kib() -> Option<u64> {
+pub(crate) fn resident_kib() -> Option<u64> {
     resident_kib_of("self")
 }
 
@@ -135,7 +135,7 @@ fn v4(a: SocketAddr) -> Result<SocketAddrV4> {
 /// Starts replica `id` of `cluster` (app `A`) on `socket` as a tokio task; it runs until
 /// `shutdown` turns true. Storage, if the cluster keeps it, is `cluster.storage_of(id)`.
 pub fn spawn_replica<A: App>(
-    cluster: &ClusterConfig,
+    cluster: &RslClusterConfig,
     id: usize,
     socket: UdpSocket,
     stats: ReplicaStats,
@@ -155,7 +155,8 @@ pub fn spawn_replica<A: App>(
     let replica = Replica::<A>::new(ReplicaConfig {
         replicas: ids,
         me: id,
-        params: cluster.params.to_params(),
+        params: cluster.params.clone(),
+        switches: ModelSwitches::default(),
     });
     let gauges = stats.gauges.clone();
     let cfg = RuntimeConfig::<Replica<A>> {
@@ -174,11 +175,6 @@ pub fn spawn_replica<A: App>(
     )))
 }
 
-/// Binds `addr` for a replica (large kernel buffers, see [`bind_udp`]).
-pub async fn bind(addr: SocketAddrV4) -> Result<UdpSocket> {
-    bind_udp(addr)
-}
-
 fn loopback_any() -> SocketAddrV4 {
     SocketAddrV4::new([127, 0, 0, 1].into(), 0)
 }
@@ -189,7 +185,7 @@ type Running = (watch::Sender<bool>, JoinHandle<Result<()>>);
 /// Replicas running as tasks of this process, on loopback.
 pub struct LocalCluster<A: App> {
     /// The cluster's configuration (its addresses are the replicas' real ones).
-    pub config: ClusterConfig,
+    pub config: RslClusterConfig,
     /// Each replica's counters and gauges (a restarted replica gets fresh ones).
     pub stats: Vec<ReplicaStats>,
     replicas: Vec<Option<Running>>,
@@ -199,15 +195,13 @@ pub struct LocalCluster<A: App> {
 impl<A: App> LocalCluster<A> {
     /// Starts the replicas of `config` on its addresses; a port 0 in `config` means "any free
     /// port" and is replaced by the port bound.
-    pub async fn start(mut config: ClusterConfig) -> Result<Self> {
+    pub async fn start(mut config: RslClusterConfig) -> Result<Self> {
         if config.replicas.is_empty() {
             bail!("a cluster needs at least one replica");
         }
         let mut sockets = Vec::new();
         for (i, a) in config.replicas.iter_mut().enumerate() {
-            let s = bind(*a)
-                .await
-                .with_context(|| format!("starting replica {i}"))?;
+            let s = bind_udp(*a).with_context(|| format!("starting replica {i}"))?;
             *a = v4(s.local_addr()?)?;
             sockets.push(s);
         }
@@ -230,7 +224,7 @@ impl<A: App> LocalCluster<A> {
     /// `n` replicas on free loopback ports, default parameters, no storage.
     pub async fn loopback(n: usize) -> Result<Self> {
         let any: SocketAddrV4 = "127.0.0.1:0".parse().expect("literal address");
-        Self::start(ClusterConfig::new(vec![any; n])).await
+        Self::start(RslClusterConfig::new(vec![any; n])).await
     }
 
     /// The replicas' addresses.
@@ -250,7 +244,7 @@ impl<A: App> LocalCluster<A> {
     /// Restarts replica `i` on its address, from its storage if the cluster keeps it.
     pub async fn restart(&mut self, i: usize) -> Result<()> {
         self.kill(i).await;
-        let s = bind(self.config.replicas[i]).await?;
+        let s = bind_udp(self.config.replicas[i])?;
         let stats = ReplicaStats::default();
         let (tx, rx) = watch::channel(false);
         let h = spawn_replica::<A>(&self.config, i, s, stats.clone(), rx)?;

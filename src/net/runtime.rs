@@ -66,7 +66,7 @@ impl Counters {
     }
 
     /// The snapshot as a JSON object.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         self.snapshot()
             .into_iter()
             .map(|(k, v)| (k.to_string(), serde_json::Value::from(v)))
@@ -104,7 +104,7 @@ pub struct RuntimeConfig<A: Actor> {
 /// Socket buffer size asked for (the kernel caps it at `net.core.rmem_max`/`wmem_max`): bursts
 /// of a leader's broadcasts and of hundreds of clients overflow the 208 KiB default, and a
 /// datagram dropped there costs a retransmission period.
-pub const SOCKET_BUFFER: usize = 4 << 20;
+pub(crate) const SOCKET_BUFFER: usize = 4 << 20;
 
 /// Binds a UDP socket at `addr` with [`SOCKET_BUFFER`]-sized kernel buffers, for tokio.
 pub fn bind_udp(addr: SocketAddrV4) -> Result<UdpSocket> {

@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 use ironfleet::actors::rsl::{Counter, Mutation, RslNode};
-use ironfleet::invariants::rsl::{rsl_model, RslHistory, RslModelCfg, SAFETY};
-use ironfleet::runner::{format_trace, run, ActorOutcome, Mode, Outcome, RunOptions, Verdict};
+use ironfleet::check::report::format_trace;
+use ironfleet::check::run::{run, ActorOutcome, Mode, Outcome, RunOptions, Verdict};
+use ironfleet::invariants::rsl::RslHistory;
+use ironfleet::model::rsl::{rsl_model, RslModelCfg};
 
 /// The RSL model configuration with `clients` clients of one increment each.
 pub fn cfg(clients: usize) -> RslModelCfg<Counter> {
@@ -31,8 +33,26 @@ pub fn walks(seed: u64, walks: u64, depth: usize) -> Mode {
     Mode::Simulate { seed, walks, depth }
 }
 
-/// Asserts every safety property held.
+/// The safety properties the RSL model registers, in report order.
+pub const SAFETY: [&str; 9] = [
+    "agreement",
+    "executed prefixes agree",
+    "executed at most once",
+    "linearizable",
+    "refinement",
+    "max_bal never decreases",
+    "2b matches a 2a",
+    "logs bounded",
+    "truncation below quorum checkpoint",
+];
+
+/// Asserts the model registered exactly [`SAFETY`] and every one of them held.
 pub fn assert_safe<S, A>(outcome: &Outcome<S, A>) {
+    let registered: Vec<&str> = outcome.safety().iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        registered, SAFETY,
+        "the model registers exactly these safety properties"
+    );
     for name in SAFETY {
         assert_eq!(
             outcome.property(name).unwrap().verdict,
@@ -59,7 +79,7 @@ pub fn caught(
     property: &'static str,
     seed: u64,
 ) -> String {
-    cfg.params.mutation = Some(mutation);
+    cfg.mutation = Some(mutation);
     let opts = RunOptions {
         mode: walks(seed, 20_000, 80),
         threads: 1,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Actor, Id, Out};
 
-use super::params::KvParams;
+use super::params::{KvModelSwitches, KvParams};
 use super::single_delivery::SingleDelivery;
 use super::types::{Key, KeyRange, KvMsg, KvPayload, KvTimer, Value};
 
@@ -51,8 +51,10 @@ pub struct KvClientConfig {
     pub ops: Arc<Vec<ClientOp>>,
     /// Its SingleDelivery epoch (0 in models).
     pub epoch: u64,
-    /// Parameters.
+    /// Protocol parameters.
     pub params: KvParams,
+    /// Model-only settings ([`KvModelSwitches::default`] at run time).
+    pub switches: KvModelSwitches,
 }
 
 /// A client's state.
@@ -92,7 +94,8 @@ impl KvClient {
     /// Sends `payload` reliably; arms the retransmission timer.
     fn send(&self, s: &mut KvClientState, dst: Id, payload: KvPayload, o: &mut Out<Self>) {
         let p = &self.cfg.params;
-        s.sd.send_out(dst, payload, p.max_unacked, p.retransmit_timer(), o);
+        let timer = self.cfg.switches.retransmit_timer(p);
+        s.sd.send_out(dst, payload, p.max_unacked, timer, o);
     }
 
     /// The request of a Get or Set (`None` for a Shard, which `issue` sends itself).
@@ -169,7 +172,7 @@ impl Actor for KvClient {
         match msg {
             KvMsg::Ack { epoch, from, seqno } => {
                 if SingleDelivery::on_ack(state, src, epoch, from, seqno)
-                    && self.cfg.params.retransmits()
+                    && self.cfg.switches.retransmits()
                 {
                     o.cancel_timer(KvTimer::Retransmit);
                 }
@@ -180,7 +183,7 @@ impl Actor for KvClient {
                 seqno,
                 payload,
             } => {
-                if !self.cfg.params.retransmit && state.sd.is_old(src, epoch, to, seqno) {
+                if !self.cfg.switches.retransmit && state.sd.is_old(src, epoch, to, seqno) {
                     return; // the model's network redelivering: already acked
                 }
                 let s = state.to_mut();
@@ -203,7 +206,7 @@ impl Actor for KvClient {
                     {
                         if self
                             .cfg
-                            .params
+                            .switches
                             .max_redirects
                             .is_some_and(|m| s.redirects >= m)
                         {
@@ -224,7 +227,7 @@ impl Actor for KvClient {
     }
 
     fn on_timeout(&self, _id: Id, state: &mut Cow<KvClientState>, _t: &KvTimer, o: &mut Out<Self>) {
-        if let Some(timer) = self.cfg.params.retransmit_timer() {
+        if let Some(timer) = self.cfg.switches.retransmit_timer(&self.cfg.params) {
             state.sd.resend_unacked(timer, o);
         }
     }

@@ -33,7 +33,7 @@ impl DelegationMap {
     }
 
     /// Whether `host` owns every key of `range`.
-    pub fn owns_all(&self, range: KeyRange, host: Id) -> bool {
+    pub(crate) fn owns_all(&self, range: KeyRange, host: Id) -> bool {
         if self.owner(range.lo) != host {
             return false;
         }
@@ -45,7 +45,7 @@ impl DelegationMap {
     }
 
     /// Whether `host` owns some key of `range`.
-    pub fn owns_some(&self, range: KeyRange, host: Id) -> bool {
+    pub(crate) fn owns_some(&self, range: KeyRange, host: Id) -> bool {
         if self.owner(range.lo) == host {
             return true;
         }
@@ -78,6 +78,25 @@ impl DelegationMap {
             self.bounds.insert(h, o);
         }
         self.coalesce();
+        self.assert_invariants();
+        debug_assert_eq!(
+            self.owner(range.lo),
+            owner,
+            "the range was given to its owner"
+        );
+    }
+
+    /// The map's invariants, asserted after every change: total (an entry at key 0, so every
+    /// key has an owner) and coalesced (no two neighbouring ranges with the same owner, so
+    /// `len` counts real ranges and the `max_delegations` bound means what it says).
+    fn assert_invariants(&self) {
+        assert!(self.bounds.contains_key(&0), "the map is total");
+        let mut owners = self.bounds.values();
+        let mut prev = owners.next();
+        for o in owners {
+            assert!(prev != Some(o), "the map is coalesced");
+            prev = Some(o);
+        }
     }
 
     /// Merges neighbouring entries with the same owner.
@@ -106,7 +125,7 @@ impl DelegationMap {
     }
 
     /// How many of the map's ranges `host` owns.
-    pub fn count_owned_by(&self, host: Id) -> usize {
+    pub(crate) fn count_owned_by(&self, host: Id) -> usize {
         self.bounds.values().filter(|&&o| o == host).count()
     }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use stateright::actor::{Actor, Id, Out};
 
 use super::delegation::DelegationMap;
-use super::params::{KvMutation, KvParams};
+use super::params::{KvModelSwitches, KvMutation, KvParams};
 use super::single_delivery::SingleDelivery;
 use super::types::{Key, KvMsg, KvPayload, KvTimer, Value};
 
@@ -23,8 +23,10 @@ pub struct HostConfig {
     pub me: usize,
     /// Its SingleDelivery epoch (0 in models; the clock at run time).
     pub epoch: u64,
-    /// Parameters.
+    /// Protocol parameters.
     pub params: KvParams,
+    /// Model-only settings ([`KvModelSwitches::default`] at run time).
+    pub switches: KvModelSwitches,
 }
 
 /// Milestones, for the checker's `sometimes` properties and for operators.
@@ -70,10 +72,15 @@ impl Host {
         &self.cfg.params
     }
 
+    fn switches(&self) -> &KvModelSwitches {
+        &self.cfg.switches
+    }
+
     /// Sends `payload` reliably; arms the retransmission timer.
     fn send(&self, s: &mut HostState, dst: Id, payload: KvPayload, o: &mut Out<Self>) {
         let p = self.params();
-        s.sd.send_out(dst, payload, p.max_unacked, p.retransmit_timer(), o);
+        let timer = self.switches().retransmit_timer(p);
+        s.sd.send_out(dst, payload, p.max_unacked, timer, o);
     }
 
     /// Whether handling `payload` from `src` needs room on a channel that has none: the reply
@@ -93,7 +100,9 @@ impl Host {
         let p = self.params();
         match payload {
             KvPayload::Get { key } => {
-                let reply = if s.delegation.owner(key) == me || p.has(KvMutation::AnswerDelegated) {
+                let reply = if s.delegation.owner(key) == me
+                    || self.switches().has(KvMutation::AnswerDelegated)
+                {
                     KvPayload::Reply {
                         key,
                         value: s.table.get(&key).cloned(),
@@ -127,7 +136,7 @@ impl Host {
                 self.send(s, src, reply, o);
             }
             KvPayload::Shard { range, recipient } => {
-                let owned = if p.has(KvMutation::PartialShard) {
+                let owned = if self.switches().has(KvMutation::PartialShard) {
                     s.delegation.owns_some(range, me)
                 } else {
                     s.delegation.owns_all(range, me)
@@ -158,7 +167,7 @@ impl Host {
                     let v = s.table.remove(&k).expect("listed key");
                     pairs.insert(k, v);
                 }
-                if p.has(KvMutation::DropPair) {
+                if self.switches().has(KvMutation::DropPair) {
                     pairs.pop_first();
                 }
                 s.delegation.set(range, recipient);
@@ -204,7 +213,7 @@ impl Actor for Host {
         match msg {
             KvMsg::Ack { epoch, from, seqno } => {
                 if SingleDelivery::on_ack(state, src, epoch, from, seqno)
-                    && self.params().retransmits()
+                    && self.switches().retransmits()
                 {
                     o.cancel_timer(KvTimer::Retransmit);
                 }
@@ -218,8 +227,8 @@ impl Actor for Host {
                 if self.blocked(state, src, &payload) {
                     return; // no ack: the sender retransmits once we have room
                 }
-                let dupes = self.params().has(KvMutation::AcceptDuplicate);
-                if !dupes && !self.params().retransmit && state.sd.is_old(src, epoch, to, seqno) {
+                let dupes = self.switches().has(KvMutation::AcceptDuplicate);
+                if !dupes && !self.switches().retransmit && state.sd.is_old(src, epoch, to, seqno) {
                     // A redelivery by the model's duplicating network: nobody retransmits
                     // there, so the ack already sent is all a re-ack would say.
                     if !state.milestones.ignored_duplicate {
@@ -243,7 +252,7 @@ impl Actor for Host {
     }
 
     fn on_timeout(&self, _id: Id, state: &mut Cow<HostState>, _t: &KvTimer, o: &mut Out<Self>) {
-        if let Some(timer) = self.params().retransmit_timer() {
+        if let Some(timer) = self.switches().retransmit_timer(self.params()) {
             state.sd.resend_unacked(timer, o);
         }
     }
@@ -272,6 +281,7 @@ mod tests {
             me: 0,
             epoch: 0,
             params,
+            switches: KvModelSwitches::default(),
         })
     }
 

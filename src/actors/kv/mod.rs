@@ -6,18 +6,18 @@
 //! its replies; its `Shard` operations are the admin's requests to move a range. [`KvNode`]
 //! wraps both for a stateright `ActorModel`.
 
-pub mod client;
-pub mod delegation;
-pub mod host;
-pub mod node;
-pub mod params;
-pub mod single_delivery;
-pub mod types;
+mod client;
+mod delegation;
+mod host;
+mod node;
+mod params;
+mod single_delivery;
+mod types;
 
 pub use client::{ClientOp, KvClient, KvClientConfig, KvClientState};
 pub use delegation::DelegationMap;
 pub use host::{Host, HostConfig, HostMilestones, HostState};
 pub use node::{KvNode, KvNodeState};
-pub use params::{KvMutation, KvParams};
+pub use params::{KvModelSwitches, KvMutation, KvParams};
 pub use single_delivery::{Received, RecvChannel, SdMsg, SendChannel, SingleDelivery};
 pub use types::{Key, KeyRange, KvMsg, KvPayload, KvTimer, Pairs, Value};

@@ -1,12 +1,16 @@
-//! IronKV's parameters and its deliberately broken variants.
+//! IronKV's protocol parameters, its model-only switches and its deliberately broken variants.
 
 use serde::{Deserialize, Serialize};
 
 use super::types::KvTimer;
 
-/// Parameters of hosts and clients.
+/// IronKV's protocol parameters for hosts and clients: what a cluster file's `[params]` table
+/// holds.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct KvParams {
+    /// Retransmission period in milliseconds.
+    pub retransmit_ms: u64,
     /// A host's delegation map holds at most this many ranges; a shard request that would need
     /// more is refused.
     pub max_delegations: usize,
@@ -18,8 +22,32 @@ pub struct KvParams {
     /// or the range would wait in the unacked queue for ever. IronKV bounded a delegated range
     /// to fewer than 62 keys instead.
     pub max_delegate_bytes: usize,
-    /// Retransmission period in milliseconds.
-    pub retransmit_ms: u64,
+}
+
+impl Default for KvParams {
+    fn default() -> Self {
+        KvParams {
+            retransmit_ms: 200,
+            max_delegations: 64,
+            max_unacked: 1024,
+            max_delegate_bytes: 60_000,
+        }
+    }
+}
+
+impl KvParams {
+    /// The retransmission timer's period.
+    pub(crate) fn retransmit_period(&self) -> std::ops::Range<std::time::Duration> {
+        let d = std::time::Duration::from_millis(self.retransmit_ms);
+        d..d
+    }
+}
+
+/// Settings that exist only to check IronKV: a reduction sound only on one network, the bound
+/// that keeps a model finite, and deliberately broken variants. The default is the runtime's
+/// behaviour; models derive theirs in the model builder.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KvModelSwitches {
     /// Whether to retransmit at all: always at run time; a model on a lossless duplicating
     /// network turns it off (there the message already sent can be delivered again at any time,
     /// which is what a retransmission would add).
@@ -34,13 +62,9 @@ pub struct KvParams {
     pub mutation: Option<KvMutation>,
 }
 
-impl Default for KvParams {
+impl Default for KvModelSwitches {
     fn default() -> Self {
-        KvParams {
-            max_delegations: 64,
-            max_unacked: 1024,
-            max_delegate_bytes: 60_000,
-            retransmit_ms: 200,
+        KvModelSwitches {
             retransmit: true,
             max_redirects: None,
             mutation: None,
@@ -48,23 +72,20 @@ impl Default for KvParams {
     }
 }
 
-impl KvParams {
+impl KvModelSwitches {
     /// Whether SingleDelivery resends on a timer: always at run time; not where the model's
     /// lossless duplicating network makes it redundant, nor with the `NeverRetransmit` mutation.
     pub fn retransmits(&self) -> bool {
         self.retransmit && !self.has(KvMutation::NeverRetransmit)
     }
 
-    /// The retransmission timer's period.
-    pub fn retransmit_period(&self) -> std::ops::Range<std::time::Duration> {
-        let d = std::time::Duration::from_millis(self.retransmit_ms);
-        d..d
-    }
-
     /// The retransmission timer to arm after a send, if SingleDelivery retransmits.
-    pub fn retransmit_timer(&self) -> Option<(KvTimer, std::ops::Range<std::time::Duration>)> {
+    pub(crate) fn retransmit_timer(
+        &self,
+        p: &KvParams,
+    ) -> Option<(KvTimer, std::ops::Range<std::time::Duration>)> {
         self.retransmits()
-            .then(|| (KvTimer::Retransmit, self.retransmit_period()))
+            .then(|| (KvTimer::Retransmit, p.retransmit_period()))
     }
 
     /// Whether `m` is switched on.
@@ -73,45 +94,19 @@ impl KvParams {
     }
 }
 
-/// A deliberately broken IronKV variant; each must be caught (`tests/kv.rs`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum KvMutation {
-    /// A host answers a Get from its own table for a key it has delegated away.
-    AnswerDelegated,
-    /// SingleDelivery delivers a duplicate (an already delivered sequence number) again, once
-    /// per channel.
-    AcceptDuplicate,
-    /// A shard request is honoured when the host owns only part of the range.
-    PartialShard,
-    /// A delegation drops one of the range's pairs.
-    DropPair,
-    /// SingleDelivery never retransmits (a liveness bug over a lossy network).
-    NeverRetransmit,
-}
-
-impl KvMutation {
-    /// Every mutation.
-    pub const ALL: [KvMutation; 5] = [
-        KvMutation::AnswerDelegated,
-        KvMutation::AcceptDuplicate,
-        KvMutation::PartialShard,
-        KvMutation::DropPair,
-        KvMutation::NeverRetransmit,
-    ];
-
-    /// The kebab-case name used on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            KvMutation::AnswerDelegated => "answer-delegated",
-            KvMutation::AcceptDuplicate => "accept-duplicate",
-            KvMutation::PartialShard => "partial-shard",
-            KvMutation::DropPair => "drop-pair",
-            KvMutation::NeverRetransmit => "never-retransmit",
-        }
-    }
-
-    /// Parses a name given by [`KvMutation::name`].
-    pub fn from_name(s: &str) -> Option<KvMutation> {
-        KvMutation::ALL.into_iter().find(|m| m.name() == s)
+mutations! {
+    /// A deliberately broken IronKV variant; each must be caught (`tests/kv.rs`).
+    pub enum KvMutation {
+        /// A host answers a Get from its own table for a key it has delegated away.
+        AnswerDelegated => "answer-delegated",
+        /// SingleDelivery delivers a duplicate (an already delivered sequence number) again, once
+        /// per channel.
+        AcceptDuplicate => "accept-duplicate",
+        /// A shard request is honoured when the host owns only part of the range.
+        PartialShard => "partial-shard",
+        /// A delegation drops one of the range's pairs.
+        DropPair => "drop-pair",
+        /// SingleDelivery never retransmits (a liveness bug over a lossy network).
+        NeverRetransmit => "never-retransmit",
     }
 }

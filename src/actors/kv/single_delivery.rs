@@ -158,7 +158,15 @@ impl<M: Clone> SingleDelivery<M> {
             return None;
         }
         ch.last_sent += 1;
+        assert!(
+            ch.unacked.last().is_none_or(|(s, _)| *s < ch.last_sent),
+            "sequence numbers grow along a channel"
+        );
         ch.unacked.push((ch.last_sent, payload.clone()));
+        assert!(
+            ch.unacked.len() <= max_unacked,
+            "the unacked queue is bounded"
+        );
         Some(SdMsg::Single {
             epoch: self.epoch,
             to: ch.to_epoch,
@@ -170,7 +178,7 @@ impl<M: Clone> SingleDelivery<M> {
     /// Queues `payload` for `dst` and emits it into `o`, arming `timer` (the retransmission
     /// timer and its period) if given. Returns whether it was queued (`false`: the channel is
     /// full).
-    pub fn send_out<A: Actor<Msg = SdMsg<M>>>(
+    pub(crate) fn send_out<A: Actor<Msg = SdMsg<M>>>(
         &mut self,
         dst: Id,
         payload: M,
@@ -190,7 +198,7 @@ impl<M: Clone> SingleDelivery<M> {
 
     /// A retransmission timer step: resends every unacknowledged message and re-arms the timer;
     /// emits nothing if nothing waits for an ack.
-    pub fn resend_unacked<A: Actor<Msg = SdMsg<M>>>(
+    pub(crate) fn resend_unacked<A: Actor<Msg = SdMsg<M>>>(
         &self,
         timer: (A::Timer, Range<Duration>),
         o: &mut Out<A>,
@@ -206,7 +214,7 @@ impl<M: Clone> SingleDelivery<M> {
 
     /// Whether `Single(epoch, to, seqno)` from `src` is already delivered or stale: receiving it
     /// again delivers nothing.
-    pub fn is_old(&self, src: Id, epoch: u64, to: u64, seqno: u64) -> bool {
+    pub(crate) fn is_old(&self, src: Id, epoch: u64, to: u64, seqno: u64) -> bool {
         self.is_for_another_incarnation(to)
             || self
                 .recv
@@ -222,7 +230,7 @@ impl<M: Clone> SingleDelivery<M> {
 
     /// Receives `Single(epoch, to, seqno, payload)` from `src`. With `accept_duplicates` (a
     /// mutation) an already delivered message is delivered again (once per channel).
-    pub fn receive(
+    pub(crate) fn receive(
         &mut self,
         src: Id,
         epoch: u64,
@@ -264,8 +272,13 @@ impl<M: Clone> SingleDelivery<M> {
         // The mutation accepts one duplicate per channel: enough to break exactly-once, and the
         // mutated model stays finite.
         let accept_dup = dup && accept_duplicates && seqno > 0 && ch.delivered == ch.last_delivered;
+        let delivered_before = ch.last_delivered;
         let deliver = if next || accept_dup {
             ch.last_delivered = ch.last_delivered.max(seqno);
+            assert!(
+                ch.last_delivered >= delivered_before,
+                "the receive sequence number only grows"
+            );
             ch.delivered += 1;
             Some(payload)
         } else {
@@ -285,7 +298,7 @@ impl<M: Clone> SingleDelivery<M> {
     /// Whether a cumulative `Ack(epoch, from, seqno)` from `src` acknowledges anything still
     /// unacked (an ack of another epoch of ours, or from another incarnation of `src`, does
     /// not).
-    pub fn acks_something(&self, src: Id, epoch: u64, from: u64, seqno: u64) -> bool {
+    pub(crate) fn acks_something(&self, src: Id, epoch: u64, from: u64, seqno: u64) -> bool {
         epoch == self.epoch
             && self.send.get(&src).is_some_and(|c| {
                 (c.to_epoch == 0 || c.to_epoch == from)
@@ -294,7 +307,7 @@ impl<M: Clone> SingleDelivery<M> {
     }
 
     /// Handles a cumulative ack from `src`. Returns whether anything was acknowledged.
-    pub fn ack(&mut self, src: Id, epoch: u64, from: u64, seqno: u64) -> bool {
+    pub(crate) fn ack(&mut self, src: Id, epoch: u64, from: u64, seqno: u64) -> bool {
         if !self.acks_something(src, epoch, from, seqno) {
             return false;
         }
@@ -307,7 +320,7 @@ impl<M: Clone> SingleDelivery<M> {
     }
 
     /// Every unacknowledged message, to resend.
-    pub fn unacked(&self) -> Vec<(Id, SdMsg<M>)> {
+    pub(crate) fn unacked(&self) -> Vec<(Id, SdMsg<M>)> {
         let epoch = self.epoch;
         self.send
             .iter()
@@ -328,7 +341,7 @@ impl<M: Clone> SingleDelivery<M> {
     }
 
     /// Whether anything waits for an ack.
-    pub fn has_unacked(&self) -> bool {
+    pub(crate) fn has_unacked(&self) -> bool {
         self.send.values().any(|c| !c.unacked.is_empty())
     }
 
@@ -336,7 +349,7 @@ impl<M: Clone> SingleDelivery<M> {
     /// SingleDelivery `sd` reaches: leaves the state borrowed (a no-op step) if the ack
     /// acknowledges nothing, and returns whether the actor now has nothing left unacked (it may
     /// cancel its retransmission timer).
-    pub fn on_ack<S: Clone + AsMut<SingleDelivery<M>> + AsRef<SingleDelivery<M>>>(
+    pub(crate) fn on_ack<S: Clone + AsMut<SingleDelivery<M>> + AsRef<SingleDelivery<M>>>(
         state: &mut std::borrow::Cow<S>,
         src: Id,
         epoch: u64,
@@ -353,7 +366,7 @@ impl<M: Clone> SingleDelivery<M> {
     }
 
     /// Whether the channel to `dst` has `max_unacked` messages waiting for an ack.
-    pub fn is_full(&self, dst: Id, max_unacked: usize) -> bool {
+    pub(crate) fn is_full(&self, dst: Id, max_unacked: usize) -> bool {
         self.send
             .get(&dst)
             .is_some_and(|c| c.unacked.len() >= max_unacked)
@@ -361,7 +374,7 @@ impl<M: Clone> SingleDelivery<M> {
 
     /// Messages sent to `dst` that `dst`, whose receiving state for us is `theirs`, has not yet
     /// delivered: the ones still "in flight" for the abstraction.
-    pub fn undelivered<'a>(
+    pub(crate) fn undelivered<'a>(
         &'a self,
         dst: Id,
         theirs: Option<&RecvChannel>,

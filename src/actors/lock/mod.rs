@@ -35,38 +35,16 @@ pub enum LockTimer {
     Grant,
 }
 
-/// Deliberately broken variants, for tests and demonstrations only.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum LockMutation {
-    /// The holder keeps the lock after granting it.
-    KeepAfterGrant,
-    /// A host accepts any transfer, even one with a stale epoch.
-    AcceptStaleTransfer,
-    /// A host that takes the lock never arms its grant timer, so it never passes the lock on
-    /// (a liveness bug: safety still holds).
-    NeverGrant,
-}
-
-impl LockMutation {
-    /// Every mutation.
-    pub const ALL: [LockMutation; 3] = [
-        LockMutation::KeepAfterGrant,
-        LockMutation::AcceptStaleTransfer,
-        LockMutation::NeverGrant,
-    ];
-
-    /// The kebab-case name used on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            LockMutation::KeepAfterGrant => "keep-after-grant",
-            LockMutation::AcceptStaleTransfer => "accept-stale-transfer",
-            LockMutation::NeverGrant => "never-grant",
-        }
-    }
-
-    /// Parses a name given by [`LockMutation::name`].
-    pub fn from_name(s: &str) -> Option<LockMutation> {
-        LockMutation::ALL.into_iter().find(|m| m.name() == s)
+mutations! {
+    /// Deliberately broken variants, for tests and demonstrations only.
+    pub enum LockMutation {
+        /// The holder keeps the lock after granting it.
+        KeepAfterGrant => "keep-after-grant",
+        /// A host accepts any transfer, even one with a stale epoch.
+        AcceptStaleTransfer => "accept-stale-transfer",
+        /// A host that takes the lock never arms its grant timer, so it never passes the lock on
+        /// (a liveness bug: safety still holds).
+        NeverGrant => "never-grant",
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::app::App;
-use super::params::{Mutation, Params};
+use super::params::{ModelSwitches, Mutation, Params};
 use super::types::{Ballot, Batch, OpNum, Vote, Votes};
 
 /// The acceptor's state.
@@ -46,7 +46,7 @@ impl<A: App> Acceptor<A> {
 
     /// Phase 1: promise `bal` if it is higher than any ballot seen. Returns whether a 1b should be
     /// sent.
-    pub fn process_1a(&mut self, bal: Ballot) -> bool {
+    pub(crate) fn process_1a(&mut self, bal: Ballot) -> bool {
         if Some(bal) > self.max_bal {
             self.max_bal = Some(bal);
             true
@@ -55,16 +55,35 @@ impl<A: App> Acceptor<A> {
         }
     }
 
+    /// The acceptor's local invariants, asserted after every change: every vote lies in the log
+    /// window `[log_truncation_point, log_truncation_point + max_log_length)`, and no vote is in
+    /// a ballot above the promise (`max_bal` covers every vote).
+    fn assert_invariants(&self, params: &Params) {
+        let ltp = self.log_truncation_point;
+        assert!(
+            self.votes.first_key_value().is_none_or(|(&o, _)| o >= ltp),
+            "a vote below the log truncation point {ltp}"
+        );
+        assert!(
+            self.votes
+                .last_key_value()
+                .is_none_or(|(&o, _)| o < ltp.saturating_add(params.max_log_length)),
+            "a vote beyond the log window"
+        );
+        debug_assert!(self.votes.values().all(|v| Some(v.bal) <= self.max_bal));
+    }
+
     /// Phase 2: vote for `batch` in slot `opn` unless a higher ballot was promised or the slot
     /// lies outside the log window.
-    pub fn process_2a(
+    pub(crate) fn process_2a(
         &mut self,
         params: &Params,
+        sw: &ModelSwitches,
         bal: Ballot,
         opn: OpNum,
         batch: &Batch<A>,
     ) -> TwoAOutcome {
-        let promised_ok = Some(bal) >= self.max_bal || params.has(Mutation::AcceptBelowPromise);
+        let promised_ok = Some(bal) >= self.max_bal || sw.has(Mutation::AcceptBelowPromise);
         let in_window = opn >= self.log_truncation_point
             && opn
                 < self
@@ -80,13 +99,17 @@ impl<A: App> Acceptor<A> {
         if self.max_bal >= Some(bal) && self.votes.get(&opn) == Some(&vote) {
             return TwoAOutcome::Duplicate;
         }
+        let promised_before = self.max_bal;
         self.max_bal = self.max_bal.max(Some(bal));
         Arc::make_mut(&mut self.votes).insert(opn, vote);
+        assert!(self.max_bal >= promised_before, "max_bal decreased");
+        assert!(self.max_bal >= Some(bal), "voted above the promise");
+        self.assert_invariants(params);
         TwoAOutcome::Accepted
     }
 
     /// Records a checkpoint reported by replica `idx` (from a heartbeat, or our own executor).
-    pub fn record_checkpoint(&mut self, idx: usize, opn: OpNum) {
+    pub(crate) fn record_checkpoint(&mut self, idx: usize, opn: OpNum) {
         if let Some(c) = self.last_checkpointed.get_mut(idx) {
             if opn > *c {
                 *c = opn;
@@ -95,18 +118,18 @@ impl<A: App> Acceptor<A> {
     }
 
     /// The truncation point a quorum supports: the `quorum`-th highest checkpoint.
-    pub fn quorum_checkpoint(&self, params: &Params, quorum: usize) -> OpNum {
+    pub(crate) fn quorum_checkpoint(&self, sw: &ModelSwitches, quorum: usize) -> OpNum {
         let mut c = self.last_checkpointed.clone();
         c.sort_unstable_by(|a, b| b.cmp(a));
-        if params.has(Mutation::TruncateBeyondQuorum) {
+        if sw.has(Mutation::TruncateBeyondQuorum) {
             return c[0];
         }
         c[quorum - 1]
     }
 
     /// Truncates the log up to what a quorum has executed. Returns whether anything changed.
-    pub fn truncate(&mut self, params: &Params, quorum: usize) -> bool {
-        let point = self.quorum_checkpoint(params, quorum);
+    pub fn truncate(&mut self, sw: &ModelSwitches, quorum: usize) -> bool {
+        let point = self.quorum_checkpoint(sw, quorum);
         if point <= self.log_truncation_point {
             return false;
         }
@@ -114,6 +137,12 @@ impl<A: App> Acceptor<A> {
         if self.votes.keys().next().is_some_and(|&o| o < point) {
             Arc::make_mut(&mut self.votes).retain(|&o, _| o >= point);
         }
+        assert!(
+            self.votes
+                .first_key_value()
+                .is_none_or(|(&o, _)| o >= point),
+            "a vote below the new truncation point {point}"
+        );
         true
     }
 }

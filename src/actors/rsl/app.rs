@@ -2,7 +2,7 @@
 //!
 //! An [`App`] is a deterministic state machine: `execute(state, op) -> reply`. IronRSL replicates
 //! it: every replica executes the same decided batches in the same order. The reference app of
-//! IronFleet is a [`Counter`]; [`KvStore`] is a small key-value app.
+//! IronFleet is a [`Counter`]; [`MapApp`] is a small map (an RSL app, not IronKV).
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -68,9 +68,9 @@ impl App for Counter {
     }
 }
 
-/// Operations of the [`KvStore`] app.
+/// Operations of the [`MapApp`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum KvOp {
+pub enum MapOp {
     /// Reads a key.
     Get(u64),
     /// Writes a key.
@@ -79,26 +79,26 @@ pub enum KvOp {
     Delete(u64),
 }
 
-/// Replies of the [`KvStore`] app: the value a key held before the operation (for `Get`, the
+/// Replies of the [`MapApp`]: the value a key held before the operation (for `Get`, the
 /// current value).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct KvReply(pub Option<u64>);
+pub struct MapReply(pub Option<u64>);
 
 /// A small replicated key-value map.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KvStore;
+pub struct MapApp;
 
-impl App for KvStore {
-    type Op = KvOp;
-    type Reply = KvReply;
+impl App for MapApp {
+    type Op = MapOp;
+    type Reply = MapReply;
     type State = BTreeMap<u64, u64>;
-    const NAME: &'static str = "kv";
+    const NAME: &'static str = "map";
 
-    fn execute(state: &mut BTreeMap<u64, u64>, op: &KvOp) -> KvReply {
+    fn execute(state: &mut BTreeMap<u64, u64>, op: &MapOp) -> MapReply {
         match *op {
-            KvOp::Get(k) => KvReply(state.get(&k).copied()),
-            KvOp::Put(k, v) => KvReply(state.insert(k, v)),
-            KvOp::Delete(k) => KvReply(state.remove(&k)),
+            MapOp::Get(k) => MapReply(state.get(&k).copied()),
+            MapOp::Put(k, v) => MapReply(state.insert(k, v)),
+            MapOp::Delete(k) => MapReply(state.remove(&k)),
         }
     }
 }
@@ -119,10 +119,16 @@ mod tests {
     #[test]
     fn kv_returns_previous_values() {
         let mut s = BTreeMap::new();
-        assert_eq!(KvStore::execute(&mut s, &KvOp::Put(1, 5)), KvReply(None));
-        assert_eq!(KvStore::execute(&mut s, &KvOp::Put(1, 6)), KvReply(Some(5)));
-        assert_eq!(KvStore::execute(&mut s, &KvOp::Get(1)), KvReply(Some(6)));
-        assert_eq!(KvStore::execute(&mut s, &KvOp::Delete(1)), KvReply(Some(6)));
-        assert_eq!(KvStore::execute(&mut s, &KvOp::Get(1)), KvReply(None));
+        assert_eq!(MapApp::execute(&mut s, &MapOp::Put(1, 5)), MapReply(None));
+        assert_eq!(
+            MapApp::execute(&mut s, &MapOp::Put(1, 6)),
+            MapReply(Some(5))
+        );
+        assert_eq!(MapApp::execute(&mut s, &MapOp::Get(1)), MapReply(Some(6)));
+        assert_eq!(
+            MapApp::execute(&mut s, &MapOp::Delete(1)),
+            MapReply(Some(6))
+        );
+        assert_eq!(MapApp::execute(&mut s, &MapOp::Get(1)), MapReply(None));
     }
 }

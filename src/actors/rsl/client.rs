@@ -40,7 +40,7 @@ pub struct ClientState<A: App> {
 
 impl<A: App> ClientState<A> {
     /// The sequence number of the outstanding request (if any).
-    pub fn outstanding_seqno(&self) -> u64 {
+    pub(crate) fn outstanding_seqno(&self) -> u64 {
         self.replies.len() as u64 + 1
     }
 }
@@ -63,7 +63,7 @@ impl<A: App> Client<A> {
     }
 
     /// Whether every operation has been answered.
-    pub fn is_done(&self, s: &ClientState<A>) -> bool {
+    pub(crate) fn is_done(&self, s: &ClientState<A>) -> bool {
         s.replies.len() >= self.cfg.ops.len()
     }
 

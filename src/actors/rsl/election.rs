@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use stateright::actor::Id;
 
-use super::params::{Mutation, Params};
+use super::params::{ModelSwitches, Mutation, Params};
 use super::types::Ballot;
 
 /// The election state.
@@ -40,13 +40,19 @@ impl Election {
 
     /// Whether this replica may still suspect its view (the model's `max_view` bound). Once it
     /// may not, the epoch bookkeeping has no effect and is skipped, which keeps model states few.
-    pub fn may_suspect(&self, params: &Params) -> bool {
-        params.max_view.is_none_or(|max| self.view.seqno < max)
+    pub(crate) fn may_suspect(&self, sw: &ModelSwitches) -> bool {
+        sw.max_view.is_none_or(|max| self.view.seqno < max)
     }
 
     /// Notes a request that is not yet executed (bounded by `max_request_queue`).
-    pub fn saw_request(&mut self, params: &Params, client: Id, seqno: u64) {
-        if !self.may_suspect(params) {
+    pub(crate) fn saw_request(
+        &mut self,
+        params: &Params,
+        sw: &ModelSwitches,
+        client: Id,
+        seqno: u64,
+    ) {
+        if !self.may_suspect(sw) {
             return;
         }
         let key = (client, seqno);
@@ -59,20 +65,20 @@ impl Election {
     }
 
     /// Forgets requests that have been executed.
-    pub fn forget_executed(&mut self, executed: impl Fn(Id, u64) -> bool) {
+    pub(crate) fn forget_executed(&mut self, executed: impl Fn(Id, u64) -> bool) {
         self.seen_prev_epochs.retain(|&(c, s)| !executed(c, s));
         self.seen_this_epoch.retain(|&(c, s)| !executed(c, s));
     }
 
     /// The epoch ended. Returns true if this replica now suspects the view (newly).
-    pub fn end_epoch(&mut self, params: &Params, me: u32) -> bool {
-        if !self.may_suspect(params) {
+    pub(crate) fn end_epoch(&mut self, params: &Params, sw: &ModelSwitches, me: u32) -> bool {
+        if !self.may_suspect(sw) {
             self.seen_prev_epochs.clear();
             self.seen_this_epoch.clear();
             return false;
         }
         let mut newly = false;
-        if !self.seen_prev_epochs.is_empty() && !params.has(Mutation::NeverSuspect) {
+        if !self.seen_prev_epochs.is_empty() && !sw.has(Mutation::NeverSuspect) {
             newly = self.suspectors.insert(me);
         }
         if self.seen_prev_epochs.is_empty() && self.seen_this_epoch.is_empty() {
@@ -84,7 +90,7 @@ impl Election {
     }
 
     /// Reflects a heartbeat from replica `idx`: adopt a higher view, count a suspicion of ours.
-    pub fn reflect_heartbeat(&mut self, idx: u32, bal: Ballot, suspicious: bool) {
+    pub(crate) fn reflect_heartbeat(&mut self, idx: u32, bal: Ballot, suspicious: bool) {
         if bal > self.view {
             self.view = bal;
             self.suspectors.clear();
@@ -96,11 +102,16 @@ impl Election {
 
     /// If a quorum suspects the view, moves to the next one (and doubles the epoch length).
     /// Returns whether the view changed.
-    pub fn check_quorum_of_suspicions(&mut self, params: &Params, n: usize) -> bool {
+    pub(crate) fn check_quorum_of_suspicions(&mut self, params: &Params, n: usize) -> bool {
         if self.suspectors.len() < n / 2 + 1 {
             return false;
         }
-        self.view = Ballot::of_view(self.view.seqno + 1, n);
+        let Some(next) = self.view.seqno.checked_add(1) else {
+            return false; // the last view there is: stay in it rather than wrap round
+        };
+        let before = self.view;
+        self.view = Ballot::of_view(next, n);
+        assert!(self.view > before, "the view only grows");
         self.suspectors.clear();
         self.epoch_length_ms = self
             .epoch_length_ms

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use stateright::actor::Id;
 
 use super::app::App;
-use super::params::{Mutation, Params};
+use super::params::{ModelSwitches, Mutation};
 use super::types::{Batch, OpNum, ReplyCache};
 
 /// The executor's state. It is durable: it is saved with the acceptor's state, so a restarted
@@ -35,14 +35,14 @@ impl<A: App> Default for Executor<A> {
 
 impl<A: App> Executor<A> {
     /// Whether the request `(client, seqno)` has been executed (it is at or below the cached one).
-    pub fn has_executed(&self, client: Id, seqno: u64) -> bool {
+    pub(crate) fn has_executed(&self, client: Id, seqno: u64) -> bool {
         self.reply_cache
             .get(&client)
             .is_some_and(|(cached, _)| *cached >= seqno)
     }
 
     /// The cached reply for exactly `(client, seqno)`.
-    pub fn cached_reply(&self, client: Id, seqno: u64) -> Option<&A::Reply> {
+    pub(crate) fn cached_reply(&self, client: Id, seqno: u64) -> Option<&A::Reply> {
         self.reply_cache
             .get(&client)
             .filter(|(cached, _)| *cached == seqno)
@@ -51,11 +51,11 @@ impl<A: App> Executor<A> {
 
     /// Executes the batch decided for slot `ops_complete`. Returns the replies to send:
     /// `(client, seqno, reply)`, including cached replies for requests executed before.
-    pub fn execute(&mut self, params: &Params, batch: &Batch<A>) -> Vec<(Id, u64, A::Reply)> {
+    pub fn execute(&mut self, sw: &ModelSwitches, batch: &Batch<A>) -> Vec<(Id, u64, A::Reply)> {
         let mut replies = Vec::with_capacity(batch.len());
         for req in batch.iter() {
             let executed_before = self.has_executed(req.client, req.seqno);
-            if executed_before && !params.has(Mutation::ExecuteTwice) {
+            if executed_before && !sw.has(Mutation::ExecuteTwice) {
                 if let Some(r) = self.cached_reply(req.client, req.seqno) {
                     replies.push((req.client, req.seqno, r.clone()));
                 }
@@ -65,7 +65,12 @@ impl<A: App> Executor<A> {
             Arc::make_mut(&mut self.reply_cache).insert(req.client, (req.seqno, reply.clone()));
             replies.push((req.client, req.seqno, reply));
         }
-        self.ops_complete += 1;
+        let done = self.ops_complete;
+        self.ops_complete = done.checked_add(1).expect("ops_complete overflows u64");
+        assert!(self.ops_complete > done, "ops_complete only grows");
+        debug_assert!(batch
+            .iter()
+            .all(|req| self.has_executed(req.client, req.seqno)));
         replies
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::app::App;
-use super::params::{Mutation, Params};
+use super::params::{ModelSwitches, Mutation, Params};
 use super::types::{Ballot, Batch, OpNum};
 
 /// The learner's state.
@@ -28,7 +28,7 @@ impl<A: App> Default for Learner<A> {
 impl<A: App> Learner<A> {
     /// Records a 2b from acceptor `idx`. `ops_complete` is the executor's progress: slots below
     /// it are already executed, slots `max_log_length` beyond it are ignored (bounded state).
-    pub fn process_2b(
+    pub(crate) fn process_2b(
         &mut self,
         params: &Params,
         idx: u32,
@@ -57,8 +57,13 @@ impl<A: App> Learner<A> {
     }
 
     /// The decided batch for slot `opn`, if a quorum voted for it.
-    pub fn decided(&self, params: &Params, quorum: usize, opn: OpNum) -> Option<&Batch<A>> {
-        let needed = if params.has(Mutation::DecideWithoutQuorum) {
+    pub(crate) fn decided(
+        &self,
+        sw: &ModelSwitches,
+        quorum: usize,
+        opn: OpNum,
+    ) -> Option<&Batch<A>> {
+        let needed = if sw.has(Mutation::DecideWithoutQuorum) {
             1
         } else {
             quorum
@@ -70,7 +75,7 @@ impl<A: App> Learner<A> {
     }
 
     /// Forgets every slot below `opn` (executed, or skipped by state transfer).
-    pub fn forget_below(&mut self, opn: OpNum) {
+    pub(crate) fn forget_below(&mut self, opn: OpNum) {
         if self.pending.keys().next().is_some_and(|&o| o < opn) {
             self.pending.retain(|&o, _| o >= opn);
         }

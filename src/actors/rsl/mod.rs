@@ -2,29 +2,29 @@
 //!
 //! A [`Replica`] is made of a [`Proposer`], an [`Acceptor`], a [`Learner`], an [`Executor`] and an
 //! [`Election`]; it replicates any deterministic [`App`] (the [`Counter`] of IronFleet, or the
-//! small [`KvStore`]). [`Client`]s issue requests and retransmit them. [`RslNode`] wraps both for
+//! small [`MapApp`]). [`Client`]s issue requests and retransmit them. [`RslNode`] wraps both for
 //! a stateright `ActorModel`.
 
-pub mod acceptor;
-pub mod app;
-pub mod client;
-pub mod election;
-pub mod executor;
-pub mod learner;
-pub mod node;
-pub mod params;
-pub mod proposer;
-pub mod replica;
-pub mod types;
+mod acceptor;
+mod app;
+mod client;
+mod election;
+mod executor;
+mod learner;
+mod node;
+mod params;
+mod proposer;
+mod replica;
+mod types;
 
 pub use acceptor::{Acceptor, TwoAOutcome};
-pub use app::{App, Counter, CounterOp, KvOp, KvReply, KvStore};
+pub use app::{App, Counter, CounterOp, MapApp, MapOp, MapReply};
 pub use client::{Client, ClientConfig, ClientState};
 pub use election::Election;
 pub use executor::Executor;
 pub use learner::Learner;
 pub use node::{RslNode, RslNodeState};
-pub use params::{Mutation, Params};
+pub use params::{ModelSwitches, Mutation, Params};
 pub use proposer::{Phase, Proposer};
 pub use replica::{Milestones, Replica, ReplicaConfig, ReplicaState, ReplicaStorage};
 pub use types::{Ballot, Batch, OpNum, Request, RslMsg, RslTimer, Vote, Votes};

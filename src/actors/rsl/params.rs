@@ -1,12 +1,14 @@
-//! IronRSL's parameters, and the deliberately broken variants ("mutations") that tests and
+//! IronRSL's protocol parameters, the model-only switches, and the deliberately broken variants ("mutations") that tests and
 //! demonstrations switch on to prove the checker catches real bugs.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Protocol parameters. Defaults are the original's (see IRONFLEET.md).
+/// IronRSL's protocol parameters: what a cluster file's `[params]` table holds, and all a
+/// replica needs at run time. Defaults are IronFleet's, except `propose_when_idle`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Params {
     /// A proposer never proposes a slot `max_log_length` or more beyond its log truncation point,
     /// and an acceptor never keeps a vote that far ahead: logs stay bounded.
@@ -24,37 +26,13 @@ pub struct Params {
     /// The leader's request queue holds at most this many requests (more are dropped; clients
     /// retransmit).
     pub max_request_queue: usize,
-    /// Model bound: a replica never suspects a view numbered `max_view` or higher, so at most
-    /// `max_view` view changes happen. `None` at run time.
-    pub max_view: Option<u64>,
-    /// Send a heartbeat as soon as its content (view, suspicion, checkpoint) changes, and never
-    /// on a timer. Only for models with a lossless duplicating network: there a message can be
-    /// delayed arbitrarily and delivered any number of times, so sending it at the earliest
-    /// moment covers every later resend (it only adds behaviours), while periodic resends and
-    /// the timer's interleavings multiply states. `false` at run time, where heartbeats get lost
-    /// and are resent every `heartbeat_period_ms`.
-    pub eager_heartbeats: bool,
-    /// Whether replicas report their checkpoints in heartbeats, which drives log truncation.
-    /// Always on at run time. A model may turn it off when its few requests fit in
-    /// `max_log_length` anyway: the checkpoint heartbeats and their deliveries multiply the state
-    /// space about 300-fold (measured: 2,544 vs 830,842 unique states for one request).
-    pub report_checkpoints: bool,
     /// Propose an incomplete batch at once when the pipeline is idle (every slot this leader
     /// proposed is already executed here), instead of waiting `max_batch_delay_ms`. IronRSL
     /// always waits for the incomplete-batch timer, which puts the whole batch delay on every
     /// request at low load; proposing when idle keeps batching under load and costs nothing in
-    /// safety (when a leader nominates is a liveness and performance choice only). `true` by
-    /// default; `false` gives the original's behaviour.
+    /// safety (when a leader nominates is a liveness and performance choice only). `false`
+    /// gives the original's behaviour.
     pub propose_when_idle: bool,
-    /// Repair lost votes: on each heartbeat tick a proposer resends its 1a (in phase 1) or the 2a
-    /// of its proposed but unexecuted slots (in phase 2), and an acceptor answers a duplicate 1a
-    /// or 2a with its 1b or 2b again. IronRSL has none of this, so one lost 1b, 2a or 2b stalls
-    /// the log until a view change (seconds). On by default;
-    /// a model with a lossless duplicating network turns it off, since there every message can
-    /// be redelivered anyway and the resends would only multiply transitions.
-    pub repair_lost_votes: bool,
-    /// A deliberately broken variant, for tests and demonstrations only. `None` in production.
-    pub mutation: Option<Mutation>,
 }
 
 impl Default for Params {
@@ -67,27 +45,76 @@ impl Default for Params {
             max_batch_size: 32,
             max_batch_delay_ms: 10,
             max_request_queue: 1024,
-            max_view: None,
-            eager_heartbeats: false,
-            report_checkpoints: true,
             propose_when_idle: true,
-            repair_lost_votes: true,
-            mutation: None,
         }
     }
 }
 
 impl Params {
     /// The heartbeat timer's duration.
-    pub fn heartbeat_period(&self) -> std::ops::Range<Duration> {
+    pub(crate) fn heartbeat_period(&self) -> std::ops::Range<Duration> {
         let d = Duration::from_millis(self.heartbeat_period_ms);
         d..d
     }
 
     /// The batch timer's duration.
-    pub fn batch_delay(&self) -> std::ops::Range<Duration> {
+    pub(crate) fn batch_delay(&self) -> std::ops::Range<Duration> {
         let d = Duration::from_millis(self.max_batch_delay_ms);
         d..d
+    }
+}
+
+/// Settings that exist only to check the protocol: a bound that keeps a model finite, reductions
+/// that are sound only under a particular network, and deliberately broken variants. The
+/// default is the runtime's behaviour (no bound, no reduction, no mutation); models derive theirs
+/// in one place, the model builder, from the network they run under.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ModelSwitches {
+    /// A replica never suspects a view numbered `max_view` or higher, so at most `max_view` view
+    /// changes happen. `None` at run time.
+    pub max_view: Option<u64>,
+    /// Send a heartbeat as soon as its content (view, suspicion, checkpoint) changes, and never
+    /// on a timer; no vote repair, no client retransmission. Sound only on a lossless
+    /// duplicating network: there a message can be delayed arbitrarily and delivered any number
+    /// of times, so sending it at the earliest moment covers every later resend (it only adds
+    /// behaviours), while periodic resends and the timers' interleavings multiply states.
+    /// `false` at run time, where messages get lost and are resent on timers.
+    pub eager_heartbeats: bool,
+    /// Whether replicas report their checkpoints in heartbeats, which drives log truncation.
+    /// Always on at run time. A model may turn it off when its few requests fit in
+    /// `max_log_length` anyway: the checkpoint heartbeats and their deliveries multiply the state
+    /// space about 300-fold (measured: 2,544 vs 830,842 unique states for one request).
+    pub report_checkpoints: bool,
+    /// A deliberately broken variant, for tests and demonstrations only. `None` in production.
+    pub mutation: Option<Mutation>,
+}
+
+impl Default for ModelSwitches {
+    fn default() -> Self {
+        ModelSwitches {
+            max_view: None,
+            eager_heartbeats: false,
+            report_checkpoints: true,
+            mutation: None,
+        }
+    }
+}
+
+impl ModelSwitches {
+    /// Repair lost votes: on each heartbeat tick a proposer resends its 1a (in phase 1) or the 2a
+    /// of its proposed but unexecuted slots (in phase 2), and an acceptor answers a duplicate 1a
+    /// or 2a with its 1b or 2b again. IronRSL has none of this, so one lost 1b, 2a or 2b stalls
+    /// the log until a view change (seconds). Always at run time; off with `eager_heartbeats`,
+    /// since there every message can be redelivered anyway and the resends would only multiply
+    /// transitions.
+    pub(crate) fn repair_lost_votes(&self) -> bool {
+        !self.eager_heartbeats
+    }
+
+    /// Whether clients retransmit: always at run time; not where `eager_heartbeats` makes every
+    /// request redeliverable, nor with the `ClientNeverRetransmits` mutation.
+    pub(crate) fn client_retransmits(&self) -> bool {
+        !self.eager_heartbeats && !self.has(Mutation::ClientNeverRetransmits)
     }
 
     /// Whether `m` is switched on.
@@ -96,61 +123,29 @@ impl Params {
     }
 }
 
-/// A deliberately broken protocol variant. Each one must be caught: the safety ones by a safety
-/// property (`tests/mutations.rs`), the liveness ones by the liveness checkers
-/// (`tests/liveness.rs`); the tests snapshot the counterexamples.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Mutation {
-    /// The acceptor accepts a 2a whose ballot is below the one it promised.
-    AcceptBelowPromise,
-    /// The proposer ignores the votes reported in 1b messages and proposes fresh requests.
-    IgnoreOneBVotes,
-    /// The learner decides a slot on the first 2b, without a quorum.
-    DecideWithoutQuorum,
-    /// The executor ignores the reply cache and executes a retransmitted request again.
-    ExecuteTwice,
-    /// The acceptor truncates its log at the highest checkpoint any replica reported, not at the
-    /// one a quorum reached.
-    TruncateBeyondQuorum,
-    /// A restarted replica comes back without its votes.
-    ForgetVotesOnRestart,
-    /// A replica never suspects its view's leader, so no view change ever happens: after the
-    /// leader crashes nothing moves (a liveness bug: safety still holds).
-    NeverSuspect,
-    /// A client sends each request once and never retransmits: over a lossy network one lost
-    /// request or reply leaves it waiting forever (a liveness bug).
-    ClientNeverRetransmits,
-}
-
-impl Mutation {
-    /// Every mutation.
-    pub const ALL: [Mutation; 8] = [
-        Mutation::AcceptBelowPromise,
-        Mutation::IgnoreOneBVotes,
-        Mutation::DecideWithoutQuorum,
-        Mutation::ExecuteTwice,
-        Mutation::TruncateBeyondQuorum,
-        Mutation::ForgetVotesOnRestart,
-        Mutation::NeverSuspect,
-        Mutation::ClientNeverRetransmits,
-    ];
-
-    /// The kebab-case name used on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mutation::AcceptBelowPromise => "accept-below-promise",
-            Mutation::IgnoreOneBVotes => "ignore-1b-votes",
-            Mutation::DecideWithoutQuorum => "decide-without-quorum",
-            Mutation::ExecuteTwice => "execute-twice",
-            Mutation::TruncateBeyondQuorum => "truncate-beyond-quorum",
-            Mutation::ForgetVotesOnRestart => "forget-votes-on-restart",
-            Mutation::NeverSuspect => "never-suspect",
-            Mutation::ClientNeverRetransmits => "client-never-retransmits",
-        }
-    }
-
-    /// Parses a name given by [`Mutation::name`].
-    pub fn from_name(s: &str) -> Option<Mutation> {
-        Mutation::ALL.into_iter().find(|m| m.name() == s)
+mutations! {
+    /// A deliberately broken protocol variant. Each one must be caught: the safety ones by a safety
+    /// property (`tests/rsl_mutations.rs`), the liveness ones by the liveness checkers
+    /// (`tests/liveness.rs`); the tests snapshot the counterexamples.
+    pub enum Mutation {
+        /// The acceptor accepts a 2a whose ballot is below the one it promised.
+        AcceptBelowPromise => "accept-below-promise",
+        /// The proposer ignores the votes reported in 1b messages and proposes fresh requests.
+        IgnoreOneBVotes => "ignore-1b-votes",
+        /// The learner decides a slot on the first 2b, without a quorum.
+        DecideWithoutQuorum => "decide-without-quorum",
+        /// The executor ignores the reply cache and executes a retransmitted request again.
+        ExecuteTwice => "execute-twice",
+        /// The acceptor truncates its log at the highest checkpoint any replica reported, not at the
+        /// one a quorum reached.
+        TruncateBeyondQuorum => "truncate-beyond-quorum",
+        /// A restarted replica comes back without its votes.
+        ForgetVotesOnRestart => "forget-votes-on-restart",
+        /// A replica never suspects its view's leader, so no view change ever happens: after the
+        /// leader crashes nothing moves (a liveness bug: safety still holds).
+        NeverSuspect => "never-suspect",
+        /// A client sends each request once and never retransmits: over a lossy network one lost
+        /// request or reply leaves it waiting forever (a liveness bug).
+        ClientNeverRetransmits => "client-never-retransmits",
     }
 }

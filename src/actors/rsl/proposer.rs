@@ -9,7 +9,7 @@ use std::sync::Arc;
 use stateright::actor::Id;
 
 use super::app::App;
-use super::params::{Mutation, Params};
+use super::params::{ModelSwitches, Mutation, Params};
 use super::types::{Ballot, Batch, OpNum, Request, Vote, Votes};
 
 /// Where the proposer stands in its view.
@@ -57,7 +57,7 @@ impl<A: App> Default for Proposer<A> {
 }
 
 /// What phase 2 starts with: the truncation point, and the 2a proposals for reported slots.
-pub struct Phase2Start<A: App> {
+pub(crate) struct Phase2Start<A: App> {
     /// The highest truncation point of the 1b quorum.
     pub log_truncation_point: OpNum,
     /// The slots to (re-)propose, with their batches.
@@ -66,7 +66,7 @@ pub struct Phase2Start<A: App> {
 
 impl<A: App> Proposer<A> {
     /// Steps down: the view moved on to another leader.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.phase = Phase::Idle;
         self.request_queue.clear();
         self.received_1b.clear();
@@ -74,7 +74,7 @@ impl<A: App> Proposer<A> {
     }
 
     /// Starts phase 1 for `view`.
-    pub fn start_phase1(&mut self, view: Ballot) {
+    pub(crate) fn start_phase1(&mut self, view: Ballot) {
         self.reset();
         self.phase = Phase::Phase1;
         self.max_ballot_sent_1a = Some(view);
@@ -82,7 +82,7 @@ impl<A: App> Proposer<A> {
 
     /// Queues a request if leading and not already queued in this view. Returns whether it was
     /// queued.
-    pub fn queue_request(&mut self, params: &Params, req: Request<A>) -> bool {
+    pub(crate) fn queue_request(&mut self, params: &Params, req: Request<A>) -> bool {
         if self.phase == Phase::Idle || self.request_queue.len() >= params.max_request_queue {
             return false;
         }
@@ -99,7 +99,13 @@ impl<A: App> Proposer<A> {
     }
 
     /// Records a 1b for the current ballot from acceptor `idx`. Returns whether it was new.
-    pub fn process_1b(&mut self, idx: u32, bal: Ballot, ltp: OpNum, votes: &Votes<A>) -> bool {
+    pub(crate) fn process_1b(
+        &mut self,
+        idx: u32,
+        bal: Ballot,
+        ltp: OpNum,
+        votes: &Votes<A>,
+    ) -> bool {
         if self.phase != Phase::Phase1 || Some(bal) != self.max_ballot_sent_1a {
             return false;
         }
@@ -113,7 +119,11 @@ impl<A: App> Proposer<A> {
     /// With a quorum of 1b, enters phase 2: for every slot from the highest reported truncation
     /// point to the highest reported vote, re-propose the vote with the highest ballot (or an
     /// empty batch for a gap).
-    pub fn enter_phase2(&mut self, params: &Params, quorum: usize) -> Option<Phase2Start<A>> {
+    pub(crate) fn enter_phase2(
+        &mut self,
+        sw: &ModelSwitches,
+        quorum: usize,
+    ) -> Option<Phase2Start<A>> {
         if self.phase != Phase::Phase1 || self.received_1b.len() < quorum {
             return None;
         }
@@ -124,7 +134,7 @@ impl<A: App> Proposer<A> {
             .max()
             .unwrap_or(0);
         let mut best: BTreeMap<OpNum, &Vote<A>> = BTreeMap::new();
-        if !params.has(Mutation::IgnoreOneBVotes) {
+        if !sw.has(Mutation::IgnoreOneBVotes) {
             for (_, votes) in self.received_1b.values() {
                 for (&opn, vote) in votes.range(ltp..) {
                     let slot = best.entry(opn).or_insert(vote);
@@ -157,7 +167,7 @@ impl<A: App> Proposer<A> {
 
     /// Nominates the next batch if leading, the queue has a full batch (or `force` for the
     /// incomplete-batch timer) and the slot is within the log window. Returns `(opn, batch)`.
-    pub fn nominate(
+    pub(crate) fn nominate(
         &mut self,
         params: &Params,
         log_truncation_point: OpNum,
@@ -176,6 +186,10 @@ impl<A: App> Proposer<A> {
         let batch: Vec<Request<A>> = self.request_queue.drain(..take).collect();
         let opn = self.next_opn;
         self.next_opn += 1;
+        assert!(
+            opn < log_truncation_point.saturating_add(params.max_log_length),
+            "a proposal beyond the log window"
+        );
         Some((opn, Arc::new(batch)))
     }
 }

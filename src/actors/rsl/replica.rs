@@ -19,7 +19,7 @@ use super::app::App;
 use super::election::Election;
 use super::executor::Executor;
 use super::learner::Learner;
-use super::params::{Mutation, Params};
+use super::params::{ModelSwitches, Mutation, Params};
 use super::proposer::{Phase, Proposer};
 use super::types::{Ballot, OpNum, Request, RslMsg, RslTimer, Votes};
 
@@ -32,6 +32,8 @@ pub struct ReplicaConfig {
     pub me: usize,
     /// Protocol parameters.
     pub params: Params,
+    /// Model-only settings ([`ModelSwitches::default`] at run time).
+    pub switches: ModelSwitches,
 }
 
 impl ReplicaConfig {
@@ -46,7 +48,7 @@ impl ReplicaConfig {
     }
 
     /// The index of a replica id, if it is one.
-    pub fn index_of(&self, id: Id) -> Option<u32> {
+    pub(crate) fn index_of(&self, id: Id) -> Option<u32> {
         self.replicas
             .iter()
             .position(|&r| r == id)
@@ -128,6 +130,10 @@ impl<A: App> Replica<A> {
         &self.cfg.params
     }
 
+    fn switches(&self) -> &ModelSwitches {
+        &self.cfg.switches
+    }
+
     fn epoch_timer(&self, s: &ReplicaState<A>) -> std::ops::Range<Duration> {
         let d = Duration::from_millis(s.election.epoch_length_ms);
         d..d
@@ -158,13 +164,13 @@ impl<A: App> Replica<A> {
     /// Sends a heartbeat to the other replicas. With `eager_heartbeats`, only when its content
     /// changed since the last one.
     fn send_heartbeat(&self, s: &mut ReplicaState<A>, o: &mut Out<Self>) {
-        let ckpt = if self.params().report_checkpoints {
+        let ckpt = if self.switches().report_checkpoints {
             s.executor.ops_complete
         } else {
             0
         };
         let content = (s.election.view, s.election.suspicious(self.me()), ckpt);
-        if content == s.last_heartbeat && self.params().eager_heartbeats {
+        if content == s.last_heartbeat && self.switches().eager_heartbeats {
             return;
         }
         s.last_heartbeat = content;
@@ -182,7 +188,7 @@ impl<A: App> Replica<A> {
     /// an acceptor answers it with its 1b again. Found by the bounded liveness checker: without
     /// the second half, one lost 1b left a lossy model stuck for ever.
     fn resend_1a(&self, s: &ReplicaState<A>, o: &mut Out<Self>) {
-        if !self.params().repair_lost_votes || s.proposer.phase != Phase::Phase1 {
+        if !self.switches().repair_lost_votes() || s.proposer.phase != Phase::Phase1 {
             return;
         }
         let Some(bal) = s.proposer.max_ballot_sent_1a else {
@@ -199,7 +205,7 @@ impl<A: App> Replica<A> {
     /// is still not executed here: a lost 2a or 2b would otherwise hold the slot, and with it the
     /// whole log, until the next view change. A duplicate of a 2a already sent.
     fn resend_undecided_2a(&self, s: &ReplicaState<A>, o: &mut Out<Self>) {
-        if !self.params().repair_lost_votes
+        if !self.switches().repair_lost_votes()
             || s.proposer.phase != Phase::Phase2
             || s.proposer.max_ballot_sent_1a != Some(s.election.view)
         {
@@ -248,6 +254,7 @@ impl<A: App> Replica<A> {
     #[allow(clippy::collapsible_match)]
     fn process_msg(&self, s: &mut ReplicaState<A>, src: Id, msg: RslMsg<A>, o: &mut Out<Self>) {
         let params = self.params();
+        let sw = self.switches();
         let from = self.cfg.index_of(src);
         match (msg, from) {
             (RslMsg::Request { seqno, op }, None) => {
@@ -264,7 +271,7 @@ impl<A: App> Replica<A> {
                     }
                     return;
                 }
-                s.election.saw_request(params, src, seqno);
+                s.election.saw_request(params, sw, src, seqno);
                 let req = Request {
                     client: src,
                     seqno,
@@ -275,7 +282,7 @@ impl<A: App> Replica<A> {
             (RslMsg::OneA { bal }, Some(_)) => {
                 // A 1a for the ballot already promised is a resend (`resend_1a`): the 1b was
                 // lost, so answer again (`Params::repair_lost_votes`).
-                let again = params.repair_lost_votes && s.acceptor.max_bal == Some(bal);
+                let again = sw.repair_lost_votes() && s.acceptor.max_bal == Some(bal);
                 if s.acceptor.process_1a(bal) || again {
                     let oneb = RslMsg::OneB {
                         bal,
@@ -312,13 +319,13 @@ impl<A: App> Replica<A> {
                 }
             }
             (RslMsg::TwoA { bal, opn, batch }, Some(_)) => {
-                match s.acceptor.process_2a(params, bal, opn, &batch) {
+                match s.acceptor.process_2a(params, sw, bal, opn, &batch) {
                     TwoAOutcome::Accepted => {
                         self.broadcast_all(s, RslMsg::TwoB { bal, opn, batch }, o)
                     }
                     // The leader resends a 2a when the slot stays undecided: some 2a or 2b was
                     // lost, so vote again (`Params::repair_lost_votes`).
-                    TwoAOutcome::Duplicate if params.repair_lost_votes => {
+                    TwoAOutcome::Duplicate if sw.repair_lost_votes() => {
                         o.broadcast(self.others(), &RslMsg::TwoB { bal, opn, batch })
                     }
                     _ => {}
@@ -340,7 +347,7 @@ impl<A: App> Replica<A> {
                 s.election.reflect_heartbeat(idx, bal, suspicious);
                 // Behind what a quorum executed (so the decisions we miss may be truncated
                 // everywhere) and the sender has it: ask for the state.
-                let ltp = s.acceptor.quorum_checkpoint(params, self.cfg.quorum());
+                let ltp = s.acceptor.quorum_checkpoint(sw, self.cfg.quorum());
                 if ltp > s.executor.ops_complete && opn_ckpt >= ltp {
                     o.send(
                         src,
@@ -391,6 +398,7 @@ impl<A: App> Replica<A> {
     /// The periodic actions, run after every event.
     fn periodic(&self, s: &mut ReplicaState<A>, o: &mut Out<Self>, batch_timer_fired: bool) {
         let params = self.params();
+        let sw = self.switches();
         let quorum = self.cfg.quorum();
         let n = self.cfg.n();
 
@@ -413,7 +421,7 @@ impl<A: App> Replica<A> {
         }
 
         // Maybe enter phase 2.
-        if let Some(start) = s.proposer.enter_phase2(params, quorum) {
+        if let Some(start) = s.proposer.enter_phase2(sw, quorum) {
             o.broadcast(
                 self.others(),
                 &RslMsg::StartingPhase2 {
@@ -463,11 +471,11 @@ impl<A: App> Replica<A> {
         // Make decisions and execute them in order.
         while let Some(batch) = s
             .learner
-            .decided(params, quorum, s.executor.ops_complete)
+            .decided(sw, quorum, s.executor.ops_complete)
             .cloned()
         {
             // The view's leader answers; the others answer retransmissions from their caches.
-            let replies = s.executor.execute(params, &batch);
+            let replies = s.executor.execute(sw, &batch);
             if s.election.view.proposer == self.me() {
                 for (client, seqno, reply) in replies {
                     o.send(client, RslMsg::Reply { seqno, reply });
@@ -479,15 +487,15 @@ impl<A: App> Replica<A> {
         }
 
         // Record our own checkpoint and truncate the log.
-        if params.report_checkpoints {
+        if sw.report_checkpoints {
             s.acceptor
                 .record_checkpoint(self.cfg.me, s.executor.ops_complete);
-            s.acceptor.truncate(params, quorum);
+            s.acceptor.truncate(sw, quorum);
         }
 
-        if params.eager_heartbeats {
+        if sw.eager_heartbeats {
             self.send_heartbeat(s, o);
-        } else if params.report_checkpoints
+        } else if sw.report_checkpoints
             && s.executor.ops_complete >= s.last_heartbeat.2 + (params.max_log_length / 2).max(1)
         {
             // Report a checkpoint half a log window past the last one at once rather than at
@@ -561,7 +569,7 @@ impl<A: App> Actor for Replica<A> {
         };
         if let Some(st) = storage {
             s.acceptor.max_bal = st.max_bal;
-            if !params.has(Mutation::ForgetVotesOnRestart) {
+            if !self.switches().has(Mutation::ForgetVotesOnRestart) {
                 s.acceptor.votes = st.votes.clone();
             }
             s.acceptor.log_truncation_point = st.log_truncation_point;
@@ -576,7 +584,7 @@ impl<A: App> Actor for Replica<A> {
             }
             s.last_heartbeat = (s.election.view, false, 0);
         }
-        if !params.eager_heartbeats {
+        if !self.switches().eager_heartbeats {
             o.set_timer(RslTimer::Heartbeat, params.heartbeat_period());
         }
         o.set_timer(RslTimer::Epoch, self.epoch_timer(&s));
@@ -612,7 +620,7 @@ impl<A: App> Actor for Replica<A> {
     ) {
         match timer {
             RslTimer::Heartbeat => {
-                if self.params().eager_heartbeats {
+                if self.switches().eager_heartbeats {
                     return;
                 }
                 self.step(state, o, |s, o| {
@@ -625,7 +633,9 @@ impl<A: App> Actor for Replica<A> {
             }
             RslTimer::Epoch => {
                 self.step(state, o, |s, o| {
-                    if s.election.end_epoch(self.params(), self.me()) {
+                    if s.election
+                        .end_epoch(self.params(), self.switches(), self.me())
+                    {
                         self.send_heartbeat(s, o);
                     }
                     false

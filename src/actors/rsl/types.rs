@@ -28,7 +28,7 @@ pub struct Ballot {
 
 impl Ballot {
     /// The ballot of view `seqno` in a cluster of `n` replicas.
-    pub fn of_view(seqno: u64, n: usize) -> Ballot {
+    pub(crate) fn of_view(seqno: u64, n: usize) -> Ballot {
         Ballot {
             seqno,
             proposer: (seqno % n as u64) as u32,
@@ -72,7 +72,7 @@ pub struct Vote<A: App> {
 pub type Votes<A> = Arc<BTreeMap<OpNum, Vote<A>>>;
 
 /// The reply cache: the last reply sent to each client.
-pub type ReplyCache<A> = Arc<BTreeMap<Id, (u64, <A as App>::Reply)>>;
+pub(super) type ReplyCache<A> = Arc<BTreeMap<Id, (u64, <A as App>::Reply)>>;
 
 /// Every IronRSL message.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -28,7 +28,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use stateright::Model;
 
-use super::checker::{ActionKind, LivenessProperty, Premise};
+use super::lasso::ActionKind;
+use crate::liveness::{LivenessProperty, Premise};
 
 /// Options of the bounded check.
 #[derive(Clone, Debug)]
@@ -181,7 +182,7 @@ where
 }
 
 /// Runs the bounded check of `props` on `model`. `same` says when a step changed nothing that
-/// matters (for stateright actor models, [`super::same_actor_state`]: stateright's duplicating
+/// matters (for stateright actor models, [`super::fairness::same_actor_state`]: stateright's duplicating
 /// network remembers the last message delivered, so redelivering an old message "changes" the
 /// state without changing anything else).
 pub fn check_bounded<M>(

@@ -6,7 +6,7 @@
 /// A directed graph in compressed sparse row form: the successors of `v` are
 /// `targets[start[v]..start[v + 1]]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Csr {
+pub(super) struct Csr {
     /// Offsets, one per node plus one.
     pub start: Vec<u32>,
     /// Successor lists, concatenated.
@@ -15,7 +15,8 @@ pub struct Csr {
 
 impl Csr {
     /// A graph from adjacency lists.
-    pub fn from_lists(lists: &[Vec<u32>]) -> Self {
+    #[cfg(test)]
+    pub(super) fn from_lists(lists: &[Vec<u32>]) -> Self {
         let mut g = Csr {
             start: vec![0],
             targets: Vec::new(),
@@ -28,29 +29,24 @@ impl Csr {
     }
 
     /// Number of nodes.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.start.len().saturating_sub(1)
     }
 
-    /// Whether the graph has no node.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The successors of `v`.
-    pub fn succ(&self, v: u32) -> &[u32] {
+    pub(super) fn succ(&self, v: u32) -> &[u32] {
         &self.targets[self.start[v as usize] as usize..self.start[v as usize + 1] as usize]
     }
 }
 
 /// Marks a node that no component contains (it was left out).
-pub const NO_COMPONENT: u32 = u32::MAX;
+pub(super) const NO_COMPONENT: u32 = u32::MAX;
 
 /// Strongly connected components of the nodes for which `include` holds (edges to excluded
 /// nodes are ignored). Returns each node's component number ([`NO_COMPONENT`] if excluded) and
 /// the number of components. Components are numbered in the order Tarjan's algorithm completes
 /// them: a component's successors (outside it) always have smaller numbers.
-pub fn sccs(g: &Csr, include: impl Fn(u32) -> bool) -> (Vec<u32>, u32) {
+pub(super) fn sccs(g: &Csr, include: impl Fn(u32) -> bool) -> (Vec<u32>, u32) {
     const UNSEEN: u32 = u32::MAX;
     let n = g.len();
     let mut index = vec![UNSEEN; n];
@@ -113,7 +109,7 @@ pub fn sccs(g: &Csr, include: impl Fn(u32) -> bool) -> (Vec<u32>, u32) {
 }
 
 /// Groups nodes by component: `members[c]` lists the nodes of component `c`.
-pub fn members(comp: &[u32], comps: u32) -> Vec<Vec<u32>> {
+pub(super) fn members(comp: &[u32], comps: u32) -> Vec<Vec<u32>> {
     let mut m = vec![Vec::new(); comps as usize];
     for (v, &c) in comp.iter().enumerate() {
         if c != NO_COMPONENT {
@@ -133,7 +129,7 @@ pub fn members(comp: &[u32], comps: u32) -> Vec<Vec<u32>> {
 /// a task enabled everywhere in the set and taken nowhere inside it is enabled everywhere on the
 /// sub-cycle and taken nowhere on it either. Returns the tasks that make the set unfair (empty:
 /// it is fair).
-pub fn unfair_tasks<'a>(
+pub(super) fn unfair_tasks<'a>(
     states: &[u32],
     enabled: impl Fn(u32) -> &'a [u32],
     taken: &[u32],

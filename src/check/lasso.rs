@@ -54,6 +54,7 @@ use std::time::{Duration, Instant};
 use stateright::Model;
 
 use super::graph::{self, Csr};
+use crate::liveness::{LivenessProperty, Premise};
 
 /// How the checker treats an action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,24 +64,6 @@ pub enum ActionKind {
     /// A task under weak fairness, identified by a key (the same key in two states is the same
     /// task: "deliver this message", "fire this actor's timer").
     Fair(u64),
-}
-
-/// When a liveness property applies.
-pub enum Premise<M: Model> {
-    /// At the initial states: `eventually Q`.
-    Init,
-    /// At every reachable state where the predicate holds: `P leads-to Q`.
-    When(fn(&M, &M::State) -> bool),
-}
-
-/// A liveness property.
-pub struct LivenessProperty<M: Model> {
-    /// Its name, as printed.
-    pub name: &'static str,
-    /// Where it applies.
-    pub premise: Premise<M>,
-    /// What must eventually hold.
-    pub goal: fn(&M, &M::State) -> bool,
 }
 
 /// Limits of a liveness check.
@@ -144,7 +127,7 @@ pub struct LiveOutcome<S, A> {
 
 impl<S, A> LiveOutcome<S, A> {
     /// States explored per second of exploration.
-    pub fn states_per_sec(&self) -> f64 {
+    pub(crate) fn states_per_sec(&self) -> f64 {
         self.states as f64 / self.explore_time.as_secs_f64().max(1e-9)
     }
 }
@@ -742,7 +725,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::liveness::bounded::{check_bounded, BoundedOptions, BoundedVerdict};
+    use crate::check::bounded::{check_bounded, BoundedOptions, BoundedVerdict};
 
     /// A hand-made graph as a model: states are numbers from 0, actions are (from, to, task),
     /// task 255 is a fault; the goal is a set of states.

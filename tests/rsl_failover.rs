@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ironfleet::actors::rsl::{Counter, CounterOp};
-use ironfleet::net::config::ClusterConfig;
+use ironfleet::net::config::RslClusterConfig;
 use ironfleet::net::rsl::{GaugeSnapshot, RslClient};
 use serde_json::Value;
 
@@ -112,7 +112,7 @@ fn leader_killed_mid_load_fails_over_and_restarted_replica_catches_up() {
         std::env::temp_dir().join(format!("ironfleet-failover-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut cfg = ClusterConfig::new(free_addrs(3));
+    let mut cfg = RslClusterConfig::new(free_addrs(3));
     cfg.data_dir = Some(dir.join("data"));
     cfg.params.baseline_view_timeout_ms = 300;
     cfg.params.heartbeat_period_ms = 30;

@@ -1,6 +1,6 @@
-//! Command-line front ends shared by the examples (`check-paxos`, `check-lock`) and the
-//! `ironfleet` binary: the same verbs (`check`, `dfs`, `simulate`, `explore`), flags, output and
-//! exit codes everywhere.
+//! The model verbs (`check`, `dfs`, `simulate`, `explore`, and `--liveness`) of every system,
+//! shared by the examples (`check-paxos`, `check-kv`, `check-lock`) and the `ironfleet` binary:
+//! the same flags, output and exit codes everywhere.
 
 use std::io::Write;
 use std::time::Duration;
@@ -10,17 +10,19 @@ use clap::{Args, Subcommand};
 use stateright::actor::{Actor, ActorModel, ActorModelAction};
 use stateright::Model;
 
+use crate::actors::kv::{ClientOp, KeyRange, KvMutation, KvParams};
 use crate::actors::lock::LockMutation;
 use crate::actors::rsl::{Counter, Mutation};
-use crate::invariants::lock::{lock_model, LockModelCfg};
-use crate::invariants::rsl::{rsl_model, RslModelCfg};
-use crate::invariants::NetworkKind;
-use crate::liveness::bounded::{check_bounded, BoundedOptions};
-use crate::liveness::checker::{check_liveness, LivenessOptions, LivenessProperty};
-use crate::liveness::{
-    actor_action_kind, print_bounded_report, print_live_report, same_actor_state,
-};
-use crate::runner::{self, Mode, RunOptions};
+use crate::check::bounded::{check_bounded, BoundedOptions};
+use crate::check::fairness::{actor_action_kind, same_actor_state};
+use crate::check::lasso::{check_liveness, LivenessOptions};
+use crate::check::report::{print_bounded_report, print_live_report, print_report};
+use crate::check::run::{self as runner, Mode, RunOptions};
+use crate::liveness::LivenessProperty;
+use crate::model::kv::{kv_liveness, kv_model, KvModelCfg};
+use crate::model::lock::{lock_liveness, lock_model, LockModelCfg};
+use crate::model::rsl::{rsl_liveness, rsl_model, RslModelCfg};
+use crate::model::NetworkKind;
 
 /// What to do with the model.
 #[derive(Subcommand, Clone, Debug)]
@@ -91,7 +93,7 @@ fn parse_network(s: &str) -> Result<NetworkKind, String> {
 
 /// Flags of the RSL model.
 #[derive(Args, Clone, Debug)]
-pub struct PaxosFlags {
+pub struct RslFlags {
     /// Number of replicas.
     #[arg(long, default_value_t = 3)]
     pub replicas: usize,
@@ -119,22 +121,16 @@ pub struct PaxosFlags {
     pub truncation: bool,
     /// Switch on a deliberately broken variant to see the checker catch it:
     /// accept-below-promise, ignore-1b-votes, decide-without-quorum, execute-twice,
-    /// truncate-beyond-quorum, forget-votes-on-restart.
-    #[arg(long, value_parser = parse_mutation)]
+    /// truncate-beyond-quorum, forget-votes-on-restart, never-suspect (liveness),
+    /// client-never-retransmits (liveness).
+    #[arg(long, value_parser = Mutation::parse)]
     pub mutation: Option<Mutation>,
     /// Common flags.
     #[command(flatten)]
     pub common: CommonFlags,
 }
 
-fn parse_mutation(s: &str) -> Result<Mutation, String> {
-    Mutation::from_name(s).ok_or_else(|| {
-        let names: Vec<&str> = Mutation::ALL.iter().map(|m| m.name()).collect();
-        format!("unknown mutation '{s}': use one of {}", names.join(", "))
-    })
-}
-
-impl PaxosFlags {
+impl RslFlags {
     /// The model configuration these flags describe, validated.
     pub fn model_cfg(&self) -> Result<RslModelCfg<Counter>> {
         // One replica would process every message locally, so the ghost history (which records
@@ -156,11 +152,11 @@ impl PaxosFlags {
             );
         }
         let mut cfg = RslModelCfg::counter(self.replicas, self.clients, self.requests);
-        cfg.params.max_view = Some(self.max_view_changes);
         cfg.params.max_batch_size = self.batch_size;
         cfg.params.max_log_length = self.log_length;
-        cfg.params.mutation = self.mutation;
-        cfg.params.report_checkpoints = self.truncation;
+        cfg.max_view_changes = self.max_view_changes;
+        cfg.mutation = self.mutation;
+        cfg.truncation = self.truncation;
         cfg.network = self.common.network;
         cfg.lossy = self.common.lossy;
         cfg.max_crashes = self.crashes;
@@ -233,11 +229,7 @@ impl CommonFlags {
 }
 
 fn network_name(n: NetworkKind) -> &'static str {
-    match n {
-        NetworkKind::Ordered => "ordered",
-        NetworkKind::Unordered => "unordered",
-        NetworkKind::Duplicating => "duplicating",
-    }
+    n.name()
 }
 
 /// Flags of the lock model.
@@ -249,18 +241,13 @@ pub struct LockFlags {
     /// Explore up to this epoch.
     #[arg(long, default_value_t = 7)]
     pub max_epoch: u64,
-    /// Switch on a deliberately broken variant: keep-after-grant, accept-stale-transfer.
-    #[arg(long, value_parser = parse_lock_mutation)]
+    /// Switch on a deliberately broken variant: keep-after-grant, accept-stale-transfer,
+    /// never-grant (liveness).
+    #[arg(long, value_parser = LockMutation::parse)]
     pub mutation: Option<LockMutation>,
     /// Common flags.
     #[command(flatten)]
     pub common: CommonFlags,
-}
-
-fn parse_lock_mutation(s: &str) -> Result<LockMutation, String> {
-    LockMutation::from_name(s).ok_or_else(|| {
-        format!("unknown mutation '{s}': use keep-after-grant or accept-stale-transfer")
-    })
 }
 
 impl LockFlags {
@@ -352,7 +339,7 @@ where
         ),
         _ => format!("`{program} {flags} explore`"),
     };
-    let violated = runner::print_report(&build(), &outcome, "localhost:3000", &replay, &mut out);
+    let violated = print_report(&build(), &outcome, "localhost:3000", &replay, &mut out);
     out.flush()?;
     Ok(if violated { 1 } else { 0 })
 }
@@ -424,7 +411,7 @@ where
 }
 
 /// `check-paxos`: runs a verb on the RSL model described by `flags`.
-pub fn paxos_main(program: &str, verb: &Verb, flags: &PaxosFlags) -> Result<i32> {
+pub fn rsl_main(program: &str, verb: &Verb, flags: &RslFlags) -> Result<i32> {
     let cfg = flags.model_cfg().context("invalid model configuration")?;
     let title = format!(
         "IronRSL model: {} replicas, {} clients x {} requests, network {}{}, crashes {}, view changes <= {}, batch {}, log {}, truncation {}{}",
@@ -445,7 +432,7 @@ pub fn paxos_main(program: &str, verb: &Verb, flags: &PaxosFlags) -> Result<i32>
     );
     drive_and_report(
         || rsl_model(cfg.clone()),
-        crate::liveness::rsl::properties::<Counter>(),
+        rsl_liveness(),
         verb,
         &flags.common,
         program,
@@ -470,7 +457,7 @@ pub fn lock_main(program: &str, verb: &Verb, flags: &LockFlags) -> Result<i32> {
     );
     drive_and_report(
         || lock_model(cfg.clone()),
-        crate::liveness::lock::properties(),
+        lock_liveness(),
         verb,
         &flags.common,
         program,
@@ -509,8 +496,8 @@ pub struct KvFlags {
     pub max_redirects: u32,
     /// Switch on a deliberately broken variant: answer-delegated, accept-duplicate,
     /// partial-shard, drop-pair, never-retransmit.
-    #[arg(long, value_parser = parse_kv_mutation)]
-    pub mutation: Option<crate::actors::kv::KvMutation>,
+    #[arg(long, value_parser = KvMutation::parse)]
+    pub mutation: Option<KvMutation>,
     /// Common flags.
     #[command(flatten)]
     pub common: CommonFlags,
@@ -520,7 +507,7 @@ pub struct KvFlags {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ShardMove {
     /// The range.
-    pub range: crate::actors::kv::KeyRange,
+    pub range: KeyRange,
     /// The host asked.
     pub from: usize,
     /// The new owner.
@@ -542,7 +529,7 @@ fn parse_move(s: &str) -> Result<ShardMove, String> {
     let [range, from, to] = parts[..] else {
         return Err(format!("'{s}' is not RANGE:FROM:TO (e.g. 1..:0:1)"));
     };
-    let range = crate::actors::kv::KeyRange::parse(range)?;
+    let range = KeyRange::parse(range)?;
     let host = |x: &str| {
         x.parse::<usize>()
             .map_err(|_| format!("'{x}' is not a host index"))
@@ -554,18 +541,9 @@ fn parse_move(s: &str) -> Result<ShardMove, String> {
     })
 }
 
-fn parse_kv_mutation(s: &str) -> Result<crate::actors::kv::KvMutation, String> {
-    use crate::actors::kv::KvMutation;
-    KvMutation::from_name(s).ok_or_else(|| {
-        let names: Vec<&str> = KvMutation::ALL.iter().map(|m| m.name()).collect();
-        format!("unknown mutation '{s}': use one of {}", names.join(", "))
-    })
-}
-
 impl KvFlags {
     /// The model configuration these flags describe, validated.
-    pub fn model_cfg(&self) -> Result<crate::invariants::kv::KvModelCfg> {
-        use crate::actors::kv::{ClientOp, KeyRange, KvParams};
+    pub fn model_cfg(&self) -> Result<KvModelCfg> {
         if !(2..=5).contains(&self.hosts) {
             bail!("--hosts must be 2..=5 (got {})", self.hosts);
         }
@@ -624,7 +602,7 @@ impl KvFlags {
                     .collect(),
             );
         }
-        Ok(crate::invariants::kv::KvModelCfg {
+        Ok(KvModelCfg {
             hosts: self.hosts,
             clients,
             keys: self.keys,
@@ -633,10 +611,10 @@ impl KvFlags {
             params: KvParams {
                 max_delegations: self.max_delegations,
                 max_unacked: 8,
-                max_redirects: Some(self.max_redirects),
-                mutation: self.mutation,
                 ..KvParams::default()
             },
+            max_redirects: self.max_redirects,
+            mutation: self.mutation,
         })
     }
 
@@ -691,8 +669,8 @@ pub fn kv_main(program: &str, verb: &Verb, flags: &KvFlags) -> Result<i32> {
             .unwrap_or_default()
     );
     drive_and_report(
-        || crate::invariants::kv::kv_model(cfg.clone()),
-        crate::liveness::kv::properties(),
+        || kv_model(cfg.clone()),
+        kv_liveness(),
         verb,
         &common,
         program,

@@ -1,13 +1,13 @@
-//! Checker wiring shared by the examples and the `ironfleet` command: exhaustive BFS or DFS with
-//! progress lines, seeded random walks, the explorer, per-property verdicts and readable
-//! counterexample traces.
+//! Running a model: exhaustive BFS or DFS through stateright's checkers with progress lines,
+//! seeded random walks, per-property verdicts, and every counterexample minimised.
 //!
 //! Simulation drives its own random walk instead of stateright's simulation checker: that checker
-//! can record a path whose indices no longer match the walk when a chosen action is a no-op (see
-//! `shared/STATERIGHT.md`). Our walk only records actions that produced a state, so every
-//! reported path replays exactly, and the same seed always gives the same walks.
+//! can record a path whose indices no longer match the walk when a chosen action is a no-op
+//! (stateright 0.31 records the index of a chosen action even when the action yields no new
+//! state). Our walk only records actions that produced a state, so every reported path replays
+//! exactly, and the same seed always gives the same walks.
 
-use std::fmt::{Debug, Display, Write as _};
+use std::fmt::Debug;
 use std::hash::Hash;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use stateright::actor::{Actor, ActorModel, ActorModelAction, ActorModelState};
+use stateright::actor::{Actor, ActorModelAction, ActorModelState};
 use stateright::report::{ReportData, ReportDiscovery, Reporter};
 use stateright::{Checker, Expectation, HasDiscoveries, Model, Path};
 
@@ -118,12 +118,12 @@ pub struct Outcome<S, A> {
 
 impl<S, A> Outcome<S, A> {
     /// Unique states per second.
-    pub fn unique_per_sec(&self) -> f64 {
+    pub(crate) fn unique_per_sec(&self) -> f64 {
         self.unique as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
     /// The properties that were violated.
-    pub fn violations(&self) -> impl Iterator<Item = &PropertyOutcome<S, A>> {
+    pub(crate) fn violations(&self) -> impl Iterator<Item = &PropertyOutcome<S, A>> {
         self.properties
             .iter()
             .filter(|p| p.verdict == Verdict::Violated)
@@ -132,6 +132,20 @@ impl<S, A> Outcome<S, A> {
     /// The outcome of the named property.
     pub fn property(&self, name: &str) -> Option<&PropertyOutcome<S, A>> {
         self.properties.iter().find(|p| p.name == name)
+    }
+
+    /// The verdict on the named property.
+    pub fn verdict(&self, name: &str) -> Option<Verdict> {
+        self.property(name).map(|p| p.verdict.clone())
+    }
+
+    /// The names of the safety (`always`) properties, in the model's order, with their verdicts.
+    pub fn safety(&self) -> Vec<(&'static str, Verdict)> {
+        self.properties
+            .iter()
+            .filter(|p| p.expectation == Expectation::Always)
+            .map(|p| (p.name, p.verdict.clone()))
+            .collect()
     }
 }
 
@@ -179,11 +193,6 @@ impl<M: Model> Reporter<M> for Progress<'_> {
 
 /// The outcome of running an actor model.
 pub type ActorOutcome<A, H> = Outcome<
-    ActorModelState<A, H>,
-    ActorModelAction<<A as Actor>::Msg, <A as Actor>::Timer, <A as Actor>::Random>,
->;
-
-type ActorPath<A, H> = Path<
     ActorModelState<A, H>,
     ActorModelAction<<A as Actor>::Msg, <A as Actor>::Timer, <A as Actor>::Random>,
 >;
@@ -256,7 +265,7 @@ where
 
 /// How many states the counterexample minimisation may visit before it settles for the
 /// discovered path cut at its first violating state.
-pub const MINIMIZE_BUDGET: usize = 100_000;
+pub(crate) const MINIMIZE_BUDGET: usize = 100_000;
 
 /// Shortest path (in steps) from an initial state to a state where `bad` holds, found by a
 /// single-threaded breadth-first search of at most `max_depth` steps and `budget` states.
@@ -265,7 +274,7 @@ pub const MINIMIZE_BUDGET: usize = 100_000;
 /// met, so the path it reports is the *last* one found, often far from the shortest (reproduced
 /// here with IronLock's keep-after-grant mutation: 13 steps reported, 2 needed). This search gives
 /// the shortest one, deterministically (actions are explored in the model's order).
-pub fn shortest_path_to<M>(
+pub(crate) fn shortest_path_to<M>(
     model: &M,
     bad: impl Fn(&M::State) -> bool,
     max_depth: usize,
@@ -408,7 +417,7 @@ where
 /// Replaces a discovered counterexample by the shortest one (see [`shortest_path_to`]), or, if
 /// that search runs out of budget, by the discovered path cut at its first violating state and
 /// then shrunk step by step (each removal re-validated by replay).
-pub fn minimize<M>(
+pub(crate) fn minimize<M>(
     model: &M,
     property: &'static str,
     path: Path<M::State, M::Action>,
@@ -579,127 +588,4 @@ where
         complete: false,
         properties: verdicts(model, found),
     }
-}
-
-/// Renders a path as numbered steps: deliveries with sender, receiver and message, timer firings,
-/// drops, crashes and recoveries.
-pub fn format_trace<A, C, H>(model: &ActorModel<A, C, H>, path: &ActorPath<A, H>) -> String
-where
-    A: Actor,
-    A::Msg: Ord + Display,
-    A::Timer: Ord,
-    H: Clone + Debug + Hash,
-{
-    let actions: Vec<_> = path.clone().into_actions();
-    format_actions(model, &actions, 1)
-}
-
-/// Renders actions as numbered steps, numbering from `first`.
-pub fn format_actions<A, C, H>(
-    model: &ActorModel<A, C, H>,
-    actions: &[ActorModelAction<A::Msg, A::Timer, A::Random>],
-    first: usize,
-) -> String
-where
-    A: Actor,
-    A::Msg: Ord + Display,
-    A::Timer: Ord,
-    H: Clone + Debug + Hash,
-{
-    let name = |id: stateright::actor::Id| {
-        let i = usize::from(id);
-        model
-            .actors
-            .get(i)
-            .map(|a| a.name())
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| format!("actor {i}"))
-    };
-    let mut s = String::new();
-    for (i, a) in actions.iter().enumerate() {
-        let line = match a {
-            ActorModelAction::Deliver { src, dst, msg } => {
-                format!("{} -> {}: {}", name(*src), name(*dst), msg)
-            }
-            ActorModelAction::Drop(env) => {
-                format!(
-                    "network drops {} -> {}: {}",
-                    name(env.src),
-                    name(env.dst),
-                    env.msg
-                )
-            }
-            ActorModelAction::Timeout(id, t) => format!("{}: timer {:?} fires", name(*id), t),
-            ActorModelAction::Crash(id) => format!("{} crashes", name(*id)),
-            ActorModelAction::Recover(id) => format!("{} restarts from storage", name(*id)),
-            ActorModelAction::SelectRandom { actor, random, .. } => {
-                format!("{} chooses {:?}", name(*actor), random)
-            }
-        };
-        let _ = writeln!(s, "{:>3}. {}", i + first, line);
-    }
-    s
-}
-
-/// Prints the end-of-run report: figures, every property's verdict, and for each violation its
-/// numbered trace, the action index path and the explorer link. Returns whether a safety or
-/// liveness property was violated.
-pub fn print_report<A, C, H>(
-    model: &ActorModel<A, C, H>,
-    outcome: &ActorOutcome<A, H>,
-    explorer_addr: &str,
-    replay_hint: &str,
-    out: &mut dyn Write,
-) -> bool
-where
-    A: Actor,
-    A::Msg: Ord + Display,
-    A::Timer: Ord,
-    H: Clone + Debug + Hash + PartialEq,
-{
-    let _ = writeln!(
-        out,
-        "\n{} states, {} unique, depth {}, {:.2} s, {:.0} unique states/s{}",
-        outcome.states,
-        outcome.unique,
-        outcome.depth,
-        outcome.elapsed.as_secs_f64(),
-        outcome.unique_per_sec(),
-        if outcome.complete {
-            " (exhaustive)"
-        } else {
-            " (bounded: not exhaustive)"
-        }
-    );
-    let _ = writeln!(out, "\nProperties:");
-    for p in &outcome.properties {
-        let kind = match p.expectation {
-            Expectation::Always => "always",
-            Expectation::Sometimes => "sometimes",
-            Expectation::Eventually => "eventually",
-        };
-        let verdict = match p.verdict {
-            Verdict::Holds if outcome.complete => "holds",
-            Verdict::Holds => "holds on every state explored",
-            Verdict::Violated => "VIOLATED",
-            Verdict::Reached => "reached",
-            Verdict::NotReached => "not reached",
-            Verdict::NoTerminalCounterexample => {
-                "no counterexample at terminal states (cycles not judged)"
-            }
-        };
-        let _ = writeln!(out, "  {:<10} {:<42} {}", kind, p.name, verdict);
-    }
-    let mut violated = false;
-    for p in outcome.violations() {
-        violated = true;
-        let path = p.path.as_ref().expect("a violation has a path");
-        let _ = writeln!(out, "\nCounterexample to \"{}\":", p.name);
-        let _ = write!(out, "{}", format_trace(model, path));
-        let encoded = path.encode(model);
-        let _ = writeln!(out, "Action index path: {encoded}");
-        let _ = writeln!(out, "Open it in the explorer: {replay_hint}");
-        let _ = writeln!(out, "  then http://{explorer_addr}/#/steps/{encoded}");
-    }
-    violated
 }

@@ -1,4 +1,5 @@
-//! The closed-loop benchmark behind `ironfleet rsl bench`, and its raw UDP echo baseline.
+//! The closed-loop benchmarks behind `ironfleet rsl bench` and `kv bench`, their raw UDP echo
+//! baseline, and the timing and output flags and report they share.
 //!
 //! Each client is a tokio task with its own socket and one request in flight: it sends, waits for
 //! the reply, records the latency, and sends the next. Requests completed during the warm-up are
@@ -7,18 +8,22 @@
 //! a fraction of what this machine's loopback and runtime can do at all.
 
 use std::net::SocketAddrV4;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+
+use super::plot::{Chart, Series};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::codec;
-use super::rsl::RslClient;
-use super::runtime::bind_udp;
 use crate::actors::rsl::{Counter, CounterOp, RslMsg};
+use crate::net::codec;
+use crate::net::rsl::RslClient;
+use crate::net::runtime::bind_udp;
 
 /// A benchmark client's task: its latencies (us) and its given-up requests.
 pub(crate) type ClientTask = JoinHandle<Result<(Vec<u64>, u64)>>;
@@ -354,5 +359,170 @@ mod tests {
         assert_eq!(p.system, "echo");
         assert!(p.ops > 10, "{p:?}");
         assert!(p.p50_us > 0 && p.p50_us <= p.p99_us && p.p99_us <= p.max_us);
+    }
+}
+
+/// The most clients one benchmark point may have (each has a socket and a task).
+pub const MAX_BENCH_CLIENTS: usize = 4096;
+
+/// What `rsl bench` compares against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Baseline {
+    /// A raw UDP echo server on loopback.
+    Echo,
+}
+
+/// Flags of `ironfleet rsl bench`.
+#[derive(Args, Clone, Debug)]
+pub struct BenchFlags {
+    /// A running cluster's file; without it an in-process loopback cluster of `--local-replicas`
+    /// is started for the run.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Replicas of the in-process cluster.
+    #[arg(long, default_value_t = 3)]
+    pub local_replicas: usize,
+    /// Closed-loop clients (ignored with --sweep).
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// Client counts to measure one after the other, e.g. 1,4,16,64,256.
+    #[arg(long, value_delimiter = ',')]
+    pub sweep: Option<Vec<usize>>,
+    /// Timing and output.
+    #[command(flatten)]
+    pub out: BenchOutput,
+}
+
+/// The timing and output flags every benchmark shares (`rsl bench`, `kv bench`).
+#[derive(Args, Clone, Debug)]
+pub struct BenchOutput {
+    /// Measured time per point (10s, 500ms, 2m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Unmeasured warm-up before each point.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Also measure this baseline (same datagram size as the system's requests) at every
+    /// client count.
+    #[arg(long, value_enum)]
+    pub baseline: Option<Baseline>,
+    /// Print the results as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Draw the latency-throughput curve to this SVG file.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+}
+
+impl BenchOutput {
+    /// How long each point runs.
+    pub fn timing(&self) -> Timing {
+        Timing {
+            warmup: self.warmup,
+            duration: self.duration,
+        }
+    }
+
+    /// Says (on stderr, unless `--json`) what is about to be measured.
+    pub fn announce(&self, what: &str) {
+        if !self.json {
+            eprintln!(
+                "benchmarking {what}: {} s per point after {} s warm-up",
+                self.duration.as_secs_f64(),
+                self.warmup.as_secs_f64()
+            );
+        }
+    }
+
+    /// Shows one measured point as it comes in (on stderr, unless `--json`).
+    pub fn progress(&self, p: &Point) {
+        if !self.json {
+            eprintln!(
+                "  {:<6} {:>4} clients: {:>9.0} ops/s  p50 {} us",
+                p.system, p.clients, p.throughput, p.p50_us
+            );
+        }
+    }
+
+    /// Prints the points (JSON with the `extra` fields, or a table), draws the SVG with
+    /// `title`, and returns the exit code: 1 if the system (anything but the baseline)
+    /// completed no request.
+    pub fn report(
+        &self,
+        points: &[Point],
+        extra: serde_json::Map<String, serde_json::Value>,
+        title: &str,
+    ) -> Result<i32> {
+        if self.json {
+            let mut doc = serde_json::Map::new();
+            doc.insert("duration_s".into(), self.duration.as_secs_f64().into());
+            doc.insert("warmup_s".into(), self.warmup.as_secs_f64().into());
+            doc.extend(extra);
+            doc.insert("points".into(), serde_json::to_value(points)?);
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        } else {
+            print!("{}", table(points));
+        }
+        if let Some(path) = &self.svg {
+            std::fs::write(path, latency_chart(points, title).to_svg())
+                .with_context(|| format!("writing {}", path.display()))?;
+            if !self.json {
+                println!("latency-throughput curve: {}", path.display());
+            }
+        }
+        let ops: u64 = points
+            .iter()
+            .filter(|p| p.system != "echo")
+            .map(|p| p.ops)
+            .sum();
+        if ops == 0 {
+            eprintln!("no request completed: is the cluster running?");
+            return Ok(1);
+        }
+        Ok(0)
+    }
+}
+
+/// Latency (p50 solid, p99 dashed, in ms) against throughput, one colour per system.
+pub fn latency_chart(points: &[Point], title: &str) -> Chart {
+    let mut series = Vec::new();
+    let mut systems: Vec<&str> = Vec::new();
+    for p in points {
+        if !systems.contains(&p.system.as_str()) {
+            systems.push(&p.system);
+        }
+    }
+    const PALETTE: [&str; 5] = ["#c0392b", "#27ae60", "#8e44ad", "#d35400", "#7f8c8d"];
+    let mut next = PALETTE.iter().cycle();
+    for system in systems {
+        let colour = if system == "echo" {
+            "#2c7fb8"
+        } else {
+            next.next().expect("a cycle")
+        };
+        let pts: Vec<&Point> = points.iter().filter(|p| p.system == system).collect();
+        if pts.is_empty() {
+            continue;
+        }
+        for (q, dashed) in [("p50", false), ("p99", true)] {
+            series.push(Series {
+                name: format!("{system} {q}"),
+                colour: colour.into(),
+                dashed,
+                points: pts
+                    .iter()
+                    .map(|p| {
+                        let us = if dashed { p.p99_us } else { p.p50_us };
+                        (p.throughput, us as f64 / 1000.0, format!("{}", p.clients))
+                    })
+                    .collect(),
+            });
+        }
+    }
+    Chart {
+        title: title.into(),
+        x_label: "throughput (requests/s)".into(),
+        y_label: "latency (ms)".into(),
+        series,
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ironfleet::actors::rsl::{Ballot, Counter, CounterOp, RslMsg};
 use ironfleet::net::codec;
-use ironfleet::net::config::ClusterConfig;
+use ironfleet::net::config::RslClusterConfig;
 use ironfleet::net::rsl::{LocalCluster, RslClient};
 use tokio::net::UdpSocket;
 
@@ -97,7 +97,7 @@ async fn bad_datagrams_are_dropped_and_counted() {
 async fn a_restarted_cluster_recovers_its_state_from_storage() {
     let dir = std::env::temp_dir().join(format!("ironfleet-restart-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut cfg = ClusterConfig::new(vec!["127.0.0.1:0".parse().unwrap(); 3]);
+    let mut cfg = RslClusterConfig::new(vec!["127.0.0.1:0".parse().unwrap(); 3]);
     cfg.data_dir = Some(dir.clone());
     let cluster = LocalCluster::<Counter>::start(cfg).await.unwrap();
     // The ports bound, kept for the restart.

@@ -15,11 +15,14 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::bench::{self, ClientTask, EchoServer, Point, Timing};
-use super::codec;
-use super::commands::{loopback_addrs, runtime, Baseline, BenchOutput, MAX_BENCH_CLIENTS};
-use super::kv::{spawn_host, HostStats, KvClusterConfig, KvRemote, LocalKv};
-use super::runtime::{bind_udp, shutdown_signal};
+use super::bench::{Baseline, BenchOutput, MAX_BENCH_CLIENTS};
+use super::{loopback_addrs, runtime};
 use crate::actors::kv::{Key, KeyRange, KvMsg, KvPayload};
+use crate::net::codec;
+use crate::net::config::KvClusterConfig;
+use crate::net::config::MAX_HOSTS;
+use crate::net::kv::{spawn_host, HostStats, KvRemote, LocalKv};
+use crate::net::runtime::{bind_udp, shutdown_signal};
 
 /// Where a client finds the hosts: a cluster file, or addresses on the command line.
 #[derive(Args, Clone, Debug)]
@@ -92,8 +95,8 @@ pub fn kv_host(config: &Path, id: usize, status_every: Option<Duration>) -> Resu
 
 /// `ironfleet kv local --hosts N`: a whole cluster in this process until Ctrl-C/SIGTERM.
 pub fn kv_local(hosts: usize, base_port: u16, write_config: Option<PathBuf>) -> Result<i32> {
-    if !(1..=super::kv::MAX_HOSTS).contains(&hosts) {
-        bail!("--hosts {hosts}: must be 1..={}", super::kv::MAX_HOSTS);
+    if !(1..=MAX_HOSTS).contains(&hosts) {
+        bail!("--hosts {hosts}: must be 1..={}", MAX_HOSTS);
     }
     let addrs = loopback_addrs(hosts, base_port)?;
     runtime()?.block_on(async {
@@ -258,14 +261,11 @@ impl KvBenchFlags {
         }
         if self.config.is_none()
             && (self.local_hosts.is_empty()
-                || self
-                    .local_hosts
-                    .iter()
-                    .any(|&h| h == 0 || h > super::kv::MAX_HOSTS))
+                || self.local_hosts.iter().any(|&h| h == 0 || h > MAX_HOSTS))
         {
             bail!(
                 "--local-hosts: host counts must be 1..={}, got {:?}",
-                super::kv::MAX_HOSTS,
+                MAX_HOSTS,
                 self.local_hosts
             );
         }

@@ -9,9 +9,9 @@ use ironfleet::actors::rsl::Mutation;
 
 fn with_view_change(
     clients: usize,
-) -> ironfleet::invariants::rsl::RslModelCfg<ironfleet::actors::rsl::Counter> {
+) -> ironfleet::model::rsl::RslModelCfg<ironfleet::actors::rsl::Counter> {
     let mut c = cfg(clients);
-    c.params.max_view = Some(1);
+    c.max_view_changes = 1;
     c
 }
 
@@ -58,7 +58,7 @@ fn executing_a_retransmitted_request_twice_is_caught() {
 #[test]
 fn truncating_beyond_the_quorum_checkpoint_is_caught() {
     let mut c = cfg(1);
-    c.params.report_checkpoints = true;
+    c.truncation = true;
     insta::assert_snapshot!(caught(
         c,
         Mutation::TruncateBeyondQuorum,

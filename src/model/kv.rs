@@ -1,0 +1,238 @@
+//! The IronKV model: its configuration, the recorders that keep the ghost history, the
+//! model-only switches derived from the network, and every property registered by name.
+
+use std::sync::Arc;
+
+use stateright::actor::{ActorModel, Envelope, Id};
+use stateright::semantics::ConsistencyTester;
+use stateright::Property;
+
+use super::{lossy_network, with_properties, NetworkKind};
+use crate::actors::kv::{
+    ClientOp, Host, HostConfig, Key, KeyRange, KvClient, KvClientConfig, KvModelSwitches, KvMsg,
+    KvMutation, KvNode, KvParams, KvPayload,
+};
+use crate::invariants::kv::{self as inv, KvGhost, KvHistory, KvState, TableOp};
+use crate::liveness::kv as live;
+use crate::liveness::LivenessProperty;
+
+/// An IronKV model's configuration.
+#[derive(Clone, Debug)]
+pub struct KvModelCfg {
+    /// Hosts (`0` is the root).
+    pub hosts: usize,
+    /// Each client's operations (one client per entry).
+    pub clients: Vec<Vec<ClientOp>>,
+    /// Keys `0..keys` are checked for single ownership.
+    pub keys: Key,
+    /// Network semantics.
+    pub network: NetworkKind,
+    /// Whether the network may drop messages.
+    pub lossy: bool,
+    /// Protocol parameters.
+    pub params: KvParams,
+    /// Redirects a client follows for one operation before it gives up
+    /// ([`KvModelSwitches::max_redirects`]).
+    pub max_redirects: u32,
+    /// A deliberately broken variant, or `None`.
+    pub mutation: Option<KvMutation>,
+}
+
+impl KvModelCfg {
+    /// The small configuration the examples start from: 2 hosts; one client writes key 1 then
+    /// reads it; an admin moves keys `1..` from the root to host 1 meanwhile.
+    pub fn small() -> Self {
+        KvModelCfg {
+            hosts: 2,
+            clients: vec![
+                vec![ClientOp::Set(1, Some(b"a".to_vec())), ClientOp::Get(1)],
+                vec![ClientOp::Shard {
+                    range: KeyRange::new(1, None),
+                    from: 0,
+                    to: 1,
+                }],
+            ],
+            keys: 2,
+            network: NetworkKind::Duplicating,
+            lossy: false,
+            params: KvParams {
+                max_delegations: 8,
+                max_unacked: 8,
+                ..KvParams::default()
+            },
+            max_redirects: 2,
+            mutation: None,
+        }
+    }
+
+    /// The model-only switches of this configuration: the one place they are derived. No
+    /// retransmission where the network redelivers every message for ever (a message once sent
+    /// can be delivered again at any time there: retransmission adds nothing).
+    pub fn switches(&self) -> KvModelSwitches {
+        KvModelSwitches {
+            retransmit: !self.network.redelivers_for_ever(self.lossy),
+            max_redirects: Some(self.max_redirects),
+            mutation: self.mutation,
+        }
+    }
+
+    fn is_client(&self, id: Id) -> bool {
+        let i = usize::from(id);
+        i >= self.hosts && i < self.hosts + self.clients.len()
+    }
+}
+
+/// The model type of IronKV.
+pub type KvModel = ActorModel<KvNode, KvModelCfg, KvHistory>;
+
+/// Every property of the KV model, each under its name with its predicate, in report order.
+pub fn kv_properties() -> Vec<Property<KvModel>> {
+    vec![
+        Property::always("one hash table", |m: &KvModel, s: &KvState| {
+            inv::one_hash_table(m.cfg.hosts, s)
+        }),
+        Property::always("every key owned once", |m: &KvModel, s: &KvState| {
+            inv::every_key_owned_once(m.cfg.hosts, m.cfg.keys, s)
+        }),
+        Property::always("exactly once, in order", |_: &KvModel, s: &KvState| {
+            inv::exactly_once_in_order(s)
+        }),
+        Property::always("linearizable", |_: &KvModel, s: &KvState| {
+            inv::linearizable(s)
+        }),
+        Property::always("delegation maps bounded", |m: &KvModel, s: &KvState| {
+            inv::delegation_bounded(m.cfg.hosts, m.cfg.params.max_delegations, s)
+        }),
+        Property::sometimes("a redirect is followed", |_: &KvModel, s: &KvState| {
+            s.actor_states
+                .iter()
+                .any(|a| a.client().is_some_and(|c| c.followed_redirect))
+        }),
+        Property::sometimes("a range moves with its data", |m: &KvModel, s: &KvState| {
+            inv::hosts(m.cfg.hosts, s).any(|(_, h)| h.milestones.received_data)
+        }),
+        Property::sometimes("a duplicate is ignored", |m: &KvModel, s: &KvState| {
+            inv::hosts(m.cfg.hosts, s).any(|(_, h)| h.milestones.ignored_duplicate)
+        }),
+        Property::sometimes("every client is answered", |m: &KvModel, s: &KvState| {
+            live::all_clients_done(m.cfg.hosts, &m.cfg.clients, s)
+        }),
+        Property::eventually(live::EVERY_REQUEST_ANSWERED, |m: &KvModel, s: &KvState| {
+            live::answered_or_bound_spent(m.cfg.hosts, &m.cfg.clients, s)
+        }),
+    ]
+}
+
+/// The KV liveness properties for the lasso and bounded checkers. A client that spent the
+/// model's redirect bound is not judged (see [`live::answered_or_bound_spent`]).
+pub fn kv_liveness() -> Vec<LivenessProperty<KvModel>> {
+    vec![
+        LivenessProperty::eventually(live::EVERY_REQUEST_ANSWERED, |m: &KvModel, s: &KvState| {
+            live::answered_or_bound_spent(m.cfg.hosts, &m.cfg.clients, s)
+        }),
+        LivenessProperty::eventually(live::EVERYTHING_DELIVERED, |m: &KvModel, s: &KvState| {
+            live::answered_or_bound_spent(m.cfg.hosts, &m.cfg.clients, s)
+                && live::nothing_undelivered(s)
+        }),
+    ]
+}
+
+/// Builds the IronKV model: hosts `0..n`, clients after them.
+pub fn kv_model(cfg: KvModelCfg) -> KvModel {
+    let host_ids: Arc<Vec<Id>> = Arc::new((0..cfg.hosts).map(Id::from).collect());
+    let switches = cfg.switches();
+    let mut actors = Vec::new();
+    for me in 0..cfg.hosts {
+        actors.push(KvNode::Host(Host::new(HostConfig {
+            hosts: host_ids.clone(),
+            me,
+            epoch: 0,
+            params: cfg.params.clone(),
+            switches: switches.clone(),
+        })));
+    }
+    for (index, ops) in cfg.clients.iter().enumerate() {
+        actors.push(KvNode::Client(KvClient::new(KvClientConfig {
+            index,
+            hosts: host_ids.clone(),
+            ops: Arc::new(ops.clone()),
+            epoch: 0,
+            params: cfg.params.clone(),
+            switches: switches.clone(),
+        })));
+    }
+    let network = cfg.network.network();
+    let lossy = lossy_network(cfg.lossy);
+    let model = ActorModel::new(cfg, Arc::new(KvGhost::default()))
+        .actors(actors)
+        .init_network(network)
+        .lossy_network(lossy)
+        .record_msg_out(record_out)
+        .record_msg_in(record_in);
+    with_properties(model, kv_properties())
+}
+
+fn record_out(cfg: &KvModelCfg, h: &KvHistory, env: Envelope<&KvMsg>) -> Option<KvHistory> {
+    let KvMsg::Single { seqno, payload, .. } = env.msg else {
+        return None;
+    };
+    if cfg.is_client(env.src) {
+        let op = match payload {
+            KvPayload::Get { key } => TableOp::Get(*key),
+            KvPayload::Set { key, value } => TableOp::Set(*key, value.clone()),
+            _ => return None,
+        };
+        let (inv, ret) = h.calls.get(&env.src).copied().unwrap_or((0, 0));
+        if inv > ret {
+            return None; // the same call, resent to the owner a redirect named
+        }
+        let mut n = (**h).clone();
+        n.calls.insert(env.src, (inv + 1, ret));
+        let _ = n.linearizability.on_invoke(env.src, op);
+        return Some(Arc::new(n));
+    }
+    if cfg.is_client(env.dst) {
+        let last = h.replies_out.get(&(env.src, env.dst)).copied().unwrap_or(0);
+        if *seqno <= last {
+            return None; // a retransmission
+        }
+        let mut n = (**h).clone();
+        n.replies_out.insert((env.src, env.dst), *seqno);
+        if let KvPayload::Reply {
+            key,
+            value,
+            write: true,
+        } = payload
+        {
+            match value {
+                Some(v) => n.spec.insert(*key, v.clone()),
+                None => n.spec.remove(key),
+            };
+        }
+        return Some(Arc::new(n));
+    }
+    None
+}
+
+fn record_in(cfg: &KvModelCfg, h: &KvHistory, env: Envelope<&KvMsg>) -> Option<KvHistory> {
+    if !cfg.is_client(env.dst) {
+        return None;
+    }
+    let KvMsg::Single { seqno, payload, .. } = env.msg else {
+        return None;
+    };
+    let last = h.replies_in.get(&(env.src, env.dst)).copied().unwrap_or(0);
+    if *seqno != last + 1 {
+        return None; // not delivered by the client's SingleDelivery
+    }
+    let mut n = (**h).clone();
+    n.replies_in.insert((env.src, env.dst), *seqno);
+    if let KvPayload::Reply { value, .. } = payload {
+        let (inv, ret) = n.calls.get(&env.dst).copied().unwrap_or((0, 0));
+        if inv > ret {
+            n.calls.insert(env.dst, (inv, ret + 1));
+            let _ = n.linearizability.on_return(env.dst, value.clone());
+        }
+    }
+    Some(Arc::new(n))
+}
