@@ -28,7 +28,7 @@
 //! Within the explored graph such a continuation exists iff, inside the subgraph of not-Q states,
 //! P's state reaches either a strongly connected component (with at least one edge) that contains
 //! no fault edge and is weakly fair (every task enabled at all its states is taken by one of its
-//! edges: see [`super::graph::unfair_tasks`]), or a dead end: a not-Q state with no fair task
+//! edges: see `graph::unfair_tasks`), or a dead end: a not-Q state with no fair task
 //! enabled, where a stabilized system stutters forever. The counterexample is a lasso: the stem
 //! from an initial state, and a cycle that visits, for every task ever enabled in the component,
 //! either an edge taking it or a state where it is disabled (so the printed cycle itself is fair).

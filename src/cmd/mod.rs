@@ -1,7 +1,7 @@
 //! The command layer: everything the `ironfleet` binary and the examples parse and print. Model
 //! verbs ([`model`]: check, dfs, simulate, explore, for every system), the runtime verbs of each
 //! system ([`rsl`], [`kv`], [`lock`]), the benchmarks ([`bench`]), the memory soak ([`soak`])
-//! and the charts ([`plot`]).
+//! and the charts (`plot`).
 //!
 //! Each verb returns the process exit code: 0 fine, 1 a property violated or a failed run (a
 //! benchmark with no completed request), and errors (a bad flag, config or environment) become

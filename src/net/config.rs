@@ -130,6 +130,23 @@ pub struct RslClusterConfig {
 /// and every heartbeat goes to all).
 pub const MAX_REPLICAS: usize = 31;
 
+/// A cluster file's text parsed as `T`; a syntax or type error, or an unknown key, names the key.
+fn from_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        path: path.to_owned(),
+        message: e.to_string().trim_end().to_string(),
+    })
+}
+
+/// The error for a well-typed `field` of the file at `path` whose value is not allowed.
+fn invalid(path: &Path, field: String, problem: String) -> ConfigError {
+    ConfigError::Invalid {
+        path: path.to_owned(),
+        field,
+        problem,
+    }
+}
+
 /// A cluster file's text.
 pub(crate) fn read(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -184,15 +201,8 @@ impl RslClusterConfig {
     /// Parses and validates a cluster file's text; `path` names it in errors and anchors a
     /// relative `data_dir`.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let mut cfg: RslClusterConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: path.to_owned(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
-        let invalid = |field: String, problem: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            field,
-            problem,
-        };
+        let mut cfg: RslClusterConfig = from_toml(path, text)?;
+        let invalid = |field: String, problem: String| invalid(path, field, problem);
         if let Some((field, problem)) = check_addresses("replicas", &cfg.replicas, MAX_REPLICAS) {
             return Err(invalid(field, problem));
         }
@@ -290,15 +300,8 @@ impl KvClusterConfig {
 
     /// Parses and validates a cluster file's text; `path` names it in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let cfg: KvClusterConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: path.to_owned(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
-        let invalid = |field: String, problem: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            field,
-            problem,
-        };
+        let cfg: KvClusterConfig = from_toml(path, text)?;
+        let invalid = |field: String, problem: String| invalid(path, field, problem);
         if let Some((field, problem)) = check_addresses("hosts", &cfg.hosts, MAX_HOSTS) {
             return Err(invalid(field, problem));
         }

@@ -32,11 +32,11 @@ pub struct HostGauges {
     pub keys: AtomicU64,
     /// Ranges in its delegation map.
     pub ranges: AtomicU64,
-    /// Ranges it believes it owns (refreshed every [`FULL_GAUGE_EVERY`] steps).
+    /// Ranges it believes it owns (refreshed every 256 steps).
     pub owned_ranges: AtomicU64,
     /// Peers (hosts and clients) it has a SingleDelivery channel with.
     pub channels: AtomicU64,
-    /// Messages waiting for an ack (refreshed every [`FULL_GAUGE_EVERY`] steps).
+    /// Messages waiting for an ack (refreshed every 256 steps).
     pub unacked: AtomicU64,
 }
 

@@ -106,7 +106,7 @@ pub struct RuntimeConfig<A: Actor> {
 /// datagram dropped there costs a retransmission period.
 pub(crate) const SOCKET_BUFFER: usize = 4 << 20;
 
-/// Binds a UDP socket at `addr` with [`SOCKET_BUFFER`]-sized kernel buffers, for tokio.
+/// Binds a UDP socket at `addr` with 4 MiB kernel buffers, for tokio.
 pub fn bind_udp(addr: SocketAddrV4) -> Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use stateright::actor::Id;
 
-/// A key.
+/// A key of the hash table; ranges of keys are what hosts own and delegate.
 pub type Key = u64;
 
 /// A value (bytes).
@@ -84,44 +84,44 @@ impl fmt::Display for KeyRange {
 pub enum KvPayload {
     /// Read a key.
     Get {
-        /// The key.
+        /// The key to read; a host that does not own it redirects.
         key: Key,
     },
     /// Write a key (`None`: delete it).
     Set {
-        /// The key.
+        /// The key to write; a host that does not own it redirects.
         key: Key,
-        /// The new value.
+        /// The value to store, or `None` to delete the key.
         value: Option<Value>,
     },
     /// The answer to a Get (the value) or a Set (the value written).
     Reply {
-        /// The key.
+        /// The key the request named.
         key: Key,
-        /// The value.
+        /// For a Get the value held (`None`: absent); for a Set the value written.
         value: Option<Value>,
         /// Whether it answers a Set.
         write: bool,
     },
     /// Ask the owner this host believes in.
     Redirect {
-        /// The key.
+        /// The key the request named.
         key: Key,
         /// Who owns it, as far as the sender knows.
         owner: Id,
     },
     /// Admin: move `range` from the receiving host to `recipient`.
     Shard {
-        /// The range.
+        /// The keys to move; the receiver must own all of them.
         range: KeyRange,
-        /// The new owner.
+        /// The host that is to own them.
         recipient: Id,
     },
     /// The owner hands `range` and its pairs to the receiver.
     Delegate {
-        /// The range.
+        /// The keys the receiver now owns.
         range: KeyRange,
-        /// Its pairs.
+        /// Every pair of the range the sender held.
         pairs: Pairs,
     },
 }

@@ -10,7 +10,7 @@ use stateright::actor::Id;
 
 use super::app::App;
 
-/// A log slot.
+/// A log slot: the position of a batch in the replicated log, counted from 0.
 pub type OpNum = u64;
 
 /// A ballot (also a view): `(seqno, proposer)` ordered lexicographically. `proposer` is the
@@ -20,7 +20,7 @@ pub type OpNum = u64;
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
 )]
 pub struct Ballot {
-    /// The view number.
+    /// The view number; it grows by one on every view change.
     pub seqno: u64,
     /// The index of the replica that leads this view.
     pub proposer: u32,
@@ -50,7 +50,7 @@ pub struct Request<A: App> {
     pub client: Id,
     /// The client's sequence number (starts at 1, one request in flight per client).
     pub seqno: u64,
-    /// The operation.
+    /// What the client asks the replicated app to do.
     pub op: A::Op,
 }
 
@@ -64,7 +64,7 @@ pub type Batch<A> = Arc<Vec<Request<A>>>;
 pub struct Vote<A: App> {
     /// The ballot in which the acceptor accepted the batch.
     pub bal: Ballot,
-    /// The batch.
+    /// The requests voted for, in execution order.
     pub batch: Batch<A>,
 }
 
@@ -80,9 +80,9 @@ pub(super) type ReplyCache<A> = Arc<BTreeMap<Id, (u64, <A as App>::Reply)>>;
 pub enum RslMsg<A: App> {
     /// Client to replica: please execute `op`.
     Request {
-        /// The client's sequence number.
+        /// The client's sequence number: one request in flight, numbers only grow.
         seqno: u64,
-        /// The operation.
+        /// What the client asks the replicated app to do.
         op: A::Op,
     },
     /// Replica to client: the result of the request with this sequence number.
@@ -94,16 +94,16 @@ pub enum RslMsg<A: App> {
     },
     /// Phase 1a: a proposer asks acceptors to promise `bal`.
     OneA {
-        /// The ballot.
+        /// The ballot the proposer wants promised (its view).
         bal: Ballot,
     },
     /// Phase 1b: an acceptor promises `bal` and reports its votes from its truncation point.
     OneB {
-        /// The ballot promised.
+        /// The ballot promised: the acceptor will vote in no lower ballot.
         bal: Ballot,
         /// The acceptor's log truncation point.
         log_truncation_point: OpNum,
-        /// The acceptor's votes.
+        /// The acceptor's votes from its truncation point on, with their ballots.
         votes: Votes<A>,
     },
     /// The new leader tells everyone phase 2 starts at this truncation point (a replica behind
@@ -116,20 +116,20 @@ pub enum RslMsg<A: App> {
     },
     /// Phase 2a: the leader proposes `batch` for slot `opn`.
     TwoA {
-        /// The ballot.
+        /// The leader's ballot; acceptors that promised higher reject it.
         bal: Ballot,
-        /// The slot.
+        /// The slot proposed for, within the leader's log window.
         opn: OpNum,
         /// The batch proposed.
         batch: Batch<A>,
     },
     /// Phase 2b: an acceptor accepted `batch` for slot `opn` (sent to every replica's learner).
     TwoB {
-        /// The ballot.
+        /// The ballot the vote was cast in.
         bal: Ballot,
-        /// The slot.
+        /// The slot voted for.
         opn: OpNum,
-        /// The batch accepted.
+        /// The batch accepted; a quorum of equal 2bs decides it.
         batch: Batch<A>,
     },
     /// Periodic liveness and checkpoint report.
@@ -155,7 +155,7 @@ pub enum RslMsg<A: App> {
         bal: Ballot,
         /// Operations executed to produce this state.
         opn: OpNum,
-        /// The application state.
+        /// The app state after `opn` operations.
         app_state: Arc<A::State>,
         /// The reply cache that goes with it.
         reply_cache: ReplyCache<A>,
