@@ -17,6 +17,7 @@ use ironfleet::cmd::lock::lock_local;
 use ironfleet::cmd::model::{kv_main, lock_main, rsl_main, KvFlags, LockFlags, RslFlags, Verb};
 use ironfleet::cmd::rsl::{self as rslc, RslTarget};
 use ironfleet::cmd::soak::{rsl_soak, SoakFlags};
+use ironfleet::net::rsl::Startup;
 
 /// IronFleet's systems as stateright actors: model check, simulate and explore them, and run
 /// them over UDP.
@@ -71,6 +72,14 @@ enum RslVerb {
         /// Print a JSON status line (counters, gauges, memory) this often, e.g. 5s.
         #[arg(long, value_parser = parse_duration)]
         status_every: Option<Duration>,
+        /// Start a new replica: create its storage file (refused if one exists). Without it a
+        /// replica starts only from its own storage file.
+        #[arg(long, conflicts_with = "ephemeral")]
+        init: bool,
+        /// Run without storage (for a cluster file without data_dir). UNSAFE across restarts:
+        /// a restarted replica has forgotten its votes and promises and can break agreement.
+        #[arg(long)]
+        ephemeral: bool,
     },
     /// Run a whole counter cluster on loopback in this process until Ctrl-C/SIGTERM.
     Local {
@@ -218,7 +227,16 @@ fn main() {
                 config,
                 id,
                 status_every,
-            }) => rslc::rsl_replica(config, *id, *status_every),
+                init,
+                ephemeral,
+            }) => {
+                let startup = match (init, ephemeral) {
+                    (true, _) => Startup::Init,
+                    (_, true) => Startup::Ephemeral,
+                    _ => Startup::Restore,
+                };
+                rslc::rsl_replica(config, *id, startup, *status_every)
+            }
             Some(RslVerb::Local {
                 replicas,
                 base_port,

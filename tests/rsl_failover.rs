@@ -26,11 +26,13 @@ struct ReplicaProc {
 }
 
 impl ReplicaProc {
-    fn spawn(config: &Path, id: usize) -> Self {
+    /// Starts replica `id`; `init` for its first start (it creates its storage file).
+    fn spawn(config: &Path, id: usize, init: bool) -> Self {
         let mut child = Command::new(BIN)
             .args(["rsl", "replica", "--config"])
             .arg(config)
             .args(["--id", &id.to_string(), "--status-every", "50ms"])
+            .args(init.then_some("--init"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -119,8 +121,9 @@ fn leader_killed_mid_load_fails_over_and_restarted_replica_catches_up() {
     let path = dir.join("cluster.toml");
     std::fs::write(&path, cfg.to_toml()).unwrap();
 
-    let mut procs: Vec<Option<ReplicaProc>> =
-        (0..3).map(|i| Some(ReplicaProc::spawn(&path, i))).collect();
+    let mut procs: Vec<Option<ReplicaProc>> = (0..3)
+        .map(|i| Some(ReplicaProc::spawn(&path, i, true)))
+        .collect();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -188,7 +191,7 @@ fn leader_killed_mid_load_fails_over_and_restarted_replica_catches_up() {
     );
 
     // Restart the killed replica on its storage: it must catch up through state transfer.
-    procs[leader] = Some(ReplicaProc::spawn(&path, leader));
+    procs[leader] = Some(ReplicaProc::spawn(&path, leader, false));
     let restarted_at = Instant::now();
     let target = g.ops_complete;
     wait_until(

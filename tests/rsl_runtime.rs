@@ -108,7 +108,7 @@ async fn a_restarted_cluster_recovers_its_state_from_storage() {
         assert_eq!(c.call(CounterOp::Inc, TIMEOUT).await.unwrap(), want);
     }
     cluster.stop().await.unwrap();
-    assert!(dir.join("replica-0.json").exists());
+    assert!(dir.join("replica-0.storage").exists());
     // Same ports, same storage: the counter survives the restart. Replica 0 will not lead view
     // 0 again (its 1a ballot is durable), so this also exercises a view change.
     let cluster = LocalCluster::<Counter>::start(cfg).await.unwrap();

@@ -48,6 +48,7 @@ pub fn lock_local(nodes: usize, hold_ms: u64, epochs: Option<u64>) -> Result<i32
                 peers: addrs.clone(),
                 accept_from_stranger: |_| false,
                 storage: None,
+                init: false,
                 seed: me as u64,
                 observe: Some(Box::new(move |s: &LockState| {
                     if s.held && s.epoch > last {

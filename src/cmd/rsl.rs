@@ -12,16 +12,23 @@ use super::bench::{self, Baseline, BenchFlags, EchoServer, Point, MAX_BENCH_CLIE
 use super::{loopback_addrs, runtime};
 use crate::actors::rsl::{Counter, CounterOp};
 use crate::net::config::{self, RslClusterConfig};
-use crate::net::rsl::{spawn_replica, LocalCluster, ReplicaStats, RslClient};
+use crate::net::rsl::{spawn_replica, LocalCluster, ReplicaStats, RslClient, Startup};
 use crate::net::runtime::{bind_udp, shutdown_signal};
 
 fn print_status(stats: &ReplicaStats, id: usize) {
     println!("{}", stats.status_json(id));
 }
 
-/// `ironfleet rsl replica --config FILE --id N`: runs one replica until SIGINT/SIGTERM, printing
-/// a JSON status line every `status_every` (if set) and once more at shutdown.
-pub fn rsl_replica(config: &Path, id: usize, status_every: Option<Duration>) -> Result<i32> {
+/// `ironfleet rsl replica --config FILE --id N [--init | --ephemeral]`: runs one replica until
+/// SIGINT/SIGTERM, printing a JSON status line every `status_every` (if set) and once more at
+/// shutdown. If the replica stops by itself (a failed storage write, a panic), the error is
+/// returned at once: the process exits non-zero rather than linger without serving.
+pub fn rsl_replica(
+    config: &Path,
+    id: usize,
+    startup: Startup,
+    status_every: Option<Duration>,
+) -> Result<i32> {
     let cluster = RslClusterConfig::load(config)?;
     if id >= cluster.replicas.len() {
         bail!(
@@ -35,7 +42,8 @@ pub fn rsl_replica(config: &Path, id: usize, status_every: Option<Duration>) -> 
         let socket = bind_udp(cluster.replicas[id])?;
         let stats = ReplicaStats::default();
         let (tx, rx) = watch::channel(false);
-        let handle = spawn_replica::<Counter>(&cluster, id, socket, stats.clone(), rx)?;
+        let mut handle =
+            spawn_replica::<Counter>(&cluster, id, startup, socket, stats.clone(), rx)?;
         tracing::info!(id, addr = %cluster.replicas[id], "replica serving");
         let status = {
             let stats = stats.clone();
@@ -51,7 +59,15 @@ pub fn rsl_replica(config: &Path, id: usize, status_every: Option<Duration>) -> 
                 }
             })
         };
-        let signal = shutdown_signal().await?;
+        let signal = tokio::select! {
+            s = shutdown_signal() => s?,
+            ended = &mut handle => {
+                status.abort();
+                print_status(&stats, id);
+                ended.context("replica task panicked")??;
+                bail!("replica {id} stopped by itself");
+            }
+        };
         tracing::info!(id, signal, "shutting down");
         status.abort();
         let _ = tx.send(true);

@@ -88,6 +88,7 @@ pub fn rsl_soak(f: &SoakFlags) -> Result<i32> {
             .args(["rsl", "replica", "--config"])
             .arg(&path)
             .args(["--id", &id.to_string()])
+            .arg(if f.durable { "--init" } else { "--ephemeral" })
             .stdout(std::process::Stdio::null())
             .spawn()
             .with_context(|| format!("starting replica {id}"))?;

@@ -4,7 +4,8 @@
 //!
 //! ```toml
 //! replicas = ["127.0.0.1:4000", "127.0.0.1:4001", "127.0.0.1:4002"]
-//! data_dir = "ironfleet-data"      # optional: without it replicas keep nothing on disk
+//! cluster_id = "prod-1"             # optional: names the cluster in storage files
+//! data_dir = "ironfleet-data"      # without it replicas run only with --ephemeral
 //!
 //! [params]                         # optional; every field optional (IronRSL's defaults)
 //! max_log_length = 7
@@ -41,6 +42,7 @@ use thiserror::Error;
 use crate::actors::kv::KvParams;
 use crate::actors::rsl::Params;
 use crate::net::codec;
+use crate::net::storage::StorageFile;
 
 /// What is wrong with a cluster file.
 #[derive(Debug, Error)]
@@ -117,8 +119,13 @@ pub struct RslClusterConfig {
     /// The replicas' IPv4 socket addresses, in configuration order (the order defines which
     /// replica leads which view).
     pub replicas: Vec<SocketAddrV4>,
-    /// Where replicas keep their storage (`replica-N.json`); relative paths are relative to the
-    /// cluster file. Without it nothing is persisted and a restarted replica starts empty.
+    /// The cluster's name, written into every storage file so that a file of another cluster
+    /// is refused. Without it the replica address list names the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+    /// Where replicas keep their storage (`replica-N.storage`); relative paths are relative to
+    /// the cluster file. Without it a replica runs only with `--ephemeral` (it forgets its
+    /// promises when it stops: unsafe across restarts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     /// Protocol parameters.
@@ -193,6 +200,7 @@ impl RslClusterConfig {
     pub fn new(replicas: Vec<SocketAddrV4>) -> Self {
         RslClusterConfig {
             replicas,
+            cluster_id: None,
             data_dir: None,
             params: Params::default(),
         }
@@ -208,6 +216,16 @@ impl RslClusterConfig {
         }
         if let Some((field, problem)) = check_rsl_params(&cfg.params) {
             return Err(invalid(field.into(), problem));
+        }
+        if cfg
+            .cluster_id
+            .as_ref()
+            .is_some_and(|c| c.is_empty() || c.len() > 200)
+        {
+            return Err(invalid(
+                "cluster_id".into(),
+                "must be 1 to 200 characters".into(),
+            ));
         }
         if let Some(d) = &cfg.data_dir {
             if d.as_os_str().is_empty() {
@@ -232,10 +250,21 @@ impl RslClusterConfig {
     }
 
     /// Replica `id`'s storage file, if the cluster keeps storage.
-    pub(crate) fn storage_of(&self, id: usize) -> Option<PathBuf> {
-        self.data_dir
-            .as_ref()
-            .map(|d| d.join(format!("replica-{id}.json")))
+    pub(crate) fn storage_of(&self, id: usize) -> Option<StorageFile> {
+        let d = self.data_dir.as_ref()?;
+        let cluster = match &self.cluster_id {
+            Some(c) => c.clone(),
+            None => self
+                .replicas
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        Some(StorageFile::new(
+            d.join(format!("replica-{id}.storage")),
+            format!("cluster {cluster} replica {id}"),
+        ))
     }
 }
 
@@ -355,10 +384,8 @@ mod tests {
     #[test]
     fn relative_data_dir_is_relative_to_the_file() {
         let c = parse("replicas = [\"127.0.0.1:4000\"]\ndata_dir = \"data\"").unwrap();
-        assert_eq!(
-            c.storage_of(0),
-            Some(PathBuf::from("/etc/data/replica-0.json"))
-        );
+        let f = c.storage_of(0).unwrap();
+        assert_eq!(f.path(), Path::new("/etc/data/replica-0.storage"));
     }
 
     #[test]

@@ -147,6 +147,7 @@ pub fn spawn_host(
         peers: cluster.hosts.clone(),
         accept_from_stranger: from_client,
         storage: None,
+        init: false,
         seed: id as u64,
         observe: Some(Box::new({
             let mut step = 0u64;

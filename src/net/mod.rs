@@ -2,6 +2,8 @@
 //!
 //! * [`codec`]: the wire format (header + postcard), decoding that never panics.
 //! * [`runtime`]: the tokio event loop driving one actor on one socket; graceful shutdown.
+//! * [`storage`]: durable storage files: checksummed, carrying the cluster's identity, written
+//!   atomically; missing, corrupt or foreign files refused.
 //! * [`config`]: the TOML cluster files, validated with errors that name the field.
 //! * [`kv`]: IronKV hosts on sockets, loopback clusters, a redirect-following client.
 //! * [`rsl`]: IronRSL replicas on sockets, loopback clusters, gauges, a leader-tracking client.
@@ -14,6 +16,7 @@ pub mod config;
 pub mod kv;
 pub mod rsl;
 pub mod runtime;
+pub mod storage;
 
 #[cfg(test)]
 mod tests {

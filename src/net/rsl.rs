@@ -132,11 +132,26 @@ fn v4(a: SocketAddr) -> Result<SocketAddrV4> {
     }
 }
 
+/// How a replica starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Startup {
+    /// From its storage file, which must exist, be whole, and be this replica's of this cluster.
+    Restore,
+    /// As a new replica: its storage file is created, and must not exist yet.
+    Init,
+    /// With no storage at all (the cluster file has no `data_dir`): the replica forgets its votes
+    /// and promises when it stops, so restarting it can break agreement. For tests and demos.
+    Ephemeral,
+}
+
 /// Starts replica `id` of `cluster` (app `A`) on `socket` as a tokio task; it runs until
-/// `shutdown` turns true. Storage, if the cluster keeps it, is `cluster.storage_of(id)`.
+/// `shutdown` turns true, or until a storage write fails (the task then ends with the error).
+/// Storage is `cluster.storage_of(id)`; a cluster without `data_dir` runs only with
+/// [`Startup::Ephemeral`], and an ephemeral replica only without `data_dir`.
 pub fn spawn_replica<A: App>(
     cluster: &RslClusterConfig,
     id: usize,
+    startup: Startup,
     socket: UdpSocket,
     stats: ReplicaStats,
     shutdown: watch::Receiver<bool>,
@@ -148,8 +163,20 @@ pub fn spawn_replica<A: App>(
             cluster.replicas.len()
         );
     }
-    if let Some(d) = &cluster.data_dir {
-        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    match (&cluster.data_dir, startup) {
+        (None, Startup::Ephemeral) => {}
+        (None, _) => bail!(
+            "the cluster file has no data_dir: a replica must keep its votes and promises on \
+             disk to be safe across restarts; set data_dir, or pass --ephemeral to run without \
+             storage (unsafe across restarts)"
+        ),
+        (Some(d), Startup::Ephemeral) => bail!(
+            "--ephemeral, but the cluster file keeps storage in {}: remove one of them",
+            d.display()
+        ),
+        (Some(d), _) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?
+        }
     }
     let ids: Arc<Vec<Id>> = Arc::new(cluster.replicas.iter().map(|a| Id::from(*a)).collect());
     let replica = Replica::<A>::new(ReplicaConfig {
@@ -163,6 +190,7 @@ pub fn spawn_replica<A: App>(
         peers: cluster.replicas.clone(),
         accept_from_stranger: |m: &RslMsg<A>| matches!(m, RslMsg::Request { .. }),
         storage: cluster.storage_of(id),
+        init: startup == Startup::Init,
         seed: id as u64,
         observe: Some(Box::new(move |s: &ReplicaState<A>| gauges.update(id, s))),
     };
@@ -211,14 +239,40 @@ impl<A: App> LocalCluster<A> {
             replicas: Vec::new(),
             _app: std::marker::PhantomData,
         };
+        let startup = cluster.startup()?;
         for (i, s) in sockets.into_iter().enumerate() {
             let stats = ReplicaStats::default();
             let (tx, rx) = watch::channel(false);
-            let h = spawn_replica::<A>(&cluster.config, i, s, stats.clone(), rx)?;
+            let h = spawn_replica::<A>(&cluster.config, i, startup, s, stats.clone(), rx)?;
             cluster.stats.push(stats);
             cluster.replicas.push(Some((tx, h)));
         }
         Ok(cluster)
+    }
+
+    /// How a whole cluster starts: ephemeral without `data_dir`; from storage when every
+    /// replica's file is there; as a new cluster when none is; an error when only some are (a
+    /// replica that lost its file must not silently start empty).
+    fn startup(&self) -> Result<Startup> {
+        if self.config.data_dir.is_none() {
+            return Ok(Startup::Ephemeral);
+        }
+        let files: Vec<_> = (0..self.config.replicas.len())
+            .filter_map(|i| self.config.storage_of(i))
+            .collect();
+        let missing: Vec<String> = files
+            .iter()
+            .filter(|f| !f.path().exists())
+            .map(|f| f.path().display().to_string())
+            .collect();
+        match missing.len() {
+            0 => Ok(Startup::Restore),
+            n if n == files.len() => Ok(Startup::Init),
+            _ => bail!(
+                "some replicas' storage is missing ({}): refusing to start them empty",
+                missing.join(", ")
+            ),
+        }
     }
 
     /// `n` replicas on free loopback ports, default parameters, no storage.
@@ -247,7 +301,11 @@ impl<A: App> LocalCluster<A> {
         let s = bind_udp(self.config.replicas[i])?;
         let stats = ReplicaStats::default();
         let (tx, rx) = watch::channel(false);
-        let h = spawn_replica::<A>(&self.config, i, s, stats.clone(), rx)?;
+        let startup = match self.config.data_dir {
+            Some(_) => Startup::Restore,
+            None => Startup::Ephemeral,
+        };
+        let h = spawn_replica::<A>(&self.config, i, startup, s, stats.clone(), rx)?;
         self.stats[i] = stats;
         self.replicas[i] = Some((tx, h));
         Ok(())

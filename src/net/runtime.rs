@@ -3,15 +3,13 @@
 //! One socket per actor. Each incoming datagram is decoded ([`super::codec`]) and handed to
 //! `on_msg`; each armed timer fires `on_timeout` at its deadline (a duration range is sampled
 //! with a ChaCha8 generator seeded from the configuration, so runs are reproducible); `Out`
-//! commands become datagrams, timer changes and atomic storage writes (write to a temporary
-//! file, fsync, rename). Datagrams that are oversized, undecodable, or from a sender the actor
+//! commands become datagrams, timer changes and durable storage writes ([`super::storage`]),
+//! the write before any of the step's messages leaves; a failed write stops the actor. Datagrams that are oversized, undecodable, or from a sender the actor
 //! may not hear from are dropped and counted, never a panic.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::{SocketAddr, SocketAddrV4};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +25,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::codec::{self, DecodeError, MAX_DATAGRAM};
+use super::storage::{StorageError, StorageFile};
 
 /// Counters of one actor's runtime.
 #[derive(Debug, Default)]
@@ -93,8 +92,12 @@ pub struct RuntimeConfig<A: Actor> {
     pub peers: Vec<SocketAddrV4>,
     /// Whether a message from a sender outside `peers` is accepted (e.g. client requests).
     pub accept_from_stranger: fn(&A::Msg) -> bool,
-    /// Where the actor's storage lives (`None`: not persisted).
-    pub storage: Option<PathBuf>,
+    /// Where the actor's storage lives (`None`: not persisted, which is unsafe across restarts
+    /// for an actor that saves).
+    pub storage: Option<StorageFile>,
+    /// The actor is new: create its storage file (which must not exist yet) instead of reading
+    /// it.
+    pub init: bool,
     /// Seed of the timer-jitter generator.
     pub seed: u64,
     /// Sees the state after every change.
@@ -141,37 +144,6 @@ pub async fn shutdown_signal() -> Result<&'static str> {
     }
 }
 
-fn save_atomically<S: Serialize>(path: &PathBuf, storage: &S) -> Result<()> {
-    let bytes = serde_json::to_vec(storage).context("encoding storage")?;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f =
-            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
-}
-
-fn load<S: DeserializeOwned>(path: &Option<PathBuf>) -> Result<Option<S>> {
-    let Some(path) = path else { return Ok(None) };
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
-                format!("reading storage {}", path.display())
-            })?))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading storage {}", path.display())),
-    }
-}
-
 /// Runs `actor` on `socket` until `shutdown` turns true.
 pub async fn run_actor<A>(
     actor: A,
@@ -193,7 +165,15 @@ where
     let id = Id::from(local);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut timers: BTreeMap<A::Timer, Instant> = BTreeMap::new();
-    let storage: Option<A::Storage> = load(&cfg.storage)?;
+    let storage: Option<A::Storage> = match &cfg.storage {
+        None => None,
+        Some(f) => {
+            if cfg.init {
+                f.init::<A::Storage>()?;
+            }
+            f.load()?
+        }
+    };
     let mut out = Out::new();
     let mut state = actor.on_start(id, &storage, &mut out);
     if let Some(f) = cfg.observe.as_mut() {
@@ -204,7 +184,7 @@ where
         counters: &counters,
         storage: &cfg.storage,
     };
-    ctx.apply(out, &mut timers, &mut rng).await;
+    ctx.apply(out, &mut timers, &mut rng).await?;
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     loop {
         let deadline = timers
@@ -254,7 +234,7 @@ where
                 if let Some(f) = cfg.observe.as_mut() {
                     f(&state);
                 }
-                ctx.apply(out, &mut timers, &mut rng).await;
+                ctx.apply(out, &mut timers, &mut rng).await?;
             }
             _ = tokio::time::sleep_until(deadline) => {
                 let now = Instant::now();
@@ -273,7 +253,7 @@ where
                     if let Some(f) = cfg.observe.as_mut() {
                         f(&state);
                     }
-                    ctx.apply(out, &mut timers, &mut rng).await;
+                    ctx.apply(out, &mut timers, &mut rng).await?;
                 }
             }
         }
@@ -283,16 +263,21 @@ where
 struct Ctx<'a> {
     socket: &'a UdpSocket,
     counters: &'a Counters,
-    storage: &'a Option<PathBuf>,
+    storage: &'a Option<StorageFile>,
 }
 
 impl Ctx<'_> {
+    /// Carries out one step's commands: the save first, then sends and timers. A failed save is
+    /// returned at once, before anything of the step leaves: the caller stops the actor (a
+    /// fail-stop crash, which the protocol tolerates) rather than let a message promise what was
+    /// not stored.
     async fn apply<A>(
         &self,
         out: Out<A>,
         timers: &mut BTreeMap<A::Timer, Instant>,
         rng: &mut ChaCha8Rng,
-    ) where
+    ) -> Result<(), StorageError>
+    where
         A: Actor,
         A::Msg: Serialize,
         A::Timer: Ord,
@@ -328,13 +313,12 @@ impl Ctx<'_> {
                     timers.remove(&t);
                 }
                 Command::Save(s) => {
-                    if let Some(path) = self.storage {
-                        match save_atomically(path, &s) {
-                            Ok(()) => {
-                                self.counters.saves.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(e) => tracing::error!(%e, "storage write failed"),
+                    if let Some(file) = self.storage {
+                        if let Err(e) = file.save(&s) {
+                            tracing::error!(%e, "storage write failed: stopping");
+                            return Err(e);
                         }
+                        self.counters.saves.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 Command::ChooseRandom(key, _) => {
@@ -342,5 +326,113 @@ impl Ctx<'_> {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Saves every number it receives, then echoes it back: its reply promises the save.
+    #[derive(Clone, Debug)]
+    struct Recorder;
+
+    impl Actor for Recorder {
+        type Msg = u64;
+        type Timer = ();
+        type State = u64;
+        type Storage = u64;
+        type Random = ();
+
+        fn on_start(&self, _: Id, storage: &Option<u64>, _: &mut Out<Self>) -> u64 {
+            storage.unwrap_or(0)
+        }
+
+        fn on_msg(&self, _: Id, state: &mut Cow<u64>, src: Id, msg: u64, o: &mut Out<Self>) {
+            *state.to_mut() = msg;
+            o.save(msg);
+            o.send(src, msg);
+        }
+    }
+
+    fn temp_dir(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("ironfleet-rt-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    async fn run_recorder(
+        file: StorageFile,
+    ) -> (UdpSocket, SocketAddrV4, tokio::task::JoinHandle<Result<()>>) {
+        let socket = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let SocketAddr::V4(addr) = socket.local_addr().unwrap() else {
+            unreachable!()
+        };
+        let peer = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let cfg = RuntimeConfig::<Recorder> {
+            peers: vec![],
+            accept_from_stranger: |_| true,
+            storage: Some(file),
+            init: false,
+            seed: 0,
+            observe: None,
+        };
+        let (_tx, rx) = watch::channel(false);
+        let h = tokio::spawn(async move {
+            let _keep = _tx;
+            run_actor(Recorder, socket, cfg, Arc::new(Counters::default()), rx).await
+        });
+        (peer, addr, h)
+    }
+
+    #[tokio::test]
+    async fn a_stored_step_releases_its_messages() {
+        let d = temp_dir("stored");
+        let file = StorageFile::new(d.join("a.storage"), "test".into());
+        file.init::<u64>().unwrap();
+        let (peer, addr, h) = run_recorder(file.clone()).await;
+        peer.send_to(&codec::encode(&7u64).unwrap(), addr)
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), peer.recv_from(&mut buf))
+            .await
+            .expect("the reply comes")
+            .unwrap();
+        assert_eq!(codec::decode::<u64>(&buf[..n]).unwrap(), 7);
+        assert_eq!(file.load::<u64>().unwrap(), Some(7));
+        h.abort();
+    }
+
+    /// Regression: a failed storage write used to be logged while the step's messages (which
+    /// promise what was stored) left anyway and the actor went on serving.
+    #[tokio::test]
+    async fn a_failed_storage_write_stops_the_actor_before_its_messages_leave() {
+        let d = temp_dir("failed");
+        let file = StorageFile::new(d.join("a.storage"), "test".into());
+        file.init::<u64>().unwrap();
+        // A directory where the temporary file goes: the next write fails (even for root).
+        std::fs::create_dir(d.join("a.tmp")).unwrap();
+        let (peer, addr, h) = run_recorder(file.clone()).await;
+        peer.send_to(&codec::encode(&7u64).unwrap(), addr)
+            .await
+            .unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(5), h)
+            .await
+            .expect("the actor stops")
+            .unwrap();
+        let e = ended.expect_err("the actor reports the failed write");
+        assert!(format!("{e:#}").contains("a.tmp"), "{e:#}");
+        let mut buf = [0u8; 64];
+        let reply =
+            tokio::time::timeout(Duration::from_millis(300), peer.recv_from(&mut buf)).await;
+        assert!(reply.is_err(), "a reply promising an unstored write left");
+        assert_eq!(
+            file.load::<u64>().unwrap(),
+            None,
+            "the file still holds the last good record"
+        );
     }
 }

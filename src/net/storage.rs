@@ -1,0 +1,310 @@
+//! Durable storage files: what an actor saved (`Command::Save`), written so that a crash never
+//! leaves a half-written record, and read back only if it is whole, this actor's, and this
+//! cluster's.
+//!
+//! A file is one record:
+//!
+//! ```text
+//! "IFST" | version (1 byte) | identity length (2 bytes LE) | identity (UTF-8)
+//!        | payload length (4 bytes LE) | payload (JSON of Option<Storage>) | CRC-32 (4 bytes LE)
+//! ```
+//!
+//! The CRC covers every byte before it. The identity names the cluster and the actor's index
+//! (`cluster 7f3a… replica 2`), so a file copied from another replica or another cluster is
+//! refused rather than adopted. A payload of `None` is a fresh actor that has saved nothing yet:
+//! [`StorageFile::init`] writes it when an operator starts a new actor, so that a later start
+//! tells "new, nothing to remember" from "the file is gone".
+//!
+//! Writes go to `<file>.tmp`, are fsynced, renamed over the file, and the directory is fsynced;
+//! every failure is an error (the runtime stops the actor rather than let a message promise what
+//! was not stored).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use thiserror::Error;
+
+const MAGIC: &[u8; 4] = b"IFST";
+const VERSION: u8 = 1;
+
+/// Why a storage file could not be used.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// No file where the actor's storage must be: starting empty would forget its promises.
+    #[error(
+        "{path}: no storage file; a replica that starts without the votes and promises it \
+         stored could break agreement. Start a new replica with --init, or restore the file"
+    )]
+    Missing {
+        /// The file.
+        path: PathBuf,
+    },
+    /// `--init` for an actor that already has storage: initialising would erase it.
+    #[error("{path}: storage already exists; --init is only for a new replica (remove --init)")]
+    AlreadyExists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Not a whole storage record: truncated, damaged, or not a storage file at all.
+    #[error("{path}: corrupt storage file: {why}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What check failed.
+        why: String,
+    },
+    /// A whole record, but another actor's or another cluster's.
+    #[error("{path}: storage of {found}, but this is {expected}")]
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// The identity in the file.
+        found: String,
+        /// This actor's identity.
+        expected: String,
+    },
+    /// The file system refused a read, write, fsync or rename.
+    #[error("{path}: {op} failed: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// The system's error.
+        source: std::io::Error,
+    },
+}
+
+/// One actor's storage file and the identity it must carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageFile {
+    path: PathBuf,
+    identity: String,
+}
+
+impl StorageFile {
+    /// The file at `path`, which must carry `identity` (the cluster and the actor's index).
+    pub fn new(path: PathBuf, identity: String) -> Self {
+        StorageFile { path, identity }
+    }
+
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates the file of a new actor, holding nothing yet; refuses if the file exists.
+    pub fn init<S: Serialize>(&self) -> Result<(), StorageError> {
+        if self.path.exists() {
+            return Err(StorageError::AlreadyExists {
+                path: self.path.clone(),
+            });
+        }
+        self.write(&None::<S>)
+    }
+
+    /// What the actor saved last (`None`: initialised, nothing saved yet). A missing, corrupt or
+    /// foreign file is an error.
+    pub fn load<S: DeserializeOwned>(&self) -> Result<Option<S>, StorageError> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StorageError::Missing {
+                    path: self.path.clone(),
+                })
+            }
+            Err(source) => return Err(self.io("read", source)),
+        };
+        let (identity, payload) = decode(&bytes).map_err(|why| StorageError::Corrupt {
+            path: self.path.clone(),
+            why,
+        })?;
+        if identity != self.identity {
+            return Err(StorageError::Foreign {
+                path: self.path.clone(),
+                found: identity,
+                expected: self.identity.clone(),
+            });
+        }
+        serde_json::from_slice(payload).map_err(|e| StorageError::Corrupt {
+            path: self.path.clone(),
+            why: format!("the record does not decode: {e}"),
+        })
+    }
+
+    /// Replaces the file's record with `storage`, durably: write, fsync, rename, fsync the
+    /// directory. Any failure is an error.
+    pub fn save<S: Serialize>(&self, storage: &S) -> Result<(), StorageError> {
+        self.write(&Some(storage))
+    }
+
+    fn write<S: Serialize>(&self, storage: &Option<S>) -> Result<(), StorageError> {
+        let payload = serde_json::to_vec(storage).map_err(|e| StorageError::Corrupt {
+            path: self.path.clone(),
+            why: format!("the record does not encode: {e}"),
+        })?;
+        let bytes = encode(&self.identity, &payload);
+        let tmp = self.path.with_extension("tmp");
+        let io = |op, source| StorageError::Io {
+            path: tmp.clone(),
+            op,
+            source,
+        };
+        let mut f = std::fs::File::create(&tmp).map_err(|e| io("create", e))?;
+        f.write_all(&bytes).map_err(|e| io("write", e))?;
+        f.sync_all().map_err(|e| io("fsync", e))?;
+        drop(f);
+        std::fs::rename(&tmp, &self.path).map_err(|e| self.io("rename", e))?;
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let d = std::fs::File::open(dir).map_err(|source| StorageError::Io {
+            path: dir.to_owned(),
+            op: "open directory",
+            source,
+        })?;
+        d.sync_all().map_err(|source| StorageError::Io {
+            path: dir.to_owned(),
+            op: "fsync directory",
+            source,
+        })
+    }
+
+    fn io(&self, op: &'static str, source: std::io::Error) -> StorageError {
+        StorageError::Io {
+            path: self.path.clone(),
+            op,
+            source,
+        }
+    }
+}
+
+fn encode(identity: &str, payload: &[u8]) -> Vec<u8> {
+    let id = identity.as_bytes();
+    let mut b = Vec::with_capacity(4 + 1 + 2 + id.len() + 4 + payload.len() + 4);
+    b.extend_from_slice(MAGIC);
+    b.push(VERSION);
+    b.extend_from_slice(&(id.len() as u16).to_le_bytes());
+    b.extend_from_slice(id);
+    b.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    b.extend_from_slice(payload);
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// The identity and payload of a record, or what is wrong with it.
+fn decode(b: &[u8]) -> Result<(String, &[u8]), String> {
+    if b.len() < 4 + 1 + 2 + 4 + 4 {
+        return Err(format!("{} bytes is shorter than any record", b.len()));
+    }
+    let (body, crc) = b.split_at(b.len() - 4);
+    let crc = u32::from_le_bytes(crc.try_into().expect("4 bytes"));
+    if &body[..4] != MAGIC {
+        return Err("not a storage file (bad magic)".into());
+    }
+    if body[4] != VERSION {
+        return Err(format!(
+            "format version {} (this build reads {VERSION})",
+            body[4]
+        ));
+    }
+    if crc32fast::hash(body) != crc {
+        return Err("checksum mismatch (torn or damaged)".into());
+    }
+    let id_len = u16::from_le_bytes([body[5], body[6]]) as usize;
+    let rest = &body[7..];
+    if rest.len() < id_len + 4 {
+        return Err("identity runs past the end".into());
+    }
+    let identity = std::str::from_utf8(&rest[..id_len])
+        .map_err(|_| "identity is not UTF-8".to_string())?
+        .to_string();
+    let rest = &rest[id_len..];
+    let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+    let payload = &rest[4..];
+    if payload.len() != len {
+        return Err(format!(
+            "payload of {} bytes, header says {len}",
+            payload.len()
+        ));
+    }
+    Ok((identity, payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn file(dir: &Path, name: &str, identity: &str) -> StorageFile {
+        StorageFile::new(dir.join(name), identity.into())
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("ironfleet-storage-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn init_then_save_then_load() {
+        let d = temp_dir("roundtrip");
+        let f = file(&d, "r0", "cluster c replica 0");
+        f.init::<Vec<u64>>().unwrap();
+        assert_eq!(f.load::<Vec<u64>>().unwrap(), None);
+        f.save(&vec![1u64, 2, 3]).unwrap();
+        assert_eq!(f.load::<Vec<u64>>().unwrap(), Some(vec![1, 2, 3]));
+        assert!(matches!(
+            f.init::<Vec<u64>>(),
+            Err(StorageError::AlreadyExists { .. })
+        ));
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_not_an_empty_start() {
+        let d = temp_dir("missing");
+        let f = file(&d, "r0", "x");
+        assert!(matches!(f.load::<u64>(), Err(StorageError::Missing { .. })));
+    }
+
+    #[test]
+    fn a_file_of_another_replica_is_refused() {
+        let d = temp_dir("foreign");
+        file(&d, "r1", "cluster c replica 1").save(&7u64).unwrap();
+        std::fs::copy(d.join("r1"), d.join("r0")).unwrap();
+        let e = file(&d, "r0", "cluster c replica 0")
+            .load::<u64>()
+            .unwrap_err();
+        assert!(matches!(e, StorageError::Foreign { .. }), "{e}");
+        assert!(e.to_string().contains("replica 1"), "{e}");
+    }
+
+    #[test]
+    fn a_failed_write_is_an_error() {
+        let d = temp_dir("blocked");
+        let f = file(&d, "r0", "x");
+        // A directory where the temporary file goes: creating it fails, even for root.
+        std::fs::create_dir(d.join("r0.tmp")).unwrap();
+        assert!(matches!(f.save(&1u64), Err(StorageError::Io { .. })));
+    }
+
+    proptest! {
+        /// Any damage to a record (a flipped bit anywhere, or a cut) is detected.
+        #[test]
+        fn damaged_records_are_refused(at in 0usize..200, bit in 0u8..8, cut in 0usize..200) {
+            let bytes = encode("cluster c replica 0", br#"{"votes":[1,2,3],"bal":17}"#);
+            let mut flipped = bytes.clone();
+            let i = at % flipped.len();
+            flipped[i] ^= 1 << bit;
+            prop_assert!(decode(&flipped).is_err());
+            prop_assert!(decode(&bytes[..cut % bytes.len()]).is_err());
+            prop_assert!(decode(&bytes).is_ok());
+        }
+    }
+}
