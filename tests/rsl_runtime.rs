@@ -122,3 +122,55 @@ async fn a_restarted_cluster_recovers_its_state_from_storage() {
     cluster.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Regression: `RslClient::call` kept its sequence number after a timeout, so the next, different
+/// call reused it and was answered with the earlier call's reply (replicas answer an executed
+/// number from their reply cache). Here a stand-in replica lets the first call time out, then
+/// answers the second call first with a late reply to the first: the client must not take it.
+#[tokio::test]
+async fn a_call_after_a_timed_out_call_gets_its_own_reply() {
+    use ironfleet::actors::rsl::{MapApp, MapOp, MapReply};
+    let replica = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let std::net::SocketAddr::V4(addr) = replica.local_addr().unwrap() else {
+        unreachable!()
+    };
+    let mut client = RslClient::<MapApp>::connect(vec![addr]).await.unwrap();
+    let first = client
+        .call(MapOp::Put(1, 10), Duration::from_millis(100))
+        .await;
+    assert!(first.is_err(), "nothing answered the first call");
+    let mut buf = vec![0u8; 2048];
+    let (n, _) = replica.recv_from(&mut buf).await.unwrap();
+    let RslMsg::<MapApp>::Request { seqno: s1, .. } = codec::decode(&buf[..n]).unwrap() else {
+        panic!("a request")
+    };
+    let second =
+        tokio::spawn(async move { client.call(MapOp::Put(2, 20), Duration::from_secs(5)).await });
+    // Skip the first call's retransmissions until the second call's request arrives.
+    let (s2, from) = loop {
+        let (n, from) = replica.recv_from(&mut buf).await.unwrap();
+        match codec::decode::<RslMsg<MapApp>>(&buf[..n]).unwrap() {
+            RslMsg::Request {
+                seqno,
+                op: MapOp::Put(2, 20),
+            } => break (seqno, from),
+            _ => continue,
+        }
+    };
+    assert!(s2 > s1, "the second call reused sequence number {s1}");
+    let reply = |seqno, value| {
+        codec::encode(&RslMsg::<MapApp>::Reply {
+            seqno,
+            reply: MapReply(value),
+        })
+        .unwrap()
+    };
+    replica.send_to(&reply(s1, Some(111)), from).await.unwrap();
+    replica.send_to(&reply(s2, Some(222)), from).await.unwrap();
+    let got = second.await.unwrap().unwrap();
+    assert_eq!(
+        got,
+        MapReply(Some(222)),
+        "the second call took the first call's reply"
+    );
+}

@@ -383,8 +383,17 @@ impl<A: App> RslClient<A> {
     }
 
     /// Executes `op`, waiting at most `timeout`.
+    ///
+    /// Each call takes a fresh sequence number, whatever happened to the last one: a call that
+    /// timed out may still be executed later, and its number must never name another operation
+    /// (replicas answer a number they executed from their reply cache, so a reused number would
+    /// be answered with the earlier operation's reply and the new operation never run). A late
+    /// reply to an abandoned call is recognised by its number and ignored.
     pub async fn call(&mut self, op: A::Op, timeout: Duration) -> Result<A::Reply> {
         let seqno = self.next_seqno;
+        self.next_seqno = seqno
+            .checked_add(1)
+            .context("the client's sequence numbers are exhausted")?;
         let bytes = codec::encode(&RslMsg::<A>::Request {
             seqno,
             op: op.clone(),
@@ -425,7 +434,6 @@ impl<A: App> RslClient<A> {
                             codec::decode::<RslMsg<A>>(&self.buf[..n])
                         {
                             if s == seqno {
-                                self.next_seqno += 1;
                                 self.leader = Some(idx);
                                 return Ok(reply);
                             }
