@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use ironfleet::actors::kv::KeyRange;
 use ironfleet::actors::rsl::CounterOp;
 use ironfleet::cmd::bench::{parse_duration, BenchFlags};
+use ironfleet::cmd::keygen;
 use ironfleet::cmd::kv::{self as kvc, KvBenchFlags, KvCliOp, KvTarget};
 use ironfleet::cmd::lock::lock_local;
 use ironfleet::cmd::model::{kv_main, lock_main, rsl_main, KvFlags, LockFlags, RslFlags, Verb};
@@ -112,6 +113,13 @@ enum RslVerb {
     Bench(BenchFlags),
     /// Soak: run many increments through replica processes and watch their memory stay flat.
     Soak(SoakFlags),
+    /// Write a new cluster key file (name it as key_file in the cluster file): replicas then
+    /// authenticate every datagram between them.
+    Keygen {
+        /// The key file to create (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// IronKV verbs: the model verbs, and the real runtime over UDP.
@@ -181,6 +189,13 @@ enum KvVerb {
     /// Closed-loop benchmark (Get/Set mix): throughput and latency percentiles for one-host and
     /// three-host clusters, optionally against a raw UDP echo baseline; a table, JSON or SVG.
     Bench(KvBenchFlags),
+    /// Write a new cluster key file (name it as key_file in the cluster file): hosts then
+    /// authenticate every datagram between them.
+    Keygen {
+        /// The key file to create (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// IronLock verbs.
@@ -255,6 +270,7 @@ fn main() {
             }) => rslc::rsl_client(target, *timeout, *op),
             Some(RslVerb::Bench(f)) => rslc::rsl_bench(f),
             Some(RslVerb::Soak(f)) => rsl_soak(f),
+            Some(RslVerb::Keygen { out }) => keygen(out),
         },
         System::Kv { flags, verb } => match verb {
             None => kv_main("ironfleet kv", &Verb::Check, flags),
@@ -276,6 +292,7 @@ fn main() {
             Some(KvVerb::Del { target, key }) => kvc::kv_op(target, KvCliOp::Del(*key)),
             Some(KvVerb::Shard { target, range, to }) => kvc::kv_shard(target, *range, *to),
             Some(KvVerb::Bench(f)) => kvc::kv_bench(f),
+            Some(KvVerb::Keygen { out }) => keygen(out),
         },
         System::Lock { flags, verb } => match verb {
             None => lock_main("ironfleet lock", &Verb::Check, flags),

@@ -174,3 +174,91 @@ async fn a_call_after_a_timed_out_call_gets_its_own_reply() {
         "the second call took the first call's reply"
     );
 }
+
+/// With a cluster key, datagrams from a replica's address that lack a valid MAC are dropped and
+/// counted while the cluster serves. Here the test holds replica 2's socket (so its datagrams
+/// come from a real peer address) and forges what used to wedge or corrupt a cluster: a
+/// heartbeat and a 1a with maximal ballots, a state supply far ahead, a 2b quorum's worth of
+/// votes. Replicas 0 and 1 are a quorum and keep serving, in view 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_peer_datagrams_are_dropped_and_counted_while_the_cluster_serves() {
+    use ironfleet::net::auth::ClusterKey;
+    use ironfleet::net::rsl::{spawn_replica, ReplicaStats, Startup};
+    use ironfleet::net::runtime::bind_udp;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    let dir = std::env::temp_dir().join(format!("ironfleet-forged-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    ClusterKey::write_new(&dir.join("cluster.key")).unwrap();
+    let sockets: Vec<UdpSocket> = (0..3)
+        .map(|_| bind_udp("127.0.0.1:0".parse().unwrap()).unwrap())
+        .collect();
+    let addrs: Vec<std::net::SocketAddrV4> = sockets
+        .iter()
+        .map(|s| match s.local_addr().unwrap() {
+            std::net::SocketAddr::V4(a) => a,
+            a => panic!("{a}"),
+        })
+        .collect();
+    let mut cfg = RslClusterConfig::new(addrs.clone());
+    cfg.key_file = Some(dir.join("cluster.key"));
+    let mut sockets = sockets.into_iter();
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let stats: Vec<ReplicaStats> = (0..2).map(|_| ReplicaStats::default()).collect();
+    for (i, st) in stats.iter().enumerate() {
+        let s = sockets.next().unwrap();
+        spawn_replica::<Counter>(&cfg, i, Startup::Ephemeral, s, st.clone(), rx.clone()).unwrap();
+    }
+    let forger = sockets.next().unwrap();
+    let max = Ballot {
+        seqno: u64::MAX,
+        proposer: u32::MAX,
+    };
+    let forged = [
+        RslMsg::<Counter>::Heartbeat {
+            bal: max,
+            suspicious: true,
+            opn_ckpt: u64::MAX,
+        },
+        RslMsg::OneA { bal: max },
+        RslMsg::AppStateSupply {
+            bal: max,
+            opn: 1_000_000,
+            app_state: Arc::new(999),
+            reply_cache: Arc::new(Default::default()),
+        },
+    ];
+    let wrong_key = ClusterKey::from_bytes([9; 32]);
+    let mut sent = 0;
+    for m in &forged {
+        for to in &addrs[..2] {
+            let plain = codec::encode(m).unwrap();
+            forger.send_to(&plain, to).await.unwrap();
+            let mut sealed = plain.clone();
+            wrong_key.seal(&mut sealed);
+            forger.send_to(&sealed, to).await.unwrap();
+            sent += 2;
+        }
+    }
+    let mut c = RslClient::<Counter>::connect(addrs.clone()).await.unwrap();
+    assert_eq!(c.call(CounterOp::Inc, TIMEOUT).await.unwrap(), 1);
+    assert_eq!(c.call(CounterOp::Get, TIMEOUT).await.unwrap(), 1);
+    let dropped: u64 = stats
+        .iter()
+        .map(|s| s.counters.dropped_unauthenticated.load(Ordering::Relaxed))
+        .sum();
+    // Replicas 0 and 1 also hear replica 2's (absent) silence; every forged datagram is counted.
+    assert!(
+        dropped >= sent,
+        "{dropped} of {sent} forged datagrams counted"
+    );
+    for s in &stats {
+        assert_eq!(
+            s.gauges.view.load(Ordering::Relaxed),
+            0,
+            "the view did not move"
+        );
+    }
+}

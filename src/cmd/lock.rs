@@ -46,6 +46,7 @@ pub fn lock_local(nodes: usize, hold_ms: u64, epochs: Option<u64>) -> Result<i32
             let mut last = 0;
             let cfg = RuntimeConfig::<LockNode> {
                 peers: addrs.clone(),
+                key: None,
                 accept_from_stranger: |_| false,
                 storage: None,
                 init: false,

@@ -20,6 +20,17 @@ use std::net::SocketAddrV4;
 
 use anyhow::{Context, Result};
 
+/// `ironfleet rsl keygen` / `kv keygen`: writes a new cluster key file (owner-readable only,
+/// never overwriting one).
+pub fn keygen(out: &std::path::Path) -> Result<i32> {
+    crate::net::auth::ClusterKey::write_new(out)?;
+    println!(
+        "wrote {}: name it as key_file in the cluster file, and give every replica or host the same file",
+        out.display()
+    );
+    Ok(0)
+}
+
 /// A tokio runtime for one command.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()

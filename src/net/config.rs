@@ -41,6 +41,9 @@ use thiserror::Error;
 
 use crate::actors::kv::KvParams;
 use crate::actors::rsl::Params;
+use std::sync::Arc;
+
+use crate::net::auth::{self, ClusterKey};
 use crate::net::codec;
 use crate::net::storage::StorageFile;
 
@@ -128,6 +131,11 @@ pub struct RslClusterConfig {
     /// promises when it stops: unsafe across restarts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    /// The cluster key (`ironfleet rsl keygen`), relative to the cluster file: every datagram
+    /// between replicas carries a MAC under it. Without it replicas recognise each other by
+    /// address alone, which anyone can spoof.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
     /// Protocol parameters.
     #[serde(default)]
     pub params: Params,
@@ -151,6 +159,32 @@ fn invalid(path: &Path, field: String, problem: String) -> ConfigError {
         path: path.to_owned(),
         field,
         problem,
+    }
+}
+
+/// A `key_file` made relative to the cluster file at `path`; an empty one is an error.
+fn resolve_key_file(
+    path: &Path,
+    key_file: Option<PathBuf>,
+) -> Result<Option<PathBuf>, (String, String)> {
+    match key_file {
+        Some(k) if k.as_os_str().is_empty() => Err(("key_file".into(), "is empty".into())),
+        Some(k) => Ok(Some(auth::resolve(path, &k))),
+        None => Ok(None),
+    }
+}
+
+/// The key a cluster file names, loaded, or `None` (with a warning: peers unauthenticated).
+pub(crate) fn load_key(key_file: &Option<PathBuf>) -> anyhow::Result<Option<Arc<ClusterKey>>> {
+    match key_file {
+        Some(p) => Ok(Some(Arc::new(ClusterKey::load(p)?))),
+        None => {
+            tracing::warn!(
+                "no key_file in the cluster file: peers are recognised by address alone \
+                 (spoofable); see `keygen`"
+            );
+            Ok(None)
+        }
     }
 }
 
@@ -202,6 +236,7 @@ impl RslClusterConfig {
             replicas,
             cluster_id: None,
             data_dir: None,
+            key_file: None,
             params: Params::default(),
         }
     }
@@ -236,6 +271,8 @@ impl RslClusterConfig {
                 cfg.data_dir = Some(base.join(d));
             }
         }
+        cfg.key_file =
+            resolve_key_file(path, cfg.key_file.take()).map_err(|p| invalid(p.0, p.1))?;
         Ok(cfg)
     }
 
@@ -310,6 +347,11 @@ fn check_kv_params(p: &KvParams) -> Option<(&'static str, String)> {
 pub struct KvClusterConfig {
     /// The hosts' IPv4 socket addresses; `hosts[0]` owns every key at start.
     pub hosts: Vec<SocketAddrV4>,
+    /// The cluster key (`ironfleet kv keygen`), relative to the cluster file: every datagram
+    /// between hosts carries a MAC under it. Without it hosts recognise each other by address
+    /// alone, which anyone can spoof.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
     /// Protocol parameters.
     #[serde(default)]
     pub params: KvParams,
@@ -323,13 +365,14 @@ impl KvClusterConfig {
     pub fn new(hosts: Vec<SocketAddrV4>) -> Self {
         KvClusterConfig {
             hosts,
+            key_file: None,
             params: KvParams::default(),
         }
     }
 
     /// Parses and validates a cluster file's text; `path` names it in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let cfg: KvClusterConfig = from_toml(path, text)?;
+        let mut cfg: KvClusterConfig = from_toml(path, text)?;
         let invalid = |field: String, problem: String| invalid(path, field, problem);
         if let Some((field, problem)) = check_addresses("hosts", &cfg.hosts, MAX_HOSTS) {
             return Err(invalid(field, problem));
@@ -337,6 +380,8 @@ impl KvClusterConfig {
         if let Some((field, problem)) = check_kv_params(&cfg.params) {
             return Err(invalid(field.into(), problem));
         }
+        cfg.key_file =
+            resolve_key_file(path, cfg.key_file.take()).map_err(|p| invalid(p.0, p.1))?;
         Ok(cfg)
     }
 

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::codec;
-use super::config::KvClusterConfig;
+use super::config::{load_key, KvClusterConfig};
 use super::runtime::{bind_udp, run_actor, Counters, RuntimeConfig};
 use crate::actors::kv::{
     Host, HostConfig, HostState, Key, KeyRange, KvModelSwitches, KvMsg, KvPayload, SingleDelivery,
@@ -145,6 +145,7 @@ pub fn spawn_host(
     let gauges = stats.gauges.clone();
     let cfg = RuntimeConfig::<Host> {
         peers: cluster.hosts.clone(),
+        key: load_key(&cluster.key_file)?,
         accept_from_stranger: from_client,
         storage: None,
         init: false,

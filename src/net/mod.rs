@@ -2,6 +2,7 @@
 //!
 //! * [`codec`]: the wire format (header + postcard), decoding that never panics.
 //! * [`runtime`]: the tokio event loop driving one actor on one socket; graceful shutdown.
+//! * [`auth`]: the cluster key and the MAC on every peer datagram.
 //! * [`storage`]: durable storage files: checksummed, carrying the cluster's identity, written
 //!   atomically; missing, corrupt or foreign files refused.
 //! * [`config`]: the TOML cluster files, validated with errors that name the field.
@@ -11,6 +12,7 @@
 //! Nothing here parses flags or prints: the command layer (`cmd`) does that. Actors never look
 //! inside an `Id`: in models it is a small index, here it encodes the peer's socket address.
 
+pub mod auth;
 pub mod codec;
 pub mod config;
 pub mod kv;

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::codec;
-use super::config::RslClusterConfig;
+use super::config::{load_key, RslClusterConfig};
 use super::runtime::{bind_udp, run_actor, Counters, RuntimeConfig};
 use crate::actors::rsl::{App, ModelSwitches, Phase, Replica, ReplicaConfig, ReplicaState, RslMsg};
 
@@ -188,6 +188,7 @@ pub fn spawn_replica<A: App>(
     let gauges = stats.gauges.clone();
     let cfg = RuntimeConfig::<Replica<A>> {
         peers: cluster.replicas.clone(),
+        key: load_key(&cluster.key_file)?,
         accept_from_stranger: |m: &RslMsg<A>| matches!(m, RslMsg::Request { .. }),
         storage: cluster.storage_of(id),
         init: startup == Startup::Init,

@@ -24,6 +24,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::auth::ClusterKey;
 use super::codec::{self, DecodeError, MAX_DATAGRAM};
 use super::storage::{StorageError, StorageFile};
 
@@ -42,6 +43,10 @@ pub struct Counters {
     pub dropped_unknown_sender: AtomicU64,
     /// Dropped: not IPv4 (actor ids are IPv4 socket addresses).
     pub dropped_not_ipv4: AtomicU64,
+    /// Dropped: from a peer's address, but without a valid MAC under the cluster key.
+    pub dropped_unauthenticated: AtomicU64,
+    /// Not sent: the message (with its MAC) does not fit one datagram.
+    pub unsent_too_large: AtomicU64,
     /// Timers fired.
     pub timers_fired: AtomicU64,
     /// Storage writes.
@@ -59,6 +64,8 @@ impl Counters {
             ("dropped_undecodable", g(&self.dropped_undecodable)),
             ("dropped_unknown_sender", g(&self.dropped_unknown_sender)),
             ("dropped_not_ipv4", g(&self.dropped_not_ipv4)),
+            ("dropped_unauthenticated", g(&self.dropped_unauthenticated)),
+            ("unsent_too_large", g(&self.unsent_too_large)),
             ("timers_fired", g(&self.timers_fired)),
             ("saves", g(&self.saves)),
         ]
@@ -79,6 +86,7 @@ impl Counters {
             + self.dropped_undecodable.load(Ordering::Relaxed)
             + self.dropped_unknown_sender.load(Ordering::Relaxed)
             + self.dropped_not_ipv4.load(Ordering::Relaxed)
+            + self.dropped_unauthenticated.load(Ordering::Relaxed)
     }
 }
 
@@ -90,6 +98,10 @@ pub type Observer<S> = Box<dyn FnMut(&S) + Send>;
 pub struct RuntimeConfig<A: Actor> {
     /// Senders the actor hears from unconditionally (its peers).
     pub peers: Vec<SocketAddrV4>,
+    /// The cluster key: with it, every datagram to or from a peer carries a MAC, and one from a
+    /// peer's address without a valid MAC is dropped. Without it peers are recognised by
+    /// address alone (spoofable).
+    pub key: Option<Arc<ClusterKey>>,
     /// Whether a message from a sender outside `peers` is accepted (e.g. client requests).
     pub accept_from_stranger: fn(&A::Msg) -> bool,
     /// Where the actor's storage lives (`None`: not persisted, which is unsafe across restarts
@@ -183,6 +195,8 @@ where
         socket: &socket,
         counters: &counters,
         storage: &cfg.storage,
+        peers: &cfg.peers,
+        key: cfg.key.as_deref(),
     };
     ctx.apply(out, &mut timers, &mut rng).await?;
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
@@ -210,7 +224,18 @@ where
                     counters.dropped_not_ipv4.fetch_add(1, Ordering::Relaxed);
                     continue;
                 };
-                let msg: A::Msg = match codec::decode(&buf[..n]) {
+                let is_peer = cfg.peers.contains(&from);
+                let bytes = match (&cfg.key, is_peer) {
+                    (Some(key), true) => match key.open(&buf[..n]) {
+                        Some(body) => body,
+                        None => {
+                            counters.dropped_unauthenticated.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    },
+                    _ => &buf[..n],
+                };
+                let msg: A::Msg = match codec::decode(bytes) {
                     Ok(m) => m,
                     Err(DecodeError::Oversized(_)) => {
                         counters.dropped_oversized.fetch_add(1, Ordering::Relaxed);
@@ -222,7 +247,7 @@ where
                         continue;
                     }
                 };
-                if !cfg.peers.contains(&from) && !(cfg.accept_from_stranger)(&msg) {
+                if !is_peer && !(cfg.accept_from_stranger)(&msg) {
                     counters.dropped_unknown_sender.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
@@ -264,6 +289,8 @@ struct Ctx<'a> {
     socket: &'a UdpSocket,
     counters: &'a Counters,
     storage: &'a Option<StorageFile>,
+    peers: &'a [SocketAddrV4],
+    key: Option<&'a ClusterKey>,
 }
 
 impl Ctx<'_> {
@@ -291,15 +318,30 @@ impl Ctx<'_> {
         for c in saves.into_iter().rev().take(1).chain(rest) {
             match c {
                 Command::Send(dst, msg) => match codec::encode(&msg) {
-                    Ok(bytes) => {
+                    Ok(mut bytes) => {
                         let to = SocketAddrV4::from(dst);
+                        if let Some(key) = self.key.filter(|_| self.peers.contains(&to)) {
+                            key.seal(&mut bytes);
+                            if bytes.len() > MAX_DATAGRAM {
+                                self.counters
+                                    .unsent_too_large
+                                    .fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(%to, len = bytes.len(), "message not sent: too large");
+                                continue;
+                            }
+                        }
                         if let Err(e) = self.socket.send_to(&bytes, to).await {
                             tracing::debug!(%to, %e, "send failed");
                         } else {
                             self.counters.datagrams_out.fetch_add(1, Ordering::Relaxed);
                         }
                     }
-                    Err(e) => tracing::warn!(%e, "message not sent"),
+                    Err(e) => {
+                        self.counters
+                            .unsent_too_large
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%e, "message not sent");
+                    }
                 },
                 Command::SetTimer(t, range) => {
                     let d = if range.end > range.start {
@@ -373,6 +415,7 @@ mod tests {
         let peer = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
         let cfg = RuntimeConfig::<Recorder> {
             peers: vec![],
+            key: None,
             accept_from_stranger: |_| true,
             storage: Some(file),
             init: false,

@@ -99,14 +99,26 @@ impl<A: App> Proposer<A> {
     }
 
     /// Records a 1b for the current ballot from acceptor `idx`. Returns whether it was new.
+    ///
+    /// A 1b that no correct acceptor could send is ignored: a vote outside the sender's log
+    /// window `[ltp, ltp + max_log_length)`, or in a ballot above the one promised. (Taken, a
+    /// vote at slot `u64::MAX` would make the new leader re-propose every slot up to it.)
     pub(crate) fn process_1b(
         &mut self,
+        params: &Params,
         idx: u32,
         bal: Ballot,
         ltp: OpNum,
         votes: &Votes<A>,
     ) -> bool {
         if self.phase != Phase::Phase1 || Some(bal) != self.max_ballot_sent_1a {
+            return false;
+        }
+        let window_end = ltp.saturating_add(params.max_log_length);
+        if votes
+            .iter()
+            .any(|(&opn, v)| opn < ltp || opn >= window_end || v.bal > bal)
+        {
             return false;
         }
         if self.received_1b.contains_key(&idx) {

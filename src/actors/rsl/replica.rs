@@ -212,11 +212,9 @@ impl<A: App> Replica<A> {
             return;
         }
         let view = s.election.view;
-        for (&opn, vote) in s
-            .acceptor
-            .votes
-            .range(s.executor.ops_complete..s.proposer.next_opn)
-        {
+        // After a state transfer the executor can be ahead of what this leader proposed.
+        let undecided = s.executor.ops_complete..s.proposer.next_opn.max(s.executor.ops_complete);
+        for (&opn, vote) in s.acceptor.votes.range(undecided) {
             if vote.bal == view {
                 let twoa = RslMsg::TwoA {
                     bal: view,
@@ -301,7 +299,7 @@ impl<A: App> Replica<A> {
                 Some(idx),
             ) => {
                 s.proposer
-                    .process_1b(idx, bal, log_truncation_point, &votes);
+                    .process_1b(params, idx, bal, log_truncation_point, &votes);
             }
             (
                 RslMsg::StartingPhase2 {
@@ -496,7 +494,10 @@ impl<A: App> Replica<A> {
         if sw.eager_heartbeats {
             self.send_heartbeat(s, o);
         } else if sw.report_checkpoints
-            && s.executor.ops_complete >= s.last_heartbeat.2 + (params.max_log_length / 2).max(1)
+            && s.executor.ops_complete
+                >= s.last_heartbeat
+                    .2
+                    .saturating_add((params.max_log_length / 2).max(1))
         {
             // Report a checkpoint half a log window past the last one at once rather than at
             // the next heartbeat: the leader may not propose beyond the quorum's truncation
