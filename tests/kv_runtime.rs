@@ -334,3 +334,50 @@ async fn a_recorded_real_run_with_moves_is_linearizable() {
     assert!(!linearizable(&ops));
     cluster.stop().await.unwrap();
 }
+
+/// In a cluster with a key, clients need no key for get and set, but a shard request is taken
+/// only from an admin holding the key: an unauthenticated one is dropped and counted, and its
+/// range stays where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_cluster_key_only_an_admin_holding_it_moves_ranges() {
+    use ironfleet::net::auth::ClusterKey;
+    use ironfleet::net::config::KvClusterConfig;
+    use std::sync::Arc;
+
+    let dir = std::env::temp_dir().join(format!("ironfleet-kv-key-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = Arc::new(ClusterKey::write_new(&dir.join("kv.key")).unwrap());
+    let any = SocketAddrV4::new([127, 0, 0, 1].into(), 0);
+    let mut cfg = KvClusterConfig::new(vec![any; 2]);
+    cfg.key_file = Some(dir.join("kv.key"));
+    let cluster = LocalKv::start(cfg).await.unwrap();
+    let hosts = cluster.addrs();
+    let mut client = KvRemote::connect(hosts.clone()).await.unwrap();
+    client.set(7, Some(b"seven".to_vec()), T).await.unwrap();
+    let range = KeyRange { lo: 0, hi: None };
+
+    let mut stranger = KvRemote::connect(hosts.clone()).await.unwrap();
+    let refused = stranger
+        .shard(range, 0, 1, Duration::from_millis(500))
+        .await;
+    assert!(
+        refused.is_err(),
+        "an unauthenticated shard request was honoured"
+    );
+    let dropped = cluster.stats[0]
+        .counters
+        .dropped_unknown_sender
+        .load(Ordering::Relaxed);
+    assert!(dropped >= 1, "the refusal is counted");
+    assert_eq!(client.get(7, T).await.unwrap(), Some(b"seven".to_vec()));
+
+    let mut admin = KvRemote::connect(hosts.clone())
+        .await
+        .unwrap()
+        .with_key(Some(key));
+    admin.shard(range, 0, 1, T).await.unwrap();
+    let mut fresh = KvRemote::connect(hosts).await.unwrap();
+    assert_eq!(fresh.get(7, T).await.unwrap(), Some(b"seven".to_vec()));
+    assert!(fresh.redirects >= 1, "host 1 now owns the key");
+}

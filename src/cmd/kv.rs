@@ -19,6 +19,9 @@ use super::bench::{Baseline, BenchOutput, MAX_BENCH_CLIENTS};
 use super::{loopback_addrs, runtime};
 use crate::actors::kv::{Key, KeyRange, KvMsg, KvPayload};
 use crate::net::codec;
+use std::sync::Arc;
+
+use crate::net::auth::ClusterKey;
 use crate::net::config::KvClusterConfig;
 use crate::net::config::MAX_HOSTS;
 use crate::net::kv::{spawn_host, HostStats, KvRemote, LocalKv};
@@ -40,6 +43,17 @@ pub struct KvTarget {
 }
 
 impl KvTarget {
+    /// The cluster key the cluster file names, if any (an admin's requests are sealed with it).
+    pub fn key(&self) -> Result<Option<Arc<ClusterKey>>> {
+        let Some(path) = &self.config else {
+            return Ok(None);
+        };
+        match KvClusterConfig::load(path)?.key_file {
+            Some(k) => Ok(Some(Arc::new(ClusterKey::load(&k)?))),
+            None => Ok(None),
+        }
+    }
+
     /// The host addresses.
     pub fn addrs(&self) -> Result<Vec<SocketAddrV4>> {
         if let Some(path) = &self.config {
@@ -188,8 +202,9 @@ pub fn kv_shard(target: &KvTarget, range: KeyRange, to: usize) -> Result<i32> {
     if to >= addrs.len() {
         bail!("--to {to}: the cluster has hosts 0..{}", addrs.len());
     }
+    let key = target.key()?;
     runtime()?.block_on(async {
-        let mut c = KvRemote::connect(addrs).await?;
+        let mut c = KvRemote::connect(addrs).await?.with_key(key);
         let deadline = Instant::now() + target.timeout;
         let from = c.find_owner(range.lo, target.timeout).await?;
         if from == to {

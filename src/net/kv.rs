@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::auth::ClusterKey;
 use super::codec;
 use super::config::{load_key, KvClusterConfig};
 use super::runtime::{bind_udp, run_actor, Counters, RuntimeConfig};
@@ -105,15 +106,28 @@ pub(crate) fn clock_epoch() -> u64 {
         .max(1)
 }
 
-/// What a host accepts from an address that is not a host: client requests and admin shard
-/// requests, and acks of its replies. Delegations, replies and redirects come only from hosts.
-fn from_client(m: &KvMsg) -> bool {
+/// What a host accepts from an address that is not a host, in a cluster without a key: client
+/// requests, admin shard requests, and acks of its replies. Delegations, replies and redirects
+/// come only from hosts.
+fn from_client_or_admin(m: &KvMsg) -> bool {
     match m {
         KvMsg::Ack { .. } => true,
         KvMsg::Single { payload, .. } => matches!(
             payload,
             KvPayload::Get { .. } | KvPayload::Set { .. } | KvPayload::Shard { .. }
         ),
+    }
+}
+
+/// What a host accepts from an unauthenticated address in a cluster with a key: client requests
+/// and acks. A shard request must come sealed with the cluster key (an admin holding it, as
+/// `ironfleet kv shard` does with the cluster file's key_file).
+fn from_client(m: &KvMsg) -> bool {
+    match m {
+        KvMsg::Ack { .. } => true,
+        KvMsg::Single { payload, .. } => {
+            matches!(payload, KvPayload::Get { .. } | KvPayload::Set { .. })
+        }
     }
 }
 
@@ -133,6 +147,7 @@ pub fn spawn_host(
             cluster.hosts.len()
         );
     }
+    let key = load_key(&cluster.key_file)?;
     let ids: Arc<Vec<Id>> = Arc::new(cluster.hosts.iter().map(|a| Id::from(*a)).collect());
     let me = ids[id];
     let host = Host::new(HostConfig {
@@ -145,8 +160,12 @@ pub fn spawn_host(
     let gauges = stats.gauges.clone();
     let cfg = RuntimeConfig::<Host> {
         peers: cluster.hosts.clone(),
-        key: load_key(&cluster.key_file)?,
-        accept_from_stranger: from_client,
+        key: key.clone(),
+        accept_from_stranger: if key.is_some() {
+            from_client
+        } else {
+            from_client_or_admin
+        },
         storage: None,
         init: false,
         seed: id as u64,
@@ -275,6 +294,9 @@ pub struct KvRemote {
     max_unacked: usize,
     /// Redirects followed so far (all operations).
     pub redirects: u64,
+    /// The cluster key, if this client is an operator's: its datagrams are then sealed, which
+    /// hosts of a keyed cluster require of shard requests.
+    key: Option<Arc<ClusterKey>>,
     /// Retransmission period.
     pub retransmit: Duration,
 }
@@ -296,8 +318,27 @@ impl KvRemote {
             buf: vec![0u8; codec::MAX_DATAGRAM + 1],
             max_unacked: 1024,
             redirects: 0,
+            key: None,
             retransmit: Duration::from_millis(200),
         })
+    }
+
+    /// Seals this client's datagrams with the cluster key (an operator's client: hosts of a
+    /// keyed cluster take shard requests only from holders of the key).
+    pub fn with_key(mut self, key: Option<Arc<ClusterKey>>) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// Sends `m` to `to` (sealed if this client holds the key). A send error (a full buffer) is
+    /// a lost datagram: retransmission covers it.
+    fn emit(&self, m: &KvMsg, to: SocketAddr) -> Result<()> {
+        let mut bytes = codec::encode(m)?;
+        if let Some(k) = &self.key {
+            k.seal(&mut bytes);
+        }
+        let _ = self.socket.try_send_to(&bytes, to);
+        Ok(())
     }
 
     /// The value of `key` (`None`: absent).
@@ -333,6 +374,9 @@ impl KvRemote {
         to: usize,
         timeout: Duration,
     ) -> Result<()> {
+        if range.is_empty() {
+            bail!("{range}: an empty range moves nothing");
+        }
         let (Some(_), Some(&recipient)) = (self.hosts.get(from), self.hosts.get(to)) else {
             bail!("hosts are 0..{} (got {from} and {to})", self.hosts.len());
         };
@@ -379,9 +423,7 @@ impl KvRemote {
             self.outstanding.entry(host).or_default().push_back(t);
             t
         });
-        let bytes = codec::encode(&msg)?;
-        // A send error (a full buffer) is a lost datagram: retransmission covers it.
-        let _ = self.socket.try_send_to(&bytes, SocketAddr::V4(dst));
+        self.emit(&msg, SocketAddr::V4(dst))?;
         Ok(tag)
     }
 
@@ -472,8 +514,7 @@ impl KvRemote {
                             false,
                         );
                         if let Some(ack) = r.ack {
-                            let bytes = codec::encode(&ack)?;
-                            let _ = self.socket.try_send_to(&bytes, from);
+                            self.emit(&ack, from)?;
                         }
                         let Some(p) = r.deliver else { continue };
                         let answered =
@@ -504,10 +545,7 @@ impl KvRemote {
                 bail!("no answer from the hosts in time");
             }
             for (dst, m) in self.sd.unacked() {
-                let bytes = codec::encode(&m)?;
-                let _ = self
-                    .socket
-                    .try_send_to(&bytes, SocketAddr::V4(SocketAddrV4::from(dst)));
+                self.emit(&m, SocketAddr::V4(SocketAddrV4::from(dst)))?;
             }
         }
     }

@@ -102,7 +102,8 @@ pub struct RuntimeConfig<A: Actor> {
     /// peer's address without a valid MAC is dropped. Without it peers are recognised by
     /// address alone (spoofable).
     pub key: Option<Arc<ClusterKey>>,
-    /// Whether a message from a sender outside `peers` is accepted (e.g. client requests).
+    /// Whether a message from a sender outside `peers` is accepted (e.g. client requests); a
+    /// stranger's datagram sealed with the cluster key is accepted as a peer's.
     pub accept_from_stranger: fn(&A::Msg) -> bool,
     /// Where the actor's storage lives (`None`: not persisted, which is unsafe across restarts
     /// for an actor that saves).
@@ -224,16 +225,22 @@ where
                     counters.dropped_not_ipv4.fetch_add(1, Ordering::Relaxed);
                     continue;
                 };
+                // A peer's datagram must carry a valid MAC; a stranger's may (an operator's
+                // tool holding the cluster key), and is then trusted as a peer's would be.
                 let is_peer = cfg.peers.contains(&from);
-                let bytes = match (&cfg.key, is_peer) {
+                let (bytes, trusted) = match (&cfg.key, is_peer) {
                     (Some(key), true) => match key.open(&buf[..n]) {
-                        Some(body) => body,
+                        Some(body) => (body, true),
                         None => {
                             counters.dropped_unauthenticated.fetch_add(1, Ordering::Relaxed);
                             continue;
                         }
                     },
-                    _ => &buf[..n],
+                    (Some(key), false) => match key.open(&buf[..n]) {
+                        Some(body) => (body, true),
+                        None => (&buf[..n], false),
+                    },
+                    (None, _) => (&buf[..n], is_peer),
                 };
                 let msg: A::Msg = match codec::decode(bytes) {
                     Ok(m) => m,
@@ -247,7 +254,7 @@ where
                         continue;
                     }
                 };
-                if !is_peer && !(cfg.accept_from_stranger)(&msg) {
+                if !trusted && !(cfg.accept_from_stranger)(&msg) {
                     counters.dropped_unknown_sender.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }

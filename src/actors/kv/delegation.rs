@@ -32,27 +32,31 @@ impl DelegationMap {
             .1
     }
 
-    /// Whether `host` owns every key of `range`.
-    pub(crate) fn owns_all(&self, range: KeyRange, host: Id) -> bool {
-        if self.owner(range.lo) != host {
-            return false;
-        }
-        let inner = match range.hi {
-            Some(h) => self.bounds.range(range.lo + 1..h).any(|(_, &o)| o != host),
-            None => self.bounds.range(range.lo + 1..).any(|(_, &o)| o != host),
+    /// The entries strictly inside `range` (after its first key, before its end): where the
+    /// owner can change within it. Empty for an empty range, and for a range starting at the
+    /// last key (no overflow).
+    fn inner(&self, range: KeyRange) -> impl Iterator<Item = (&Key, &Id)> {
+        let start = range.lo.checked_add(1).filter(|_| !range.is_empty());
+        let bounds = match (start, range.hi) {
+            (None, _) => None,
+            (Some(s), Some(h)) if h <= s => None,
+            (Some(s), Some(h)) => Some(self.bounds.range(s..h)),
+            (Some(s), None) => Some(self.bounds.range(s..)),
         };
-        !inner
+        bounds.into_iter().flatten()
     }
 
-    /// Whether `host` owns some key of `range`.
+    /// Whether `host` owns every key of `range` (an empty range: no).
+    pub fn owns_all(&self, range: KeyRange, host: Id) -> bool {
+        !range.is_empty()
+            && self.owner(range.lo) == host
+            && self.inner(range).all(|(_, &o)| o == host)
+    }
+
+    /// Whether `host` owns some key of `range` (an empty range: no).
     pub(crate) fn owns_some(&self, range: KeyRange, host: Id) -> bool {
-        if self.owner(range.lo) == host {
-            return true;
-        }
-        match range.hi {
-            Some(h) => self.bounds.range(range.lo + 1..h).any(|(_, &o)| o == host),
-            None => self.bounds.range(range.lo + 1..).any(|(_, &o)| o == host),
-        }
+        !range.is_empty()
+            && (self.owner(range.lo) == host || self.inner(range).any(|(_, &o)| o == host))
     }
 
     /// Gives `range` to `owner`.
