@@ -388,4 +388,42 @@ mod tests {
         assert_eq!(s.delegation.len(), 3);
         assert_eq!(s.delegation.owner(35), Id::from(0));
     }
+
+    /// Regression: every send re-armed the one retransmission timer, and at run time re-arming
+    /// pushes the deadline out, so a host that kept sending (a steady client load) never resent
+    /// a lost reply or `Delegate`. The timer is now armed only when the first message starts
+    /// waiting for an ack: a `Delegate` followed by a stream of replies arms it once.
+    #[test]
+    fn sends_while_something_is_unacked_do_not_postpone_the_retransmission_timer() {
+        let h = host(KvParams::default());
+        let mut state = h.on_start(Id::from(0), &None, &mut Out::new());
+        let mut arms = 0;
+        let mut step = |state: HostState, seqno: u64, payload: KvPayload| -> HostState {
+            let mut o = Out::new();
+            let mut cow = Cow::Owned(state);
+            let msg = KvMsg::Single {
+                epoch: 0,
+                to: 0,
+                seqno,
+                payload,
+            };
+            h.on_msg(Id::from(0), &mut cow, Id::from(9), msg, &mut o);
+            arms += o
+                .iter()
+                .filter(|c| {
+                    matches!(
+                        c,
+                        stateright::actor::Command::SetTimer(KvTimer::Retransmit, _)
+                    )
+                })
+                .count();
+            cow.into_owned()
+        };
+        state = step(state, 1, shard(10, None, 1));
+        for seqno in 2..50 {
+            state = step(state, seqno, KvPayload::Get { key: 1 });
+        }
+        assert!(state.sd.has_unacked());
+        assert_eq!(arms, 1, "the timer was re-armed by later sends");
+    }
 }

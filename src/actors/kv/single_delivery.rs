@@ -129,6 +129,9 @@ pub struct SingleDelivery<M> {
     pub send: BTreeMap<Id, SendChannel<M>>,
     /// Receiving channels.
     pub recv: BTreeMap<Id, RecvChannel>,
+    /// Messages waiting for an ack, over every sending channel: a function of `send`, kept so
+    /// that "is anything unacked" costs nothing however many channels there are.
+    unacked_total: usize,
 }
 
 impl<M> Default for SingleDelivery<M> {
@@ -137,6 +140,7 @@ impl<M> Default for SingleDelivery<M> {
             epoch: 0,
             send: BTreeMap::new(),
             recv: BTreeMap::new(),
+            unacked_total: 0,
         }
     }
 }
@@ -163,6 +167,7 @@ impl<M: Clone> SingleDelivery<M> {
             "sequence numbers grow along a channel"
         );
         ch.unacked.push((ch.last_sent, payload.clone()));
+        self.unacked_total += 1;
         assert!(
             ch.unacked.len() <= max_unacked,
             "the unacked queue is bounded"
@@ -175,9 +180,15 @@ impl<M: Clone> SingleDelivery<M> {
         })
     }
 
-    /// Queues `payload` for `dst` and emits it into `o`, arming `timer` (the retransmission
-    /// timer and its period) if given. Returns whether it was queued (`false`: the channel is
-    /// full).
+    /// Queues `payload` for `dst` and emits it into `o`. Returns whether it was queued
+    /// (`false`: the channel is full).
+    ///
+    /// `timer` (the retransmission timer and its period, if SingleDelivery retransmits) is armed
+    /// only if nothing was waiting for an ack before this send: the timer is armed exactly while
+    /// something is unacked, and a send never postpones it. (Re-arming on every send pushed a
+    /// real deadline out each time, so a host that sent anything at least once a period never
+    /// resent a lost reply or `Delegate`. A model's timers carry no deadline, so it could not
+    /// see this.)
     pub(crate) fn send_out<A: Actor<Msg = SdMsg<M>>>(
         &mut self,
         dst: Id,
@@ -186,11 +197,12 @@ impl<M: Clone> SingleDelivery<M> {
         timer: Option<(A::Timer, Range<Duration>)>,
         o: &mut Out<A>,
     ) -> bool {
+        let was_idle = !self.has_unacked();
         let Some(m) = self.send(dst, payload, max_unacked) else {
             return false;
         };
         o.send(dst, m);
-        if let Some((t, period)) = timer {
+        if let Some((t, period)) = timer.filter(|_| was_idle) {
             o.set_timer(t, period);
         }
         true
@@ -262,6 +274,7 @@ impl<M: Clone> SingleDelivery<M> {
         let back = self.send.entry(src).or_default();
         if back.to_epoch != epoch {
             if back.to_epoch != 0 {
+                self.unacked_total -= back.unacked.len();
                 *back = SendChannel::default();
             }
             back.to_epoch = epoch;
@@ -316,6 +329,7 @@ impl<M: Clone> SingleDelivery<M> {
         };
         let before = ch.unacked.len();
         ch.unacked.retain(|(s, _)| *s > seqno);
+        self.unacked_total -= before - ch.unacked.len();
         ch.unacked.len() != before
     }
 
@@ -342,7 +356,11 @@ impl<M: Clone> SingleDelivery<M> {
 
     /// Whether anything waits for an ack.
     pub(crate) fn has_unacked(&self) -> bool {
-        self.send.values().any(|c| !c.unacked.is_empty())
+        debug_assert_eq!(
+            self.unacked_total,
+            self.send.values().map(|c| c.unacked.len()).sum::<usize>()
+        );
+        self.unacked_total > 0
     }
 
     /// An actor's step on `Ack(epoch, from, seqno)` from `src`, for a state `S` whose
