@@ -448,3 +448,22 @@ async fn a_lost_reply_is_resent_within_two_periods_under_steady_load() {
         "resent after {resent:?} (period {period:?})"
     );
 }
+
+/// Regression: a fresh client's first datagram was sent with `try_send_to`, which fails on a new
+/// socket until tokio has seen it writable; the request then went out only on the first
+/// retransmission (one-shot `ironfleet kv get` took 200 ms instead of a few). With the
+/// retransmission period set to 10 s, the first request must still arrive at once.
+#[tokio::test]
+async fn a_fresh_clients_first_request_goes_out_at_once() {
+    let host = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+    let std::net::SocketAddr::V4(addr) = host.local_addr().unwrap() else {
+        unreachable!()
+    };
+    let mut client = KvRemote::connect(vec![addr]).await.unwrap();
+    client.retransmit = Duration::from_secs(10);
+    let call = tokio::spawn(async move { client.get(1, Duration::from_secs(3)).await });
+    let mut buf = vec![0u8; 2048];
+    let got = tokio::time::timeout(Duration::from_secs(2), host.recv_from(&mut buf)).await;
+    assert!(got.is_ok(), "the first request waited for a retransmission");
+    call.abort();
+}

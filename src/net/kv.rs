@@ -330,14 +330,20 @@ impl KvRemote {
         self
     }
 
-    /// Sends `m` to `to` (sealed if this client holds the key). A send error (a full buffer) is
-    /// a lost datagram: retransmission covers it.
-    fn emit(&self, m: &KvMsg, to: SocketAddr) -> Result<()> {
+    /// Sends `m` to `to` (sealed if this client holds the key), waiting for the socket to be
+    /// writable. A send error is a lost datagram: retransmission covers it.
+    ///
+    /// (It used `try_send_to`, which fails with `WouldBlock` on a fresh socket until tokio has
+    /// seen it writable: a one-shot CLI operation's first request was dropped that way and went
+    /// out only on the first retransmission, 200 ms later.)
+    async fn emit(&self, m: &KvMsg, to: SocketAddr) -> Result<()> {
         let mut bytes = codec::encode(m)?;
         if let Some(k) = &self.key {
             k.seal(&mut bytes);
         }
-        let _ = self.socket.try_send_to(&bytes, to);
+        if let Err(e) = self.socket.send_to(&bytes, to).await {
+            tracing::debug!(%to, %e, "client send failed");
+        }
         Ok(())
     }
 
@@ -384,7 +390,7 @@ impl KvRemote {
             range,
             recipient: Id::from(recipient),
         };
-        self.send(from, payload)?;
+        self.send(from, payload).await?;
         match self
             .pump(Want::Acked(from), Instant::now() + timeout)
             .await?
@@ -396,7 +402,7 @@ impl KvRemote {
 
     /// Whether host `host` answers for `key` itself (rather than redirecting).
     pub async fn owns(&mut self, host: usize, key: Key, timeout: Duration) -> Result<bool> {
-        let tag = self.send(host, KvPayload::Get { key })?;
+        let tag = self.send(host, KvPayload::Get { key }).await?;
         match self
             .pump(Want::Answer(tag.expect("a Get")), Instant::now() + timeout)
             .await?
@@ -408,7 +414,7 @@ impl KvRemote {
 
     /// Queues `payload` for host `host` and sends it; returns the request's tag if it expects
     /// an answer.
-    fn send(&mut self, host: usize, payload: KvPayload) -> Result<Option<u64>> {
+    async fn send(&mut self, host: usize, payload: KvPayload) -> Result<Option<u64>> {
         let answered = matches!(payload, KvPayload::Get { .. } | KvPayload::Set { .. });
         let dst = self.hosts[host];
         let Some(msg) = self.sd.send(Id::from(dst), payload, self.max_unacked) else {
@@ -423,7 +429,7 @@ impl KvRemote {
             self.outstanding.entry(host).or_default().push_back(t);
             t
         });
-        self.emit(&msg, SocketAddr::V4(dst))?;
+        self.emit(&msg, SocketAddr::V4(dst)).await?;
         Ok(tag)
     }
 
@@ -437,7 +443,10 @@ impl KvRemote {
         let mut target = self.owners.get(&key).copied().unwrap_or(0);
         let mut hops = 0u32;
         loop {
-            let tag = self.send(target, payload.clone())?.expect("a Get or Set");
+            let tag = self
+                .send(target, payload.clone())
+                .await?
+                .expect("a Get or Set");
             match self.pump(Want::Answer(tag), deadline).await? {
                 Answer::Value(v) => {
                     if self.owners.len() >= MAX_CACHED_OWNERS {
@@ -514,7 +523,7 @@ impl KvRemote {
                             false,
                         );
                         if let Some(ack) = r.ack {
-                            self.emit(&ack, from)?;
+                            self.emit(&ack, from).await?;
                         }
                         let Some(p) = r.deliver else { continue };
                         let answered =
@@ -545,7 +554,8 @@ impl KvRemote {
                 bail!("no answer from the hosts in time");
             }
             for (dst, m) in self.sd.unacked() {
-                self.emit(&m, SocketAddr::V4(SocketAddrV4::from(dst)))?;
+                self.emit(&m, SocketAddr::V4(SocketAddrV4::from(dst)))
+                    .await?;
             }
         }
     }
