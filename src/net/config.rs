@@ -112,7 +112,35 @@ fn check_rsl_params(p: &Params) -> Option<(&'static str, String)> {
             ),
         ));
     }
+    let one_b = one_b_bytes_max(p);
+    if one_b > codec::MAX_DATAGRAM {
+        return Some((
+            "params.max_batch_size",
+            format!(
+                "{} with max_log_length {}: a 1b carrying a full log window could take {one_b} \
+                 bytes, more than one datagram ({}); a view change could never complete. \
+                 Lower max_batch_size or max_log_length",
+                p.max_batch_size,
+                p.max_log_length,
+                codec::MAX_DATAGRAM
+            ),
+        ));
+    }
     None
+}
+
+/// The most bytes one counter request takes in a message: the client id and sequence number
+/// (postcard varints, at most 10 bytes each) and the operation's tag.
+const COUNTER_REQUEST_BYTES_MAX: u64 = 21;
+
+/// An upper bound on the size of a 1b, the largest message a replica's log makes: a vote per
+/// slot of the window, each a batch of `max_batch_size` requests, with its header, ballots,
+/// slot numbers, lengths and the MAC. (The 2a of one batch is smaller; state transfer carries
+/// the app state and reply cache, whose size the configuration does not bound.)
+fn one_b_bytes_max(p: &Params) -> usize {
+    let per_vote = 10 + 15 + 5 + COUNTER_REQUEST_BYTES_MAX.saturating_mul(p.max_batch_size as u64);
+    let total = 3 + 15 + 10 + 5 + auth::TAG_LEN as u64 + p.max_log_length.saturating_mul(per_vote);
+    usize::try_from(total).unwrap_or(usize::MAX)
 }
 
 /// An IronRSL cluster: who the replicas are, how they run.
@@ -446,6 +474,11 @@ mod tests {
         );
         let e = err("replicas = [\"127.0.0.1:1\"]\n[params]\nheartbeat_period_ms = 5000");
         assert!(e.contains("field `params.heartbeat_period_ms`"), "{e}");
+        let e = err("replicas = [\"127.0.0.1:1\"]\n[params]\nmax_batch_size = 2000");
+        assert!(
+            e.contains("field `params.max_batch_size`") && e.contains("datagram"),
+            "{e}"
+        );
         let e = err("replicas = [\"127.0.0.1:1\"]\n[params]\nmax_view_timeout_ms = 10");
         assert!(e.contains("field `params.max_view_timeout_ms`"), "{e}");
     }
@@ -503,5 +536,50 @@ mod tests {
                 .contains("field `params.max_delegate_bytes`")
         );
         assert!(kv_err("hosts = [\"127.0.0.1:1\"]\nreplicas = []").contains("replicas"));
+    }
+
+    /// The bound holds for a real 1b with every field at its largest.
+    #[test]
+    fn the_1b_size_bound_covers_a_full_window_of_full_batches() {
+        use crate::actors::rsl::{Ballot, Counter, CounterOp, Request, RslMsg, Vote};
+        use stateright::actor::Id;
+        let p = Params {
+            max_batch_size: 40,
+            max_log_length: 9,
+            ..Params::default()
+        };
+        let big = Ballot {
+            seqno: u64::MAX,
+            proposer: u32::MAX,
+        };
+        let batch: Vec<Request<Counter>> = (0..p.max_batch_size)
+            .map(|_| Request {
+                client: Id::from(usize::MAX),
+                seqno: u64::MAX,
+                op: CounterOp::Inc,
+            })
+            .collect();
+        let votes = (0..p.max_log_length)
+            .map(|i| {
+                (
+                    u64::MAX - i,
+                    Vote {
+                        bal: big,
+                        batch: std::sync::Arc::new(batch.clone()),
+                    },
+                )
+            })
+            .collect();
+        let m = RslMsg::<Counter>::OneB {
+            bal: big,
+            log_truncation_point: u64::MAX,
+            votes: std::sync::Arc::new(votes),
+        };
+        let len = codec::encode(&m).unwrap().len() + auth::TAG_LEN;
+        assert!(
+            len <= one_b_bytes_max(&p),
+            "{len} > {}",
+            one_b_bytes_max(&p)
+        );
     }
 }
