@@ -269,7 +269,7 @@ pub fn table(points: &[Point]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>7}  {:<6} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9} {:>6}  vs echo",
+        "{:>7}  {:<7} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9} {:>6}  vs echo",
         "clients", "system", "ops", "ops/s", "p50 us", "p99 us", "p99.9 us", "max us", "errors",
     );
     for p in points {
@@ -281,7 +281,7 @@ pub fn table(points: &[Point]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:>7}  {:<6} {:>9} {:>11.0} {:>9} {:>9} {:>9} {:>9} {:>6}  {}",
+            "{:>7}  {:<7} {:>9} {:>11.0} {:>9} {:>9} {:>9} {:>9} {:>6}  {}",
             p.clients,
             p.system,
             p.ops,
@@ -388,6 +388,10 @@ pub struct BenchFlags {
     /// Client counts to measure one after the other, e.g. 1,4,16,64,256.
     #[arg(long, value_delimiter = ',')]
     pub sweep: Option<Vec<usize>>,
+    /// Also measure a second in-process cluster whose replicas authenticate every datagram
+    /// between them with the cluster key (system `rsl+mac`), at every client count.
+    #[arg(long, conflicts_with = "config")]
+    pub mac: bool,
     /// Timing and output.
     #[command(flatten)]
     pub out: BenchOutput,

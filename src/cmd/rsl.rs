@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::bench::{self, Baseline, BenchFlags, EchoServer, Point, MAX_BENCH_CLIENTS};
 use super::{loopback_addrs, runtime};
 use crate::actors::rsl::{Counter, CounterOp};
+use crate::net::auth::ClusterKey;
 use crate::net::config::{self, RslClusterConfig};
 use crate::net::rsl::{spawn_replica, LocalCluster, ReplicaStats, RslClient, Startup};
 use crate::net::runtime::{bind_udp, shutdown_signal};
@@ -193,6 +194,20 @@ pub fn rsl_bench(f: &BenchFlags) -> Result<i32> {
             Some(Baseline::Echo) => Some(EchoServer::start().await?),
             None => None,
         };
+        let key_file =
+            std::env::temp_dir().join(format!("ironfleet-bench-{}.key", std::process::id()));
+        let keyed = if f.mac {
+            let _ = std::fs::remove_file(&key_file);
+            ClusterKey::write_new(&key_file)?;
+            let mut cfg = RslClusterConfig::new(vec![
+                SocketAddrV4::new([127, 0, 0, 1].into(), 0);
+                f.local_replicas
+            ]);
+            cfg.key_file = Some(key_file.clone());
+            Some(LocalCluster::<Counter>::start(cfg).await?)
+        } else {
+            None
+        };
         out.announce(&if local.is_some() {
             format!("an in-process cluster of {} replicas", addrs.len())
         } else {
@@ -203,6 +218,12 @@ pub fn rsl_bench(f: &BenchFlags) -> Result<i32> {
             let p = bench::run_rsl(&addrs, n, t).await?;
             out.progress(&p);
             points.push(p);
+            if let Some(k) = &keyed {
+                let mut p = bench::run_rsl(&k.addrs(), n, t).await?;
+                p.system = "rsl+mac".into();
+                out.progress(&p);
+                points.push(p);
+            }
             if let Some(e) = &echo {
                 let p = bench::run_echo(e.addr, n, t).await?;
                 out.progress(&p);
@@ -214,6 +235,10 @@ pub fn rsl_bench(f: &BenchFlags) -> Result<i32> {
         }
         if let Some(c) = local {
             c.stop().await?;
+        }
+        if let Some(c) = keyed {
+            c.stop().await?;
+            let _ = std::fs::remove_file(&key_file);
         }
         Ok::<_, anyhow::Error>(points)
     })?;
