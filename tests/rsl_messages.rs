@@ -286,3 +286,62 @@ fn a_1b_with_a_vote_outside_the_senders_window_is_ignored() {
         "the malformed 1b must not complete the quorum"
     );
 }
+
+/// Regression: the in-place step snapshotted the whole durable state before each event, so the
+/// executor's first write to the reply cache (one entry per client) and to the app state copied
+/// them whole on every executed batch. Stepped in place, a replica now executes a batch in the
+/// maps it has.
+#[test]
+fn executing_in_place_does_not_copy_the_reply_cache() {
+    let r = replica(0);
+    let me = Id::from(0usize);
+    let mut state = r.on_start(me, &None, &mut Out::new());
+    let view = state.election.view;
+    let mut step = |state: ReplicaStateOf, src: usize, m: RslMsg<Counter>| {
+        let mut cow = Cow::Owned(state);
+        r.on_msg(me, &mut cow, Id::from(src), m, &mut Out::new());
+        cow.into_owned()
+    };
+    state = step(
+        state,
+        1,
+        RslMsg::OneB {
+            bal: view,
+            log_truncation_point: 0,
+            votes: Arc::new(BTreeMap::new()),
+        },
+    );
+    let request = |seqno| RslMsg::Request {
+        seqno,
+        op: CounterOp::Inc,
+    };
+    let two_b = |opn: u64, client: usize, seqno: u64| RslMsg::TwoB {
+        bal: view,
+        opn,
+        batch: Arc::new(vec![Request {
+            client: Id::from(client),
+            seqno,
+            op: CounterOp::Inc,
+        }]),
+    };
+    // Slot 0: client 5's request, voted by replica 1 too: decided and executed.
+    state = step(state, 5, request(1));
+    state = step(state, 1, two_b(0, 5, 1));
+    assert_eq!(state.executor.ops_complete, 1);
+    let cache = Arc::as_ptr(&state.executor.reply_cache);
+    let app = Arc::as_ptr(&state.executor.app_state);
+    // Slot 1: the next request, executed in place.
+    state = step(state, 5, request(2));
+    state = step(state, 1, two_b(1, 5, 2));
+    assert_eq!(state.executor.ops_complete, 2);
+    assert_eq!(
+        Arc::as_ptr(&state.executor.reply_cache),
+        cache,
+        "the reply cache was copied"
+    );
+    assert_eq!(
+        Arc::as_ptr(&state.executor.app_state),
+        app,
+        "the app state was copied"
+    );
+}

@@ -105,6 +105,9 @@ pub struct ReplicaStorage<A: App> {
     pub reply_cache: super::types::ReplyCache<A>,
 }
 
+/// See [`Replica::durable_version`].
+type DurableVersion<A> = (Option<Ballot>, Votes<A>, OpNum, Option<Ballot>, OpNum);
+
 /// The replica actor.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Replica<A: App> {
@@ -159,6 +162,19 @@ impl<A: App> Replica<A> {
             app_state: s.executor.app_state.clone(),
             reply_cache: s.executor.reply_cache.clone(),
         }
+    }
+
+    /// The parts of the durable state that identify a change to it: the acceptor's, the
+    /// proposer's 1a ballot, and `ops_complete` (the executor's app state and reply cache change
+    /// only together with it: by executing a batch, or by a state transfer to a later slot).
+    fn durable_version(s: &ReplicaState<A>) -> DurableVersion<A> {
+        (
+            s.acceptor.max_bal,
+            s.acceptor.votes.clone(),
+            s.acceptor.log_truncation_point,
+            s.proposer.max_ballot_sent_1a,
+            s.executor.ops_complete,
+        )
     }
 
     /// Sends a heartbeat to the other replicas. With `eager_heartbeats`, only when its content
@@ -520,14 +536,16 @@ impl<A: App> Replica<A> {
         event: impl FnOnce(&mut ReplicaState<A>, &mut Out<Self>) -> bool,
     ) {
         if let Cow::Owned(s) = state {
-            // The snapshot shares the durable maps (`Arc`s), so it is cheap; a map that changes
-            // is copied once, on its first write in this step.
-            let before = Self::storage(s);
+            // What would tell a durable change, without holding the executor's maps: holding
+            // them (as a full `storage` snapshot would) makes the step's first write to the app
+            // state and to the reply cache (one entry per client) copy them whole, on every
+            // executed batch. They change only when `ops_complete` does, so it stands for them;
+            // the votes are few (at most `max_log_length`) and are compared as they are.
+            let before = Self::durable_version(s);
             let batch_timer_fired = event(s, o);
             self.periodic(s, o, batch_timer_fired);
-            let after = Self::storage(s);
-            if before != after {
-                o.save(after);
+            if Self::durable_version(s) != before {
+                o.save(Self::storage(s));
             }
             return;
         }
