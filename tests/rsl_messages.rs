@@ -297,7 +297,7 @@ fn executing_in_place_does_not_copy_the_reply_cache() {
     let me = Id::from(0usize);
     let mut state = r.on_start(me, &None, &mut Out::new());
     let view = state.election.view;
-    let mut step = |state: ReplicaStateOf, src: usize, m: RslMsg<Counter>| {
+    let step = |state: ReplicaStateOf, src: usize, m: RslMsg<Counter>| {
         let mut cow = Cow::Owned(state);
         r.on_msg(me, &mut cow, Id::from(src), m, &mut Out::new());
         cow.into_owned()
