@@ -35,6 +35,11 @@ pub struct SoakFlags {
     /// directory; without it the replicas run from memory only.
     #[arg(long)]
     pub durable: bool,
+    /// Every increment from a new client (a fresh socket, so a new client address): shows how
+    /// replica memory grows with the number of distinct clients (each keeps a reply-cache
+    /// entry).
+    #[arg(long)]
+    pub fresh_clients: bool,
     /// Draw memory against operations to this SVG file.
     #[arg(long)]
     pub svg: Option<PathBuf>,
@@ -119,9 +124,13 @@ pub fn rsl_soak(f: &SoakFlags) -> Result<i32> {
         let mut tasks = Vec::new();
         for _ in 0..f.clients {
             let mut c = RslClient::<Counter>::connect(addrs.clone()).await?;
-            let (acked, total) = (acked.clone(), f.ops);
+            let (acked, total, fresh) = (acked.clone(), f.ops, f.fresh_clients);
+            let addrs = addrs.clone();
             tasks.push(tokio::spawn(async move {
                 while acked.load(Ordering::Relaxed) < total {
+                    if fresh {
+                        c = RslClient::<Counter>::connect(addrs.clone()).await?;
+                    }
                     c.call(CounterOp::Inc, Duration::from_secs(30)).await?;
                     acked.fetch_add(1, Ordering::Relaxed);
                 }
