@@ -11,8 +11,8 @@ use proptest::prelude::*;
 use stateright::actor::{Actor, Id, Out};
 
 use ironfleet::actors::rsl::{
-    Ballot, Counter, CounterOp, ModelSwitches, Params, Replica, ReplicaConfig, Request, RslMsg,
-    RslTimer, Vote,
+    snapshot_chunks, Ballot, Chunk, Counter, CounterOp, ModelSwitches, Params, Replica,
+    ReplicaConfig, Request, RslMsg, RslTimer, Vote,
 };
 
 /// Numbers drawn from a small set, so that messages agree often enough to make progress (a
@@ -59,7 +59,6 @@ fn msg() -> impl Strategy<Value = RslMsg<Counter>> {
         0..3,
     )
     .prop_map(Arc::new);
-    let cache = proptest::collection::btree_map(sender(), (big(), big()), 0..3).prop_map(Arc::new);
     prop_oneof![
         (
             big(),
@@ -87,14 +86,24 @@ fn msg() -> impl Strategy<Value = RslMsg<Counter>> {
             }
         }),
         (ballot(), big()).prop_map(|(bal, opn)| RslMsg::AppStateRequest { bal, opn }),
-        (ballot(), big(), big(), cache).prop_map(|(bal, opn, state, reply_cache)| {
-            RslMsg::AppStateSupply {
+        (
+            ballot(),
+            big(),
+            any::<u8>(),
+            0u32..4,
+            0u32..4,
+            proptest::collection::vec(any::<u8>(), 0..8)
+        )
+            .prop_map(|(bal, opn, d, total, index, bytes)| RslMsg::AppStateChunk {
                 bal,
-                opn,
-                app_state: Arc::new(state),
-                reply_cache,
-            }
-        }),
+                chunk: Chunk {
+                    opn,
+                    digest: [d; 32],
+                    total,
+                    index,
+                    bytes: Arc::new(bytes),
+                },
+            }),
     ]
 }
 
@@ -233,18 +242,12 @@ fn a_leader_overtaken_by_a_state_transfer_keeps_running() {
     );
     assert_eq!(state.proposer.next_opn, 1);
     assert!(!state.acceptor.votes.is_empty());
-    state = step(
-        state,
-        Event::Deliver(
-            peer,
-            RslMsg::AppStateSupply {
-                bal: view,
-                opn: 5,
-                app_state: Arc::new(5),
-                reply_cache: Arc::new(BTreeMap::new()),
-            },
-        ),
-    );
+    for chunk in snapshot_chunks::<Counter>(5, &5, &Arc::new(BTreeMap::new()), 3) {
+        state = step(
+            state,
+            Event::Deliver(peer, RslMsg::AppStateChunk { bal: view, chunk }),
+        );
+    }
     assert_eq!(state.executor.ops_complete, 5);
     step(state, Event::Timer(RslTimer::Heartbeat));
 }

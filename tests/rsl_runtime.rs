@@ -216,20 +216,25 @@ async fn forged_peer_datagrams_are_dropped_and_counted_while_the_cluster_serves(
         seqno: u64::MAX,
         proposer: u32::MAX,
     };
-    let forged = [
+    let mut forged = vec![
         RslMsg::<Counter>::Heartbeat {
             bal: max,
             suspicious: true,
             opn_ckpt: u64::MAX,
         },
         RslMsg::OneA { bal: max },
-        RslMsg::AppStateSupply {
-            bal: max,
-            opn: 1_000_000,
-            app_state: Arc::new(999),
-            reply_cache: Arc::new(Default::default()),
-        },
     ];
+    let supply = ironfleet::actors::rsl::snapshot_chunks::<Counter>(
+        1_000_000,
+        &999,
+        &Arc::new(Default::default()),
+        32_000,
+    );
+    forged.extend(
+        supply
+            .into_iter()
+            .map(|chunk| RslMsg::AppStateChunk { bal: max, chunk }),
+    );
     let wrong_key = ClusterKey::from_bytes([9; 32]);
     let mut sent = 0;
     for m in &forged {
@@ -261,4 +266,64 @@ async fn forged_peer_datagrams_are_dropped_and_counted_while_the_cluster_serves(
             "the view did not move"
         );
     }
+}
+
+/// Regression: state transfer sent the app state and the whole reply cache (an entry per client
+/// address ever seen) in one datagram; past about 5,000 distinct clients it no longer fitted, was
+/// never sent, and a replica that had to catch up stayed behind for good. Here 20,000 increments
+/// come from fresh clients (thousands of distinct addresses) while replica 2 is down; restarted
+/// empty, it must catch up through a chunked state transfer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_replica_catches_up_after_twenty_thousand_distinct_clients() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let mut cluster = LocalCluster::<Counter>::loopback(3).await.unwrap();
+    let lagging = (0..3)
+        .find(|&i| Some(i) != cluster.leader())
+        .expect("a replica that does not lead");
+    cluster.kill(lagging).await;
+    let addrs = cluster.addrs();
+    let done = Arc::new(AtomicU64::new(0));
+    let total = 20_000u64;
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (addrs, done) = (addrs.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            while done.fetch_add(1, Ordering::Relaxed) < total {
+                let mut c = RslClient::<Counter>::connect(addrs.clone()).await.unwrap();
+                c.call(CounterOp::Inc, TIMEOUT).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let executed = |c: &LocalCluster<Counter>, i: usize| {
+        c.stats[i].gauges.ops_complete.load(Ordering::Relaxed)
+    };
+    let target = (0..3)
+        .filter(|&i| i != lagging)
+        .map(|i| executed(&cluster, i))
+        .max()
+        .unwrap();
+    assert!(target > 0);
+    cluster.restart(lagging).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while executed(&cluster, lagging) < target {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica {lagging} stayed at {} of {target} slots",
+            executed(&cluster, lagging)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let g = &cluster.stats[lagging].gauges;
+    assert_eq!(
+        g.state_transfer.load(Ordering::Relaxed),
+        1,
+        "caught up by state transfer"
+    );
+    let mut c = RslClient::<Counter>::connect(addrs).await.unwrap();
+    assert_eq!(c.call(CounterOp::Get, TIMEOUT).await.unwrap(), total);
+    cluster.stop().await.unwrap();
 }

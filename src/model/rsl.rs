@@ -49,6 +49,9 @@ impl RslModelCfg<Counter> {
             client_ops: vec![vec![CounterOp::Inc; requests]; clients],
             params: Params {
                 max_batch_size: 1,
+                // Small enough that a snapshot of this model's counter and reply cache takes
+                // more than one chunk: the model checks chunked state transfer.
+                state_chunk_bytes: 4,
                 ..Params::default()
             },
             max_view_changes: 0,

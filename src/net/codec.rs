@@ -155,19 +155,21 @@ mod tests {
             (
                 ballot(),
                 any::<u64>(),
-                any::<u64>(),
-                prop::collection::btree_map(any::<u64>(), (any::<u64>(), any::<u64>()), 0..4)
+                any::<[u8; 32]>(),
+                any::<(u32, u32)>(),
+                prop::collection::vec(any::<u8>(), 0..64)
             )
-                .prop_map(|(bal, opn, st, cache)| RslMsg::AppStateSupply {
-                    bal,
-                    opn,
-                    app_state: Arc::new(st),
-                    reply_cache: Arc::new(
-                        cache
-                            .into_iter()
-                            .map(|(c, v)| (Id::from(c as usize), v))
-                            .collect()
-                    ),
+                .prop_map(|(bal, opn, digest, (total, index), bytes)| {
+                    RslMsg::AppStateChunk {
+                        bal,
+                        chunk: crate::actors::rsl::Chunk {
+                            opn,
+                            digest,
+                            total,
+                            index,
+                            bytes: Arc::new(bytes),
+                        },
+                    }
                 }),
         ]
     }

@@ -112,6 +112,16 @@ fn check_rsl_params(p: &Params) -> Option<(&'static str, String)> {
             ),
         ));
     }
+    let chunk_max = codec::MAX_DATAGRAM - 200;
+    if !(1..=chunk_max).contains(&p.state_chunk_bytes) {
+        return Some((
+            "params.state_chunk_bytes",
+            format!(
+                "{} is not in 1..={chunk_max} (a chunk and its header must fit one datagram)",
+                p.state_chunk_bytes
+            ),
+        ));
+    }
     let one_b = one_b_bytes_max(p);
     if one_b > codec::MAX_DATAGRAM {
         return Some((

@@ -15,6 +15,7 @@ mod node;
 mod params;
 mod proposer;
 mod replica;
+mod transfer;
 mod types;
 
 pub use acceptor::{Acceptor, TwoAOutcome};
@@ -27,4 +28,5 @@ pub use node::{RslNode, RslNodeState};
 pub use params::{ModelSwitches, Mutation, Params};
 pub use proposer::{Phase, Proposer};
 pub use replica::{Milestones, Replica, ReplicaConfig, ReplicaState, ReplicaStorage};
+pub use transfer::{chunks as snapshot_chunks, Chunk, Transfer};
 pub use types::{Ballot, Batch, OpNum, Request, RslMsg, RslTimer, Vote, Votes};

@@ -21,6 +21,7 @@ use super::executor::Executor;
 use super::learner::Learner;
 use super::params::{ModelSwitches, Mutation, Params};
 use super::proposer::{Phase, Proposer};
+use super::transfer::{self, Transfer};
 use super::types::{Ballot, OpNum, Request, RslMsg, RslTimer, Votes};
 
 /// A replica's configuration: who the replicas are, which one it is, the parameters.
@@ -83,6 +84,8 @@ pub struct ReplicaState<A: App> {
     pub milestones: Milestones,
     /// The content of the last heartbeat sent: (view, suspicious, checkpoint).
     pub last_heartbeat: (Ballot, bool, OpNum),
+    /// A state transfer under way: the chunks of a snapshot received so far.
+    pub transfer: Option<Transfer>,
 }
 
 /// What a replica saves to stable storage.
@@ -374,30 +377,29 @@ impl<A: App> Replica<A> {
             }
             (RslMsg::AppStateRequest { opn, .. }, Some(_)) => {
                 if opn > 0 && s.executor.ops_complete >= opn {
-                    o.send(
-                        src,
-                        RslMsg::AppStateSupply {
-                            bal: s.election.view,
-                            opn: s.executor.ops_complete,
-                            app_state: s.executor.app_state.clone(),
-                            reply_cache: s.executor.reply_cache.clone(),
-                        },
-                    );
+                    let e = &s.executor;
+                    for chunk in transfer::chunks::<A>(
+                        e.ops_complete,
+                        &e.app_state,
+                        &e.reply_cache,
+                        params.state_chunk_bytes,
+                    ) {
+                        let bal = s.election.view;
+                        o.send(src, RslMsg::AppStateChunk { bal, chunk });
+                    }
                 }
             }
-            (
-                RslMsg::AppStateSupply {
-                    opn,
-                    app_state,
-                    reply_cache,
-                    ..
-                },
-                Some(_),
-            ) => {
-                if opn > s.executor.ops_complete {
+            (RslMsg::AppStateChunk { chunk, .. }, Some(_)) => {
+                let done = s.executor.ops_complete;
+                if let Some(snapshot) = transfer::receive::<A>(&mut s.transfer, done, chunk) {
+                    let opn = snapshot.opn;
+                    assert!(
+                        opn > s.executor.ops_complete,
+                        "a transfer only moves forward"
+                    );
                     s.executor.ops_complete = opn;
-                    s.executor.app_state = app_state;
-                    s.executor.reply_cache = reply_cache;
+                    s.executor.app_state = snapshot.app_state;
+                    s.executor.reply_cache = snapshot.reply_cache;
                     s.learner.forget_below(opn);
                     let ex = &s.executor;
                     s.election.forget_executed(|c, q| ex.has_executed(c, q));
@@ -499,6 +501,13 @@ impl<A: App> Replica<A> {
             let ex = &s.executor;
             s.election.forget_executed(|c, q| ex.has_executed(c, q));
         }
+        // A snapshot no later than what we executed ourselves is of no more use.
+        if s.transfer
+            .as_ref()
+            .is_some_and(|t| t.opn <= s.executor.ops_complete)
+        {
+            s.transfer = None;
+        }
 
         // Record our own checkpoint and truncate the log.
         if sw.report_checkpoints {
@@ -585,6 +594,7 @@ impl<A: App> Actor for Replica<A> {
             election: Election::new(params, n),
             milestones: Milestones::default(),
             last_heartbeat: (Ballot::default(), false, 0),
+            transfer: None,
         };
         if let Some(st) = storage {
             s.acceptor.max_bal = st.max_bal;

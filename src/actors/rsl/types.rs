@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use stateright::actor::Id;
 
 use super::app::App;
+use super::transfer::Chunk;
 
 /// A log slot: the position of a batch in the replicated log, counted from 0.
 pub type OpNum = u64;
@@ -148,17 +149,14 @@ pub enum RslMsg<A: App> {
         /// The operation number the requester needs to reach.
         opn: OpNum,
     },
-    /// State transfer: the app state after executing `opn` operations, with the reply cache (we
-    /// keep exactly-once across state transfer).
-    AppStateSupply {
+    /// State transfer: one chunk of the executor's snapshot (the app state after `opn`
+    /// operations with the reply cache, so exactly-once survives the transfer); see
+    /// [`super::transfer`].
+    AppStateChunk {
         /// The supplier's view.
         bal: Ballot,
-        /// Operations executed to produce this state.
-        opn: OpNum,
-        /// The app state after `opn` operations.
-        app_state: Arc<A::State>,
-        /// The reply cache that goes with it.
-        reply_cache: ReplyCache<A>,
+        /// The chunk.
+        chunk: Chunk,
     },
 }
 
@@ -175,7 +173,7 @@ impl<A: App> RslMsg<A> {
             RslMsg::TwoB { .. } => "2b",
             RslMsg::Heartbeat { .. } => "Heartbeat",
             RslMsg::AppStateRequest { .. } => "AppStateRequest",
-            RslMsg::AppStateSupply { .. } => "AppStateSupply",
+            RslMsg::AppStateChunk { .. } => "AppStateChunk",
         }
     }
 }
@@ -230,15 +228,13 @@ impl<A: App> fmt::Display for RslMsg<A> {
             RslMsg::AppStateRequest { bal, opn } => {
                 write!(f, "AppStateRequest(bal={bal}, opn={opn})")
             }
-            RslMsg::AppStateSupply {
-                bal,
-                opn,
-                app_state,
-                reply_cache,
-            } => write!(
+            RslMsg::AppStateChunk { bal, chunk } => write!(
                 f,
-                "AppStateSupply(bal={bal}, opn={opn}, state={app_state:?}, cache={} entries)",
-                reply_cache.len()
+                "AppStateChunk(bal={bal}, opn={}, chunk {}/{}, {} bytes)",
+                chunk.opn,
+                chunk.index + 1,
+                chunk.total,
+                chunk.bytes.len()
             ),
         }
     }
