@@ -166,7 +166,7 @@ mod tests {
     }
 
     proptest! {
-        /// Chunks delivered in any order, with duplicates and chunks of an older snapshot mixed
+        /// Chunks delivered in any order, with duplicates and chunks of an earlier snapshot mixed
         /// in, rebuild exactly the snapshot; until the last one arrives nothing is installed.
         #[test]
         fn chunks_in_any_order_rebuild_the_snapshot(
@@ -177,7 +177,10 @@ mod tests {
             let all = chunks::<Counter>(9, &41, &cache(clients), chunk_bytes);
             let old = chunks::<Counter>(3, &7, &cache(1), chunk_bytes);
             let mut t = None;
-            let mut feed: Vec<Chunk> = order.iter().map(|i| all[i.index(all.len())].clone()).collect();
+            // The later snapshot's first chunk starts the transfer; the earlier snapshot's
+            // chunks, mixed in afterwards, are ignored.
+            let mut feed = vec![all[0].clone()];
+            feed.extend(order.iter().map(|i| all[i.index(all.len())].clone()));
             feed.extend(old.iter().cloned());
             feed.extend(all.iter().cloned());
             let mut installed = None;
