@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::bench::{self, ClientTask, EchoServer, Point, Timing};
 use super::bench::{Baseline, BenchOutput, MAX_BENCH_CLIENTS};
-use super::{loopback_addrs, runtime};
+use super::{loopback_addrs, runtime, serve_until_signal};
 use crate::actors::kv::{Key, KeyRange, KvMsg, KvPayload};
 use crate::net::codec;
 use std::sync::Arc;
@@ -68,7 +68,8 @@ impl KvTarget {
 }
 
 /// `ironfleet kv host --config FILE --id N`: runs one host until SIGINT/SIGTERM, printing a JSON
-/// status line every `status_every` (if set) and once more at shutdown.
+/// status line every `status_every` (if set) and once more at shutdown; exits non-zero at once
+/// if the host task ends by itself.
 pub fn kv_host(config: &Path, id: usize, status_every: Option<Duration>) -> Result<i32> {
     let cluster = KvClusterConfig::load(config)?;
     if id >= cluster.hosts.len() {
@@ -85,25 +86,10 @@ pub fn kv_host(config: &Path, id: usize, status_every: Option<Duration>) -> Resu
         let (tx, rx) = watch::channel(false);
         let handle = spawn_host(&cluster, id, socket, stats.clone(), rx)?;
         tracing::info!(id, addr = %cluster.hosts[id], "host serving");
-        let status = {
-            let stats = stats.clone();
-            tokio::spawn(async move {
-                let Some(every) = status_every else { return };
-                let mut tick = tokio::time::interval(every);
-                tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    println!("{}", stats.status_json(id));
-                }
-            })
-        };
-        let signal = shutdown_signal().await?;
-        tracing::info!(id, signal, "shutting down");
-        status.abort();
-        let _ = tx.send(true);
-        handle.await.context("host task panicked")??;
-        println!("{}", stats.status_json(id));
-        Ok(0)
+        serve_until_signal(&format!("host {id}"), handle, tx, status_every, move || {
+            stats.status_json(id).to_string()
+        })
+        .await
     })
 }
 

@@ -31,6 +31,48 @@ pub fn keygen(out: &std::path::Path) -> Result<i32> {
     Ok(0)
 }
 
+/// Serves one actor task (`handle`, stopped through `stop`) until SIGINT/SIGTERM, printing
+/// `status()` every `status_every` (if set) and once more at the end. If the task ends by itself
+/// (a failed storage write, a panic), returns its error at once: the process exits non-zero
+/// rather than linger without serving. `what` names the actor in messages ("replica 2").
+pub(crate) async fn serve_until_signal(
+    what: &str,
+    mut handle: tokio::task::JoinHandle<Result<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    status_every: Option<std::time::Duration>,
+    status: impl Fn() -> String + Send + Sync + Clone + 'static,
+) -> Result<i32> {
+    let ticker = {
+        let status = status.clone();
+        tokio::spawn(async move {
+            let Some(every) = status_every else { return };
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                println!("{}", status());
+            }
+        })
+    };
+    let signal = tokio::select! {
+        s = crate::net::runtime::shutdown_signal() => s?,
+        ended = &mut handle => {
+            ticker.abort();
+            println!("{}", status());
+            ended.with_context(|| format!("{what}: task panicked"))??;
+            anyhow::bail!("{what} stopped by itself");
+        }
+    };
+    tracing::info!(what, signal, "shutting down");
+    ticker.abort();
+    let _ = stop.send(true);
+    handle
+        .await
+        .with_context(|| format!("{what}: task panicked"))??;
+    println!("{}", status());
+    Ok(0)
+}
+
 /// A tokio runtime for one command.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()

@@ -9,16 +9,12 @@ use clap::Args;
 use tokio::sync::watch;
 
 use super::bench::{self, Baseline, BenchFlags, EchoServer, Point, MAX_BENCH_CLIENTS};
-use super::{loopback_addrs, runtime};
+use super::{loopback_addrs, runtime, serve_until_signal};
 use crate::actors::rsl::{Counter, CounterOp};
 use crate::net::auth::ClusterKey;
 use crate::net::config::{self, RslClusterConfig};
 use crate::net::rsl::{spawn_replica, LocalCluster, ReplicaStats, RslClient, Startup};
 use crate::net::runtime::{bind_udp, shutdown_signal};
-
-fn print_status(stats: &ReplicaStats, id: usize) {
-    println!("{}", stats.status_json(id));
-}
 
 /// `ironfleet rsl replica --config FILE --id N [--init | --ephemeral]`: runs one replica until
 /// SIGINT/SIGTERM, printing a JSON status line every `status_every` (if set) and once more at
@@ -43,38 +39,16 @@ pub fn rsl_replica(
         let socket = bind_udp(cluster.replicas[id])?;
         let stats = ReplicaStats::default();
         let (tx, rx) = watch::channel(false);
-        let mut handle =
-            spawn_replica::<Counter>(&cluster, id, startup, socket, stats.clone(), rx)?;
+        let handle = spawn_replica::<Counter>(&cluster, id, startup, socket, stats.clone(), rx)?;
         tracing::info!(id, addr = %cluster.replicas[id], "replica serving");
-        let status = {
-            let stats = stats.clone();
-            tokio::spawn(async move {
-                let Some(every) = status_every else {
-                    return;
-                };
-                let mut tick = tokio::time::interval(every);
-                tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    print_status(&stats, id);
-                }
-            })
-        };
-        let signal = tokio::select! {
-            s = shutdown_signal() => s?,
-            ended = &mut handle => {
-                status.abort();
-                print_status(&stats, id);
-                ended.context("replica task panicked")??;
-                bail!("replica {id} stopped by itself");
-            }
-        };
-        tracing::info!(id, signal, "shutting down");
-        status.abort();
-        let _ = tx.send(true);
-        handle.await.context("replica task panicked")??;
-        print_status(&stats, id);
-        Ok(0)
+        serve_until_signal(
+            &format!("replica {id}"),
+            handle,
+            tx,
+            status_every,
+            move || stats.status_json(id).to_string(),
+        )
+        .await
     })
 }
 
@@ -118,7 +92,7 @@ pub fn rsl_local(
         let signal = shutdown_signal().await?;
         println!("{signal}: stopping");
         for (i, s) in cluster.stats.iter().enumerate() {
-            print_status(s, i);
+            println!("{}", s.status_json(i));
         }
         cluster.stop().await?;
         Ok(0)
