@@ -298,7 +298,7 @@ impl<A: App> Replica<A> {
             }
             (RslMsg::OneA { bal }, Some(_)) => {
                 // A 1a for the ballot already promised is a resend (`resend_1a`): the 1b was
-                // lost, so answer again (`Params::repair_lost_votes`).
+                // lost, so answer again (`ModelSwitches::repair_lost_votes`).
                 let again = sw.repair_lost_votes() && s.acceptor.max_bal == Some(bal);
                 if s.acceptor.process_1a(bal) || again {
                     let oneb = RslMsg::OneB {
@@ -341,7 +341,7 @@ impl<A: App> Replica<A> {
                         self.broadcast_all(s, RslMsg::TwoB { bal, opn, batch }, o)
                     }
                     // The leader resends a 2a when the slot stays undecided: some 2a or 2b was
-                    // lost, so vote again (`Params::repair_lost_votes`).
+                    // lost, so vote again (`ModelSwitches::repair_lost_votes`).
                     TwoAOutcome::Duplicate if sw.repair_lost_votes() => {
                         o.broadcast(self.others(), &RslMsg::TwoB { bal, opn, batch })
                     }
