@@ -35,9 +35,9 @@ pub struct SoakFlags {
     /// directory; without it the replicas run from memory only.
     #[arg(long)]
     pub durable: bool,
-    /// Every increment from a new client (a fresh socket, so a new client address): shows how
-    /// replica memory grows with the number of distinct clients (each keeps a reply-cache
-    /// entry).
+    /// Every increment from a new client with an address of its own (a fresh socket on its own
+    /// loopback IP, 127.1.x.y, so no two share an address): shows how replica memory grows with
+    /// the number of distinct clients (each keeps a reply-cache entry).
     #[arg(long)]
     pub fresh_clients: bool,
     /// Draw memory against operations to this SVG file.
@@ -120,16 +120,21 @@ pub fn rsl_soak(f: &SoakFlags) -> Result<i32> {
     );
     let mut samples: Vec<(u64, Vec<u64>)> = Vec::new();
     let acked = Arc::new(AtomicU64::new(0));
+    // Loopback IPs 127.1.0.0 and up for fresh clients (65,536 of them; then they repeat).
+    let next_ip = Arc::new(AtomicU64::new(0));
     let final_value = runtime()?.block_on(async {
         let mut tasks = Vec::new();
         for _ in 0..f.clients {
             let mut c = RslClient::<Counter>::connect(addrs.clone()).await?;
             let (acked, total, fresh) = (acked.clone(), f.ops, f.fresh_clients);
-            let addrs = addrs.clone();
+            let (addrs, next_ip) = (addrs.clone(), next_ip.clone());
             tasks.push(tokio::spawn(async move {
                 while acked.load(Ordering::Relaxed) < total {
                     if fresh {
-                        c = RslClient::<Counter>::connect(addrs.clone()).await?;
+                        let n = next_ip.fetch_add(1, Ordering::Relaxed);
+                        let ip = [127, 1, (n >> 8) as u8, n as u8];
+                        let local = SocketAddrV4::new(ip.into(), 0);
+                        c = RslClient::<Counter>::connect_from(local, addrs.clone()).await?;
                     }
                     c.call(CounterOp::Inc, Duration::from_secs(30)).await?;
                     acked.fetch_add(1, Ordering::Relaxed);

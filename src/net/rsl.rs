@@ -363,10 +363,15 @@ fn first_seqno() -> u64 {
 impl<A: App> RslClient<A> {
     /// A client on a fresh loopback socket.
     pub async fn connect(replicas: Vec<SocketAddrV4>) -> Result<Self> {
+        Self::connect_from(loopback_any(), replicas).await
+    }
+
+    /// A client on a fresh socket bound at `local` (port 0: any free port).
+    pub async fn connect_from(local: SocketAddrV4, replicas: Vec<SocketAddrV4>) -> Result<Self> {
         if replicas.is_empty() {
             bail!("a client needs at least one replica address");
         }
-        let socket = bind_udp(loopback_any())?;
+        let socket = bind_udp(local)?;
         Ok(RslClient {
             socket,
             replicas,
