@@ -84,6 +84,7 @@ pub fn kv_host(config: &Path, id: usize, status_every: Option<Duration>) -> Resu
         let socket = bind_udp(cluster.hosts[id])?;
         let stats = HostStats::default();
         let (tx, rx) = watch::channel(false);
+        crate::net::config::warn_if_unauthenticated(&cluster.key_file);
         let handle = spawn_host(&cluster, id, socket, stats.clone(), rx)?;
         tracing::info!(id, addr = %cluster.hosts[id], "host serving");
         serve_until_signal(&format!("host {id}"), handle, tx, status_every, move || {

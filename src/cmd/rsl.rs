@@ -39,6 +39,7 @@ pub fn rsl_replica(
         let socket = bind_udp(cluster.replicas[id])?;
         let stats = ReplicaStats::default();
         let (tx, rx) = watch::channel(false);
+        config::warn_if_unauthenticated(&cluster.key_file);
         let handle = spawn_replica::<Counter>(&cluster, id, startup, socket, stats.clone(), rx)?;
         tracing::info!(id, addr = %cluster.replicas[id], "replica serving");
         serve_until_signal(

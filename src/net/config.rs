@@ -212,17 +212,22 @@ fn resolve_key_file(
     }
 }
 
-/// The key a cluster file names, loaded, or `None` (with a warning: peers unauthenticated).
+/// The key a cluster file names, loaded, or `None` (peers unauthenticated).
 pub(crate) fn load_key(key_file: &Option<PathBuf>) -> anyhow::Result<Option<Arc<ClusterKey>>> {
     match key_file {
         Some(p) => Ok(Some(Arc::new(ClusterKey::load(p)?))),
-        None => {
-            tracing::warn!(
-                "no key_file in the cluster file: peers are recognised by address alone \
-                 (spoofable); see `keygen`"
-            );
-            Ok(None)
-        }
+        None => Ok(None),
+    }
+}
+
+/// Warns, for an operator starting a server process, that a cluster file without `key_file`
+/// leaves its peers unauthenticated.
+pub(crate) fn warn_if_unauthenticated(key_file: &Option<PathBuf>) {
+    if key_file.is_none() {
+        tracing::warn!(
+            "no key_file in the cluster file: peers are recognised by address alone \
+             (spoofable); see `keygen`"
+        );
     }
 }
 
