@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::bench::{self, ClientTask, EchoServer, Point, Timing};
 use super::bench::{Baseline, BenchOutput, MAX_BENCH_CLIENTS};
-use super::{loopback_addrs, runtime, serve_until_signal};
+use super::{check_member_id, loopback_addrs, runtime, serve_until_signal};
 use crate::actors::kv::{Key, KeyRange, KvMsg, KvPayload};
 use crate::net::codec;
 use std::sync::Arc;
@@ -72,14 +72,7 @@ impl KvTarget {
 /// if the host task ends by itself.
 pub fn kv_host(config: &Path, id: usize, status_every: Option<Duration>) -> Result<i32> {
     let cluster = KvClusterConfig::load(config)?;
-    if id >= cluster.hosts.len() {
-        bail!(
-            "--id {id}: {} has {} hosts (ids 0..={})",
-            config.display(),
-            cluster.hosts.len(),
-            cluster.hosts.len() - 1
-        );
-    }
+    check_member_id(config, id, cluster.hosts.len(), "hosts")?;
     runtime()?.block_on(async {
         let socket = bind_udp(cluster.hosts[id])?;
         let stats = HostStats::default();

@@ -31,6 +31,24 @@ pub fn keygen(out: &std::path::Path) -> Result<i32> {
     Ok(0)
 }
 
+/// Checks a server verb's `--id` against the `members` (`what`: "replicas", "hosts") the
+/// cluster file at `config` lists.
+pub(crate) fn check_member_id(
+    config: &std::path::Path,
+    id: usize,
+    members: usize,
+    what: &str,
+) -> Result<()> {
+    if id >= members {
+        anyhow::bail!(
+            "--id {id}: {} has {members} {what} (ids 0..={})",
+            config.display(),
+            members.saturating_sub(1)
+        );
+    }
+    Ok(())
+}
+
 /// Serves one actor task (`handle`, stopped through `stop`) until SIGINT/SIGTERM, printing
 /// `status()` every `status_every` (if set) and once more at the end. If the task ends by itself
 /// (a failed storage write, a panic), returns its error at once: the process exits non-zero

@@ -187,10 +187,16 @@ impl RslFlags {
 }
 
 impl CommonFlags {
+    /// The network part of a model's title line: `network duplicating (lossy)`.
+    fn network_title(&self) -> String {
+        let lossy = if self.lossy { " (lossy)" } else { "" };
+        format!("network {}{lossy}", self.network.name())
+    }
+
     fn as_flags(&self) -> String {
         let mut s = String::new();
         if self.network != NetworkKind::Duplicating {
-            s += &format!(" --network {}", network_name(self.network));
+            s += &format!(" --network {}", self.network.name());
         }
         if self.lossy {
             s += " --lossy";
@@ -228,8 +234,9 @@ impl CommonFlags {
     }
 }
 
-fn network_name(n: NetworkKind) -> &'static str {
-    n.name()
+/// The mutation part of a model's title line (empty without one).
+fn mutation_title(name: Option<&'static str>) -> String {
+    name.map(|n| format!(", MUTATION {n}")).unwrap_or_default()
 }
 
 /// Flags of the lock model.
@@ -414,21 +421,17 @@ where
 pub fn rsl_main(program: &str, verb: &Verb, flags: &RslFlags) -> Result<i32> {
     let cfg = flags.model_cfg().context("invalid model configuration")?;
     let title = format!(
-        "IronRSL model: {} replicas, {} clients x {} requests, network {}{}, crashes {}, view changes <= {}, batch {}, log {}, truncation {}{}",
+        "IronRSL model: {} replicas, {} clients x {} requests, {}, crashes {}, view changes <= {}, batch {}, log {}, truncation {}{}",
         flags.replicas,
         flags.clients,
         flags.requests,
-        network_name(flags.common.network),
-        if flags.common.lossy { " (lossy)" } else { "" },
+        flags.common.network_title(),
         flags.crashes,
         flags.max_view_changes,
         flags.batch_size,
         flags.log_length,
         if flags.truncation { "on" } else { "off" },
-        flags
-            .mutation
-            .map(|m| format!(", MUTATION {}", m.name()))
-            .unwrap_or_default()
+        mutation_title(flags.mutation.map(|m| m.name()))
     );
     drive_and_report(
         || rsl_model(cfg.clone()),
@@ -445,15 +448,11 @@ pub fn rsl_main(program: &str, verb: &Verb, flags: &RslFlags) -> Result<i32> {
 pub fn lock_main(program: &str, verb: &Verb, flags: &LockFlags) -> Result<i32> {
     let cfg = flags.model_cfg().context("invalid model configuration")?;
     let title = format!(
-        "IronLock model: {} nodes, epochs <= {}, network {}{}{}",
+        "IronLock model: {} nodes, epochs <= {}, {}{}",
         flags.nodes,
         flags.max_epoch,
-        network_name(flags.common.network),
-        if flags.common.lossy { " (lossy)" } else { "" },
-        flags
-            .mutation
-            .map(|m| format!(", MUTATION {}", m.name()))
-            .unwrap_or_default()
+        flags.common.network_title(),
+        mutation_title(flags.mutation.map(|m| m.name()))
     );
     drive_and_report(
         || lock_model(cfg.clone()),
@@ -656,17 +655,13 @@ pub fn kv_main(program: &str, verb: &Verb, flags: &KvFlags) -> Result<i32> {
         common.stop_on_violation = true;
     }
     let title = format!(
-        "IronKV model: {} hosts, {} clients (set then get), {} keys, {} shard moves, network {}{}{}",
+        "IronKV model: {} hosts, {} clients (set then get), {} keys, {} shard moves, {}{}",
         flags.hosts,
         flags.clients,
         flags.keys,
         moves,
-        network_name(flags.common.network),
-        if flags.common.lossy { " (lossy)" } else { "" },
-        flags
-            .mutation
-            .map(|m| format!(", MUTATION {}", m.name()))
-            .unwrap_or_default()
+        flags.common.network_title(),
+        mutation_title(flags.mutation.map(|m| m.name()))
     );
     drive_and_report(
         || kv_model(cfg.clone()),

@@ -9,7 +9,7 @@ use clap::Args;
 use tokio::sync::watch;
 
 use super::bench::{self, Baseline, BenchFlags, EchoServer, Point, MAX_BENCH_CLIENTS};
-use super::{loopback_addrs, runtime, serve_until_signal};
+use super::{check_member_id, loopback_addrs, runtime, serve_until_signal};
 use crate::actors::rsl::{Counter, CounterOp};
 use crate::net::auth::ClusterKey;
 use crate::net::config::{self, RslClusterConfig};
@@ -27,14 +27,7 @@ pub fn rsl_replica(
     status_every: Option<Duration>,
 ) -> Result<i32> {
     let cluster = RslClusterConfig::load(config)?;
-    if id >= cluster.replicas.len() {
-        bail!(
-            "--id {id}: {} has {} replicas (ids 0..={})",
-            config.display(),
-            cluster.replicas.len(),
-            cluster.replicas.len() - 1
-        );
-    }
+    check_member_id(config, id, cluster.replicas.len(), "replicas")?;
     runtime()?.block_on(async {
         let socket = bind_udp(cluster.replicas[id])?;
         let stats = ReplicaStats::default();
