@@ -22,13 +22,12 @@ use super::types::{OpNum, ReplyCache};
 /// more is ignored.
 const MAX_CHUNKS: u32 = 1 << 20;
 
-/// What a snapshot carries: the executor's state after `opn` slots.
-#[derive(Serialize, Deserialize)]
-#[serde(bound = "")]
-struct Snapshot<A: App> {
-    app_state: A::State,
-    reply_cache: BTreeMap<stateright::actor::Id, (u64, A::Reply)>,
-}
+/// What a snapshot carries, as decoded: the executor's app state and reply cache after `opn`
+/// slots (encoded from references, so the supplier copies neither).
+type Snapshot<A> = (
+    <A as App>::State,
+    BTreeMap<stateright::actor::Id, (u64, <A as App>::Reply)>,
+);
 
 /// One chunk of a snapshot, as it travels in `RslMsg::AppStateChunk`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -53,11 +52,8 @@ pub fn chunks<A: App>(
     reply_cache: &Arc<BTreeMap<stateright::actor::Id, (u64, A::Reply)>>,
     chunk_bytes: usize,
 ) -> Vec<Chunk> {
-    let snapshot = Snapshot::<A> {
-        app_state: app_state.clone(),
-        reply_cache: (**reply_cache).clone(),
-    };
-    let bytes = postcard::to_allocvec(&snapshot).expect("an app state always encodes");
+    let bytes =
+        postcard::to_allocvec(&(app_state, &**reply_cache)).expect("an app state always encodes");
     let digest = *blake3::hash(&bytes).as_bytes();
     let pieces: Vec<&[u8]> = if bytes.is_empty() {
         vec![&[][..]]
@@ -142,11 +138,11 @@ pub(crate) fn receive<A: App>(
     if *blake3::hash(&bytes).as_bytes() != done.digest {
         return None;
     }
-    let snapshot: Snapshot<A> = postcard::from_bytes(&bytes).ok()?;
+    let (app_state, reply_cache): Snapshot<A> = postcard::from_bytes(&bytes).ok()?;
     Some(Installed {
         opn: done.opn,
-        app_state: Arc::new(snapshot.app_state),
-        reply_cache: Arc::new(snapshot.reply_cache),
+        app_state: Arc::new(app_state),
+        reply_cache: Arc::new(reply_cache),
     })
 }
 
