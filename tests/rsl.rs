@@ -117,3 +117,29 @@ fn the_same_seed_gives_the_same_run() {
     assert_eq!((a.states, a.unique, a.depth), (b.states, b.unique, b.depth));
     assert_ne!(a.unique, other.unique, "another seed explores other states");
 }
+
+#[test]
+fn a_one_session_table_refuses_expired_clients_and_stays_safe_exhaustively() {
+    // Two replicas (quorum 2: the smallest cluster that votes over the network), two clients,
+    // room for one session: the second client's request evicts the first client's session, and
+    // a redelivery of the first client's request is refused as expired.
+    let mut c = ironfleet::model::rsl::RslModelCfg::counter(2, 2, 1);
+    c.params.max_client_sessions = 1;
+    let outcome = check(&c, Mode::Bfs, 2);
+    assert!(outcome.complete);
+    assert_eq!(outcome.unique, 3_329, "the state space changed");
+    assert_safe(&outcome);
+    assert_reached(&outcome, "a session expires");
+    assert_reached(&outcome, "every client is answered");
+}
+
+#[test]
+fn evicting_sessions_under_view_changes_is_safe_on_random_walks() {
+    // Three replicas, two clients of two requests each, room for one session, a view change.
+    let mut c = ironfleet::model::rsl::RslModelCfg::counter(3, 2, 2);
+    c.params.max_client_sessions = 1;
+    c.max_view_changes = 1;
+    let outcome = check(&c, walks(7, 3_000, 150), 1);
+    assert_safe(&outcome);
+    assert_reached(&outcome, "a session expires");
+}

@@ -11,8 +11,8 @@ use proptest::prelude::*;
 use stateright::actor::{Actor, Id, Out};
 
 use ironfleet::actors::rsl::{
-    snapshot_chunks, Ballot, Chunk, Counter, CounterOp, ModelSwitches, Params, Replica,
-    ReplicaConfig, Request, RslMsg, RslTimer, Vote,
+    snapshot_chunks, Ballot, Chunk, ClientSessions, Counter, CounterOp, ModelSwitches, Params,
+    Replica, ReplicaConfig, Request, RslMsg, RslTimer, Vote,
 };
 
 /// Numbers drawn from a small set, so that messages agree often enough to make progress (a
@@ -66,6 +66,7 @@ fn msg() -> impl Strategy<Value = RslMsg<Counter>> {
         )
             .prop_map(|(seqno, op)| RslMsg::Request { seqno, op }),
         (big(), big()).prop_map(|(seqno, reply)| RslMsg::Reply { seqno, reply }),
+        (big(), big()).prop_map(|(seqno, watermark)| RslMsg::SessionExpired { seqno, watermark }),
         ballot().prop_map(|bal| RslMsg::OneA { bal }),
         (ballot(), big(), votes).prop_map(|(bal, log_truncation_point, votes)| RslMsg::OneB {
             bal,
@@ -242,7 +243,7 @@ fn a_leader_overtaken_by_a_state_transfer_keeps_running() {
     );
     assert_eq!(state.proposer.next_opn, 1);
     assert!(!state.acceptor.votes.is_empty());
-    for chunk in snapshot_chunks::<Counter>(5, &5, &Arc::new(BTreeMap::new()), 3) {
+    for chunk in snapshot_chunks::<Counter>(5, &5, &ClientSessions::default(), 3) {
         state = step(
             state,
             Event::Deliver(peer, RslMsg::AppStateChunk { bal: view, chunk }),
@@ -295,7 +296,7 @@ fn a_1b_with_a_vote_outside_the_senders_window_is_ignored() {
 /// them whole on every executed batch. Stepped in place, a replica now executes a batch in the
 /// maps it has.
 #[test]
-fn executing_in_place_does_not_copy_the_reply_cache() {
+fn executing_in_place_does_not_copy_the_session_table() {
     let r = replica(0);
     let me = Id::from(0usize);
     let mut state = r.on_start(me, &None, &mut Out::new());
@@ -331,14 +332,14 @@ fn executing_in_place_does_not_copy_the_reply_cache() {
     state = step(state, 5, request(1));
     state = step(state, 1, two_b(0, 5, 1));
     assert_eq!(state.executor.ops_complete, 1);
-    let cache = Arc::as_ptr(&state.executor.reply_cache);
+    let cache = Arc::as_ptr(&state.executor.sessions);
     let app = Arc::as_ptr(&state.executor.app_state);
     // Slot 1: the next request, executed in place.
     state = step(state, 5, request(2));
     state = step(state, 1, two_b(1, 5, 2));
     assert_eq!(state.executor.ops_complete, 2);
     assert_eq!(
-        Arc::as_ptr(&state.executor.reply_cache),
+        Arc::as_ptr(&state.executor.sessions),
         cache,
         "the reply cache was copied"
     );

@@ -73,3 +73,15 @@ fn a_restarted_replica_that_forgets_its_votes_breaks_agreement() {
     c.max_crashes = 1;
     insta::assert_snapshot!(caught(c, Mutation::ForgetVotesOnRestart, "agreement", 0));
 }
+
+#[test]
+fn executing_a_request_of_an_expired_session_is_caught() {
+    let mut c = ironfleet::model::rsl::RslModelCfg::counter(2, 2, 1);
+    c.params.max_client_sessions = 1;
+    insta::assert_snapshot!(caught(
+        c,
+        Mutation::ExecuteExpired,
+        "executed at most once",
+        0
+    ));
+}

@@ -328,6 +328,20 @@ async fn a_lagging_replica_catches_up_after_twenty_thousand_distinct_clients() {
         1,
         "caught up by state transfer"
     );
+    // 20,000 distinct clients, a table of 10,000 sessions: the oldest were evicted, on every
+    // replica alike (the lagging one got its table by state transfer).
+    let bound = ironfleet::actors::rsl::Params::default().max_client_sessions as u64;
+    for i in 0..3 {
+        let sessions = cluster.stats[i]
+            .gauges
+            .client_sessions
+            .load(Ordering::Relaxed);
+        assert!(sessions <= bound, "replica {i} holds {sessions} sessions");
+    }
+    assert!(
+        g.session_watermark.load(Ordering::Relaxed) > 0,
+        "sessions were evicted"
+    );
     let mut c = RslClient::<Counter>::connect(addrs).await.unwrap();
     let value = c.call(CounterOp::Get, TIMEOUT).await.unwrap();
     assert!(
@@ -335,4 +349,112 @@ async fn a_lagging_replica_catches_up_after_twenty_thousand_distinct_clients() {
         "{value}: an acknowledged increment was lost"
     );
     cluster.stop().await.unwrap();
+}
+
+/// The next datagram `socket` receives, decoded.
+async fn next_answer(socket: &UdpSocket) -> RslMsg<Counter> {
+    let mut buf = vec![0u8; 2048];
+    let (n, _) = tokio::time::timeout(TIMEOUT, socket.recv_from(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    codec::decode(&buf[..n]).unwrap()
+}
+
+/// A cluster whose session table holds two sessions: after three clients, the first client's
+/// session is evicted; a late retransmission of its request (same address, same seqno) is refused
+/// with `SessionExpired`, never executed again; a client whose sequence numbers are below the
+/// watermark gets the refusal as an error and its next call, above the watermark, succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_from_an_evicted_session_is_refused_never_executed_twice() {
+    let any: std::net::SocketAddrV4 = "127.0.0.1:0".parse().unwrap();
+    let mut config = RslClusterConfig::new(vec![any; 3]);
+    config.params.max_client_sessions = 2;
+    let cluster = LocalCluster::<Counter>::start(config).await.unwrap();
+    let addrs = cluster.addrs();
+    // Client 0 speaks raw datagrams, so it can retransmit an old request as the network would.
+    let raw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let request = codec::encode(&RslMsg::<Counter>::Request {
+        seqno: 7,
+        op: CounterOp::Inc,
+    })
+    .unwrap();
+    for a in &addrs {
+        raw.send_to(&request, a).await.unwrap();
+    }
+    let first = next_answer(&raw).await;
+    assert_eq!(first, RslMsg::Reply { seqno: 7, reply: 1 });
+    // Two more clients (wall-clock seqnos, far above 7) evict client 0's session.
+    for expected in [2, 3] {
+        let mut c = RslClient::<Counter>::connect(addrs.clone()).await.unwrap();
+        assert_eq!(c.call(CounterOp::Inc, TIMEOUT).await.unwrap(), expected);
+    }
+    // The late retransmission: refused, not executed.
+    for a in &addrs {
+        raw.send_to(&request, a).await.unwrap();
+    }
+    match next_answer(&raw).await {
+        RslMsg::SessionExpired {
+            seqno: 7,
+            watermark,
+        } => assert!(watermark >= 7),
+        other => panic!("expected SessionExpired, got {other:?}"),
+    }
+    let mut c = RslClient::<Counter>::connect(addrs.clone()).await.unwrap();
+    assert_eq!(
+        c.call(CounterOp::Get, TIMEOUT).await.unwrap(),
+        3,
+        "the refused retransmission was executed"
+    );
+    cluster.stop().await.unwrap();
+}
+
+/// What `RslClient` does with a refusal: the call fails with [`SessionExpired`], and the next
+/// call takes a sequence number above the watermark.
+#[tokio::test]
+async fn a_client_told_its_session_expired_starts_a_new_session_above_the_watermark() {
+    use ironfleet::net::rsl::SessionExpired;
+    let replica = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let std::net::SocketAddr::V4(addr) = replica.local_addr().unwrap() else {
+        unreachable!()
+    };
+    let mut client = RslClient::<Counter>::connect(vec![addr]).await.unwrap();
+    let first = tokio::spawn(async move {
+        let r = client.call(CounterOp::Inc, TIMEOUT).await;
+        (client, r)
+    });
+    let mut buf = vec![0u8; 2048];
+    let (n, from) = replica.recv_from(&mut buf).await.unwrap();
+    let RslMsg::<Counter>::Request { seqno: s1, .. } = codec::decode(&buf[..n]).unwrap() else {
+        panic!("a request")
+    };
+    let watermark = s1 + 1_000_000_000_000;
+    let refusal = codec::encode(&RslMsg::<Counter>::SessionExpired {
+        seqno: s1,
+        watermark,
+    })
+    .unwrap();
+    replica.send_to(&refusal, from).await.unwrap();
+    let (mut client, r) = first.await.unwrap();
+    let err = r.expect_err("a refused call fails");
+    let expired = err
+        .downcast_ref::<SessionExpired>()
+        .expect("the error says the session expired");
+    assert_eq!((expired.seqno, expired.watermark), (s1, watermark));
+    let second = tokio::spawn(async move { client.call(CounterOp::Inc, TIMEOUT).await });
+    let s2 = loop {
+        let (n, from) = replica.recv_from(&mut buf).await.unwrap();
+        if let RslMsg::<Counter>::Request { seqno, .. } = codec::decode(&buf[..n]).unwrap() {
+            if seqno != s1 {
+                let reply = codec::encode(&RslMsg::<Counter>::Reply { seqno, reply: 1 }).unwrap();
+                replica.send_to(&reply, from).await.unwrap();
+                break seqno;
+            }
+        }
+    };
+    assert!(
+        s2 > watermark,
+        "the next call's seqno {s2} is not above {watermark}"
+    );
+    assert_eq!(second.await.unwrap().unwrap(), 1);
 }

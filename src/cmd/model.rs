@@ -119,10 +119,14 @@ pub struct RslFlags {
     /// (multiplies the state space by about 300).
     #[arg(long)]
     pub truncation: bool,
+    /// The replicas' client session table holds at most this many sessions (below --clients,
+    /// sessions are evicted and expire).
+    #[arg(long)]
+    pub max_client_sessions: Option<usize>,
     /// Switch on a deliberately broken variant to see the checker catch it:
     /// accept-below-promise, ignore-1b-votes, decide-without-quorum, execute-twice,
-    /// truncate-beyond-quorum, forget-votes-on-restart, never-suspect (liveness),
-    /// client-never-retransmits (liveness).
+    /// execute-expired, truncate-beyond-quorum, forget-votes-on-restart, never-suspect
+    /// (liveness), client-never-retransmits (liveness).
     #[arg(long, value_parser = Mutation::parse)]
     pub mutation: Option<Mutation>,
     /// Common flags.
@@ -151,7 +155,13 @@ impl RslFlags {
                 self.replicas
             );
         }
+        if self.max_client_sessions == Some(0) {
+            bail!("--max-client-sessions must be at least 1");
+        }
         let mut cfg = RslModelCfg::counter(self.replicas, self.clients, self.requests);
+        if let Some(m) = self.max_client_sessions {
+            cfg.params.max_client_sessions = m;
+        }
         cfg.params.max_batch_size = self.batch_size;
         cfg.params.max_log_length = self.log_length;
         cfg.max_view_changes = self.max_view_changes;
@@ -177,6 +187,9 @@ impl RslFlags {
         );
         if self.truncation {
             s += " --truncation";
+        }
+        if let Some(m) = self.max_client_sessions {
+            s += &format!(" --max-client-sessions {m}");
         }
         s += &self.common.as_flags();
         if let Some(m) = self.mutation {

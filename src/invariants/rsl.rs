@@ -8,9 +8,11 @@
 //!
 //! **Refinement.** The spec is one sequential state machine ([`AppSpec::Spec`]) that executes
 //! batches in slot order, each request at most once (a request whose client already had an equal
-//! or later request executed is answered from the spec's own reply record, not executed). The
-//! abstraction function maps a replica's executor to the spec state it claims:
-//! `(ops_complete, app_state, reply_cache)`. Property `refinement` demands that for every replica
+//! or later request executed is answered from the spec's own reply record, not executed), with a
+//! bounded reply record: beyond `max_client_sessions` clients the one with the lowest last seqno
+//! is forgotten, and a request from a forgotten client at or below the highest seqno forgotten is
+//! refused, not executed. The abstraction function maps a replica's executor to the spec state
+//! it claims: `(ops_complete, app_state, session table)`. Property `refinement` demands that for every replica
 //! every executed slot was chosen and its executor equals the spec run over the chosen batches
 //! `0..ops_complete`, and that every reply ever sent is the spec's reply to that request. Since a
 //! chosen slot never changes (agreement) and `ops_complete` only grows, the abstract service state
@@ -106,21 +108,27 @@ pub fn replicas<A: AppSpec>(
         .filter_map(|(i, s)| s.replica().map(|r| (Id::from(i), r)))
 }
 
-/// Runs the spec over the chosen batches `0..upto`. Returns, per prefix length `k`, the spec state
-/// and reply record after `k` slots, plus every reply the spec gave — or `None` if some slot below
-/// `upto` is not chosen or chosen twice.
+/// The spec's reply record: the last (seqno, reply) per remembered client, and the highest
+/// seqno of a forgotten client.
+pub type SpecSessions<R> = (BTreeMap<Id, (u64, R)>, u64);
+
+/// Runs the spec over the chosen batches `0..upto`, remembering at most `max_sessions` clients.
+/// Returns, per prefix length `k`, the spec state and reply record after `k` slots, plus every
+/// reply the spec gave — or `None` if some slot below `upto` is not chosen or chosen twice.
 #[allow(clippy::type_complexity)]
 pub fn spec_run<A: AppSpec>(
     chosen: &BTreeMap<OpNum, BTreeSet<Batch<A>>>,
     upto: OpNum,
+    max_sessions: usize,
 ) -> Option<(
-    Vec<(A::Spec, BTreeMap<Id, (u64, A::Reply)>)>,
+    Vec<(A::Spec, SpecSessions<A::Reply>)>,
     BTreeMap<(Id, u64), A::Reply>,
 )> {
     let mut spec = A::Spec::default();
     let mut cache: BTreeMap<Id, (u64, A::Reply)> = BTreeMap::new();
+    let mut forgotten = 0u64;
     let mut all = BTreeMap::new();
-    let mut prefixes = vec![(spec.clone(), cache.clone())];
+    let mut prefixes = vec![(spec.clone(), (cache.clone(), forgotten))];
     for opn in 0..upto {
         let batches = chosen.get(&opn)?;
         if batches.len() != 1 {
@@ -128,14 +136,25 @@ pub fn spec_run<A: AppSpec>(
         }
         let batch = batches.iter().next()?;
         for req in batch.iter() {
-            if cache.get(&req.client).is_some_and(|(s, _)| *s >= req.seqno) {
-                continue;
+            match cache.get(&req.client) {
+                Some((s, _)) if *s >= req.seqno => continue,
+                None if req.seqno <= forgotten => continue,
+                _ => {}
             }
             let ret = spec.invoke(&req.op);
             cache.insert(req.client, (req.seqno, ret.clone()));
             all.insert((req.client, req.seqno), ret);
+            while cache.len() > max_sessions.max(1) {
+                let (victim, seqno) = cache
+                    .iter()
+                    .filter(|(c, _)| **c != req.client)
+                    .map(|(c, (s, _))| (*c, *s))
+                    .min_by_key(|&(c, s)| (s, c))?;
+                cache.remove(&victim);
+                forgotten = forgotten.max(seqno);
+            }
         }
-        prefixes.push((spec.clone(), cache.clone()));
+        prefixes.push((spec.clone(), (cache.clone(), forgotten)));
     }
     Some((prefixes, all))
 }
@@ -152,7 +171,7 @@ pub fn executed_prefixes_agree<A: AppSpec>(n: usize, s: &RslState<A>) -> bool {
         let e = &r.executor;
         match by_len.get(&e.ops_complete) {
             Some(o) => {
-                if o.executor.app_state != e.app_state || o.executor.reply_cache != e.reply_cache {
+                if o.executor.app_state != e.app_state || o.executor.sessions != e.sessions {
                     return false;
                 }
             }
@@ -184,19 +203,25 @@ pub fn linearizable<A: AppSpec>(s: &RslState<A>) -> bool {
 
 /// Refinement (see the module doc): every replica's executor is the spec run over the chosen
 /// prefix it executed, and every reply sent is the spec's reply.
-pub fn refinement<A: AppSpec>(n: usize, s: &RslState<A>) -> bool {
+pub fn refinement<A: AppSpec>(n: usize, p: &Params, s: &RslState<A>) -> bool {
     let chosen = &s.history.chosen;
     let longest = replicas(n, s)
         .map(|(_, r)| r.executor.ops_complete)
         .max()
         .unwrap_or(0);
-    let Some((prefixes, spec_replies)) = spec_run::<A>(chosen, longest) else {
+    let Some((prefixes, spec_replies)) = spec_run::<A>(chosen, longest, p.max_client_sessions)
+    else {
         return false;
     };
     for (_, r) in replicas(n, s) {
         let e = &r.executor;
-        let (spec, cache) = &prefixes[e.ops_complete as usize];
-        if &A::abstraction(&e.app_state) != spec || *e.reply_cache != *cache {
+        let (spec, (cache, forgotten)) = &prefixes[e.ops_complete as usize];
+        let sessions_match = e.sessions.watermark() == *forgotten
+            && e.sessions.len() == cache.len()
+            && e.sessions
+                .iter()
+                .all(|(c, q, r)| cache.get(&c).is_some_and(|(cq, cr)| *cq == q && cr == r));
+        if &A::abstraction(&e.app_state) != spec || !sessions_match {
             return false;
         }
     }
@@ -274,6 +299,11 @@ pub fn log_truncated<A: AppSpec>(n: usize, s: &RslState<A>) -> bool {
 /// Sometimes: a replica caught up through state transfer.
 pub fn state_transfer_done<A: AppSpec>(n: usize, s: &RslState<A>) -> bool {
     replicas(n, s).any(|(_, r)| r.milestones.state_transfer)
+}
+
+/// Sometimes: a request from a client without a session was refused as expired.
+pub fn session_expired<A: AppSpec>(n: usize, s: &RslState<A>) -> bool {
+    replicas(n, s).any(|(_, r)| r.milestones.session_expired)
 }
 
 /// Sometimes: a retransmitted request was answered from the reply cache.

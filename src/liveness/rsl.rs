@@ -16,7 +16,8 @@ use crate::invariants::spec::AppSpec;
 pub const EVERY_CLIENT_ANSWERED: &str = "eventually every client is answered";
 
 /// Every client (the actors after the `n` replicas; client `i` issues `client_ops[i]`) has
-/// received a reply to each of its operations.
+/// received a reply to each of its operations, or was told its session expired (an explicit
+/// answer: the client stops there).
 pub fn all_clients_answered<A: AppSpec>(
     n: usize,
     client_ops: &[Vec<A::Op>],
@@ -26,7 +27,7 @@ pub fn all_clients_answered<A: AppSpec>(
         .iter()
         .enumerate()
         .all(|(i, ops)| match &*s.actor_states[n + i] {
-            RslNodeState::Client(c) => c.replies.len() >= ops.len(),
+            RslNodeState::Client(c) => c.replies.len() >= ops.len() || c.expired,
             RslNodeState::Replica(_) => true,
         })
 }

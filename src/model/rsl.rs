@@ -119,7 +119,7 @@ pub fn rsl_properties<A: AppSpec>(cfg: &RslModelCfg<A>) -> Vec<Property<RslModel
             inv::linearizable(s)
         }),
         Property::always("refinement", |m: &RslModel<A>, s: &RslState<A>| {
-            inv::refinement(m.cfg.replicas, s)
+            inv::refinement(m.cfg.replicas, &m.cfg.params, s)
         }),
         Property::always(
             "max_bal never decreases",
@@ -155,6 +155,12 @@ pub fn rsl_properties<A: AppSpec>(cfg: &RslModelCfg<A>) -> Vec<Property<RslModel
         p.push(Property::sometimes(
             "a state transfer is done",
             |m: &RslModel<A>, s: &RslState<A>| inv::state_transfer_done(m.cfg.replicas, s),
+        ));
+    }
+    if cfg.client_ops.len() > cfg.params.max_client_sessions {
+        p.push(Property::sometimes(
+            "a session expires",
+            |m: &RslModel<A>, s: &RslState<A>| inv::session_expired(m.cfg.replicas, s),
         ));
     }
     p.push(Property::sometimes(

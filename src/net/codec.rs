@@ -115,6 +115,8 @@ mod tests {
                 op: if inc { CounterOp::Inc } else { CounterOp::Get }
             }),
             (any::<u64>(), any::<u64>()).prop_map(|(seqno, reply)| RslMsg::Reply { seqno, reply }),
+            (any::<u64>(), any::<u64>())
+                .prop_map(|(seqno, watermark)| RslMsg::SessionExpired { seqno, watermark }),
             ballot().prop_map(|bal| RslMsg::OneA { bal }),
             (
                 ballot(),

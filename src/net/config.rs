@@ -89,6 +89,7 @@ fn check_rsl_params(p: &Params) -> Option<(&'static str, String)> {
         ("params.heartbeat_period_ms", p.heartbeat_period_ms),
         ("params.max_batch_size", p.max_batch_size as u64),
         ("params.max_request_queue", p.max_request_queue as u64),
+        ("params.max_client_sessions", p.max_client_sessions as u64),
     ];
     if let Some((f, _)) = positive.iter().find(|(_, v)| *v == 0) {
         return Some((f, "must be at least 1".into()));
@@ -146,7 +147,7 @@ const COUNTER_REQUEST_BYTES_MAX: u64 = 21;
 /// An upper bound on the size of a 1b, the largest message a replica's log makes: a vote per
 /// slot of the window, each a batch of `max_batch_size` requests, with its header, ballots,
 /// slot numbers, lengths and the MAC. (The 2a of one batch is smaller; state transfer carries
-/// the app state and reply cache, whose size the configuration does not bound.)
+/// the app state and session table in chunks.)
 fn one_b_bytes_max(p: &Params) -> usize {
     let per_vote = 10 + 15 + 5 + COUNTER_REQUEST_BYTES_MAX.saturating_mul(p.max_batch_size as u64);
     let total = 3 + 15 + 10 + 5 + auth::TAG_LEN as u64 + p.max_log_length.saturating_mul(per_vote);

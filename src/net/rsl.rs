@@ -38,6 +38,10 @@ pub struct ReplicaGauges {
     pub queued_requests: AtomicU64,
     /// 1 once the replica has caught up through state transfer.
     pub state_transfer: AtomicU64,
+    /// Sessions in the client session table (bounded by `max_client_sessions`).
+    pub client_sessions: AtomicU64,
+    /// The session table's expiry watermark (0 until a session is evicted).
+    pub session_watermark: AtomicU64,
 }
 
 /// A snapshot of [`ReplicaGauges`].
@@ -59,6 +63,10 @@ pub struct GaugeSnapshot {
     pub queued_requests: u64,
     /// See [`ReplicaGauges::state_transfer`].
     pub state_transfer: u64,
+    /// See [`ReplicaGauges::client_sessions`].
+    pub client_sessions: u64,
+    /// See [`ReplicaGauges::session_watermark`].
+    pub session_watermark: u64,
 }
 
 impl ReplicaGauges {
@@ -73,6 +81,8 @@ impl ReplicaGauges {
         set(&self.votes, s.acceptor.votes.len() as u64);
         set(&self.queued_requests, s.proposer.request_queue.len() as u64);
         set(&self.state_transfer, s.milestones.state_transfer as u64);
+        set(&self.client_sessions, s.executor.sessions.len() as u64);
+        set(&self.session_watermark, s.executor.sessions.watermark());
     }
 
     /// The current values.
@@ -87,6 +97,8 @@ impl ReplicaGauges {
             votes: g(&self.votes),
             queued_requests: g(&self.queued_requests),
             state_transfer: g(&self.state_transfer),
+            client_sessions: g(&self.client_sessions),
+            session_watermark: g(&self.session_watermark),
         }
     }
 }
@@ -348,16 +360,28 @@ pub struct RslClient<A: App> {
     _app: std::marker::PhantomData<A>,
 }
 
-/// A client's first sequence number: the wall clock in microseconds. Replicas remember the
-/// highest sequence number executed per client address and ignore anything at or below it, so a
-/// new client that happens to get the port of an earlier one (the benchmark opens hundreds) must
-/// not start again at 1, or its requests would be taken for old retransmissions.
-fn first_seqno() -> u64 {
+/// The wall clock in microseconds since the Unix epoch (1 if the clock is before it).
+fn clock_micros() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
         .unwrap_or(1)
         .max(1)
+}
+
+/// The error [`RslClient::call`] returns when the cluster refused the request because the
+/// client's session expired (it was evicted from the replicas' bounded session table). Whether
+/// the operation was executed before the eviction is unknown; the client has already moved its
+/// sequence numbers above the watermark, so its next call starts a new session.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the cluster refused request {seqno}: this client's session expired (watermark {watermark});      whether the operation took effect is unknown, and the next call starts a new session"
+)]
+pub struct SessionExpired {
+    /// The sequence number of the refused request.
+    pub seqno: u64,
+    /// The replicas' expiry watermark.
+    pub watermark: u64,
 }
 
 impl<A: App> RslClient<A> {
@@ -376,7 +400,7 @@ impl<A: App> RslClient<A> {
             socket,
             replicas,
             leader: None,
-            next_seqno: first_seqno(),
+            next_seqno: 1,
             buf: vec![0u8; codec::MAX_DATAGRAM + 1],
             retransmit: Duration::from_millis(200),
             _app: std::marker::PhantomData,
@@ -392,11 +416,17 @@ impl<A: App> RslClient<A> {
     ///
     /// Each call takes a fresh sequence number, whatever happened to the last one: a call that
     /// timed out may still be executed later, and its number must never name another operation
-    /// (replicas answer a number they executed from their reply cache, so a reused number would
-    /// be answered with the earlier operation's reply and the new operation never run). A late
-    /// reply to an abandoned call is recognised by its number and ignored.
+    /// (replicas answer a number they executed from their session table, so a reused number
+    /// would be answered with the earlier operation's reply and the new operation never run). A
+    /// late reply to an abandoned call is recognised by its number and ignored.
+    ///
+    /// The number is the wall clock in microseconds, or the previous number plus one if that is
+    /// larger: a new client (perhaps on the port of an earlier one) starts above the numbers
+    /// replicas remember, and the replicas' eviction of the session with the lowest number
+    /// evicts the one idle longest. A refusal because the session expired is returned as a
+    /// [`SessionExpired`] error (downcast the `anyhow` error to see it).
     pub async fn call(&mut self, op: A::Op, timeout: Duration) -> Result<A::Reply> {
-        let seqno = self.next_seqno;
+        let seqno = self.next_seqno.max(clock_micros());
         self.next_seqno = seqno
             .checked_add(1)
             .context("the client's sequence numbers are exhausted")?;
@@ -436,13 +466,19 @@ impl<A: App> RslClient<A> {
                         else {
                             continue;
                         };
-                        if let Ok(RslMsg::Reply { seqno: s, reply }) =
-                            codec::decode::<RslMsg<A>>(&self.buf[..n])
-                        {
-                            if s == seqno {
+                        match codec::decode::<RslMsg<A>>(&self.buf[..n]) {
+                            Ok(RslMsg::Reply { seqno: s, reply }) if s == seqno => {
                                 self.leader = Some(idx);
                                 return Ok(reply);
                             }
+                            Ok(RslMsg::SessionExpired {
+                                seqno: s,
+                                watermark,
+                            }) if s == seqno => {
+                                self.next_seqno = self.next_seqno.max(watermark.saturating_add(1));
+                                return Err(SessionExpired { seqno, watermark }.into());
+                            }
+                            _ => {}
                         }
                     }
                 }

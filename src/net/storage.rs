@@ -27,7 +27,8 @@ use serde::Serialize;
 use thiserror::Error;
 
 const MAGIC: &[u8; 4] = b"IFST";
-const VERSION: u8 = 1;
+/// 2: IronRSL's reply cache became the bounded client session table (with its watermark).
+const VERSION: u8 = 2;
 
 /// Why a storage file could not be used.
 #[derive(Debug, Error)]

@@ -1,6 +1,8 @@
 //! The IronRSL client: issues its operations one at a time with increasing sequence numbers,
 //! sends each to every replica (the liveness theorem's client, which reaches the live quorum),
-//! retransmits on a timer until the reply arrives, and records what it got.
+//! retransmits on a timer until the reply arrives, and records what it got. Told its session
+//! expired, it stops: the outcome of its outstanding request is unknown, and it has no more
+//! sequence numbers above the watermark to offer (the runtime client starts a new session).
 
 use std::borrow::Cow;
 use std::marker::PhantomData;
@@ -36,6 +38,8 @@ pub struct ClientConfig<A: App> {
 pub struct ClientState<A: App> {
     /// Replies received, one per completed operation.
     pub replies: Vec<A::Reply>,
+    /// Told that its session expired: it stopped, the outstanding request's outcome unknown.
+    pub expired: bool,
 }
 
 impl<A: App> ClientState<A> {
@@ -62,9 +66,9 @@ impl<A: App> Client<A> {
         }
     }
 
-    /// Whether every operation has been answered.
-    pub(crate) fn is_done(&self, s: &ClientState<A>) -> bool {
-        s.replies.len() >= self.cfg.ops.len()
+    /// Whether every operation has been answered, or the client stopped on an expired session.
+    pub fn is_done(&self, s: &ClientState<A>) -> bool {
+        s.replies.len() >= self.cfg.ops.len() || s.expired
     }
 
     fn retransmit_period(&self) -> std::ops::Range<Duration> {
@@ -109,6 +113,7 @@ impl<A: App> Actor for Client<A> {
     ) -> Self::State {
         let s = ClientState {
             replies: Vec::new(),
+            expired: false,
         };
         if !self.is_done(&s) {
             self.send_outstanding(&s, o);
@@ -125,8 +130,10 @@ impl<A: App> Actor for Client<A> {
         msg: Self::Msg,
         o: &mut Out<Self>,
     ) {
-        let RslMsg::Reply { seqno, reply } = msg else {
-            return;
+        let (seqno, reply) = match msg {
+            RslMsg::Reply { seqno, reply } => (seqno, Some(reply)),
+            RslMsg::SessionExpired { seqno, .. } => (seqno, None),
+            _ => return,
         };
         if self.is_done(state)
             || seqno != state.outstanding_seqno()
@@ -135,7 +142,10 @@ impl<A: App> Actor for Client<A> {
             return;
         }
         let s = state.to_mut();
-        s.replies.push(reply);
+        match reply {
+            Some(reply) => s.replies.push(reply),
+            None => s.expired = true,
+        }
         if self.is_done(s) {
             if self.cfg.retransmit {
                 o.cancel_timer(RslTimer::Retransmit);

@@ -1,15 +1,15 @@
-//! The Executor: applies decided batches to the app in slot order, keeps the reply cache (the
-//! last reply per client, so a retransmitted request is answered and never executed twice), and
-//! takes part in state transfer.
+//! The Executor: applies decided batches to the app in slot order, keeps the client session table
+//! (the last reply per client, so a retransmitted request is answered and never executed twice;
+//! bounded, see `sessions`), and takes part in state transfer.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use stateright::actor::Id;
 
 use super::app::App;
-use super::params::{ModelSwitches, Mutation};
-use super::types::{Batch, OpNum, ReplyCache};
+use super::params::{ModelSwitches, Mutation, Params};
+use super::sessions::{ClientSessions, Lookup};
+use super::types::{Batch, OpNum, Sessions};
 
 /// The executor's state. It is durable: it is saved with the acceptor's state, so a restarted
 /// replica never reports a checkpoint it no longer has.
@@ -19,8 +19,17 @@ pub struct Executor<A: App> {
     pub ops_complete: OpNum,
     /// The application state after `ops_complete` slots.
     pub app_state: Arc<A::State>,
-    /// The last reply sent to each client.
-    pub reply_cache: ReplyCache<A>,
+    /// The client session table after `ops_complete` slots.
+    pub sessions: Sessions<A>,
+}
+
+/// What executing a request produced for its client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome<R> {
+    /// The app's reply (just computed, or cached from the first execution).
+    Reply(R),
+    /// Refused: the client has no session and the seqno is at or below this watermark.
+    Expired(u64),
 }
 
 impl<A: App> Default for Executor<A> {
@@ -28,49 +37,66 @@ impl<A: App> Default for Executor<A> {
         Executor {
             ops_complete: 0,
             app_state: Arc::new(A::State::default()),
-            reply_cache: Arc::new(BTreeMap::new()),
+            sessions: Arc::new(ClientSessions::default()),
         }
     }
 }
 
 impl<A: App> Executor<A> {
-    /// Whether the request `(client, seqno)` has been executed (it is at or below the cached one).
-    pub(crate) fn has_executed(&self, client: Id, seqno: u64) -> bool {
-        self.reply_cache
-            .get(&client)
-            .is_some_and(|(cached, _)| *cached >= seqno)
+    /// Whether the request `(client, seqno)` needs nothing more from the log: executed before,
+    /// or refused as from an expired session.
+    pub(crate) fn is_settled(&self, client: Id, seqno: u64) -> bool {
+        self.sessions.is_settled(client, seqno)
     }
 
-    /// The cached reply for exactly `(client, seqno)`.
-    pub(crate) fn cached_reply(&self, client: Id, seqno: u64) -> Option<&A::Reply> {
-        self.reply_cache
-            .get(&client)
-            .filter(|(cached, _)| *cached == seqno)
-            .map(|(_, r)| r)
-    }
-
-    /// Executes the batch decided for slot `ops_complete`. Returns the replies to send:
-    /// `(client, seqno, reply)`, including cached replies for requests executed before.
-    pub fn execute(&mut self, sw: &ModelSwitches, batch: &Batch<A>) -> Vec<(Id, u64, A::Reply)> {
-        let mut replies = Vec::with_capacity(batch.len());
+    /// Executes the batch decided for slot `ops_complete`. Returns what to tell each client:
+    /// `(client, seqno, outcome)`, including cached replies for requests executed before (a
+    /// request superseded by a later one of its client gets nothing).
+    pub fn execute(
+        &mut self,
+        params: &Params,
+        sw: &ModelSwitches,
+        batch: &Batch<A>,
+    ) -> Vec<(Id, u64, Outcome<A::Reply>)> {
+        let mut out = Vec::with_capacity(batch.len());
         for req in batch.iter() {
-            let executed_before = self.has_executed(req.client, req.seqno);
-            if executed_before && !sw.has(Mutation::ExecuteTwice) {
-                if let Some(r) = self.cached_reply(req.client, req.seqno) {
-                    replies.push((req.client, req.seqno, r.clone()));
+            match self.sessions.lookup(req.client, req.seqno) {
+                Lookup::Executed(cached) if !sw.has(Mutation::ExecuteTwice) => {
+                    if let Some(r) = cached {
+                        out.push((req.client, req.seqno, Outcome::Reply(r.clone())));
+                    }
+                    continue;
                 }
-                continue;
+                Lookup::Expired { watermark } if !sw.has(Mutation::ExecuteExpired) => {
+                    out.push((req.client, req.seqno, Outcome::Expired(watermark)));
+                    continue;
+                }
+                _ => {}
             }
             let reply = A::execute(Arc::make_mut(&mut self.app_state), &req.op);
-            Arc::make_mut(&mut self.reply_cache).insert(req.client, (req.seqno, reply.clone()));
-            replies.push((req.client, req.seqno, reply));
+            if !matches!(
+                self.sessions.lookup(req.client, req.seqno),
+                Lookup::Executed(_)
+            ) {
+                Arc::make_mut(&mut self.sessions).record(
+                    req.client,
+                    req.seqno,
+                    reply.clone(),
+                    params.max_client_sessions,
+                );
+            }
+            out.push((req.client, req.seqno, Outcome::Reply(reply)));
         }
         let done = self.ops_complete;
         self.ops_complete = done.checked_add(1).expect("ops_complete overflows u64");
         assert!(self.ops_complete > done, "ops_complete only grows");
+        assert!(
+            self.sessions.len() <= params.max_client_sessions.max(1),
+            "the session table stays within its bound"
+        );
         debug_assert!(batch
             .iter()
-            .all(|req| self.has_executed(req.client, req.seqno)));
-        replies
+            .all(|req| self.is_settled(req.client, req.seqno)));
+        out
     }
 }

@@ -36,6 +36,12 @@ pub struct Params {
     /// State transfer cuts the executor's snapshot into chunks of this many bytes, one per
     /// message, so a snapshot of any size gets through (it must leave room in a datagram).
     pub state_chunk_bytes: usize,
+    /// The client session table holds at most this many sessions (the last reply per client);
+    /// beyond it the session idle longest is evicted, and its client's next request at or below
+    /// the expiry watermark is refused with `SessionExpired` rather than risk executing it twice.
+    /// It bounds the replica's memory and every snapshot; set it above the number of clients
+    /// active at once.
+    pub max_client_sessions: usize,
 }
 
 impl Default for Params {
@@ -50,6 +56,7 @@ impl Default for Params {
             max_request_queue: 1024,
             propose_when_idle: true,
             state_chunk_bytes: 32_000,
+            max_client_sessions: 10_000,
         }
     }
 }
@@ -143,6 +150,10 @@ mutations! {
         /// The acceptor truncates its log at the highest checkpoint any replica reported, not at the
         /// one a quorum reached.
         TruncateBeyondQuorum => "truncate-beyond-quorum",
+        /// The executor executes a request from a client without a session even at or below the
+        /// expiry watermark, as if an evicted session were a new one: a retransmission of a request
+        /// executed before the eviction runs again.
+        ExecuteExpired => "execute-expired",
         /// A restarted replica comes back without its votes.
         ForgetVotesOnRestart => "forget-votes-on-restart",
         /// A replica never suspects its view's leader, so no view change ever happens: after the

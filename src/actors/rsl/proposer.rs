@@ -36,7 +36,8 @@ pub struct Proposer<A: App> {
     pub received_1b: BTreeMap<u32, (OpNum, Votes<A>)>,
     /// The next slot to propose.
     pub next_opn: OpNum,
-    /// The highest sequence number queued per client in this view (no request queued twice).
+    /// The highest sequence number queued per client in this view (no request queued twice),
+    /// for requests not yet settled by the executor.
     pub highest_seqno_requested: BTreeMap<Id, u64>,
     /// Whether the incomplete-batch timer is armed.
     pub batch_timer_armed: bool,
@@ -96,6 +97,13 @@ impl<A: App> Proposer<A> {
         self.highest_seqno_requested.insert(req.client, req.seqno);
         self.request_queue.push(req);
         true
+    }
+
+    /// Forgets the dedup entries of requests that are settled (executed or refused): a
+    /// duplicate of one is caught by the session table before it reaches the queue.
+    pub(crate) fn forget_settled(&mut self, settled: impl Fn(Id, u64) -> bool) {
+        self.highest_seqno_requested
+            .retain(|&c, &mut q| !settled(c, q));
     }
 
     /// Records a 1b for the current ballot from acceptor `idx`. Returns whether it was new.

@@ -17,10 +17,11 @@ use stateright::actor::{Actor, Id, Out};
 use super::acceptor::{Acceptor, TwoAOutcome};
 use super::app::App;
 use super::election::Election;
-use super::executor::Executor;
+use super::executor::{Executor, Outcome};
 use super::learner::Learner;
 use super::params::{ModelSwitches, Mutation, Params};
 use super::proposer::{Phase, Proposer};
+use super::sessions::Lookup;
 use super::transfer::{self, Transfer};
 use super::types::{Ballot, OpNum, Request, RslMsg, RslTimer, Votes};
 
@@ -65,6 +66,8 @@ pub struct Milestones {
     pub served_from_cache: bool,
     /// Caught up through state transfer.
     pub state_transfer: bool,
+    /// Refused a request from a client whose session expired.
+    pub session_expired: bool,
 }
 
 /// A replica's whole state.
@@ -104,8 +107,8 @@ pub struct ReplicaStorage<A: App> {
     pub ops_complete: OpNum,
     /// Executor: app state.
     pub app_state: Arc<A::State>,
-    /// Executor: reply cache.
-    pub reply_cache: super::types::ReplyCache<A>,
+    /// Executor: client session table.
+    pub sessions: super::types::Sessions<A>,
 }
 
 /// See [`Replica::durable_version`].
@@ -163,7 +166,7 @@ impl<A: App> Replica<A> {
             max_ballot_sent_1a: s.proposer.max_ballot_sent_1a,
             ops_complete: s.executor.ops_complete,
             app_state: s.executor.app_state.clone(),
-            reply_cache: s.executor.reply_cache.clone(),
+            sessions: s.executor.sessions.clone(),
         }
     }
 
@@ -178,6 +181,15 @@ impl<A: App> Replica<A> {
             s.proposer.max_ballot_sent_1a,
             s.executor.ops_complete,
         )
+    }
+
+    /// Forgets requests the executor settled (executed, or refused as expired): the election
+    /// stops counting them against the leader, and the proposer's per-client dedup entries go,
+    /// so both stay bounded by the requests in flight rather than by every client ever seen.
+    fn forget_settled(&self, s: &mut ReplicaState<A>) {
+        let ex = &s.executor;
+        s.election.forget_executed(|c, q| ex.is_settled(c, q));
+        s.proposer.forget_settled(|c, q| ex.is_settled(c, q));
     }
 
     /// Sends a heartbeat to the other replicas. With `eager_heartbeats`, only when its content
@@ -275,18 +287,21 @@ impl<A: App> Replica<A> {
         let from = self.cfg.index_of(src);
         match (msg, from) {
             (RslMsg::Request { seqno, op }, None) => {
-                if s.executor.has_executed(src, seqno) {
-                    if let Some(reply) = s.executor.cached_reply(src, seqno) {
-                        o.send(
-                            src,
-                            RslMsg::Reply {
-                                seqno,
-                                reply: reply.clone(),
-                            },
-                        );
-                        s.milestones.served_from_cache = true;
+                match s.executor.sessions.lookup(src, seqno) {
+                    Lookup::Executed(cached) => {
+                        if let Some(reply) = cached {
+                            let reply = reply.clone();
+                            o.send(src, RslMsg::Reply { seqno, reply });
+                            s.milestones.served_from_cache = true;
+                        }
+                        return;
                     }
-                    return;
+                    Lookup::Expired { watermark } if !sw.has(Mutation::ExecuteExpired) => {
+                        o.send(src, RslMsg::SessionExpired { seqno, watermark });
+                        s.milestones.session_expired = true;
+                        return;
+                    }
+                    _ => {}
                 }
                 s.election.saw_request(params, sw, src, seqno);
                 let req = Request {
@@ -381,7 +396,7 @@ impl<A: App> Replica<A> {
                     for chunk in transfer::chunks::<A>(
                         e.ops_complete,
                         &e.app_state,
-                        &e.reply_cache,
+                        &e.sessions,
                         params.state_chunk_bytes,
                     ) {
                         let bal = s.election.view;
@@ -399,10 +414,9 @@ impl<A: App> Replica<A> {
                     );
                     s.executor.ops_complete = opn;
                     s.executor.app_state = snapshot.app_state;
-                    s.executor.reply_cache = snapshot.reply_cache;
+                    s.executor.sessions = snapshot.sessions;
                     s.learner.forget_below(opn);
-                    let ex = &s.executor;
-                    s.election.forget_executed(|c, q| ex.has_executed(c, q));
+                    self.forget_settled(s);
                     s.milestones.state_transfer = true;
                 }
             }
@@ -490,16 +504,22 @@ impl<A: App> Replica<A> {
             .decided(sw, quorum, s.executor.ops_complete)
             .cloned()
         {
-            // The view's leader answers; the others answer retransmissions from their caches.
-            let replies = s.executor.execute(sw, &batch);
+            // The view's leader answers; the others answer retransmissions from their tables.
+            let outcomes = s.executor.execute(params, sw, &batch);
             if s.election.view.proposer == self.me() {
-                for (client, seqno, reply) in replies {
-                    o.send(client, RslMsg::Reply { seqno, reply });
+                for (client, seqno, outcome) in outcomes {
+                    let msg = match outcome {
+                        Outcome::Reply(reply) => RslMsg::Reply { seqno, reply },
+                        Outcome::Expired(watermark) => {
+                            s.milestones.session_expired = true;
+                            RslMsg::SessionExpired { seqno, watermark }
+                        }
+                    };
+                    o.send(client, msg);
                 }
             }
             s.learner.forget_below(s.executor.ops_complete);
-            let ex = &s.executor;
-            s.election.forget_executed(|c, q| ex.has_executed(c, q));
+            self.forget_settled(s);
         }
         // A snapshot no later than what we executed ourselves is of no more use.
         if s.transfer
@@ -605,7 +625,7 @@ impl<A: App> Actor for Replica<A> {
             s.proposer.max_ballot_sent_1a = st.max_ballot_sent_1a;
             s.executor.ops_complete = st.ops_complete;
             s.executor.app_state = st.app_state.clone();
-            s.executor.reply_cache = st.reply_cache.clone();
+            s.executor.sessions = st.sessions.clone();
             // Rejoin at the highest view we know of; its leader is not us if we sent its 1a.
             let known = st.max_bal.max(st.max_ballot_sent_1a);
             if let Some(b) = known {

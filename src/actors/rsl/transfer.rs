@@ -2,7 +2,8 @@
 //! decisions it misses may be truncated everywhere) fetches the executor's state instead.
 //!
 //! IronRSL sends the app state and the reply cache in one message, which stops for good once
-//! they outgrow one datagram (a reply-cache entry per client ever seen). Here the supplier
+//! they outgrow one datagram (a reply-cache entry per client ever seen; here the session table
+//! is bounded, but its bound may still be far above one datagram). Here the supplier
 //! encodes the snapshot (postcard, deterministic), cuts it into chunks of
 //! `Params::state_chunk_bytes`, and sends them all, each stamped with the slot count, the chunk
 //! count and a BLAKE3 digest of the whole encoding. The receiver collects the chunks of one
@@ -16,18 +17,16 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::app::App;
-use super::types::{OpNum, ReplyCache};
+use super::sessions::ClientSessions;
+use super::types::{OpNum, Sessions};
 
 /// The most chunks one snapshot may have (64 GiB at the largest chunk size): a transfer claiming
 /// more is ignored.
 const MAX_CHUNKS: u32 = 1 << 20;
 
-/// What a snapshot carries, as decoded: the executor's app state and reply cache after `opn`
+/// What a snapshot carries, as decoded: the executor's app state and session table after `opn`
 /// slots (encoded from references, so the supplier copies neither).
-type Snapshot<A> = (
-    <A as App>::State,
-    BTreeMap<stateright::actor::Id, (u64, <A as App>::Reply)>,
-);
+type Snapshot<A> = (<A as App>::State, ClientSessions<<A as App>::Reply>);
 
 /// One chunk of a snapshot, as it travels in `RslMsg::AppStateChunk`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -49,11 +48,10 @@ pub struct Chunk {
 pub fn chunks<A: App>(
     opn: OpNum,
     app_state: &A::State,
-    reply_cache: &Arc<BTreeMap<stateright::actor::Id, (u64, A::Reply)>>,
+    sessions: &ClientSessions<A::Reply>,
     chunk_bytes: usize,
 ) -> Vec<Chunk> {
-    let bytes =
-        postcard::to_allocvec(&(app_state, &**reply_cache)).expect("an app state always encodes");
+    let bytes = postcard::to_allocvec(&(app_state, sessions)).expect("an app state always encodes");
     let digest = *blake3::hash(&bytes).as_bytes();
     let pieces: Vec<&[u8]> = if bytes.is_empty() {
         vec![&[][..]]
@@ -91,7 +89,7 @@ pub struct Transfer {
 pub(crate) struct Installed<A: App> {
     pub(crate) opn: OpNum,
     pub(crate) app_state: Arc<A::State>,
-    pub(crate) reply_cache: ReplyCache<A>,
+    pub(crate) sessions: Sessions<A>,
 }
 
 /// Takes `chunk` into `transfer` for a replica that executed `ops_complete` slots. Returns the
@@ -138,11 +136,11 @@ pub(crate) fn receive<A: App>(
     if *blake3::hash(&bytes).as_bytes() != done.digest {
         return None;
     }
-    let (app_state, reply_cache): Snapshot<A> = postcard::from_bytes(&bytes).ok()?;
+    let (app_state, sessions): Snapshot<A> = postcard::from_bytes(&bytes).ok()?;
     Some(Installed {
         opn: done.opn,
         app_state: Arc::new(app_state),
-        reply_cache: Arc::new(reply_cache),
+        sessions: Arc::new(sessions),
     })
 }
 
@@ -153,12 +151,12 @@ mod tests {
     use proptest::prelude::*;
     use stateright::actor::Id;
 
-    fn cache(n: usize) -> ReplyCache<Counter> {
-        Arc::new(
-            (0..n)
-                .map(|i| (Id::from(i), (i as u64 + 1, i as u64)))
-                .collect(),
-        )
+    fn cache(n: usize) -> ClientSessions<u64> {
+        let mut t = ClientSessions::default();
+        for i in 0..n {
+            t.record(Id::from(i), i as u64 + 1, i as u64, 30);
+        }
+        t
     }
 
     proptest! {
@@ -189,7 +187,7 @@ mod tests {
             let done = installed.expect("every chunk was delivered");
             prop_assert_eq!(done.opn, 9);
             prop_assert_eq!(*done.app_state, 41);
-            prop_assert_eq!(done.reply_cache, cache(clients));
+            prop_assert_eq!(&*done.sessions, &cache(clients));
         }
 
         /// A damaged chunk (another chunk's bytes in its place) is never installed.

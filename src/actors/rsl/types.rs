@@ -72,8 +72,9 @@ pub struct Vote<A: App> {
 /// An acceptor's votes by slot, shared behind an `Arc` (it travels in every 1b message).
 pub type Votes<A> = Arc<BTreeMap<OpNum, Vote<A>>>;
 
-/// The reply cache: the last reply sent to each client.
-pub(super) type ReplyCache<A> = Arc<BTreeMap<Id, (u64, <A as App>::Reply)>>;
+/// The client session table (IronRSL's reply cache, bounded): shared, since it changes only when
+/// a batch executes.
+pub(super) type Sessions<A> = Arc<super::sessions::ClientSessions<<A as App>::Reply>>;
 
 /// Every IronRSL message.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -150,13 +151,25 @@ pub enum RslMsg<A: App> {
         opn: OpNum,
     },
     /// State transfer: one chunk of the executor's snapshot (the app state after `opn`
-    /// operations with the reply cache, so exactly-once survives the transfer); see
+    /// operations with the client session table, so at-most-once survives the transfer); see
     /// [`super::transfer`].
     AppStateChunk {
         /// The supplier's view.
         bal: Ballot,
         /// The chunk.
         chunk: Chunk,
+    },
+    /// Replica to client (last in the enum, so the wire encoding of the others is unchanged):
+    /// the request with this sequence number is refused, because the client has no session and
+    /// the number is at or below the expiry watermark (its session may have been evicted from
+    /// the bounded session table). The request was not executed now; whether
+    /// it was executed earlier, in the evicted session, is unknown. A client continues only as
+    /// a new session, with sequence numbers above `watermark`.
+    SessionExpired {
+        /// The sequence number of the request refused.
+        seqno: u64,
+        /// The session table's expiry watermark.
+        watermark: u64,
     },
 }
 
@@ -166,6 +179,7 @@ impl<A: App> RslMsg<A> {
         match self {
             RslMsg::Request { .. } => "Request",
             RslMsg::Reply { .. } => "Reply",
+            RslMsg::SessionExpired { .. } => "SessionExpired",
             RslMsg::OneA { .. } => "1a",
             RslMsg::OneB { .. } => "1b",
             RslMsg::StartingPhase2 { .. } => "StartingPhase2",
@@ -191,6 +205,9 @@ impl<A: App> fmt::Display for RslMsg<A> {
         match self {
             RslMsg::Request { seqno, op } => write!(f, "Request(seqno={seqno}, {op:?})"),
             RslMsg::Reply { seqno, reply } => write!(f, "Reply(seqno={seqno}, {reply:?})"),
+            RslMsg::SessionExpired { seqno, watermark } => {
+                write!(f, "SessionExpired(seqno={seqno}, watermark={watermark})")
+            }
             RslMsg::OneA { bal } => write!(f, "1a(bal={bal})"),
             RslMsg::OneB {
                 bal,
