@@ -164,7 +164,7 @@ pub fn agreement<A: AppSpec>(s: &RslState<A>) -> bool {
     s.history.chosen.values().all(|b| b.len() <= 1)
 }
 
-/// Replicas that executed the same number of slots hold the same app state and reply cache.
+/// Replicas that executed the same number of slots hold the same app state and client session table.
 pub fn executed_prefixes_agree<A: AppSpec>(n: usize, s: &RslState<A>) -> bool {
     let mut by_len: BTreeMap<OpNum, &ReplicaState<A>> = BTreeMap::new();
     for (_, r) in replicas(n, s) {

@@ -49,7 +49,7 @@ impl RslModelCfg<Counter> {
             client_ops: vec![vec![CounterOp::Inc; requests]; clients],
             params: Params {
                 max_batch_size: 1,
-                // Small enough that a snapshot of this model's counter and reply cache takes
+                // Small enough that a snapshot of this model's counter and session table takes
                 // more than one chunk: the model checks chunked state transfer.
                 state_chunk_bytes: 4,
                 ..Params::default()

@@ -145,7 +145,7 @@ mutations! {
         IgnoreOneBVotes => "ignore-1b-votes",
         /// The learner decides a slot on the first 2b, without a quorum.
         DecideWithoutQuorum => "decide-without-quorum",
-        /// The executor ignores the reply cache and executes a retransmitted request again.
+        /// The executor ignores the session table and executes a retransmitted request again.
         ExecuteTwice => "execute-twice",
         /// The acceptor truncates its log at the highest checkpoint any replica reported, not at the
         /// one a quorum reached.

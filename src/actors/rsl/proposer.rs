@@ -100,10 +100,26 @@ impl<A: App> Proposer<A> {
     }
 
     /// Forgets the dedup entries of requests that are settled (executed or refused): a
-    /// duplicate of one is caught by the session table before it reaches the queue.
+    /// duplicate of one is caught by the session table before it reaches the queue. A scan of
+    /// every entry: for a state transfer, which settles requests of slots never seen here.
     pub(crate) fn forget_settled(&mut self, settled: impl Fn(Id, u64) -> bool) {
         self.highest_seqno_requested
             .retain(|&c, &mut q| !settled(c, q));
+    }
+
+    /// Forgets the dedup entries of the requests of a batch just executed (their entry is at
+    /// most the request's seqno: anything later is still pending). Only the batch's clients are
+    /// looked at, so executing stays O(batch) however many clients have entries.
+    pub(crate) fn forget_executed_batch(&mut self, batch: &[Request<A>]) {
+        for req in batch {
+            if self
+                .highest_seqno_requested
+                .get(&req.client)
+                .is_some_and(|&q| q <= req.seqno)
+            {
+                self.highest_seqno_requested.remove(&req.client);
+            }
+        }
     }
 
     /// Records a 1b for the current ballot from acceptor `idx`. Returns whether it was new.

@@ -62,7 +62,7 @@ impl ReplicaConfig {
 /// reaches the interesting mechanisms (and so an operator can see them). Each is a single bit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Milestones {
-    /// Answered a retransmitted request from the reply cache.
+    /// Answered a retransmitted request from the session table.
     pub served_from_cache: bool,
     /// Caught up through state transfer.
     pub state_transfer: bool,
@@ -171,7 +171,7 @@ impl<A: App> Replica<A> {
     }
 
     /// The parts of the durable state that identify a change to it: the acceptor's, the
-    /// proposer's 1a ballot, and `ops_complete` (the executor's app state and reply cache change
+    /// proposer's 1a ballot, and `ops_complete` (the executor's app state and session table change
     /// only together with it: by executing a batch, or by a state transfer to a later slot).
     fn durable_version(s: &ReplicaState<A>) -> DurableVersion<A> {
         (
@@ -519,7 +519,9 @@ impl<A: App> Replica<A> {
                 }
             }
             s.learner.forget_below(s.executor.ops_complete);
-            self.forget_settled(s);
+            let ex = &s.executor;
+            s.election.forget_executed(|c, q| ex.is_settled(c, q));
+            s.proposer.forget_executed_batch(&batch);
         }
         // A snapshot no later than what we executed ourselves is of no more use.
         if s.transfer
@@ -567,7 +569,7 @@ impl<A: App> Replica<A> {
         if let Cow::Owned(s) = state {
             // What would tell a durable change, without holding the executor's maps: holding
             // them (as a full `storage` snapshot would) makes the step's first write to the app
-            // state and to the reply cache (one entry per client) copy them whole, on every
+            // state and to the session table (one entry per client) copy them whole, on every
             // executed batch. They change only when `ops_complete` does, so it stands for them;
             // the votes are few (at most `max_log_length`) and are compared as they are.
             let before = Self::durable_version(s);
