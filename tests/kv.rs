@@ -222,6 +222,33 @@ fn a_delegation_that_drops_a_pair_is_caught() {
     ));
 }
 
+#[test]
+fn a_host_crash_and_restart_from_storage_keeps_every_property_exhaustively() {
+    // Either host may crash at any point and restart from what it stored (a whole snapshot after
+    // every step that changed it, before the step's messages left).
+    let mut cfg = KvModelCfg::small();
+    cfg.max_crashes = 1;
+    assert_eq!(holds_exhaustively(cfg, None), 323_985);
+}
+
+#[test]
+fn a_host_that_forgets_its_storage_on_restart_is_caught() {
+    // IronKV's in-memory host: restarted, it has lost the acknowledged write, and believes it
+    // owns the range it delegated away.
+    let mut cfg = KvModelCfg::small();
+    cfg.max_crashes = 1;
+    insta::assert_snapshot!(caught(
+        cfg.clone(),
+        KvMutation::ForgetStorage,
+        "one hash table"
+    ));
+    insta::assert_snapshot!(caught(
+        cfg,
+        KvMutation::ForgetStorage,
+        "every key owned once"
+    ));
+}
+
 /// The lasso checker on the KV liveness properties: `Ok(states)` when both hold, else the
 /// counterexample part of the report.
 fn lasso(cfg: KvModelCfg) -> Result<usize, String> {

@@ -506,8 +506,11 @@ pub struct KvFlags {
     /// client that gave up).
     #[arg(long, default_value_t = 2)]
     pub max_redirects: u32,
+    /// How many hosts may be down at once (crash, then restart from what the host stored).
+    #[arg(long, default_value_t = 0)]
+    pub crashes: usize,
     /// Switch on a deliberately broken variant: answer-delegated, accept-duplicate,
-    /// partial-shard, drop-pair, never-retransmit.
+    /// partial-shard, drop-pair, never-retransmit, forget-storage-on-restart (with --crashes).
     #[arg(long, value_parser = KvMutation::parse)]
     pub mutation: Option<KvMutation>,
     /// Common flags.
@@ -571,6 +574,13 @@ impl KvFlags {
         if self.max_delegations < 3 {
             bail!("--max-delegations must be at least 3 (a shard can add two ranges)");
         }
+        if self.crashes >= self.hosts {
+            bail!(
+                "--crashes {} must be below --hosts {}",
+                self.crashes,
+                self.hosts
+            );
+        }
         let mut clients: Vec<Vec<ClientOp>> = (0..self.clients)
             .map(|i| {
                 let key = self.keys - 1 - (i as u64 % self.keys);
@@ -627,6 +637,7 @@ impl KvFlags {
             },
             max_redirects: self.max_redirects,
             mutation: self.mutation,
+            max_crashes: self.crashes,
         })
     }
 
@@ -643,6 +654,9 @@ impl KvFlags {
         );
         for m in &self.moves {
             s += &format!(" --move {m}");
+        }
+        if self.crashes > 0 {
+            s += &format!(" --crashes {}", self.crashes);
         }
         s += &self.common.as_flags();
         if let Some(m) = self.mutation {
@@ -667,8 +681,12 @@ pub fn kv_main(program: &str, verb: &Verb, flags: &KvFlags) -> Result<i32> {
         // duplicate accepted once cascades into fresh replies): stop at the first violation.
         common.stop_on_violation = true;
     }
+    let crashes = match flags.crashes {
+        0 => String::new(),
+        n => format!("{n} host crash at a time, "),
+    };
     let title = format!(
-        "IronKV model: {} hosts, {} clients (set then get), {} keys, {} shard moves, {}{}",
+        "IronKV model: {} hosts, {} clients (set then get), {} keys, {} shard moves, {crashes}{}{}",
         flags.hosts,
         flags.clients,
         flags.keys,

@@ -10,7 +10,7 @@ use stateright::Property;
 use super::{lossy_network, with_properties, NetworkKind};
 use crate::actors::kv::{
     ClientOp, Host, HostConfig, Key, KeyRange, KvClient, KvClientConfig, KvModelSwitches, KvMsg,
-    KvMutation, KvNode, KvParams, KvPayload,
+    KvMutation, KvNode, KvParams, KvPayload, Persistence,
 };
 use crate::invariants::kv::{self as inv, KvGhost, KvHistory, KvState, TableOp};
 use crate::liveness::kv as live;
@@ -36,6 +36,9 @@ pub struct KvModelCfg {
     pub max_redirects: u32,
     /// A deliberately broken variant, or `None`.
     pub mutation: Option<KvMutation>,
+    /// How many hosts may be down at once. A crashed host restarts from what it stored (a
+    /// snapshot after every step that changed it: see [`Persistence::Snapshots`]).
+    pub max_crashes: usize,
 }
 
 impl KvModelCfg {
@@ -62,6 +65,7 @@ impl KvModelCfg {
             },
             max_redirects: 2,
             mutation: None,
+            max_crashes: 0,
         }
     }
 
@@ -73,6 +77,15 @@ impl KvModelCfg {
             retransmit: !self.network.redelivers_for_ever(self.lossy),
             max_redirects: Some(self.max_redirects),
             mutation: self.mutation,
+        }
+    }
+
+    /// How hosts store their state: only models with crashes pay for it.
+    pub fn persistence(&self) -> Persistence {
+        if self.max_crashes > 0 {
+            Persistence::Snapshots
+        } else {
+            Persistence::Off
         }
     }
 
@@ -149,6 +162,7 @@ pub fn kv_model(cfg: KvModelCfg) -> KvModel {
             epoch: 0,
             params: cfg.params.clone(),
             switches: switches.clone(),
+            persistence: cfg.persistence(),
         })));
     }
     for (index, ops) in cfg.clients.iter().enumerate() {
@@ -163,12 +177,17 @@ pub fn kv_model(cfg: KvModelCfg) -> KvModel {
     }
     let network = cfg.network.network();
     let lossy = lossy_network(cfg.lossy);
+    let crashes = cfg.max_crashes;
     let model = ActorModel::new(cfg, Arc::new(KvGhost::default()))
         .actors(actors)
         .init_network(network)
         .lossy_network(lossy)
+        .max_crashes(crashes)
         .record_msg_out(record_out)
-        .record_msg_in(record_in);
+        .record_msg_in(record_in)
+        // Only hosts crash: stateright lets any actor crash, so states with a crashed client
+        // are outside the model.
+        .within_boundary(|cfg, s| s.crashed.iter().skip(cfg.hosts).all(|c| !c));
     with_properties(model, kv_properties())
 }
 

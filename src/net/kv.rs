@@ -22,8 +22,8 @@ use super::codec;
 use super::config::{load_key, KvClusterConfig};
 use super::runtime::{bind_udp, run_actor, Counters, RuntimeConfig};
 use crate::actors::kv::{
-    Host, HostConfig, HostState, Key, KeyRange, KvModelSwitches, KvMsg, KvPayload, SingleDelivery,
-    Value,
+    Host, HostConfig, HostState, Key, KeyRange, KvModelSwitches, KvMsg, KvPayload, Persistence,
+    SingleDelivery, Value,
 };
 
 /// A running host's tables, updated after every step.
@@ -156,6 +156,7 @@ pub fn spawn_host(
         epoch: clock_epoch(),
         params: cluster.params.clone(),
         switches: KvModelSwitches::default(),
+        persistence: Persistence::Off,
     });
     let gauges = stats.gauges.clone();
     let cfg = RuntimeConfig::<Host> {

@@ -139,14 +139,19 @@ impl Actor for KvClient {
     type Msg = KvMsg;
     type Timer = KvTimer;
     type State = KvClientState;
-    type Storage = ();
+    type Storage = super::durable::HostSave;
     type Random = ();
 
     fn name(&self) -> String {
         format!("client {}", self.cfg.index)
     }
 
-    fn on_start(&self, _id: Id, _storage: &Option<()>, o: &mut Out<Self>) -> KvClientState {
+    fn on_start(
+        &self,
+        _id: Id,
+        _storage: &Option<super::durable::HostSave>,
+        o: &mut Out<Self>,
+    ) -> KvClientState {
         let mut s = KvClientState {
             next_op: 0,
             waiting: false,

@@ -8,10 +8,33 @@ use stateright::actor::Id;
 use super::types::{Key, KeyRange};
 
 /// Key ranges to owners: `owner(k)` is the value at the greatest lower bound `<= k`. The map
-/// always has an entry at key 0, so every key has an owner.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// always has an entry at key 0, so every key has an owner. Decoding (from a host's storage)
+/// refuses a map without it, or one that is not coalesced.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "BTreeMap<Key, Id>", into = "BTreeMap<Key, Id>")]
 pub struct DelegationMap {
     bounds: BTreeMap<Key, Id>,
+}
+
+impl TryFrom<BTreeMap<Key, Id>> for DelegationMap {
+    type Error = String;
+
+    fn try_from(bounds: BTreeMap<Key, Id>) -> Result<Self, String> {
+        if !bounds.contains_key(&0) {
+            return Err("a delegation map without an owner of key 0".into());
+        }
+        let owners: Vec<Id> = bounds.values().copied().collect();
+        if owners.windows(2).any(|w| w[0] == w[1]) {
+            return Err("a delegation map that is not coalesced".into());
+        }
+        Ok(DelegationMap { bounds })
+    }
+}
+
+impl From<DelegationMap> for BTreeMap<Key, Id> {
+    fn from(m: DelegationMap) -> Self {
+        m.bounds
+    }
 }
 
 impl DelegationMap {

@@ -1,7 +1,7 @@
 //! The IronKV host: its belief about who owns what ([`DelegationMap`]), its slice of the hash
 //! table, and its [`SingleDelivery`] channels. It answers requests for keys it owns, redirects
 //! the others, honours a shard request only for a range it owns entirely, and installs the
-//! ranges delegated to it.
+//! ranges delegated to it. What it keeps durable, and how, is in `durable`.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -10,6 +10,7 @@ use std::sync::Arc;
 use stateright::actor::{Actor, Id, Out};
 
 use super::delegation::DelegationMap;
+use super::durable::{HostRecord, HostSave, HostStorage};
 use super::params::{KvModelSwitches, KvMutation, KvParams};
 use super::single_delivery::SingleDelivery;
 use super::types::{Key, KvMsg, KvPayload, KvTimer, Value};
@@ -27,6 +28,20 @@ pub struct HostConfig {
     pub params: KvParams,
     /// Model-only settings ([`KvModelSwitches::default`] at run time).
     pub switches: KvModelSwitches,
+    /// What the host stores, and how.
+    pub persistence: Persistence,
+}
+
+/// How a host stores its durable state (see `durable`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Persistence {
+    /// Nothing: a restart starts empty (models without crashes; `--ephemeral` at run time,
+    /// unsafe across restarts).
+    Off,
+    /// A whole snapshot after every step that changed the state (models with crashes).
+    Snapshots,
+    /// Journal records per step, a snapshot every `KvParams::snapshot_every` records (run time).
+    Journal,
 }
 
 /// Milestones, for the checker's `sometimes` properties and for operators.
@@ -49,6 +64,21 @@ pub struct HostState {
     pub sd: SingleDelivery<KvPayload>,
     /// Milestones.
     pub milestones: HostMilestones,
+    /// Journal records of the current step, not saved yet (empty unless journaling).
+    pub journal: Vec<HostRecord>,
+    /// Records journaled since the last snapshot.
+    pub journaled: u64,
+}
+
+impl HostState {
+    /// The durable part of the state.
+    pub fn storage(&self) -> HostStorage {
+        HostStorage {
+            delegation: self.delegation.clone(),
+            table: self.table.clone(),
+            sd: self.sd.clone(),
+        }
+    }
 }
 
 /// The host actor.
@@ -74,6 +104,59 @@ impl Host {
 
     fn switches(&self) -> &KvModelSwitches {
         &self.cfg.switches
+    }
+
+    /// Adds a journal record (built only if the host journals).
+    fn journal(&self, s: &mut HostState, record: impl FnOnce() -> HostRecord) {
+        if self.cfg.persistence == Persistence::Journal {
+            s.journal.push(record());
+        }
+    }
+
+    /// Saves what the step changed, before its messages leave: the whole state (models), or the
+    /// step's journal records plus the channels it touched (its source, and every peer it sent
+    /// to), or a snapshot once `snapshot_every` records went to the log.
+    fn persist(&self, state: &mut Cow<HostState>, changed: bool, src: Id, o: &mut Out<Self>) {
+        match self.cfg.persistence {
+            Persistence::Off => {}
+            Persistence::Snapshots => {
+                if changed {
+                    o.save(HostSave::Snapshot(state.storage()));
+                }
+            }
+            Persistence::Journal => {
+                if !changed {
+                    return;
+                }
+                let mut peers: Vec<Id> = o
+                    .iter()
+                    .filter_map(|c| match c {
+                        stateright::actor::Command::Send(dst, KvMsg::Single { .. }) => Some(*dst),
+                        _ => None,
+                    })
+                    .collect();
+                peers.push(src);
+                peers.sort();
+                peers.dedup();
+                let s = state.to_mut();
+                for peer in peers {
+                    let record = HostRecord::Channel {
+                        peer,
+                        send: s.sd.send.get(&peer).cloned(),
+                        recv: s.sd.recv.get(&peer).copied(),
+                    };
+                    s.journal.push(record);
+                }
+                s.journaled = s.journaled.saturating_add(s.journal.len() as u64);
+                if s.journaled >= self.params().snapshot_every {
+                    s.journal.clear();
+                    s.journaled = 0;
+                    o.save(HostSave::Snapshot(s.storage()));
+                } else {
+                    o.save(HostSave::Journal(std::mem::take(&mut s.journal)));
+                }
+            }
+        }
     }
 
     /// Sends `payload` reliably; arms the retransmission timer.
@@ -122,6 +205,10 @@ impl Host {
                         Some(v) => s.table.insert(key, v.clone()),
                         None => s.table.remove(&key),
                     };
+                    self.journal(s, || match &value {
+                        Some(v) => HostRecord::Put(key, v.clone()),
+                        None => HostRecord::Remove(key),
+                    });
                     KvPayload::Reply {
                         key,
                         value,
@@ -171,6 +258,8 @@ impl Host {
                     pairs.pop_first();
                 }
                 s.delegation.set(range, recipient);
+                self.journal(s, || HostRecord::RemoveRange(range));
+                self.journal(s, || HostRecord::Owner(range, recipient));
                 let delegate = KvPayload::Delegate {
                     range,
                     pairs: Arc::new(pairs),
@@ -183,6 +272,10 @@ impl Host {
                     s.milestones.received_data = true;
                 }
                 s.table.extend(pairs.iter().map(|(k, v)| (*k, v.clone())));
+                self.journal(s, || HostRecord::Owner(range, me));
+                for (k, v) in pairs.iter() {
+                    self.journal(s, || HostRecord::Put(*k, v.clone()));
+                }
             }
             KvPayload::Reply { .. } | KvPayload::Redirect { .. } => {}
         }
@@ -193,30 +286,59 @@ impl Actor for Host {
     type Msg = KvMsg;
     type Timer = KvTimer;
     type State = HostState;
-    type Storage = ();
+    type Storage = HostSave;
     type Random = ();
 
     fn name(&self) -> String {
         format!("host {}", self.cfg.me)
     }
 
-    fn on_start(&self, _id: Id, _storage: &Option<()>, _o: &mut Out<Self>) -> HostState {
-        HostState {
+    /// Starts from the stored state if there is one (keeping its epoch, so peers and clients go
+    /// on with the same channels, and resending what was unacked), else as a new host: the root
+    /// owns every key. A new journaling host saves its first snapshot before anything else, so
+    /// its epoch is durable before any message carries it.
+    fn on_start(&self, _id: Id, storage: &Option<HostSave>, o: &mut Out<Self>) -> HostState {
+        let stored = match storage {
+            Some(HostSave::Snapshot(st)) if !self.switches().has(KvMutation::ForgetStorage) => {
+                Some(st.clone())
+            }
+            _ => None,
+        };
+        let fresh = stored.is_none();
+        let st = stored.unwrap_or_else(|| HostStorage {
             delegation: DelegationMap::new(self.cfg.hosts[0]),
             table: BTreeMap::new(),
             sd: SingleDelivery::new(self.cfg.epoch),
+        });
+        let s = HostState {
+            delegation: st.delegation,
+            table: st.table,
+            sd: st.sd,
             milestones: HostMilestones::default(),
+            journal: Vec::new(),
+            journaled: 0,
+        };
+        if s.sd.has_unacked() {
+            if let Some((t, period)) = self.switches().retransmit_timer(self.params()) {
+                o.set_timer(t, period);
+            }
         }
+        if fresh && self.cfg.persistence == Persistence::Journal {
+            o.save(HostSave::Snapshot(s.storage()));
+        }
+        s
     }
 
     fn on_msg(&self, _id: Id, state: &mut Cow<HostState>, src: Id, msg: KvMsg, o: &mut Out<Self>) {
-        match msg {
+        let changed = match msg {
             KvMsg::Ack { epoch, from, seqno } => {
+                let acked = state.sd.acks_something(src, epoch, from, seqno);
                 if SingleDelivery::on_ack(state, src, epoch, from, seqno)
                     && self.switches().retransmits()
                 {
                     o.cancel_timer(KvTimer::Retransmit);
                 }
+                acked
             }
             KvMsg::Single {
                 epoch,
@@ -247,8 +369,10 @@ impl Actor for Host {
                 if let Some(p) = r.deliver {
                     self.handle(s, src, p, o);
                 }
+                true
             }
-        }
+        };
+        self.persist(state, changed, src, o);
     }
 
     fn on_timeout(&self, _id: Id, state: &mut Cow<HostState>, _t: &KvTimer, o: &mut Out<Self>) {
@@ -282,6 +406,7 @@ mod tests {
             epoch: 0,
             params,
             switches: KvModelSwitches::default(),
+            persistence: Persistence::Off,
         })
     }
 

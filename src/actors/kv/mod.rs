@@ -8,6 +8,7 @@
 
 mod client;
 mod delegation;
+mod durable;
 mod host;
 mod node;
 mod params;
@@ -16,7 +17,8 @@ mod types;
 
 pub use client::{ClientOp, KvClient, KvClientConfig, KvClientState};
 pub use delegation::DelegationMap;
-pub use host::{Host, HostConfig, HostMilestones, HostState};
+pub use durable::{HostRecord, HostSave, HostStorage};
+pub use host::{Host, HostConfig, HostMilestones, HostState, Persistence};
 pub use node::{KvNode, KvNodeState};
 pub use params::{KvModelSwitches, KvMutation, KvParams};
 pub use single_delivery::{Received, RecvChannel, SdMsg, SendChannel, SingleDelivery};

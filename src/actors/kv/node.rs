@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use stateright::actor::{Actor, Id, Out};
 
 use super::client::{KvClient, KvClientState};
+use super::durable::HostSave;
 use super::host::{Host, HostState};
 use super::types::{KvMsg, KvTimer};
 
@@ -54,7 +55,7 @@ fn delegate<B, S>(
     step: impl FnOnce(&mut Cow<S>, &mut Out<B>),
 ) where
     S: Clone,
-    B: Actor<Msg = KvMsg, Timer = KvTimer, Random = (), Storage = ()>,
+    B: Actor<Msg = KvMsg, Timer = KvTimer, Random = (), Storage = HostSave>,
 {
     let mut inner_state = Cow::Borrowed(inner);
     let mut inner_out = Out::new();
@@ -69,7 +70,7 @@ impl Actor for KvNode {
     type Msg = KvMsg;
     type Timer = KvTimer;
     type State = KvNodeState;
-    type Storage = ();
+    type Storage = HostSave;
     type Random = ();
 
     fn name(&self) -> String {
@@ -79,7 +80,7 @@ impl Actor for KvNode {
         }
     }
 
-    fn on_start(&self, id: Id, storage: &Option<()>, o: &mut Out<Self>) -> KvNodeState {
+    fn on_start(&self, id: Id, storage: &Option<HostSave>, o: &mut Out<Self>) -> KvNodeState {
         match self {
             KvNode::Host(h) => {
                 let mut out = Out::new();

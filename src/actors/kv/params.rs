@@ -22,6 +22,10 @@ pub struct KvParams {
     /// or the range would wait in the unacked queue for ever. IronKV bounded a delegated range
     /// to fewer than 62 keys instead.
     pub max_delegate_bytes: usize,
+    /// A durable host writes a whole snapshot after this many journal records (and the log
+    /// starts again empty): it bounds the log a restart replays, at the cost of rewriting the
+    /// table once per this many records.
+    pub snapshot_every: u64,
 }
 
 impl Default for KvParams {
@@ -31,6 +35,7 @@ impl Default for KvParams {
             max_delegations: 64,
             max_unacked: 1024,
             max_delegate_bytes: 60_000,
+            snapshot_every: 200_000,
         }
     }
 }
@@ -108,5 +113,8 @@ mutations! {
         DropPair => "drop-pair",
         /// SingleDelivery never retransmits (a liveness bug over a lossy network).
         NeverRetransmit => "never-retransmit",
+        /// A restarted host ignores what it stored and starts as a new host (the root owning
+        /// every key again): IronKV's in-memory hosts.
+        ForgetStorage => "forget-storage-on-restart",
     }
 }

@@ -66,7 +66,7 @@ impl<M: fmt::Display> fmt::Display for SdMsg<M> {
 }
 
 /// Per-destination sending state.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SendChannel<M> {
     /// The receiver's epoch this channel talks to (0: not known yet). When the receiver turns
     /// up with another epoch (it restarted), the channel starts afresh: what was unacked was
@@ -89,7 +89,7 @@ impl<M> Default for SendChannel<M> {
 }
 
 /// Per-source receiving state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RecvChannel {
     /// The sender's epoch this channel counts in (a sender that restarts with a higher epoch
     /// starts the channel afresh; messages of a lower epoch are stale and ignored).
@@ -121,7 +121,8 @@ pub struct Received<M> {
 /// epoch, so the old process's unacked replies are neither resent nor mistaken for new ones.
 /// Messages and acks addressed to an older incarnation are ignored. In models every epoch is 0
 /// and none of this ever triggers.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "SdDurable<M>")]
 pub struct SingleDelivery<M> {
     /// This actor's epoch, stamped on everything it sends.
     pub epoch: u64,
@@ -130,8 +131,30 @@ pub struct SingleDelivery<M> {
     /// Receiving channels.
     pub recv: BTreeMap<Id, RecvChannel>,
     /// Messages waiting for an ack, over every sending channel: a function of `send`, kept so
-    /// that "is anything unacked" costs nothing however many channels there are.
+    /// that "is anything unacked" costs nothing however many channels there are (not stored:
+    /// recounted when decoded).
+    #[serde(skip_serializing)]
     unacked_total: usize,
+}
+
+/// [`SingleDelivery`] as stored: everything but the derived count.
+#[derive(Deserialize)]
+struct SdDurable<M> {
+    epoch: u64,
+    send: BTreeMap<Id, SendChannel<M>>,
+    recv: BTreeMap<Id, RecvChannel>,
+}
+
+impl<M> From<SdDurable<M>> for SingleDelivery<M> {
+    fn from(d: SdDurable<M>) -> Self {
+        let unacked_total = d.send.values().map(|c| c.unacked.len()).sum();
+        SingleDelivery {
+            epoch: d.epoch,
+            send: d.send,
+            recv: d.recv,
+            unacked_total,
+        }
+    }
 }
 
 impl<M> Default for SingleDelivery<M> {
@@ -146,6 +169,31 @@ impl<M> Default for SingleDelivery<M> {
 }
 
 impl<M: Clone> SingleDelivery<M> {
+    /// Replaces (or, with `None`, removes) both channels with `peer`: how a host's journal
+    /// replays the channel states it recorded.
+    pub fn restore_channel(
+        &mut self,
+        peer: Id,
+        send: Option<SendChannel<M>>,
+        recv: Option<RecvChannel>,
+    ) {
+        if let Some(old) = self.send.remove(&peer) {
+            self.unacked_total -= old.unacked.len();
+        }
+        if let Some(ch) = send {
+            self.unacked_total += ch.unacked.len();
+            self.send.insert(peer, ch);
+        }
+        match recv {
+            Some(ch) => {
+                self.recv.insert(peer, ch);
+            }
+            None => {
+                self.recv.remove(&peer);
+            }
+        }
+    }
+
     /// An actor's SingleDelivery with this epoch and no channel yet.
     pub fn new(epoch: u64) -> Self {
         SingleDelivery {
