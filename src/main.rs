@@ -57,6 +57,30 @@ enum System {
     },
 }
 
+/// How a replica or host starts.
+#[derive(clap::Args, Debug)]
+struct StartupFlags {
+    /// Start a new replica or host: create its storage (refused if it exists). Without it, it
+    /// starts only from its own storage.
+    #[arg(long, conflicts_with = "ephemeral")]
+    init: bool,
+    /// Run without storage (for a cluster file without data_dir). UNSAFE across restarts: a
+    /// restarted replica has forgotten its votes and promises and can break agreement; a
+    /// restarted host has lost its pairs and believes the root owns every key again.
+    #[arg(long)]
+    ephemeral: bool,
+}
+
+impl StartupFlags {
+    fn startup(&self) -> Startup {
+        match (self.init, self.ephemeral) {
+            (true, _) => Startup::Init,
+            (_, true) => Startup::Ephemeral,
+            _ => Startup::Restore,
+        }
+    }
+}
+
 /// IronRSL verbs: the model verbs, and the real runtime over UDP.
 #[derive(Subcommand, Debug)]
 enum RslVerb {
@@ -73,14 +97,9 @@ enum RslVerb {
         /// Print a JSON status line (counters, gauges, memory) this often, e.g. 5s.
         #[arg(long, value_parser = parse_duration)]
         status_every: Option<Duration>,
-        /// Start a new replica: create its storage file (refused if one exists). Without it a
-        /// replica starts only from its own storage file.
-        #[arg(long, conflicts_with = "ephemeral")]
-        init: bool,
-        /// Run without storage (for a cluster file without data_dir). UNSAFE across restarts:
-        /// a restarted replica has forgotten its votes and promises and can break agreement.
-        #[arg(long)]
-        ephemeral: bool,
+        /// How it starts: from storage, --init, or --ephemeral.
+        #[command(flatten)]
+        startup: StartupFlags,
     },
     /// Run a whole counter cluster on loopback in this process until Ctrl-C/SIGTERM.
     Local {
@@ -138,6 +157,9 @@ enum KvVerb {
         /// Print a JSON status line (counters, table gauges, memory) this often, e.g. 5s.
         #[arg(long, value_parser = parse_duration)]
         status_every: Option<Duration>,
+        /// How it starts: from storage, --init, or --ephemeral.
+        #[command(flatten)]
+        startup: StartupFlags,
     },
     /// Run a whole cluster on loopback in this process until Ctrl-C/SIGTERM.
     Local {
@@ -242,16 +264,8 @@ fn main() {
                 config,
                 id,
                 status_every,
-                init,
-                ephemeral,
-            }) => {
-                let startup = match (init, ephemeral) {
-                    (true, _) => Startup::Init,
-                    (_, true) => Startup::Ephemeral,
-                    _ => Startup::Restore,
-                };
-                rslc::rsl_replica(config, *id, startup, *status_every)
-            }
+                startup,
+            }) => rslc::rsl_replica(config, *id, startup.startup(), *status_every),
             Some(RslVerb::Local {
                 replicas,
                 base_port,
@@ -279,7 +293,8 @@ fn main() {
                 config,
                 id,
                 status_every,
-            }) => kvc::kv_host(config, *id, *status_every),
+                startup,
+            }) => kvc::kv_host(config, *id, startup.startup(), *status_every),
             Some(KvVerb::Local {
                 count,
                 base_port,

@@ -256,27 +256,42 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Starts host `id` of the cluster file `cfg` as a process, with `extra` flags.
+fn kv_host_process(cfg: &str, id: usize, extra: &[&str]) -> Child {
+    Child(
+        Command::new(BIN)
+            .args(["kv", "host", "--config", cfg, "--id", &id.to_string()])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Two `kv host` processes with storage: get, set, del and a shard move; then host 0 is killed
+/// with SIGKILL and restarted from its storage.
+///
+/// Regression (finding: a restarted host splits the brain): host 0 used to come back with an
+/// empty table believing it owned every key again, so `set 150 world` through it succeeded
+/// while host 1 still served `hello`, and every acknowledged write it held was gone.
 #[test]
-fn kv_host_processes_serve_get_set_del_and_shard() {
+fn kv_host_processes_serve_get_set_del_and_shard_and_survive_sigkill() {
     let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
+    let dir = std::env::temp_dir().join(format!("ironfleet-cli-kvdata-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     let p = temp(
         "kv-cluster.toml",
         &format!(
-            "hosts = [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]\n",
-            ports[0], ports[1]
+            "hosts = [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]\ndata_dir = \"{}\"\n",
+            ports[0],
+            ports[1],
+            dir.display()
         ),
     );
     let cfg = p.to_str().unwrap();
-    let _hosts: Vec<Child> = (0..2)
-        .map(|i| {
-            Child(
-                Command::new(BIN)
-                    .args(["kv", "host", "--config", cfg, "--id", &i.to_string()])
-                    .stdout(std::process::Stdio::null())
-                    .spawn()
-                    .unwrap(),
-            )
-        })
+    let mut hosts: Vec<Child> = (0..2)
+        .map(|i| kv_host_process(cfg, i, &["--init"]))
         .collect();
     let kv = |args: &[&str]| {
         let mut all = vec![args[0], "--config", cfg];
@@ -285,6 +300,7 @@ fn kv_host_processes_serve_get_set_del_and_shard() {
         (o.status.code(), stdout(&o).trim().to_string(), stderr(&o))
     };
     assert_eq!(kv(&["set", "150", "hello"]).1, "ok");
+    assert_eq!(kv(&["set", "7", "seven"]).1, "ok");
     assert_eq!(kv(&["get", "150"]).1, "hello");
     let (code, out, _) = kv(&["shard", "--range", "100..200", "--to", "1"]);
     assert_eq!(
@@ -294,12 +310,44 @@ fn kv_host_processes_serve_get_set_del_and_shard() {
     let (_, out, err) = kv(&["get", "150"]);
     assert_eq!(out, "hello");
     assert!(err.contains("answered by host 1"), "{err}");
-    assert_eq!(kv(&["del", "150"]).1, "ok");
-    assert_eq!(kv(&["get", "150"]).1, "(none)");
     // Host 0 owns only part of 50..150 now: the move is refused, exit 1.
     let (code, _, err) = kv(&["shard", "--range", "50..150", "--to", "1"]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("must own the whole range"), "{err}");
+
+    // SIGKILL host 0 and restart it from its storage.
+    hosts[0].0.kill().unwrap();
+    hosts[0].0.wait().unwrap();
+    hosts[0] = kv_host_process(cfg, 0, &[]);
+    assert_eq!(
+        kv(&["get", "7"]).1,
+        "seven",
+        "an acknowledged write was lost"
+    );
+    let (_, out, err) = kv(&["set", "150", "world"]);
+    assert_eq!(out, "ok");
+    assert!(
+        err.contains("answered by host 1"),
+        "host 0 took 150 back: {err}"
+    );
+    assert_eq!(kv(&["get", "150"]).1, "world");
+    assert_eq!(kv(&["del", "7"]).1, "ok");
+    assert_eq!(kv(&["get", "7"]).1, "(none)");
+
+    // Without its storage a host refuses to start, at once and non-zero.
+    drop(hosts);
+    std::fs::remove_file(dir.join("host-0.log")).unwrap();
+    let o = Command::new(BIN)
+        .args(["kv", "host", "--config", cfg, "--id", "0"])
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("write-ahead log is missing"),
+        "{}",
+        stderr(&o)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

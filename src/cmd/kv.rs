@@ -26,6 +26,7 @@ use crate::net::config::KvClusterConfig;
 use crate::net::config::MAX_HOSTS;
 use crate::net::kv::{spawn_host, HostStats, KvRemote, LocalKv};
 use crate::net::runtime::{bind_udp, shutdown_signal};
+use crate::net::storage::Startup;
 
 /// Where a client finds the hosts: a cluster file, or addresses on the command line.
 #[derive(Args, Clone, Debug)]
@@ -67,10 +68,15 @@ impl KvTarget {
     }
 }
 
-/// `ironfleet kv host --config FILE --id N`: runs one host until SIGINT/SIGTERM, printing a JSON
-/// status line every `status_every` (if set) and once more at shutdown; exits non-zero at once
-/// if the host task ends by itself.
-pub fn kv_host(config: &Path, id: usize, status_every: Option<Duration>) -> Result<i32> {
+/// `ironfleet kv host --config FILE --id N [--init | --ephemeral]`: runs one host until
+/// SIGINT/SIGTERM, printing a JSON status line every `status_every` (if set) and once more at
+/// shutdown; exits non-zero at once if the host task ends by itself (a failed storage write).
+pub fn kv_host(
+    config: &Path,
+    id: usize,
+    startup: Startup,
+    status_every: Option<Duration>,
+) -> Result<i32> {
     let cluster = KvClusterConfig::load(config)?;
     check_member_id(config, id, cluster.hosts.len(), "hosts")?;
     runtime()?.block_on(async {
@@ -78,7 +84,7 @@ pub fn kv_host(config: &Path, id: usize, status_every: Option<Duration>) -> Resu
         let stats = HostStats::default();
         let (tx, rx) = watch::channel(false);
         crate::net::config::warn_if_unauthenticated(&cluster.key_file);
-        let handle = spawn_host(&cluster, id, socket, stats.clone(), rx)?;
+        let handle = spawn_host(&cluster, id, startup, socket, stats.clone(), rx)?;
         tracing::info!(id, addr = %cluster.hosts[id], "host serving");
         serve_until_signal(&format!("host {id}"), handle, tx, status_every, move || {
             stats.status_json(id).to_string()

@@ -45,6 +45,7 @@ use std::sync::Arc;
 
 use crate::net::auth::{self, ClusterKey};
 use crate::net::codec;
+use crate::net::journal::HostLog;
 use crate::net::storage::StorageFile;
 
 /// What is wrong with a cluster file.
@@ -296,25 +297,8 @@ impl RslClusterConfig {
         if let Some((field, problem)) = check_rsl_params(&cfg.params) {
             return Err(invalid(field.into(), problem));
         }
-        if cfg
-            .cluster_id
-            .as_ref()
-            .is_some_and(|c| c.is_empty() || c.len() > 200)
-        {
-            return Err(invalid(
-                "cluster_id".into(),
-                "must be 1 to 200 characters".into(),
-            ));
-        }
-        if let Some(d) = &cfg.data_dir {
-            if d.as_os_str().is_empty() {
-                return Err(invalid("data_dir".into(), "is empty".into()));
-            }
-            if d.is_relative() {
-                let base = path.parent().unwrap_or(Path::new("."));
-                cfg.data_dir = Some(base.join(d));
-            }
-        }
+        cfg.data_dir = resolve_storage(path, &cfg.cluster_id, cfg.data_dir.take())
+            .map_err(|p| invalid(p.0, p.1))?;
         cfg.key_file =
             resolve_key_file(path, cfg.key_file.take()).map_err(|p| invalid(p.0, p.1))?;
         Ok(cfg)
@@ -333,15 +317,7 @@ impl RslClusterConfig {
     /// Replica `id`'s storage file, if the cluster keeps storage.
     pub(crate) fn storage_of(&self, id: usize) -> Option<StorageFile> {
         let d = self.data_dir.as_ref()?;
-        let cluster = match &self.cluster_id {
-            Some(c) => c.clone(),
-            None => self
-                .replicas
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-        };
+        let cluster = cluster_name(&self.cluster_id, &self.replicas);
         Some(StorageFile::new(
             d.join(format!("replica-{id}.storage")),
             format!("cluster {cluster} replica {id}"),
@@ -391,6 +367,15 @@ fn check_kv_params(p: &KvParams) -> Option<(&'static str, String)> {
 pub struct KvClusterConfig {
     /// The hosts' IPv4 socket addresses; `hosts[0]` owns every key at start.
     pub hosts: Vec<SocketAddrV4>,
+    /// The cluster's name, written into every storage file so that a file of another cluster
+    /// is refused. Without it the host address list names the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+    /// Where hosts keep their storage (`host-N.snapshot` and `host-N.log`); relative paths are
+    /// relative to the cluster file. Without it a host runs only with `--ephemeral` (it forgets
+    /// its pairs and ranges when it stops: unsafe across restarts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
     /// The cluster key (`ironfleet kv keygen`), relative to the cluster file: every datagram
     /// between hosts carries a MAC under it. Without it hosts recognise each other by address
     /// alone, which anyone can spoof.
@@ -409,6 +394,8 @@ impl KvClusterConfig {
     pub fn new(hosts: Vec<SocketAddrV4>) -> Self {
         KvClusterConfig {
             hosts,
+            cluster_id: None,
+            data_dir: None,
             key_file: None,
             params: KvParams::default(),
         }
@@ -424,6 +411,8 @@ impl KvClusterConfig {
         if let Some((field, problem)) = check_kv_params(&cfg.params) {
             return Err(invalid(field.into(), problem));
         }
+        cfg.data_dir = resolve_storage(path, &cfg.cluster_id, cfg.data_dir.take())
+            .map_err(|p| invalid(p.0, p.1))?;
         cfg.key_file =
             resolve_key_file(path, cfg.key_file.take()).map_err(|p| invalid(p.0, p.1))?;
         Ok(cfg)
@@ -437,6 +426,48 @@ impl KvClusterConfig {
     /// The file's text for this configuration.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a cluster configuration always serializes")
+    }
+
+    /// Host `id`'s snapshot and log, if the cluster keeps storage.
+    pub(crate) fn storage_of(&self, id: usize) -> Option<HostLog> {
+        let d = self.data_dir.as_ref()?;
+        let cluster = cluster_name(&self.cluster_id, &self.hosts);
+        Some(HostLog::new(
+            &d.join(format!("host-{id}")),
+            format!("cluster {cluster} host {id}"),
+        ))
+    }
+}
+
+/// Checks `cluster_id` and resolves `data_dir` relative to the cluster file at `path`; an
+/// error is (field, problem).
+fn resolve_storage(
+    path: &Path,
+    cluster_id: &Option<String>,
+    data_dir: Option<PathBuf>,
+) -> Result<Option<PathBuf>, (String, String)> {
+    if cluster_id
+        .as_ref()
+        .is_some_and(|c| c.is_empty() || c.len() > 200)
+    {
+        return Err(("cluster_id".into(), "must be 1 to 200 characters".into()));
+    }
+    match data_dir {
+        Some(d) if d.as_os_str().is_empty() => Err(("data_dir".into(), "is empty".into())),
+        Some(d) if d.is_relative() => Ok(Some(path.parent().unwrap_or(Path::new(".")).join(d))),
+        d => Ok(d),
+    }
+}
+
+/// The name storage files carry: the cluster id, or else the member address list.
+fn cluster_name(id: &Option<String>, members: &[SocketAddrV4]) -> String {
+    match id {
+        Some(c) => c.clone(),
+        None => members
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
     }
 }
 

@@ -21,9 +21,10 @@ use super::auth::ClusterKey;
 use super::codec;
 use super::config::{load_key, KvClusterConfig};
 use super::runtime::{bind_udp, run_actor, Counters, RuntimeConfig};
+use super::storage::{prepare_storage, Startup, Store};
 use crate::actors::kv::{
-    Host, HostConfig, HostState, Key, KeyRange, KvModelSwitches, KvMsg, KvPayload, Persistence,
-    SingleDelivery, Value,
+    Host, HostConfig, HostSave, HostState, Key, KeyRange, KvModelSwitches, KvMsg, KvPayload,
+    Persistence, SingleDelivery, Value,
 };
 
 /// A running host's tables, updated after every step.
@@ -132,10 +133,13 @@ fn from_client(m: &KvMsg) -> bool {
 }
 
 /// Starts host `id` of `cluster` on `socket` as a tokio task; it runs until `shutdown` turns
-/// true.
+/// true, or until a storage write fails (the task then ends with the error). Storage is
+/// `cluster.storage_of(id)` (a snapshot and a write-ahead log: see [`super::journal`]); a
+/// cluster without `data_dir` runs only with [`Startup::Ephemeral`].
 pub fn spawn_host(
     cluster: &KvClusterConfig,
     id: usize,
+    startup: Startup,
     socket: UdpSocket,
     stats: HostStats,
     shutdown: watch::Receiver<bool>,
@@ -147,6 +151,19 @@ pub fn spawn_host(
             cluster.hosts.len()
         );
     }
+    prepare_storage(
+        &cluster.data_dir,
+        startup,
+        "a host must keep its pairs, ranges and channels",
+    )?;
+    let store = cluster
+        .storage_of(id)
+        .map(|l| Box::new(l) as Box<dyn Store<HostSave>>);
+    let persistence = if store.is_some() {
+        Persistence::Journal
+    } else {
+        Persistence::Off
+    };
     let key = load_key(&cluster.key_file)?;
     let ids: Arc<Vec<Id>> = Arc::new(cluster.hosts.iter().map(|a| Id::from(*a)).collect());
     let me = ids[id];
@@ -156,7 +173,7 @@ pub fn spawn_host(
         epoch: clock_epoch(),
         params: cluster.params.clone(),
         switches: KvModelSwitches::default(),
-        persistence: Persistence::Off,
+        persistence,
     });
     let gauges = stats.gauges.clone();
     let cfg = RuntimeConfig::<Host> {
@@ -167,8 +184,8 @@ pub fn spawn_host(
         } else {
             from_client_or_admin
         },
-        storage: None,
-        init: false,
+        storage: store,
+        init: startup == Startup::Init,
         seed: id as u64,
         observe: Some(Box::new({
             let mut step = 0u64;
@@ -194,13 +211,16 @@ fn v4(a: SocketAddr) -> Result<SocketAddrV4> {
     }
 }
 
+/// A running host task: its shutdown switch and its handle.
+type RunningHost = (watch::Sender<bool>, JoinHandle<Result<()>>);
+
 /// Hosts running as tasks of this process, on loopback.
 pub struct LocalKv {
     /// The cluster's configuration (its addresses are the hosts' real ones).
     pub config: KvClusterConfig,
     /// Each host's counters and gauges.
     pub stats: Vec<HostStats>,
-    hosts: Vec<(watch::Sender<bool>, JoinHandle<Result<()>>)>,
+    hosts: Vec<Option<RunningHost>>,
 }
 
 impl LocalKv {
@@ -221,14 +241,65 @@ impl LocalKv {
             stats: Vec::new(),
             hosts: Vec::new(),
         };
+        let startup = cluster.startup()?;
         for (i, s) in sockets.into_iter().enumerate() {
             let stats = HostStats::default();
             let (tx, rx) = watch::channel(false);
-            let h = spawn_host(&cluster.config, i, s, stats.clone(), rx)?;
+            let h = spawn_host(&cluster.config, i, startup, s, stats.clone(), rx)?;
             cluster.stats.push(stats);
-            cluster.hosts.push((tx, h));
+            cluster.hosts.push(Some((tx, h)));
         }
         Ok(cluster)
+    }
+
+    /// How a whole cluster starts: ephemeral without `data_dir`; from storage when every
+    /// host's is there; as a new cluster when none is; an error when only some are (a host that
+    /// lost its storage must not silently start empty).
+    fn startup(&self) -> Result<Startup> {
+        if self.config.data_dir.is_none() {
+            return Ok(Startup::Ephemeral);
+        }
+        let logs: Vec<_> = (0..self.config.hosts.len())
+            .filter_map(|i| self.config.storage_of(i))
+            .collect();
+        let missing: Vec<String> = logs
+            .iter()
+            .filter(|l| !l.snapshot_path().exists())
+            .map(|l| l.snapshot_path().display().to_string())
+            .collect();
+        match missing.len() {
+            0 => Ok(Startup::Restore),
+            n if n == logs.len() => Ok(Startup::Init),
+            _ => bail!(
+                "some hosts' storage is missing ({}): refusing to start them empty",
+                missing.join(", ")
+            ),
+        }
+    }
+
+    /// Kills host `i` abruptly (its task is aborted mid-step, as a crashed process would be):
+    /// only what it stored survives.
+    pub async fn kill(&mut self, i: usize) {
+        if let Some((_, h)) = self.hosts[i].take() {
+            h.abort();
+            let _ = h.await;
+        }
+    }
+
+    /// Restarts host `i` on its address, from its storage if the cluster keeps it.
+    pub async fn restart(&mut self, i: usize) -> Result<()> {
+        self.kill(i).await;
+        let s = bind_udp(self.config.hosts[i])?;
+        let stats = HostStats::default();
+        let (tx, rx) = watch::channel(false);
+        let startup = match self.config.data_dir {
+            Some(_) => Startup::Restore,
+            None => Startup::Ephemeral,
+        };
+        let h = spawn_host(&self.config, i, startup, s, stats.clone(), rx)?;
+        self.stats[i] = stats;
+        self.hosts[i] = Some((tx, h));
+        Ok(())
     }
 
     /// `n` hosts on free loopback ports with default parameters.
@@ -244,10 +315,10 @@ impl LocalKv {
 
     /// Stops every host gracefully and waits for them.
     pub async fn stop(self) -> Result<()> {
-        for (tx, _) in &self.hosts {
+        for (tx, _) in self.hosts.iter().flatten() {
             let _ = tx.send(true);
         }
-        for (_, h) in self.hosts {
+        for (_, h) in self.hosts.into_iter().flatten() {
             h.await.context("host task panicked")??;
         }
         Ok(())

@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod codec;
 pub mod config;
+pub mod journal;
 pub mod kv;
 pub mod rsl;
 pub mod runtime;

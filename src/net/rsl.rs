@@ -144,17 +144,8 @@ fn v4(a: SocketAddr) -> Result<SocketAddrV4> {
     }
 }
 
-/// How a replica starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Startup {
-    /// From its storage file, which must exist, be whole, and be this replica's of this cluster.
-    Restore,
-    /// As a new replica: its storage file is created, and must not exist yet.
-    Init,
-    /// With no storage at all (the cluster file has no `data_dir`): the replica forgets its votes
-    /// and promises when it stops, so restarting it can break agreement. For tests and demos.
-    Ephemeral,
-}
+use super::storage::prepare_storage;
+pub use super::storage::Startup;
 
 /// Starts replica `id` of `cluster` (app `A`) on `socket` as a tokio task; it runs until
 /// `shutdown` turns true, or until a storage write fails (the task then ends with the error).
@@ -175,21 +166,11 @@ pub fn spawn_replica<A: App>(
             cluster.replicas.len()
         );
     }
-    match (&cluster.data_dir, startup) {
-        (None, Startup::Ephemeral) => {}
-        (None, _) => bail!(
-            "the cluster file has no data_dir: a replica must keep its votes and promises on \
-             disk to be safe across restarts; set data_dir, or pass --ephemeral to run without \
-             storage (unsafe across restarts)"
-        ),
-        (Some(d), Startup::Ephemeral) => bail!(
-            "--ephemeral, but the cluster file keeps storage in {}: remove one of them",
-            d.display()
-        ),
-        (Some(d), _) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?
-        }
-    }
+    prepare_storage(
+        &cluster.data_dir,
+        startup,
+        "a replica must keep its votes and promises",
+    )?;
     let ids: Arc<Vec<Id>> = Arc::new(cluster.replicas.iter().map(|a| Id::from(*a)).collect());
     let replica = Replica::<A>::new(ReplicaConfig {
         replicas: ids,
@@ -202,7 +183,9 @@ pub fn spawn_replica<A: App>(
         peers: cluster.replicas.clone(),
         key: load_key(&cluster.key_file)?,
         accept_from_stranger: |m: &RslMsg<A>| matches!(m, RslMsg::Request { .. }),
-        storage: cluster.storage_of(id),
+        storage: cluster
+            .storage_of(id)
+            .map(|f| Box::new(f) as Box<dyn crate::net::storage::Store<_>>),
         init: startup == Startup::Init,
         seed: id as u64,
         observe: Some(Box::new(move |s: &ReplicaState<A>| gauges.update(id, s))),

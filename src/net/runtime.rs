@@ -4,8 +4,15 @@
 //! `on_msg`; each armed timer fires `on_timeout` at its deadline (a duration range is sampled
 //! with a ChaCha8 generator seeded from the configuration, so runs are reproducible); `Out`
 //! commands become datagrams, timer changes and durable storage writes ([`super::storage`]),
-//! the write before any of the step's messages leaves; a failed write stops the actor. Datagrams that are oversized, undecodable, or from a sender the actor
-//! may not hear from are dropped and counted, never a panic.
+//! the write before any of the step's messages leaves; a failed write stops the actor. Datagrams
+//! that are oversized, undecodable, or from a sender the actor may not hear from are dropped and
+//! counted, never a panic.
+//!
+//! **Group commit.** After a datagram, the loop takes every datagram already waiting (up to
+//! [`MAX_GROUP`]) and runs their steps one after the other, keeping their commands; then it makes
+//! all their saves durable at once (one fsync for a journal) and only then sends their messages.
+//! Holding messages back until a later point is always allowed (the network may delay them), so
+//! a group behaves like its steps run back to back with slow links.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -26,7 +33,7 @@ use tokio::time::Instant;
 
 use super::auth::ClusterKey;
 use super::codec::{self, DecodeError, MAX_DATAGRAM};
-use super::storage::{StorageError, StorageFile};
+use super::storage::{StorageError, Store};
 
 /// Counters of one actor's runtime.
 #[derive(Debug, Default)]
@@ -49,8 +56,12 @@ pub struct Counters {
     pub unsent_too_large: AtomicU64,
     /// Timers fired.
     pub timers_fired: AtomicU64,
-    /// Storage writes.
+    /// Saves made durable.
     pub saves: AtomicU64,
+    /// Bytes written to storage (snapshots, log records and their framing).
+    pub saved_bytes: AtomicU64,
+    /// Groups of steps made durable together (one storage write each).
+    pub commits: AtomicU64,
 }
 
 impl Counters {
@@ -68,6 +79,8 @@ impl Counters {
             ("unsent_too_large", g(&self.unsent_too_large)),
             ("timers_fired", g(&self.timers_fired)),
             ("saves", g(&self.saves)),
+            ("saved_bytes", g(&self.saved_bytes)),
+            ("commits", g(&self.commits)),
         ]
     }
 
@@ -107,7 +120,7 @@ pub struct RuntimeConfig<A: Actor> {
     pub accept_from_stranger: fn(&A::Msg) -> bool,
     /// Where the actor's storage lives (`None`: not persisted, which is unsafe across restarts
     /// for an actor that saves).
-    pub storage: Option<StorageFile>,
+    pub storage: Option<Box<dyn Store<A::Storage>>>,
     /// The actor is new: create its storage file (which must not exist yet) instead of reading
     /// it.
     pub init: bool,
@@ -157,6 +170,9 @@ pub async fn shutdown_signal() -> Result<&'static str> {
     }
 }
 
+/// The most datagrams whose steps are made durable together (see the module doc).
+pub const MAX_GROUP: usize = 64;
+
 /// Runs `actor` on `socket` until `shutdown` turns true.
 pub async fn run_actor<A>(
     actor: A,
@@ -178,24 +194,26 @@ where
     let id = Id::from(local);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut timers: BTreeMap<A::Timer, Instant> = BTreeMap::new();
-    let storage: Option<A::Storage> = match &cfg.storage {
+    let mut store = cfg.storage.take();
+    let storage: Option<A::Storage> = match store.as_mut() {
         None => None,
         Some(f) => {
             if cfg.init {
-                f.init::<A::Storage>()?;
+                f.init()?;
             }
             f.load()?
         }
     };
     let mut out = Out::new();
     let mut state = actor.on_start(id, &storage, &mut out);
+    drop(storage);
     if let Some(f) = cfg.observe.as_mut() {
         f(&state);
     }
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         socket: &socket,
         counters: &counters,
-        storage: &cfg.storage,
+        store,
         peers: &cfg.peers,
         key: cfg.key.as_deref(),
     };
@@ -212,59 +230,32 @@ where
                 if *shutdown.borrow() { return Ok(()); }
             }
             r = socket.recv_from(&mut buf) => {
-                let (n, from) = match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // ICMP errors (a peer not listening yet) surface here on some systems.
-                        tracing::debug!(%e, "recv error");
-                        continue;
-                    }
-                };
-                counters.datagrams_in.fetch_add(1, Ordering::Relaxed);
-                let SocketAddr::V4(from) = from else {
-                    counters.dropped_not_ipv4.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                };
-                // A peer's datagram must carry a valid MAC; a stranger's may (an operator's
-                // tool holding the cluster key), and is then trusted as a peer's would be.
-                let is_peer = cfg.peers.contains(&from);
-                let (bytes, trusted) = match (&cfg.key, is_peer) {
-                    (Some(key), true) => match key.open(&buf[..n]) {
-                        Some(body) => (body, true),
-                        None => {
-                            counters.dropped_unauthenticated.fetch_add(1, Ordering::Relaxed);
-                            continue;
-                        }
-                    },
-                    (Some(key), false) => match key.open(&buf[..n]) {
-                        Some(body) => (body, true),
-                        None => (&buf[..n], false),
-                    },
-                    (None, _) => (&buf[..n], is_peer),
-                };
-                let msg: A::Msg = match codec::decode(bytes) {
-                    Ok(m) => m,
-                    Err(DecodeError::Oversized(_)) => {
-                        counters.dropped_oversized.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    Err(e) => {
-                        tracing::debug!(%from, %e, "undecodable datagram");
-                        counters.dropped_undecodable.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                };
-                if !trusted && !(cfg.accept_from_stranger)(&msg) {
-                    counters.dropped_unknown_sender.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
                 let mut out = Out::new();
-                // The state moves in and out: an actor may then update it in place.
-                let mut cow = Cow::Owned(state);
-                actor.on_msg(id, &mut cow, Id::from(from), msg, &mut out);
-                state = cow.into_owned();
-                if let Some(f) = cfg.observe.as_mut() {
-                    f(&state);
+                let mut next = Some(r);
+                let mut taken = 0;
+                while let Some(r) = next.take() {
+                    taken += 1;
+                    match r {
+                        Ok((n, from)) => {
+                            if let Some((from, msg)) = ctx.admit::<A::Msg>(&buf[..n], from, &cfg) {
+                                // The state moves in and out: an actor may update it in place.
+                                let mut cow = Cow::Owned(state);
+                                actor.on_msg(id, &mut cow, Id::from(from), msg, &mut out);
+                                state = cow.into_owned();
+                                if let Some(f) = cfg.observe.as_mut() {
+                                    f(&state);
+                                }
+                            }
+                        }
+                        // ICMP errors (a peer not listening yet) surface here on some systems.
+                        Err(e) => tracing::debug!(%e, "recv error"),
+                    }
+                    if taken < MAX_GROUP {
+                        next = match socket.try_recv_from(&mut buf) {
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+                            r => Some(r),
+                        };
+                    }
                 }
                 ctx.apply(out, &mut timers, &mut rng).await?;
             }
@@ -292,37 +283,115 @@ where
     }
 }
 
-struct Ctx<'a> {
+struct Ctx<'a, S> {
     socket: &'a UdpSocket,
     counters: &'a Counters,
-    storage: &'a Option<StorageFile>,
+    store: Option<Box<dyn Store<S>>>,
     peers: &'a [SocketAddrV4],
     key: Option<&'a ClusterKey>,
 }
 
-impl Ctx<'_> {
-    /// Carries out one step's commands: the save first, then sends and timers. A failed save is
-    /// returned at once, before anything of the step leaves: the caller stops the actor (a
-    /// fail-stop crash, which the protocol tolerates) rather than let a message promise what was
-    /// not stored.
-    async fn apply<A>(
+impl<S> Ctx<'_, S> {
+    /// The sender and message of a datagram the actor may take, or `None` (counted): not IPv4,
+    /// a peer's address without a valid MAC, undecodable or oversized, or a message the actor
+    /// takes only from peers.
+    fn admit<M: DeserializeOwned>(
         &self,
+        datagram: &[u8],
+        from: SocketAddr,
+        cfg: &RuntimeConfig<impl Actor<Msg = M>>,
+    ) -> Option<(SocketAddrV4, M)> {
+        let counters = self.counters;
+        counters.datagrams_in.fetch_add(1, Ordering::Relaxed);
+        let SocketAddr::V4(from) = from else {
+            counters.dropped_not_ipv4.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        // A peer's datagram must carry a valid MAC; a stranger's may (an operator's tool
+        // holding the cluster key), and is then trusted as a peer's would be.
+        let is_peer = self.peers.contains(&from);
+        let (bytes, trusted) = match (self.key, is_peer) {
+            (Some(key), true) => match key.open(datagram) {
+                Some(body) => (body, true),
+                None => {
+                    counters
+                        .dropped_unauthenticated
+                        .fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+            },
+            (Some(key), false) => match key.open(datagram) {
+                Some(body) => (body, true),
+                None => (datagram, false),
+            },
+            (None, _) => (datagram, is_peer),
+        };
+        let msg: M = match codec::decode(bytes) {
+            Ok(m) => m,
+            Err(DecodeError::Oversized(_)) => {
+                counters.dropped_oversized.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            Err(e) => {
+                tracing::debug!(%from, %e, "undecodable datagram");
+                counters.dropped_undecodable.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+        };
+        if !trusted && !(cfg.accept_from_stranger)(&msg) {
+            counters
+                .dropped_unknown_sender
+                .fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some((from, msg))
+    }
+
+    /// Carries out a group of steps' commands: every save first, made durable together, then
+    /// sends and timers in order. A failed save is returned at once, before anything of the
+    /// group leaves: the caller stops the actor (a fail-stop crash, which the protocol
+    /// tolerates) rather than let a message promise what was not stored.
+    async fn apply<A>(
+        &mut self,
         out: Out<A>,
         timers: &mut BTreeMap<A::Timer, Instant>,
         rng: &mut ChaCha8Rng,
     ) -> Result<(), StorageError>
     where
-        A: Actor,
+        A: Actor<Storage = S>,
         A::Msg: Serialize,
         A::Timer: Ord,
-        A::Storage: Serialize,
     {
-        // Storage first: a message may promise what the storage records (a 1b, a 2b), so it must
-        // not leave before the record is durable, or a crash in between would break the promise.
-        let (saves, rest): (Vec<_>, Vec<_>) =
-            out.into_iter().partition(|c| matches!(c, Command::Save(_)));
-        // Only the last save matters: each one holds the whole durable state.
-        for c in saves.into_iter().rev().take(1).chain(rest) {
+        // Storage first: a message may promise what the storage records (a 1b, a 2b, a reply
+        // to a write), so it must not leave before the record is durable, or a crash in
+        // between would break the promise.
+        let mut saves = Vec::new();
+        let mut rest = Vec::new();
+        for c in out {
+            match c {
+                Command::Save(s) => saves.push(s),
+                c => rest.push(c),
+            }
+        }
+        if !saves.is_empty() {
+            if let Some(store) = self.store.as_mut() {
+                let n = saves.len() as u64;
+                match store.save_all(saves) {
+                    Ok(bytes) => {
+                        self.counters.saves.fetch_add(n, Ordering::Relaxed);
+                        self.counters
+                            .saved_bytes
+                            .fetch_add(bytes, Ordering::Relaxed);
+                        self.counters.commits.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        tracing::error!(%e, "storage write failed: stopping");
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        for c in rest {
             match c {
                 Command::Send(dst, msg) => match codec::encode(&msg) {
                     Ok(mut bytes) => {
@@ -361,15 +430,7 @@ impl Ctx<'_> {
                 Command::CancelTimer(t) => {
                     timers.remove(&t);
                 }
-                Command::Save(s) => {
-                    if let Some(file) = self.storage {
-                        if let Err(e) = file.save(&s) {
-                            tracing::error!(%e, "storage write failed: stopping");
-                            return Err(e);
-                        }
-                        self.counters.saves.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                Command::Save(_) => unreachable!("saves were taken out above"),
                 Command::ChooseRandom(key, _) => {
                     tracing::warn!(key, "random choices are not supported by the runtime");
                 }
@@ -413,7 +474,7 @@ mod tests {
     }
 
     async fn run_recorder(
-        file: StorageFile,
+        file: crate::net::storage::StorageFile,
     ) -> (UdpSocket, SocketAddrV4, tokio::task::JoinHandle<Result<()>>) {
         let socket = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
         let SocketAddr::V4(addr) = socket.local_addr().unwrap() else {
@@ -424,7 +485,7 @@ mod tests {
             peers: vec![],
             key: None,
             accept_from_stranger: |_| true,
-            storage: Some(file),
+            storage: Some(Box::new(file)),
             init: false,
             seed: 0,
             observe: None,
@@ -440,7 +501,7 @@ mod tests {
     #[tokio::test]
     async fn a_stored_step_releases_its_messages() {
         let d = temp_dir("stored");
-        let file = StorageFile::new(d.join("a.storage"), "test".into());
+        let file = crate::net::storage::StorageFile::new(d.join("a.storage"), "test".into());
         file.init::<u64>().unwrap();
         let (peer, addr, h) = run_recorder(file.clone()).await;
         peer.send_to(&codec::encode(&7u64).unwrap(), addr)
@@ -461,7 +522,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_storage_write_stops_the_actor_before_its_messages_leave() {
         let d = temp_dir("failed");
-        let file = StorageFile::new(d.join("a.storage"), "test".into());
+        let file = crate::net::storage::StorageFile::new(d.join("a.storage"), "test".into());
         file.init::<u64>().unwrap();
         // A directory where the temporary file goes: the next write fails (even for root).
         std::fs::create_dir(d.join("a.tmp")).unwrap();

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! "IFST" | version (1 byte) | identity length (2 bytes LE) | identity (UTF-8)
-//!        | payload length (4 bytes LE) | payload (JSON of Option<Storage>) | CRC-32 (4 bytes LE)
+//!        | payload length (4 bytes LE) | payload (postcard of Option<Storage>) | CRC-32 (4 bytes LE)
 //! ```
 //!
 //! The CRC covers every byte before it. The identity names the cluster and the actor's index
@@ -27,8 +27,76 @@ use serde::Serialize;
 use thiserror::Error;
 
 const MAGIC: &[u8; 4] = b"IFST";
-/// 2: IronRSL's reply cache became the bounded client session table (with its watermark).
+/// 2: postcard payloads instead of JSON; IronRSL's reply cache became the bounded client
+/// session table (with its watermark).
 const VERSION: u8 = 2;
+
+/// How an actor (a replica, a host) starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Startup {
+    /// From its storage, which must exist, be whole, and be this actor's of this cluster.
+    Restore,
+    /// As a new actor: its storage is created, and must not exist yet.
+    Init,
+    /// With no storage at all (the cluster file has no `data_dir`): the actor forgets its state
+    /// when it stops (a replica its votes and promises, a host its pairs and ranges), so
+    /// restarting it is unsafe. For tests and demos.
+    Ephemeral,
+}
+
+/// Checks that `startup` suits a cluster whose storage is in `data_dir` (none: only
+/// ephemeral; some: never ephemeral) and creates the directory. `what` says what the actor
+/// must keep ("a host must keep its pairs and ranges").
+pub(crate) fn prepare_storage(
+    data_dir: &Option<PathBuf>,
+    startup: Startup,
+    what: &str,
+) -> anyhow::Result<()> {
+    match (data_dir, startup) {
+        (None, Startup::Ephemeral) => Ok(()),
+        (None, _) => anyhow::bail!(
+            "the cluster file has no data_dir: {what} on disk to be safe across restarts; set \
+             data_dir, or pass --ephemeral to run without storage (unsafe across restarts)"
+        ),
+        (Some(d), Startup::Ephemeral) => anyhow::bail!(
+            "--ephemeral, but the cluster file keeps storage in {}: remove one of them",
+            d.display()
+        ),
+        (Some(d), _) => {
+            std::fs::create_dir_all(d).map_err(|e| anyhow::anyhow!("creating {}: {e}", d.display()))
+        }
+    }
+}
+
+/// Where an actor's durable state goes: the runtime hands it every save of a group of steps, in
+/// order, before any message of those steps leaves.
+pub trait Store<S>: Send {
+    /// Creates the storage of a new actor, holding nothing yet; refuses if it exists.
+    fn init(&mut self) -> Result<(), StorageError>;
+    /// What the actor stored (`None`: initialised, nothing saved yet). Missing, corrupt or
+    /// foreign storage is an error.
+    fn load(&mut self) -> Result<Option<S>, StorageError>;
+    /// Makes `saves` durable, in order; returns the bytes written.
+    fn save_all(&mut self, saves: Vec<S>) -> Result<u64, StorageError>;
+}
+
+/// A storage file holds the whole durable state: of a group of saves only the last is written.
+impl<S: Serialize + DeserializeOwned + Send> Store<S> for StorageFile {
+    fn init(&mut self) -> Result<(), StorageError> {
+        StorageFile::init::<S>(self)
+    }
+
+    fn load(&mut self) -> Result<Option<S>, StorageError> {
+        StorageFile::load(self)
+    }
+
+    fn save_all(&mut self, saves: Vec<S>) -> Result<u64, StorageError> {
+        match saves.last() {
+            Some(last) => self.save(last),
+            None => Ok(0),
+        }
+    }
+}
 
 /// Why a storage file could not be used.
 #[derive(Debug, Error)]
@@ -103,7 +171,7 @@ impl StorageFile {
                 path: self.path.clone(),
             });
         }
-        self.write(&None::<S>)
+        self.write(&None::<S>).map(|_| ())
     }
 
     /// What the actor saved last (`None`: initialised, nothing saved yet). A missing, corrupt or
@@ -129,20 +197,20 @@ impl StorageFile {
                 expected: self.identity.clone(),
             });
         }
-        serde_json::from_slice(payload).map_err(|e| StorageError::Corrupt {
+        postcard::from_bytes(payload).map_err(|e| StorageError::Corrupt {
             path: self.path.clone(),
             why: format!("the record does not decode: {e}"),
         })
     }
 
     /// Replaces the file's record with `storage`, durably: write, fsync, rename, fsync the
-    /// directory. Any failure is an error.
-    pub fn save<S: Serialize>(&self, storage: &S) -> Result<(), StorageError> {
+    /// directory. Any failure is an error. Returns the bytes written.
+    pub fn save<S: Serialize>(&self, storage: &S) -> Result<u64, StorageError> {
         self.write(&Some(storage))
     }
 
-    fn write<S: Serialize>(&self, storage: &Option<S>) -> Result<(), StorageError> {
-        let payload = serde_json::to_vec(storage).map_err(|e| StorageError::Corrupt {
+    fn write<S: Serialize>(&self, storage: &Option<S>) -> Result<u64, StorageError> {
+        let payload = postcard::to_allocvec(storage).map_err(|e| StorageError::Corrupt {
             path: self.path.clone(),
             why: format!("the record does not encode: {e}"),
         })?;
@@ -158,20 +226,8 @@ impl StorageFile {
         f.sync_all().map_err(|e| io("fsync", e))?;
         drop(f);
         std::fs::rename(&tmp, &self.path).map_err(|e| self.io("rename", e))?;
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let d = std::fs::File::open(dir).map_err(|source| StorageError::Io {
-            path: dir.to_owned(),
-            op: "open directory",
-            source,
-        })?;
-        d.sync_all().map_err(|source| StorageError::Io {
-            path: dir.to_owned(),
-            op: "fsync directory",
-            source,
-        })
+        sync_dir_of(&self.path)?;
+        Ok(bytes.len() as u64)
     }
 
     fn io(&self, op: &'static str, source: std::io::Error) -> StorageError {
@@ -181,6 +237,24 @@ impl StorageFile {
             source,
         }
     }
+}
+
+/// Fsyncs the directory holding `path`, so a rename or a new file in it survives a crash.
+pub(crate) fn sync_dir_of(path: &Path) -> Result<(), StorageError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let d = std::fs::File::open(dir).map_err(|source| StorageError::Io {
+        path: dir.to_owned(),
+        op: "open directory",
+        source,
+    })?;
+    d.sync_all().map_err(|source| StorageError::Io {
+        path: dir.to_owned(),
+        op: "fsync directory",
+        source,
+    })
 }
 
 fn encode(identity: &str, payload: &[u8]) -> Vec<u8> {

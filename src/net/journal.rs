@@ -1,0 +1,462 @@
+//! A durable IronKV host's storage: a snapshot file and a write-ahead log ([`HostLog`]).
+//!
+//! A host saves either a whole snapshot or the journal records of a step (see
+//! `actors::kv::HostSave`). The snapshot is a [`StorageFile`] (checksummed, stamped with the
+//! cluster and the host's index) holding `(generation, HostStorage)`; the log is one file:
+//!
+//! ```text
+//! header: "IFWL" | version (1) | generation (8 LE) | identity length (2 LE) | identity | CRC-32 (4 LE)
+//! record: payload length (4 LE) | CRC-32 of payload (4 LE) | payload (postcard of Vec<HostRecord>)
+//! ```
+//!
+//! A group of saves is appended and made durable with one `fdatasync` (group commit: the
+//! runtime hands over every save of the steps it ran together). A snapshot is written with a
+//! new generation, then the log is replaced by an empty one of that generation (written aside,
+//! fsynced, renamed, directory fsynced), so a crash in between leaves an older log, which the
+//! next start ignores: its records are in the snapshot.
+//!
+//! Loading replays the log over the snapshot. The last record may be torn (a crash during an
+//! append that was never acknowledged): it is cut off. A damaged record with whole records
+//! after it, a log of another generation ahead of the snapshot, a log of another host, or a
+//! missing log, is corruption: the host refuses to start.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::actors::kv::{HostRecord, HostSave, HostStorage};
+
+use super::storage::{sync_dir_of, StorageError, StorageFile, Store};
+
+const MAGIC: &[u8; 4] = b"IFWL";
+const VERSION: u8 = 1;
+/// The largest record accepted when reading (a step's records: far below this).
+const MAX_RECORD: usize = 1 << 28;
+
+/// A host's snapshot file and write-ahead log.
+pub struct HostLog {
+    snapshot: StorageFile,
+    log_path: PathBuf,
+    identity: String,
+    /// The generation of the snapshot on disk (the log's records apply to it).
+    generation: u64,
+    /// The log, open for appends once loaded or initialised.
+    log: Option<File>,
+}
+
+/// The snapshot as stored: its generation and the state.
+type Snapshot = (u64, HostStorage);
+
+impl HostLog {
+    /// The storage at `<base>.snapshot` and `<base>.log`, which must carry `identity`.
+    pub fn new(base: &Path, identity: String) -> Self {
+        HostLog {
+            snapshot: StorageFile::new(base.with_extension("snapshot"), identity.clone()),
+            log_path: base.with_extension("log"),
+            identity,
+            generation: 0,
+            log: None,
+        }
+    }
+
+    /// The snapshot file's path.
+    pub fn snapshot_path(&self) -> &Path {
+        self.snapshot.path()
+    }
+
+    /// The log's path.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    fn io(&self, op: &'static str, source: std::io::Error) -> StorageError {
+        StorageError::Io {
+            path: self.log_path.clone(),
+            op,
+            source,
+        }
+    }
+
+    fn corrupt(&self, why: String) -> StorageError {
+        StorageError::Corrupt {
+            path: self.log_path.clone(),
+            why,
+        }
+    }
+
+    fn header(&self, generation: u64) -> Vec<u8> {
+        let id = self.identity.as_bytes();
+        let mut b = Vec::with_capacity(4 + 1 + 8 + 2 + id.len() + 4);
+        b.extend_from_slice(MAGIC);
+        b.push(VERSION);
+        b.extend_from_slice(&generation.to_le_bytes());
+        b.extend_from_slice(&(id.len() as u16).to_le_bytes());
+        b.extend_from_slice(id);
+        let crc = crc32fast::hash(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Replaces the log by an empty one of `generation`, durably, and opens it for appends.
+    fn reset_log(&mut self, generation: u64) -> Result<u64, StorageError> {
+        let header = self.header(generation);
+        let tmp = self.log_path.with_extension("log.tmp");
+        let io = |op, source| StorageError::Io {
+            path: tmp.clone(),
+            op,
+            source,
+        };
+        let mut f = File::create(&tmp).map_err(|e| io("create", e))?;
+        f.write_all(&header).map_err(|e| io("write", e))?;
+        f.sync_all().map_err(|e| io("fsync", e))?;
+        drop(f);
+        std::fs::rename(&tmp, &self.log_path).map_err(|e| self.io("rename", e))?;
+        sync_dir_of(&self.log_path)?;
+        self.open_for_append()?;
+        Ok(header.len() as u64)
+    }
+
+    fn open_for_append(&mut self) -> Result<(), StorageError> {
+        let f = OpenOptions::new()
+            .append(true)
+            .open(&self.log_path)
+            .map_err(|e| self.io("open", e))?;
+        self.log = Some(f);
+        Ok(())
+    }
+
+    /// The log's records after a header of this host and `generation`, and the length of the
+    /// whole records (where a torn tail starts). `None`: the log is of an older generation
+    /// (its records are in the snapshot).
+    fn read_log(&self, generation: u64) -> Result<Option<(Vec<HostRecord>, usize)>, StorageError> {
+        let mut bytes = Vec::new();
+        match File::open(&self.log_path) {
+            Ok(mut f) => f.read_to_end(&mut bytes).map_err(|e| self.io("read", e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(self.corrupt(
+                    "the write-ahead log is missing: the writes it held would be lost".into(),
+                ))
+            }
+            Err(e) => return Err(self.io("open", e)),
+        };
+        let id = self.identity.as_bytes();
+        let header_len = 4 + 1 + 8 + 2 + id.len() + 4;
+        if bytes.len() < 15 || &bytes[..4] != MAGIC {
+            return Err(self.corrupt("not a write-ahead log (bad magic)".into()));
+        }
+        if bytes[4] != VERSION {
+            return Err(self.corrupt(format!(
+                "log format version {} (this build reads {VERSION})",
+                bytes[4]
+            )));
+        }
+        let found_len = u16::from_le_bytes([bytes[13], bytes[14]]) as usize;
+        let end = 15 + found_len + 4;
+        if bytes.len() < end {
+            return Err(self.corrupt("the log's header is cut short".into()));
+        }
+        let crc = u32::from_le_bytes(bytes[end - 4..end].try_into().expect("4 bytes"));
+        if crc32fast::hash(&bytes[..end - 4]) != crc {
+            return Err(self.corrupt("the log's header fails its checksum".into()));
+        }
+        let found = String::from_utf8_lossy(&bytes[15..15 + found_len]).into_owned();
+        if found != self.identity {
+            return Err(StorageError::Foreign {
+                path: self.log_path.clone(),
+                found,
+                expected: self.identity.clone(),
+            });
+        }
+        debug_assert_eq!(end, header_len);
+        let log_generation = u64::from_le_bytes(bytes[5..13].try_into().expect("8 bytes"));
+        if log_generation < generation {
+            return Ok(None);
+        }
+        if log_generation > generation {
+            return Err(self.corrupt(format!(
+                "the log is of generation {log_generation}, ahead of the snapshot's {generation}"
+            )));
+        }
+        let mut records = Vec::new();
+        let mut at = end;
+        while at < bytes.len() {
+            if bytes.len() - at < 8 {
+                break; // a torn record header
+            }
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+            let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
+            if len > MAX_RECORD {
+                return Err(self.corrupt(format!("a record of {len} bytes at offset {at}")));
+            }
+            let body_end = at + 8 + len;
+            if body_end > bytes.len() {
+                break; // a torn record
+            }
+            let body = &bytes[at + 8..body_end];
+            if crc32fast::hash(body) != crc {
+                if body_end == bytes.len() {
+                    break; // the last record, torn
+                }
+                return Err(self.corrupt(format!(
+                    "the record at offset {at} fails its checksum and whole records follow it"
+                )));
+            }
+            let step: Vec<HostRecord> = postcard::from_bytes(body).map_err(|e| {
+                self.corrupt(format!("the record at offset {at} does not decode: {e}"))
+            })?;
+            records.extend(step);
+            at = body_end;
+        }
+        Ok(Some((records, at)))
+    }
+}
+
+impl Store<HostSave> for HostLog {
+    fn init(&mut self) -> Result<(), StorageError> {
+        if self.snapshot.path().exists() || self.log_path.exists() {
+            return Err(StorageError::AlreadyExists {
+                path: self.snapshot.path().to_owned(),
+            });
+        }
+        self.snapshot.init::<Snapshot>()?;
+        self.generation = 0;
+        self.reset_log(0).map(|_| ())
+    }
+
+    fn load(&mut self) -> Result<Option<HostSave>, StorageError> {
+        let snapshot: Option<Snapshot> = self.snapshot.load()?;
+        let generation = snapshot.as_ref().map_or(0, |(g, _)| *g);
+        let log = self.read_log(generation)?;
+        self.generation = generation;
+        let state = match (snapshot, log) {
+            (Some((_, st)), None) => {
+                // A crash between a snapshot and the reset of the log: start a fresh log.
+                self.reset_log(generation)?;
+                Some(st)
+            }
+            (None, None) => {
+                self.reset_log(generation)?;
+                None
+            }
+            (None, Some((records, _))) if !records.is_empty() => {
+                return Err(self.corrupt("log records but no snapshot to apply them to".into()))
+            }
+            (None, Some((_, whole))) => {
+                self.cut(whole)?;
+                None
+            }
+            (Some((_, mut st)), Some((records, whole))) => {
+                for r in records {
+                    st.apply(r);
+                }
+                self.cut(whole)?;
+                Some(st)
+            }
+        };
+        Ok(state.map(HostSave::Snapshot))
+    }
+
+    fn save_all(&mut self, saves: Vec<HostSave>) -> Result<u64, StorageError> {
+        let mut written = 0;
+        // Records before the last snapshot are in it.
+        let from = saves
+            .iter()
+            .rposition(|s| matches!(s, HostSave::Snapshot(_)))
+            .unwrap_or(0);
+        let mut buf = Vec::new();
+        for save in saves.into_iter().skip(from) {
+            match save {
+                HostSave::Snapshot(st) => {
+                    let generation = self.generation + 1;
+                    written += self.snapshot.save(&(generation, st))?;
+                    self.generation = generation;
+                    written += self.reset_log(generation)?;
+                }
+                HostSave::Journal(records) => {
+                    let body = postcard::to_allocvec(&records)
+                        .map_err(|e| self.corrupt(format!("a record does not encode: {e}")))?;
+                    buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
+                    buf.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+                    buf.extend_from_slice(&body);
+                }
+            }
+        }
+        if !buf.is_empty() {
+            let path = self.log_path.clone();
+            let io = |op, source| StorageError::Io {
+                path: path.clone(),
+                op,
+                source,
+            };
+            let f = self
+                .log
+                .as_mut()
+                .ok_or_else(|| io("append", std::io::Error::other("the log is not open")))?;
+            f.write_all(&buf).map_err(|e| io("append", e))?;
+            f.sync_data().map_err(|e| io("fdatasync", e))?;
+            written += buf.len() as u64;
+        }
+        Ok(written)
+    }
+}
+
+impl HostLog {
+    /// Cuts the log after its whole records (a torn tail goes) and opens it for appends.
+    fn cut(&mut self, whole: usize) -> Result<(), StorageError> {
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&self.log_path)
+            .map_err(|e| self.io("open", e))?;
+        let len = f.metadata().map_err(|e| self.io("stat", e))?.len();
+        if len != whole as u64 {
+            f.set_len(whole as u64)
+                .map_err(|e| self.io("truncate", e))?;
+            f.sync_all().map_err(|e| self.io("fsync", e))?;
+        }
+        drop(f);
+        self.open_for_append()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::kv::{DelegationMap, SingleDelivery};
+    use stateright::actor::Id;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("ironfleet-journal-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn empty() -> HostStorage {
+        HostStorage {
+            delegation: DelegationMap::new(Id::from(0)),
+            table: Default::default(),
+            sd: SingleDelivery::new(7),
+        }
+    }
+
+    fn put(k: u64, v: u8) -> HostSave {
+        HostSave::Journal(vec![HostRecord::Put(k, vec![v])])
+    }
+
+    fn log(d: &Path) -> HostLog {
+        HostLog::new(&d.join("host-0"), "cluster c host 0".into())
+    }
+
+    fn table(s: Option<HostSave>) -> Vec<(u64, Vec<u8>)> {
+        match s {
+            Some(HostSave::Snapshot(st)) => st.table.into_iter().collect(),
+            other => panic!("expected a snapshot, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn records_replay_over_the_snapshot_across_generations() {
+        let d = temp_dir("replay");
+        let mut l = log(&d);
+        l.init().unwrap();
+        assert_eq!(l.load().unwrap(), None);
+        l.save_all(vec![HostSave::Snapshot(empty()), put(1, 1), put(2, 2)])
+            .unwrap();
+        l.save_all(vec![put(1, 9)]).unwrap();
+        assert_eq!(
+            table(log(&d).load().unwrap()),
+            vec![(1, vec![9]), (2, vec![2])]
+        );
+        // A new snapshot with records after it in the same group.
+        let mut st = empty();
+        st.table.insert(5, vec![5]);
+        l.save_all(vec![put(3, 3), HostSave::Snapshot(st), put(6, 6)])
+            .unwrap();
+        assert_eq!(
+            table(log(&d).load().unwrap()),
+            vec![(5, vec![5]), (6, vec![6])]
+        );
+    }
+
+    #[test]
+    fn a_torn_last_record_is_cut_and_the_log_goes_on() {
+        let d = temp_dir("torn");
+        let mut l = log(&d);
+        l.init().unwrap();
+        l.save_all(vec![HostSave::Snapshot(empty()), put(1, 1), put(2, 2)])
+            .unwrap();
+        let path = l.log_path().to_owned();
+        let len = std::fs::metadata(&path).unwrap().len();
+        for cut in 1..=6 {
+            let f = OpenOptions::new().write(true).open(&path).unwrap();
+            f.set_len(len - cut).unwrap();
+            drop(f);
+            let mut again = log(&d);
+            assert_eq!(
+                table(again.load().unwrap()),
+                vec![(1, vec![1])],
+                "cut {cut}"
+            );
+            // Appends continue after the last whole record.
+            again.save_all(vec![put(2, 2)]).unwrap();
+            assert_eq!(
+                table(log(&d).load().unwrap()),
+                vec![(1, vec![1]), (2, vec![2])]
+            );
+        }
+    }
+
+    #[test]
+    fn damage_before_whole_records_a_missing_log_and_a_foreign_log_are_refused() {
+        let d = temp_dir("damage");
+        let mut l = log(&d);
+        l.init().unwrap();
+        l.save_all(vec![HostSave::Snapshot(empty()), put(1, 1), put(2, 2)])
+            .unwrap();
+        let path = l.log_path().to_owned();
+        let good = std::fs::read(&path).unwrap();
+        let header = l.header(1).len();
+        let mut bad = good.clone();
+        bad[header + 9] ^= 1; // inside the first record's payload
+        std::fs::write(&path, &bad).unwrap();
+        let e = log(&d).load().unwrap_err();
+        assert!(matches!(e, StorageError::Corrupt { .. }), "{e}");
+        std::fs::write(&path, &good).unwrap();
+        let other = HostLog::new(&d.join("host-0"), "cluster c host 1".into());
+        let e = HostLog {
+            snapshot: l.snapshot.clone(),
+            ..other
+        }
+        .load()
+        .unwrap_err();
+        assert!(matches!(e, StorageError::Foreign { .. }), "{e}");
+        std::fs::remove_file(&path).unwrap();
+        let e = log(&d).load().unwrap_err();
+        assert!(e.to_string().contains("missing"), "{e}");
+        assert!(matches!(
+            log(&d).init(),
+            Err(StorageError::AlreadyExists { .. })
+        ));
+    }
+
+    #[test]
+    fn a_crash_between_a_snapshot_and_the_log_reset_keeps_the_snapshot() {
+        let d = temp_dir("between");
+        let mut l = log(&d);
+        l.init().unwrap();
+        l.save_all(vec![HostSave::Snapshot(empty()), put(1, 1)])
+            .unwrap();
+        let old_log = std::fs::read(l.log_path()).unwrap();
+        let mut st = empty();
+        st.table.insert(1, vec![1]);
+        st.table.insert(4, vec![4]);
+        l.save_all(vec![HostSave::Snapshot(st)]).unwrap();
+        // The older log comes back, as if the reset had not happened.
+        std::fs::write(l.log_path(), &old_log).unwrap();
+        assert_eq!(
+            table(log(&d).load().unwrap()),
+            vec![(1, vec![1]), (4, vec![4])]
+        );
+    }
+}
