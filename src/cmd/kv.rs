@@ -19,6 +19,7 @@ use super::bench::{Baseline, BenchOutput, MAX_BENCH_CLIENTS};
 use super::{check_member_id, loopback_addrs, runtime, serve_until_signal};
 use crate::actors::kv::{Key, KeyRange, KvMsg, KvPayload};
 use crate::net::codec;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::net::auth::ClusterKey;
@@ -240,6 +241,11 @@ pub struct KvBenchFlags {
     /// Fraction of operations that are Gets (the rest are Sets).
     #[arg(long, default_value_t = 0.5)]
     pub get_ratio: f64,
+    /// Also measure each in-process cluster with durable hosts (write-ahead log, fsync before
+    /// replies) keeping their storage in a fresh directory under DIR: the disk under DIR is
+    /// what is measured. Prints the bytes written per operation (write amplification).
+    #[arg(long, value_name = "DIR")]
+    pub durable: Option<PathBuf>,
     /// Timing and output.
     #[command(flatten)]
     pub out: BenchOutput,
@@ -392,18 +398,31 @@ pub fn kv_bench(f: &KvBenchFlags) -> Result<i32> {
             out.progress(&p);
             points.push(p);
         };
-        let setups: Vec<(String, Option<usize>)> = match &external {
-            Some(_) => vec![("kv".to_string(), None)],
+        // (name, local host count, storage directory)
+        let mut setups: Vec<(String, Option<usize>, Option<PathBuf>)> = match &external {
+            Some(_) => vec![("kv".to_string(), None, None)],
             None => f
                 .local_hosts
                 .iter()
-                .map(|&h| (format!("kv{h}"), Some(h)))
+                .map(|&h| (format!("kv{h}"), Some(h), None))
                 .collect(),
         };
-        for (system, local) in setups {
+        if let (Some(dir), None) = (&f.durable, &external) {
+            for &h in &f.local_hosts {
+                let d = dir.join(format!("ironfleet-kv-bench-{}-{h}", std::process::id()));
+                setups.push((format!("kv{h}+disk"), Some(h), Some(d)));
+            }
+        }
+        for (system, local, data_dir) in setups {
             let (addrs, cluster) = match (local, &external) {
                 (Some(h), _) => {
-                    let c = LocalKv::loopback(h).await?;
+                    let any = SocketAddrV4::new([127, 0, 0, 1].into(), 0);
+                    let mut cfg = KvClusterConfig::new(vec![any; h]);
+                    if let Some(d) = &data_dir {
+                        let _ = std::fs::remove_dir_all(d);
+                        cfg.data_dir = Some(d.clone());
+                    }
+                    let c = LocalKv::start(cfg).await?;
                     (c.addrs(), Some(c))
                 }
                 (None, Some(cfg)) => (cfg.hosts.clone(), None),
@@ -415,11 +434,31 @@ pub fn kv_bench(f: &KvBenchFlags) -> Result<i32> {
                     .context("spreading and loading the keys")?;
             }
             for &n in &counts {
+                let written = |c: &Option<LocalKv>| -> u64 {
+                    c.iter()
+                        .flat_map(|c| c.stats.iter())
+                        .map(|s| s.counters.saved_bytes.load(Ordering::Relaxed))
+                        .sum()
+                };
+                let before = written(&cluster);
                 let p = run_kv(&system, &addrs, n, t, f.keys, f.value_size, f.get_ratio).await?;
+                if data_dir.is_some() && p.ops > 0 {
+                    let bytes = written(&cluster) - before;
+                    eprintln!(
+                        "  {system} {n} clients: {bytes} bytes written to storage for {} \
+                         operations ({:.0} bytes per operation, {}-byte values)",
+                        p.ops,
+                        bytes as f64 / p.ops as f64,
+                        f.value_size
+                    );
+                }
                 measure(p, &mut points);
             }
             if let Some(c) = cluster {
                 c.stop().await?;
+            }
+            if let Some(d) = data_dir {
+                let _ = std::fs::remove_dir_all(d);
             }
         }
         if let Some(e) = echo {

@@ -230,7 +230,7 @@ where
                 if *shutdown.borrow() { return Ok(()); }
             }
             r = socket.recv_from(&mut buf) => {
-                let mut out = Out::new();
+                let mut out: Out<A> = Out::new();
                 let mut next = Some(r);
                 let mut taken = 0;
                 while let Some(r) = next.take() {
@@ -239,8 +239,12 @@ where
                         Ok((n, from)) => {
                             if let Some((from, msg)) = ctx.admit::<A::Msg>(&buf[..n], from, &cfg) {
                                 // The state moves in and out: an actor may update it in place.
+                                // Each step gets its own `Out` (an actor may look at what its
+                                // step sent), appended to the group's.
                                 let mut cow = Cow::Owned(state);
-                                actor.on_msg(id, &mut cow, Id::from(from), msg, &mut out);
+                                let mut step = Out::new();
+                                actor.on_msg(id, &mut cow, Id::from(from), msg, &mut step);
+                                out.append(&mut step);
                                 state = cow.into_owned();
                                 if let Some(f) = cfg.observe.as_mut() {
                                     f(&state);
@@ -545,5 +549,72 @@ mod tests {
             None,
             "the file still holds the last good record"
         );
+    }
+
+    /// Counts the steps that found commands already in their `Out` (from an earlier step of the
+    /// same group), and answers each datagram with that count.
+    #[derive(Clone, Debug)]
+    struct OutWatcher;
+
+    impl Actor for OutWatcher {
+        type Msg = u64;
+        type Timer = ();
+        type State = u64;
+        type Storage = ();
+        type Random = ();
+
+        fn on_start(&self, _: Id, _: &Option<()>, _: &mut Out<Self>) -> u64 {
+            0
+        }
+
+        fn on_msg(&self, _: Id, state: &mut Cow<u64>, src: Id, _: u64, o: &mut Out<Self>) {
+            if o.iter().next().is_some() {
+                *state.to_mut() += 1;
+            }
+            o.send(src, **state);
+        }
+    }
+
+    /// Regression: group commit handed every step of a group the group's `Out`, so a step saw
+    /// the commands of the steps before it (an IronKV host then journaled their messages again:
+    /// 3,559 instead of about 400 bytes written per operation at 64 clients).
+    #[tokio::test]
+    async fn each_step_of_a_group_gets_its_own_out() {
+        let socket = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let SocketAddr::V4(addr) = socket.local_addr().unwrap() else {
+            unreachable!()
+        };
+        let peer = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let cfg = RuntimeConfig::<OutWatcher> {
+            peers: vec![],
+            key: None,
+            accept_from_stranger: |_| true,
+            storage: None,
+            init: false,
+            seed: 0,
+            observe: None,
+        };
+        let (tx, rx) = watch::channel(false);
+        let counters = Arc::new(Counters::default());
+        let h = tokio::spawn(run_actor(OutWatcher, socket, cfg, counters, rx));
+        // A burst: many datagrams wait at once, so they are stepped as groups.
+        let n = 200;
+        for _ in 0..n {
+            peer.send_to(&codec::encode(&0u64).unwrap(), addr)
+                .await
+                .unwrap();
+        }
+        let mut buf = [0u8; 64];
+        let mut last = 0;
+        for _ in 0..n {
+            let (k, _) = tokio::time::timeout(Duration::from_secs(5), peer.recv_from(&mut buf))
+                .await
+                .expect("every datagram is answered")
+                .unwrap();
+            last = codec::decode::<u64>(&buf[..k]).unwrap();
+        }
+        assert_eq!(last, 0, "steps saw commands of earlier steps");
+        tx.send(true).unwrap();
+        h.await.unwrap().unwrap();
     }
 }

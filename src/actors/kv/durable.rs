@@ -51,15 +51,64 @@ pub enum HostRecord {
     RemoveRange(KeyRange),
     /// A range's owner set.
     Owner(KeyRange, Id),
-    /// Both channels with a peer, as they are now (`None`: no such channel).
+    /// Both channels with a peer after a step: the receiving one whole (it is small), the
+    /// sending one as a change, so that a record does not repeat the messages still unacked
+    /// from earlier steps (`None`: no such channel).
     Channel {
         /// The peer.
         peer: Id,
-        /// The sending channel to it.
-        send: Option<SendChannel<KvPayload>>,
+        /// The change to the sending channel to it.
+        send: Option<SendDelta>,
         /// The receiving channel from it.
         recv: Option<RecvChannel>,
     },
+}
+
+/// What a step did to a sending channel: its address and counter now, the first message still
+/// unacked (those before were acked), and the messages the step sent on it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SendDelta {
+    /// The receiver epoch the channel is addressed to. A change from another non-zero epoch
+    /// means the receiver restarted and the channel started afresh.
+    pub to_epoch: u64,
+    /// The last sequence number used.
+    pub last_sent: u64,
+    /// Messages below this sequence number are acked.
+    pub first_unacked: u64,
+    /// The messages the step sent, with their sequence numbers.
+    pub sent: Vec<(u64, KvPayload)>,
+}
+
+impl SendDelta {
+    /// The change from a channel's state after a step in which `sent` went out on it.
+    pub fn of(ch: &SendChannel<KvPayload>, sent: Vec<(u64, KvPayload)>) -> Self {
+        SendDelta {
+            to_epoch: ch.to_epoch,
+            last_sent: ch.last_sent,
+            first_unacked: ch
+                .unacked
+                .first()
+                .map_or(ch.last_sent.saturating_add(1), |(s, _)| *s),
+            sent,
+        }
+    }
+
+    /// Applies the change to the channel as stored (`None`: none yet).
+    fn apply(self, old: Option<SendChannel<KvPayload>>) -> SendChannel<KvPayload> {
+        let mut ch = old.unwrap_or_default();
+        if ch.to_epoch != 0 && ch.to_epoch != self.to_epoch {
+            ch = SendChannel::default();
+        }
+        ch.to_epoch = self.to_epoch;
+        ch.unacked.retain(|(s, _)| *s >= self.first_unacked);
+        for (s, p) in self.sent {
+            if ch.unacked.last().is_none_or(|(last, _)| *last < s) {
+                ch.unacked.push((s, p));
+            }
+        }
+        ch.last_sent = self.last_sent;
+        ch
+    }
 }
 
 /// What a host asks to store.
@@ -90,6 +139,8 @@ impl HostStorage {
                 }
             }
             HostRecord::Channel { peer, send, recv } => {
+                let old = self.sd.send.get(&peer).cloned();
+                let send = send.map(|d| d.apply(old));
                 self.sd.restore_channel(peer, send, recv);
             }
         }

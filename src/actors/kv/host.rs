@@ -10,7 +10,7 @@ use std::sync::Arc;
 use stateright::actor::{Actor, Id, Out};
 
 use super::delegation::DelegationMap;
-use super::durable::{HostRecord, HostSave, HostStorage};
+use super::durable::{HostRecord, HostSave, HostStorage, SendDelta};
 use super::params::{KvModelSwitches, KvMutation, KvParams};
 use super::single_delivery::SingleDelivery;
 use super::types::{Key, KvMsg, KvPayload, KvTimer, Value};
@@ -128,21 +128,24 @@ impl Host {
                 if !changed {
                     return;
                 }
-                let mut peers: Vec<Id> = o
-                    .iter()
-                    .filter_map(|c| match c {
-                        stateright::actor::Command::Send(dst, KvMsg::Single { .. }) => Some(*dst),
-                        _ => None,
-                    })
-                    .collect();
-                peers.push(src);
-                peers.sort();
-                peers.dedup();
+                // The step's new messages, by peer (only a step sends new ones: a timer resends).
+                let mut sent: BTreeMap<Id, Vec<(u64, KvPayload)>> = BTreeMap::from([(src, vec![])]);
+                for c in o.iter() {
+                    if let stateright::actor::Command::Send(
+                        dst,
+                        KvMsg::Single { seqno, payload, .. },
+                    ) = c
+                    {
+                        sent.entry(*dst)
+                            .or_default()
+                            .push((*seqno, payload.clone()));
+                    }
+                }
                 let s = state.to_mut();
-                for peer in peers {
+                for (peer, sent) in sent {
                     let record = HostRecord::Channel {
                         peer,
-                        send: s.sd.send.get(&peer).cloned(),
+                        send: s.sd.send.get(&peer).map(|ch| SendDelta::of(ch, sent)),
                         recv: s.sd.recv.get(&peer).copied(),
                     };
                     s.journal.push(record);

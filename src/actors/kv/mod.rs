@@ -17,7 +17,7 @@ mod types;
 
 pub use client::{ClientOp, KvClient, KvClientConfig, KvClientState};
 pub use delegation::DelegationMap;
-pub use durable::{HostRecord, HostSave, HostStorage};
+pub use durable::{HostRecord, HostSave, HostStorage, SendDelta};
 pub use host::{Host, HostConfig, HostMilestones, HostState, Persistence};
 pub use node::{KvNode, KvNodeState};
 pub use params::{KvModelSwitches, KvMutation, KvParams};
