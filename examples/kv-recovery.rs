@@ -112,7 +112,11 @@ fn main() -> Result<()> {
     assert_eq!(state.sd.epoch, 1, "the stored epoch is kept");
     println!(
         "recovery ({}): load and replay {:.2} s, host start {:.2} s, total {:.2} s",
-        if cli.cold { "cold page cache" } else { "warm page cache" },
+        if cli.cold {
+            "cold page cache"
+        } else {
+            "warm page cache"
+        },
         loaded.as_secs_f64(),
         started.as_secs_f64(),
         (loaded + started).as_secs_f64()

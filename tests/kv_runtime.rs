@@ -56,6 +56,82 @@ async fn client(
     (acked, kv.redirects)
 }
 
+/// Durable hosts, killed (their task aborted mid-step, like SIGKILL) and restarted from storage
+/// again and again while clients read and write and an admin moves ranges: no acknowledged
+/// write is lost, every read returns the latest acknowledged value, and each pair ends on
+/// exactly one host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_killed_and_restarted_repeatedly_lose_no_acknowledged_write() {
+    let dir = std::env::temp_dir().join(format!("ironfleet-kv-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let any = SocketAddrV4::new([127, 0, 0, 1].into(), 0);
+    let mut config = ironfleet::net::config::KvClusterConfig::new(vec![any; 3]);
+    config.data_dir = Some(dir.clone());
+    let mut cluster = LocalKv::start(config).await.unwrap();
+    let hosts = cluster.addrs();
+    let writers: Vec<_> = (0..CLIENTS)
+        .map(|c| tokio::spawn(client(c, hosts.clone(), 3_000)))
+        .collect();
+    let admin_hosts = hosts.clone();
+    let admin = tokio::spawn(async move {
+        let mut admin = KvRemote::connect(admin_hosts).await.unwrap();
+        for round in 0..3 {
+            for (i, &(lo, hi)) in RANGES.iter().enumerate() {
+                let from = admin.find_owner(lo, T).await.unwrap();
+                let to = (from + 1 + (round + i) % 2) % 3;
+                admin
+                    .shard(KeyRange::new(lo, hi), from, to, T)
+                    .await
+                    .unwrap();
+                while !admin.owns(to, lo, T).await.unwrap() {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+        }
+    });
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killer_done = done.clone();
+    let killer = tokio::spawn(async move {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut kills = 0;
+        while !killer_done.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(rng.random_range(20..120))).await;
+            let victim = rng.random_range(0..3);
+            cluster.kill(victim).await;
+            tokio::time::sleep(Duration::from_millis(rng.random_range(0..60))).await;
+            cluster.restart(victim).await.unwrap();
+            kills += 1;
+        }
+        (cluster, kills)
+    });
+    let mut latest: BTreeMap<u64, Option<Vec<u8>>> = BTreeMap::new();
+    for w in writers {
+        latest.extend(w.await.unwrap().0);
+    }
+    admin.await.unwrap();
+    done.store(true, Ordering::Relaxed);
+    let (cluster, kills) = killer.await.unwrap();
+    assert!(kills >= 5, "only {kills} kills");
+    let mut reader = KvRemote::connect(hosts.clone()).await.unwrap();
+    for key in 0..KEYS {
+        let want = latest.get(&key).cloned().flatten();
+        assert_eq!(
+            reader.get(key, T).await.unwrap(),
+            want,
+            "final read of {key}"
+        );
+    }
+    let live = latest.values().filter(|v| v.is_some()).count() as u64;
+    let stored: u64 = cluster
+        .stats
+        .iter()
+        .map(|s| s.gauges.keys.load(Ordering::Relaxed))
+        .sum();
+    assert_eq!(stored, live, "each pair on exactly one host");
+    cluster.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ranges_move_while_clients_read_and_write() {
     let cluster = LocalKv::loopback(3).await.unwrap();
