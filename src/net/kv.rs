@@ -97,14 +97,29 @@ impl HostStats {
     }
 }
 
-/// An epoch for a SingleDelivery that starts now: the wall clock in microseconds, so a process
-/// that starts again (perhaps on a port an earlier one used) is never taken for the old one.
+/// An epoch for a SingleDelivery that starts now: the wall clock in microseconds, shifted left
+/// by 8 bits and completed with 8 random bits, so that a process that starts again (perhaps on a
+/// port an earlier one used) is ordered after the old one, and two incarnations that read the
+/// same clock value (a coarse clock) still differ but for a 1-in-256 chance. (The clock in
+/// microseconds, as before, made two such incarnations equal: the new one's messages were acked
+/// as duplicates and never delivered.) A durable host takes its epoch once, at `--init`, and keeps
+/// it; a clock that goes backwards between two client incarnations on one address remains a
+/// hazard (the new one is taken for a stale one until its epoch passes the old).
+/// Within one process the epochs only grow (the bench and tests start many clients at once).
 pub(crate) fn clock_epoch() -> u64 {
-    std::time::SystemTime::now()
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let micros = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(1)
-        .max(1)
+        .max(1);
+    let fresh = (micros << 8) | u64::from(rand::random::<u8>());
+    let prev = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(fresh.max(last + 1))
+        })
+        .expect("the update always succeeds");
+    fresh.max(prev + 1)
 }
 
 /// What a host accepts from an address that is not a host, in a cluster without a key: client
@@ -637,6 +652,15 @@ impl KvRemote {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Regression: epochs were the clock in microseconds, so clients started within one
+    /// microsecond (the bench starts hundreds) shared one, and a new incarnation with its
+    /// predecessor's epoch had its messages acked as duplicates and never delivered.
+    #[test]
+    fn epochs_taken_at_once_are_distinct_and_ordered() {
+        let epochs: Vec<u64> = (0..1000).map(|_| clock_epoch()).collect();
+        assert!(epochs.windows(2).all(|w| w[0] < w[1]), "{epochs:?}");
+    }
 
     fn payload() -> impl Strategy<Value = KvPayload> {
         let value = proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64));

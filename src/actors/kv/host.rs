@@ -172,10 +172,20 @@ impl Host {
     /// Whether handling `payload` from `src` needs room on a channel that has none: the reply
     /// (or the delegation) must be queued, never dropped, so the request is not even
     /// acknowledged; its sender retransmits it later.
+    ///
+    /// Likewise a `Delegate` that would grow this host's delegation map beyond
+    /// `max_delegations` (IronKV bounds the map at both ends; the sender checked only its own):
+    /// unacknowledged, it stays with the sender, who resends it, rather than be dropped with
+    /// the range it carries.
     fn blocked(&self, s: &HostState, src: Id, payload: &KvPayload) -> bool {
         let dst = match payload {
             KvPayload::Get { .. } | KvPayload::Set { .. } => src,
             KvPayload::Shard { recipient, .. } => *recipient,
+            KvPayload::Delegate { range, .. } => {
+                let mut after = s.delegation.clone();
+                after.set(*range, self.me());
+                return after.len() > self.params().max_delegations;
+            }
             _ => return false,
         };
         s.sd.is_full(dst, self.params().max_unacked)
@@ -515,6 +525,33 @@ mod tests {
         assert!(!delegated(&sent));
         assert_eq!(s.delegation.len(), 3);
         assert_eq!(s.delegation.owner(35), Id::from(0));
+    }
+
+    /// Regression: a recipient installed every `Delegate`, however large its map grew (only the
+    /// sender checked the bound). One that would overfill the map is now left unacknowledged.
+    #[test]
+    fn a_delegate_that_would_overfill_the_recipients_map_is_not_taken() {
+        let params = KvParams {
+            max_delegations: 3,
+            ..KvParams::default()
+        };
+        let delegate = |lo: Key, hi: Key| KvPayload::Delegate {
+            range: KeyRange::new(lo, Some(hi)),
+            pairs: Arc::new(BTreeMap::from([(lo, vec![1])])),
+        };
+        // Host 0 gives [5, 50) to host 1 (its map: three ranges); taking [10, 20) back would
+        // make five.
+        let (s, sent) = deliver(
+            &host(params.clone()),
+            &[shard(5, Some(50), 1), delegate(10, 20)],
+        );
+        assert_eq!(s.delegation.len(), 3);
+        assert!(!s.table.contains_key(&10));
+        assert!(sent.is_empty(), "the Delegate was acknowledged: {sent:?}");
+        // Taking back [5, 50) whole fits (the map coalesces to one range).
+        let (s, sent) = deliver(&host(params), &[shard(5, Some(50), 1), delegate(5, 50)]);
+        assert_eq!(s.delegation.len(), 1);
+        assert!(s.table.contains_key(&5) && !sent.is_empty());
     }
 
     /// Regression: every send re-armed the one retransmission timer, and at run time re-arming
