@@ -21,7 +21,7 @@ use super::auth::ClusterKey;
 use super::codec;
 use super::config::{load_key, KvClusterConfig};
 use super::runtime::{bind_udp, run_actor, Counters, RuntimeConfig};
-use super::storage::{prepare_storage, Startup, Store};
+use super::storage::{cluster_startup, prepare_storage, Startup, Store};
 use crate::actors::kv::{
     Host, HostConfig, HostSave, HostState, Key, KeyRange, KvModelSwitches, KvMsg, KvPayload,
     Persistence, SingleDelivery, Value,
@@ -267,29 +267,15 @@ impl LocalKv {
         Ok(cluster)
     }
 
-    /// How a whole cluster starts: ephemeral without `data_dir`; from storage when every
-    /// host's is there; as a new cluster when none is; an error when only some are (a host that
-    /// lost its storage must not silently start empty).
+    /// How the whole cluster starts (see [`cluster_startup`]).
     fn startup(&self) -> Result<Startup> {
-        if self.config.data_dir.is_none() {
-            return Ok(Startup::Ephemeral);
-        }
-        let logs: Vec<_> = (0..self.config.hosts.len())
-            .filter_map(|i| self.config.storage_of(i))
-            .collect();
-        let missing: Vec<String> = logs
-            .iter()
-            .filter(|l| !l.snapshot_path().exists())
-            .map(|l| l.snapshot_path().display().to_string())
-            .collect();
-        match missing.len() {
-            0 => Ok(Startup::Restore),
-            n if n == logs.len() => Ok(Startup::Init),
-            _ => bail!(
-                "some hosts' storage is missing ({}): refusing to start them empty",
-                missing.join(", ")
-            ),
-        }
+        let files = self.config.data_dir.as_ref().map(|_| {
+            (0..self.config.hosts.len())
+                .filter_map(|i| self.config.storage_of(i))
+                .map(|l| l.snapshot_path().to_owned())
+                .collect()
+        });
+        cluster_startup(files, "hosts")
     }
 
     /// Kills host `i` abruptly (its task is aborted mid-step, as a crashed process would be):

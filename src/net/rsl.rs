@@ -144,8 +144,8 @@ fn v4(a: SocketAddr) -> Result<SocketAddrV4> {
     }
 }
 
-use super::storage::prepare_storage;
 pub use super::storage::Startup;
+use super::storage::{cluster_startup, prepare_storage};
 
 /// Starts replica `id` of `cluster` (app `A`) on `socket` as a tokio task; it runs until
 /// `shutdown` turns true, or until a storage write fails (the task then ends with the error).
@@ -246,29 +246,15 @@ impl<A: App> LocalCluster<A> {
         Ok(cluster)
     }
 
-    /// How a whole cluster starts: ephemeral without `data_dir`; from storage when every
-    /// replica's file is there; as a new cluster when none is; an error when only some are (a
-    /// replica that lost its file must not silently start empty).
+    /// How the whole cluster starts (see [`cluster_startup`]).
     fn startup(&self) -> Result<Startup> {
-        if self.config.data_dir.is_none() {
-            return Ok(Startup::Ephemeral);
-        }
-        let files: Vec<_> = (0..self.config.replicas.len())
-            .filter_map(|i| self.config.storage_of(i))
-            .collect();
-        let missing: Vec<String> = files
-            .iter()
-            .filter(|f| !f.path().exists())
-            .map(|f| f.path().display().to_string())
-            .collect();
-        match missing.len() {
-            0 => Ok(Startup::Restore),
-            n if n == files.len() => Ok(Startup::Init),
-            _ => bail!(
-                "some replicas' storage is missing ({}): refusing to start them empty",
-                missing.join(", ")
-            ),
-        }
+        let files = self.config.data_dir.as_ref().map(|_| {
+            (0..self.config.replicas.len())
+                .filter_map(|i| self.config.storage_of(i))
+                .map(|f| f.path().to_owned())
+                .collect()
+        });
+        cluster_startup(files, "replicas")
     }
 
     /// `n` replicas on free loopback ports, default parameters, no storage.

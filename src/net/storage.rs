@@ -68,6 +68,32 @@ pub(crate) fn prepare_storage(
     }
 }
 
+/// How a whole in-process cluster starts, given where its members' storage would be (`None`: no
+/// `data_dir`): ephemeral without storage; from storage when every member's is there; as a new
+/// cluster when none is; an error when only some are (a member that lost its storage must not
+/// silently start empty). `members` names them in the error ("replicas", "hosts").
+pub(crate) fn cluster_startup(
+    files: Option<Vec<PathBuf>>,
+    members: &str,
+) -> anyhow::Result<Startup> {
+    let Some(files) = files else {
+        return Ok(Startup::Ephemeral);
+    };
+    let missing: Vec<String> = files
+        .iter()
+        .filter(|f| !f.exists())
+        .map(|f| f.display().to_string())
+        .collect();
+    match missing.len() {
+        0 => Ok(Startup::Restore),
+        n if n == files.len() => Ok(Startup::Init),
+        _ => anyhow::bail!(
+            "some {members}' storage is missing ({}): refusing to start them empty",
+            missing.join(", ")
+        ),
+    }
+}
+
 /// Where an actor's durable state goes: the runtime hands it every save of a group of steps, in
 /// order, before any message of those steps leaves.
 pub trait Store<S>: Send {
