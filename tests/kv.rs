@@ -249,6 +249,54 @@ fn a_host_that_forgets_its_storage_on_restart_is_caught() {
     ));
 }
 
+/// Two clients writing one key, with room for one client channel per host: each new client
+/// closes the other's channel.
+fn one_client_channel_racing_clients() -> KvModelCfg {
+    let mut cfg = KvModelCfg::small();
+    cfg.params.max_client_channels = 1;
+    cfg.clients = vec![
+        vec![ClientOp::Set(1, Some(b"a".to_vec()))],
+        vec![ClientOp::Set(1, Some(b"b".to_vec())), ClientOp::Get(1)],
+    ];
+    cfg
+}
+
+#[test]
+fn closing_client_channels_keeps_every_property_exhaustively() {
+    let outcome = run(
+        kv_model(one_client_channel_racing_clients()),
+        &opts(Mode::Bfs),
+        &mut std::io::sink(),
+    );
+    assert!(outcome.complete);
+    assert_eq!(outcome.unique, 4_693, "the state space changed");
+    for name in SAFETY {
+        assert_eq!(
+            outcome.property(name).unwrap().verdict,
+            Verdict::Holds,
+            "{name}"
+        );
+    }
+    for name in ["a client channel is closed", "a closed client is refused"] {
+        assert_eq!(
+            outcome.property(name).unwrap().verdict,
+            Verdict::Reached,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_host_that_reopens_a_closed_channel_is_caught() {
+    // A late copy of a closed client's Set is delivered again, after the other client's Set:
+    // the table no longer holds what the replies said.
+    insta::assert_snapshot!(caught(
+        one_client_channel_racing_clients(),
+        KvMutation::ReopenClosed,
+        "one hash table"
+    ));
+}
+
 /// The lasso checker on the KV liveness properties: `Ok(states)` when both hold, else the
 /// counterexample part of the report.
 fn lasso(cfg: KvModelCfg) -> Result<usize, String> {

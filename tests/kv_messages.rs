@@ -101,6 +101,8 @@ fn journaling_host(me: usize, persistence: Persistence) -> Host {
         params: KvParams {
             max_delegations: 4,
             snapshot_every: 7,
+            // Two clients (ids 3 and 4) and room for one: channels are closed and refused.
+            max_client_channels: 1,
             ..KvParams::default()
         },
         switches: KvModelSwitches::default(),

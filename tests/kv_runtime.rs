@@ -543,3 +543,29 @@ async fn a_fresh_clients_first_request_goes_out_at_once() {
     assert!(got.is_ok(), "the first request waited for a retransmission");
     call.abort();
 }
+
+/// A host that keeps two client channels: fifty clients come and go and its channels stay at
+/// two; an old client whose channel was closed is told so (`ChannelClosed`: the outcome of that
+/// operation is unknown) and its next operation, on a new incarnation, goes through; what it
+/// wrote before is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_closes_the_oldest_client_channels_and_their_clients_start_again() {
+    use ironfleet::net::kv::ChannelClosed;
+    let any = SocketAddrV4::new([127, 0, 0, 1].into(), 0);
+    let mut config = ironfleet::net::config::KvClusterConfig::new(vec![any]);
+    config.params.max_client_channels = 2;
+    let cluster = LocalKv::start(config).await.unwrap();
+    let hosts = cluster.addrs();
+    let mut old = KvRemote::connect(hosts.clone()).await.unwrap();
+    old.set(1, Some(b"old".to_vec()), T).await.unwrap();
+    for i in 0..50u64 {
+        let mut c = KvRemote::connect(hosts.clone()).await.unwrap();
+        c.set(100 + i, Some(b"x".to_vec()), T).await.unwrap();
+    }
+    let channels = cluster.stats[0].gauges.channels.load(Ordering::Relaxed);
+    assert!(channels <= 2, "{channels} client channels");
+    let err = old.get(1, T).await.unwrap_err();
+    assert!(err.downcast_ref::<ChannelClosed>().is_some(), "{err:#}");
+    assert_eq!(old.get(1, T).await.unwrap(), Some(b"old".to_vec()));
+    cluster.stop().await.unwrap();
+}

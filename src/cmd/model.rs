@@ -509,8 +509,13 @@ pub struct KvFlags {
     /// How many hosts may be down at once (crash, then restart from what the host stored).
     #[arg(long, default_value_t = 0)]
     pub crashes: usize,
+    /// A host keeps at most this many client channels (below the number of clients, channels
+    /// are closed and their clients refused).
+    #[arg(long)]
+    pub max_client_channels: Option<usize>,
     /// Switch on a deliberately broken variant: answer-delegated, accept-duplicate,
-    /// partial-shard, drop-pair, never-retransmit, forget-storage-on-restart (with --crashes).
+    /// partial-shard, drop-pair, never-retransmit, forget-storage-on-restart (with --crashes),
+    /// reopen-closed-channel (with --max-client-channels).
     #[arg(long, value_parser = KvMutation::parse)]
     pub mutation: Option<KvMutation>,
     /// Common flags.
@@ -574,6 +579,9 @@ impl KvFlags {
         if self.max_delegations < 3 {
             bail!("--max-delegations must be at least 3 (a shard can add two ranges)");
         }
+        if self.max_client_channels == Some(0) {
+            bail!("--max-client-channels must be at least 1");
+        }
         if self.crashes >= self.hosts {
             bail!(
                 "--crashes {} must be below --hosts {}",
@@ -633,6 +641,7 @@ impl KvFlags {
             params: KvParams {
                 max_delegations: self.max_delegations,
                 max_unacked: 8,
+                max_client_channels: self.max_client_channels.unwrap_or(8),
                 ..KvParams::default()
             },
             max_redirects: self.max_redirects,
@@ -657,6 +666,9 @@ impl KvFlags {
         }
         if self.crashes > 0 {
             s += &format!(" --crashes {}", self.crashes);
+        }
+        if let Some(m) = self.max_client_channels {
+            s += &format!(" --max-client-channels {m}");
         }
         s += &self.common.as_flags();
         if let Some(m) = self.mutation {

@@ -28,15 +28,17 @@ fn clients<'a>(
         .zip(ops)
 }
 
-/// Every client has done all its operations.
+/// Every client has done all its operations, or was told its channel was closed (an explicit
+/// answer: it stops there).
 pub fn all_clients_done(n: usize, ops: &[Vec<ClientOp>], s: &KvState) -> bool {
-    clients(n, ops, s).all(|(c, ops)| c.next_op >= ops.len() && !c.waiting)
+    clients(n, ops, s).all(|(c, ops)| c.closed || (c.next_op >= ops.len() && !c.waiting))
 }
 
 /// Every client has done all its operations, or gave up one after the model's redirect bound
 /// (`max_redirects`): the bound, not the protocol, stopped it.
 pub fn answered_or_bound_spent(n: usize, ops: &[Vec<ClientOp>], s: &KvState) -> bool {
-    clients(n, ops, s).all(|(c, ops)| c.gave_up || (c.next_op >= ops.len() && !c.waiting))
+    clients(n, ops, s)
+        .all(|(c, ops)| c.gave_up || c.closed || (c.next_op >= ops.len() && !c.waiting))
 }
 
 /// No SingleDelivery message is waiting to be delivered: every message any actor sent has been

@@ -98,9 +98,10 @@ impl KvModelCfg {
 /// The model type of IronKV.
 pub type KvModel = ActorModel<KvNode, KvModelCfg, KvHistory>;
 
-/// Every property of the KV model, each under its name with its predicate, in report order.
-pub fn kv_properties() -> Vec<Property<KvModel>> {
-    vec![
+/// Every property of the KV model, each under its name with its predicate, in report order. A
+/// `sometimes` property that the configuration excludes by construction is left out.
+pub fn kv_properties(cfg: &KvModelCfg) -> Vec<Property<KvModel>> {
+    let mut p = vec![
         Property::always("one hash table", |m: &KvModel, s: &KvState| {
             inv::one_hash_table(m.cfg.hosts, s)
         }),
@@ -133,7 +134,22 @@ pub fn kv_properties() -> Vec<Property<KvModel>> {
         Property::eventually(live::EVERY_REQUEST_ANSWERED, |m: &KvModel, s: &KvState| {
             live::answered_or_bound_spent(m.cfg.hosts, &m.cfg.clients, s)
         }),
-    ]
+    ];
+    if cfg.clients.len() > cfg.params.max_client_channels {
+        p.push(Property::sometimes(
+            "a client channel is closed",
+            |m: &KvModel, s: &KvState| {
+                inv::hosts(m.cfg.hosts, s).any(|(_, h)| h.milestones.closed_channel)
+            },
+        ));
+        p.push(Property::sometimes(
+            "a closed client is refused",
+            |m: &KvModel, s: &KvState| {
+                inv::hosts(m.cfg.hosts, s).any(|(_, h)| h.milestones.refused_closed)
+            },
+        ));
+    }
+    p
 }
 
 /// The KV liveness properties for the lasso and bounded checkers. A client that spent the
@@ -188,7 +204,8 @@ pub fn kv_model(cfg: KvModelCfg) -> KvModel {
         // Only hosts crash: stateright lets any actor crash, so states with a crashed client
         // are outside the model.
         .within_boundary(|cfg, s| s.crashed.iter().skip(cfg.hosts).all(|c| !c));
-    with_properties(model, kv_properties())
+    let properties = kv_properties(&model.cfg);
+    with_properties(model, properties)
 }
 
 fn record_out(cfg: &KvModelCfg, h: &KvHistory, env: Envelope<&KvMsg>) -> Option<KvHistory> {

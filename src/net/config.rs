@@ -333,6 +333,12 @@ fn check_kv_params(p: &KvParams) -> Option<(&'static str, String)> {
             format!("{} is not in 1..=60000", p.retransmit_ms),
         ));
     }
+    if p.max_client_channels == 0 {
+        return Some(("params.max_client_channels", "must be at least 1".into()));
+    }
+    if p.snapshot_every == 0 {
+        return Some(("params.snapshot_every", "must be at least 1".into()));
+    }
     if p.max_delegations < 3 {
         return Some((
             "params.max_delegations",

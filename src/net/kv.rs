@@ -128,6 +128,7 @@ pub(crate) fn clock_epoch() -> u64 {
 fn from_client_or_admin(m: &KvMsg) -> bool {
     match m {
         KvMsg::Ack { .. } => true,
+        KvMsg::Closed { .. } => false,
         KvMsg::Single { payload, .. } => matches!(
             payload,
             KvPayload::Get { .. } | KvPayload::Set { .. } | KvPayload::Shard { .. }
@@ -141,6 +142,7 @@ fn from_client_or_admin(m: &KvMsg) -> bool {
 fn from_client(m: &KvMsg) -> bool {
     match m {
         KvMsg::Ack { .. } => true,
+        KvMsg::Closed { .. } => false,
         KvMsg::Single { payload, .. } => {
             matches!(payload, KvPayload::Get { .. } | KvPayload::Set { .. })
         }
@@ -324,6 +326,22 @@ impl LocalKv {
         }
         Ok(())
     }
+}
+
+/// The error a [`KvRemote`] operation returns when a host had closed this client's channel (it
+/// keeps a bounded number of client channels, closing those of the oldest incarnations). Whether
+/// the operation took effect is unknown; the client has already started a new incarnation, so
+/// the next operation goes through.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "host {host} closed this client's channel (watermark {watermark}); whether the operation \
+     took effect is unknown, and the next one starts a new channel"
+)]
+pub struct ChannelClosed {
+    /// The host's index.
+    pub host: usize,
+    /// The host's watermark of closed channels.
+    pub watermark: u64,
 }
 
 /// How a wait for the hosts ends.
@@ -581,6 +599,19 @@ impl KvRemote {
                             return Ok(Answer::Acked);
                         }
                     }
+                    KvMsg::Closed { epoch, watermark } if epoch == self.sd.epoch => {
+                        // A host closed this incarnation's channel: go on as a new one, above
+                        // the watermark; what was in flight may or may not have been done.
+                        self.sd =
+                            SingleDelivery::new(clock_epoch().max(watermark.saturating_add(1)));
+                        self.outstanding.clear();
+                        return Err(ChannelClosed {
+                            host: idx,
+                            watermark,
+                        }
+                        .into());
+                    }
+                    KvMsg::Closed { .. } => {}
                     KvMsg::Single {
                         epoch,
                         to,
@@ -691,6 +722,8 @@ mod tests {
             ),
             (any::<u64>(), any::<u64>(), any::<u64>())
                 .prop_map(|(epoch, from, seqno)| KvMsg::Ack { epoch, from, seqno }),
+            (any::<u64>(), any::<u64>())
+                .prop_map(|(epoch, watermark)| KvMsg::Closed { epoch, watermark }),
         ]
     }
 

@@ -76,6 +76,9 @@ pub struct KvClientState {
     pub followed_redirect: bool,
     /// Gave up the current operation after `max_redirects` redirects (models only).
     pub gave_up: bool,
+    /// A host closed this client's channel: it stopped (the outcome of its current operation
+    /// is unknown; a runtime client would start again as a new incarnation).
+    pub closed: bool,
 }
 
 /// The client actor.
@@ -161,6 +164,7 @@ impl Actor for KvClient {
             redirects: 0,
             followed_redirect: false,
             gave_up: false,
+            closed: false,
         };
         self.issue(&mut s, o);
         s
@@ -174,12 +178,23 @@ impl Actor for KvClient {
         msg: KvMsg,
         o: &mut Out<Self>,
     ) {
+        if state.closed {
+            return;
+        }
         match msg {
             KvMsg::Ack { epoch, from, seqno } => {
                 if SingleDelivery::on_ack(state, src, epoch, from, seqno)
                     && self.cfg.switches.retransmits()
                 {
                     o.cancel_timer(KvTimer::Retransmit);
+                }
+            }
+            KvMsg::Closed { epoch, .. } => {
+                if epoch == state.sd.epoch && self.cfg.hosts.contains(&src) {
+                    state.to_mut().closed = true;
+                    if self.cfg.switches.retransmits() {
+                        o.cancel_timer(KvTimer::Retransmit);
+                    }
                 }
             }
             KvMsg::Single {
@@ -232,6 +247,9 @@ impl Actor for KvClient {
     }
 
     fn on_timeout(&self, _id: Id, state: &mut Cow<KvClientState>, _t: &KvTimer, o: &mut Out<Self>) {
+        if state.closed {
+            return;
+        }
         if let Some(timer) = self.cfg.switches.retransmit_timer(&self.cfg.params) {
             state.sd.resend_unacked(timer, o);
         }

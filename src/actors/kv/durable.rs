@@ -51,6 +51,8 @@ pub enum HostRecord {
     RemoveRange(KeyRange),
     /// A range's owner set.
     Owner(KeyRange, Id),
+    /// The watermark of closed client channels raised.
+    ClosedThrough(Option<u64>),
     /// Both channels with a peer after a step: the receiving one whole (it is small), the
     /// sending one as a change, so that a record does not repeat the messages still unacked
     /// from earlier steps (`None`: no such channel).
@@ -137,6 +139,9 @@ impl HostStorage {
                 if !range.is_empty() {
                     self.delegation.set(range, owner);
                 }
+            }
+            HostRecord::ClosedThrough(w) => {
+                self.sd.closed_through = w;
             }
             HostRecord::Channel { peer, send, recv } => {
                 let old = self.sd.send.get(&peer).cloned();

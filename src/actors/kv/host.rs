@@ -51,6 +51,10 @@ pub struct HostMilestones {
     pub received_data: bool,
     /// Ignored a duplicate (an already delivered sequence number).
     pub ignored_duplicate: bool,
+    /// Closed a client channel to stay within `max_client_channels`.
+    pub closed_channel: bool,
+    /// Refused a message of an incarnation whose channel it closed.
+    pub refused_closed: bool,
 }
 
 /// A host's state.
@@ -104,6 +108,32 @@ impl Host {
 
     fn switches(&self) -> &KvModelSwitches {
         &self.cfg.switches
+    }
+
+    /// Whether `id` is a client (any peer that is not a host of the configuration).
+    fn is_client(&self, id: Id) -> bool {
+        !self.cfg.hosts.contains(&id)
+    }
+
+    /// Keeps at most `max_client_channels` client channels: a new one (from `src`) closes those
+    /// of the incarnations with the lowest epochs (see `SingleDelivery::close_idle` for what
+    /// that means for exactly-once).
+    fn close_idle_clients(&self, s: &mut HostState, src: Id) {
+        let max = self.params().max_client_channels;
+        let closed = s.sd.close_idle(|id| self.is_client(id), max, src);
+        if closed.is_empty() {
+            return;
+        }
+        s.milestones.closed_channel = true;
+        for peer in closed {
+            self.journal(s, || HostRecord::Channel {
+                peer,
+                send: None,
+                recv: None,
+            });
+        }
+        let w = s.sd.closed_through;
+        self.journal(s, || HostRecord::ClosedThrough(w));
     }
 
     /// Adds a journal record (built only if the host journals).
@@ -353,12 +383,25 @@ impl Actor for Host {
                 }
                 acked
             }
+            KvMsg::Closed { .. } => false, // hosts close channels; none closes theirs
             KvMsg::Single {
                 epoch,
                 to,
                 seqno,
                 payload,
             } => {
+                let client = self.is_client(src);
+                if client
+                    && state.sd.is_closed(src, epoch)
+                    && !self.switches().has(KvMutation::ReopenClosed)
+                {
+                    let watermark = state.sd.closed_through.unwrap_or(0);
+                    o.send(src, KvMsg::Closed { epoch, watermark });
+                    if !state.milestones.refused_closed {
+                        state.to_mut().milestones.refused_closed = true;
+                    }
+                    return;
+                }
                 if self.blocked(state, src, &payload) {
                     return; // no ack: the sender retransmits once we have room
                 }
@@ -372,6 +415,7 @@ impl Actor for Host {
                     return;
                 }
                 let s = state.to_mut();
+                let new_channel = client && !s.sd.recv.contains_key(&src);
                 let r = s.sd.receive(src, epoch, to, seqno, payload, dupes);
                 if r.duplicate {
                     s.milestones.ignored_duplicate = true;
@@ -381,6 +425,9 @@ impl Actor for Host {
                 }
                 if let Some(p) = r.deliver {
                     self.handle(s, src, p, o);
+                }
+                if new_channel {
+                    self.close_idle_clients(s, src);
                 }
                 true
             }

@@ -26,6 +26,11 @@ pub struct KvParams {
     /// starts again empty): it bounds the log a restart replays, at the cost of rewriting the
     /// table once per this many records.
     pub snapshot_every: u64,
+    /// A host keeps at most this many client channels. A new client beyond it closes the
+    /// channel of the incarnation with the lowest epoch (the clock when it started), whose later
+    /// messages are refused with `Closed`: it must start again as a new incarnation. Bounds a
+    /// host's memory however many clients come and go.
+    pub max_client_channels: usize,
 }
 
 impl Default for KvParams {
@@ -36,6 +41,7 @@ impl Default for KvParams {
             max_unacked: 1024,
             max_delegate_bytes: 60_000,
             snapshot_every: 200_000,
+            max_client_channels: 10_000,
         }
     }
 }
@@ -113,6 +119,9 @@ mutations! {
         DropPair => "drop-pair",
         /// SingleDelivery never retransmits (a liveness bug over a lossy network).
         NeverRetransmit => "never-retransmit",
+        /// A host takes a message of an incarnation whose channel it closed as a new channel's
+        /// (ignoring the watermark): a late copy of an old request is delivered again.
+        ReopenClosed => "reopen-closed-channel",
         /// A restarted host ignores what it stored and starts as a new host (the root owning
         /// every key again): IronKV's in-memory hosts.
         ForgetStorage => "forget-storage-on-restart",

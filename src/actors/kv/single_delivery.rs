@@ -40,6 +40,17 @@ pub enum SdMsg<M> {
         /// The highest sequence number delivered.
         seqno: u64,
     },
+    /// The receiver closed the channel of the sender's incarnation `epoch` (it keeps a bounded
+    /// number of client channels): nothing more of that incarnation will be delivered, and
+    /// whether its unacknowledged messages were is unknown. The sender may go on only as a new
+    /// incarnation, with an epoch above `watermark`. (Last in the enum: the encoding of the
+    /// others is unchanged.)
+    Closed {
+        /// The sender's epoch whose channel was closed.
+        epoch: u64,
+        /// The highest epoch of any channel the receiver closed.
+        watermark: u64,
+    },
 }
 
 impl<M: fmt::Display> fmt::Display for SdMsg<M> {
@@ -61,6 +72,9 @@ impl<M: fmt::Display> fmt::Display for SdMsg<M> {
                 epoch: 0, seqno, ..
             } => write!(f, "Ack(#{seqno})"),
             SdMsg::Ack { epoch, seqno, .. } => write!(f, "Ack(#{epoch}.{seqno})"),
+            SdMsg::Closed { epoch, watermark } => {
+                write!(f, "Closed(epoch {epoch}, watermark {watermark})")
+            }
         }
     }
 }
@@ -130,6 +144,10 @@ pub struct SingleDelivery<M> {
     pub send: BTreeMap<Id, SendChannel<M>>,
     /// Receiving channels.
     pub recv: BTreeMap<Id, RecvChannel>,
+    /// The highest epoch of any channel closed by [`SingleDelivery::close_idle`] (`None`:
+    /// none). A sender with no channel here and an epoch at or below it is refused: it may be
+    /// an incarnation whose channel was closed, whose messages must never be delivered again.
+    pub closed_through: Option<u64>,
     /// Messages waiting for an ack, over every sending channel: a function of `send`, kept so
     /// that "is anything unacked" costs nothing however many channels there are (not stored:
     /// recounted when decoded).
@@ -143,6 +161,7 @@ struct SdDurable<M> {
     epoch: u64,
     send: BTreeMap<Id, SendChannel<M>>,
     recv: BTreeMap<Id, RecvChannel>,
+    closed_through: Option<u64>,
 }
 
 impl<M> From<SdDurable<M>> for SingleDelivery<M> {
@@ -152,6 +171,7 @@ impl<M> From<SdDurable<M>> for SingleDelivery<M> {
             epoch: d.epoch,
             send: d.send,
             recv: d.recv,
+            closed_through: d.closed_through,
             unacked_total,
         }
     }
@@ -163,6 +183,7 @@ impl<M> Default for SingleDelivery<M> {
             epoch: 0,
             send: BTreeMap::new(),
             recv: BTreeMap::new(),
+            closed_through: None,
             unacked_total: 0,
         }
     }
@@ -192,6 +213,55 @@ impl<M: Clone> SingleDelivery<M> {
                 self.recv.remove(&peer);
             }
         }
+    }
+
+    /// Whether a message of incarnation `epoch` from `src` must be refused with
+    /// [`SdMsg::Closed`]: `src` has no channel here and `epoch` is at or below the watermark of
+    /// closed channels.
+    pub(crate) fn is_closed(&self, src: Id, epoch: u64) -> bool {
+        self.closed_through.is_some_and(|w| epoch <= w) && !self.recv.contains_key(&src)
+    }
+
+    /// Closes the channels (both directions) of the peers `closable` selects, the lowest
+    /// (epoch, id) first, never `keep`'s, while more than `max` of them have a receiving
+    /// channel; raises the watermark to each closed epoch. Returns the peers closed.
+    ///
+    /// What it means for exactly-once: every message delivered on a closed channel came from an
+    /// incarnation whose epoch is at most the watermark, and [`SingleDelivery::is_closed`]
+    /// refuses any such incarnation without a channel, so none is delivered twice. An
+    /// incarnation whose channel was closed learns it from `Closed` and must start again above
+    /// the watermark; the outcome of what it had not seen acknowledged is unknown to it. Its
+    /// unacked messages on the channel back are dropped.
+    pub(crate) fn close_idle(
+        &mut self,
+        closable: impl Fn(Id) -> bool,
+        max: usize,
+        keep: Id,
+    ) -> Vec<Id> {
+        let mut open: Vec<(u64, Id)> = self
+            .recv
+            .iter()
+            .filter(|(id, _)| closable(**id))
+            .map(|(id, c)| (c.epoch, *id))
+            .collect();
+        if open.len() <= max {
+            return Vec::new();
+        }
+        open.sort();
+        let excess = open.len() - max;
+        let victims: Vec<(u64, Id)> = open
+            .into_iter()
+            .filter(|(_, id)| *id != keep)
+            .take(excess)
+            .collect();
+        for &(epoch, id) in &victims {
+            self.recv.remove(&id);
+            if let Some(ch) = self.send.remove(&id) {
+                self.unacked_total -= ch.unacked.len();
+            }
+            self.closed_through = Some(self.closed_through.map_or(epoch, |w| w.max(epoch)));
+        }
+        victims.into_iter().map(|(_, id)| id).collect()
     }
 
     /// An actor's SingleDelivery with this epoch and no channel yet.
