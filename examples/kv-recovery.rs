@@ -14,8 +14,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Parser;
 use ironfleet::actors::kv::{
-    DelegationMap, Host, HostConfig, HostRecord, HostSave, HostStorage, KvModelSwitches, KvParams,
-    Persistence, SingleDelivery,
+    DelegationMap, Host, HostConfig, HostRecord, HostSave, HostStorage, Key, KvModelSwitches,
+    KvParams, Persistence, SingleDelivery,
 };
 use ironfleet::net::journal::HostLog;
 use ironfleet::net::storage::Store;
@@ -61,7 +61,7 @@ fn main() -> Result<()> {
         sd: SingleDelivery::new(1),
     };
     for k in 0..cli.keys {
-        st.table.insert(k, vec![b'v'; cli.value_size]);
+        st.table.insert(Key::from(k), vec![b'v'; cli.value_size]);
     }
     let mut log = HostLog::new(&base, identity.clone());
     log.init()?;
@@ -72,7 +72,10 @@ fn main() -> Result<()> {
         let group: Vec<HostSave> = (0..64.min(cli.log_records - written))
             .map(|i| {
                 let k = (written + i) % cli.keys.max(1);
-                HostSave::Journal(vec![HostRecord::Put(k, vec![b'w'; cli.value_size])])
+                HostSave::Journal(vec![HostRecord::Put(
+                    Key::from(k),
+                    vec![b'w'; cli.value_size],
+                )])
             })
             .collect();
         written += group.len() as u64;

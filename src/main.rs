@@ -177,15 +177,15 @@ enum KvVerb {
     Get {
         #[command(flatten)]
         target: KvTarget,
-        /// The key (an unsigned 64-bit integer).
-        key: u64,
+        /// The key (its UTF-8 bytes; keys order byte by byte).
+        key: String,
     },
     /// Write a key.
     Set {
         #[command(flatten)]
         target: KvTarget,
-        /// The key (an unsigned 64-bit integer).
-        key: u64,
+        /// The key (its UTF-8 bytes; keys order byte by byte).
+        key: String,
         /// The value (stored as its UTF-8 bytes).
         value: String,
     },
@@ -193,8 +193,8 @@ enum KvVerb {
     Del {
         #[command(flatten)]
         target: KvTarget,
-        /// The key (an unsigned 64-bit integer).
-        key: u64,
+        /// The key (its UTF-8 bytes; keys order byte by byte).
+        key: String,
     },
     /// Move a key range to another host (asks its current owner; waits until the new owner
     /// answers for it).
@@ -300,12 +300,16 @@ fn main() {
                 base_port,
                 write_config,
             }) => kvc::kv_local(*count, *base_port, write_config.clone()),
-            Some(KvVerb::Get { target, key }) => kvc::kv_op(target, KvCliOp::Get(*key)),
-            Some(KvVerb::Set { target, key, value }) => {
-                kvc::kv_op(target, KvCliOp::Set(*key, value.clone()))
+            Some(KvVerb::Get { target, key }) => {
+                kvc::kv_op(target, KvCliOp::Get(key.as_str().into()))
             }
-            Some(KvVerb::Del { target, key }) => kvc::kv_op(target, KvCliOp::Del(*key)),
-            Some(KvVerb::Shard { target, range, to }) => kvc::kv_shard(target, *range, *to),
+            Some(KvVerb::Set { target, key, value }) => {
+                kvc::kv_op(target, KvCliOp::Set(key.as_str().into(), value.clone()))
+            }
+            Some(KvVerb::Del { target, key }) => {
+                kvc::kv_op(target, KvCliOp::Del(key.as_str().into()))
+            }
+            Some(KvVerb::Shard { target, range, to }) => kvc::kv_shard(target, range.clone(), *to),
             Some(KvVerb::Bench(f)) => kvc::kv_bench(f),
             Some(KvVerb::Keygen { out }) => keygen(out),
         },

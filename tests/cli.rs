@@ -310,8 +310,19 @@ fn kv_host_processes_serve_get_set_del_and_shard_and_survive_sigkill() {
     let (_, out, err) = kv(&["get", "150"]);
     assert_eq!(out, "hello");
     assert!(err.contains("answered by host 1"), "{err}");
-    // Host 0 owns only part of 50..150 now: the move is refused, exit 1.
-    let (code, _, err) = kv(&["shard", "--range", "50..150", "--to", "1"]);
+    // Keys are byte strings: a prefix range moves as one.
+    assert_eq!(kv(&["set", "user/alice", "a"]).1, "ok");
+    let (code, out, _) = kv(&["shard", "--range", "user/..user0", "--to", "1"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "moved [user/..user0) from host 0 to host 1")
+    );
+    let (_, out, err) = kv(&["get", "user/alice"]);
+    assert_eq!(out, "a");
+    assert!(err.contains("answered by host 1"), "{err}");
+    // Host 0 owns only part of 050..150 now (keys are byte strings: "050" < "100" < "150"): the
+    // move is refused, exit 1.
+    let (code, _, err) = kv(&["shard", "--range", "050..150", "--to", "1"]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("must own the whole range"), "{err}");
 

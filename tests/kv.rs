@@ -3,7 +3,7 @@
 //! fairness over a lossy network (and a SingleDelivery that never retransmits caught as a
 //! lasso).
 
-use ironfleet::actors::kv::{ClientOp, KeyRange, KvMutation};
+use ironfleet::actors::kv::{ClientOp, Key, KeyRange, KvMutation};
 use ironfleet::model::kv::{kv_liveness, kv_model, KvModelCfg};
 
 /// The safety properties the KV model registers, in report order.
@@ -73,7 +73,7 @@ fn three_hosts_partial_ownership() -> KvModelCfg {
     let mut cfg = KvModelCfg::small();
     cfg.hosts = 3;
     cfg.clients[1] = vec![
-        shard(KeyRange::new(1, Some(2)), 0, 1),
+        shard(KeyRange::new(1, Some(Key::from(2))), 0, 1),
         shard(KeyRange::new(0, None), 0, 2),
     ];
     cfg
@@ -138,12 +138,12 @@ fn seeded_walks_of_two_clients_and_two_moves_stay_safe() {
     cfg.clients.insert(
         1,
         vec![
-            ClientOp::Set(0, Some(b"w".to_vec())),
-            ClientOp::Get(1),
-            ClientOp::Set(1, None),
+            ClientOp::Set(Key::from(0), Some(b"w".to_vec())),
+            ClientOp::Get(Key::from(1)),
+            ClientOp::Set(Key::from(1), None),
         ],
     );
-    cfg.clients[2].push(shard(KeyRange::new(0, Some(1)), 0, 2));
+    cfg.clients[2].push(shard(KeyRange::new(0, Some(Key::from(1))), 0, 2));
     let outcome = run(
         kv_model(cfg),
         &opts(Mode::Simulate {
@@ -255,8 +255,11 @@ fn one_client_channel_racing_clients() -> KvModelCfg {
     let mut cfg = KvModelCfg::small();
     cfg.params.max_client_channels = 1;
     cfg.clients = vec![
-        vec![ClientOp::Set(1, Some(b"a".to_vec()))],
-        vec![ClientOp::Set(1, Some(b"b".to_vec())), ClientOp::Get(1)],
+        vec![ClientOp::Set(Key::from(1), Some(b"a".to_vec()))],
+        vec![
+            ClientOp::Set(Key::from(1), Some(b"b".to_vec())),
+            ClientOp::Get(Key::from(1)),
+        ],
     ];
     cfg
 }
@@ -388,8 +391,8 @@ fn check_kv_exit_codes() {
 fn two_clients_and_a_move_hold_exhaustively() {
     let mut cfg = KvModelCfg::small();
     cfg.clients = vec![
-        vec![ClientOp::Set(1, Some(b"a".to_vec()))],
-        vec![ClientOp::Get(1)],
+        vec![ClientOp::Set(Key::from(1), Some(b"a".to_vec()))],
+        vec![ClientOp::Get(Key::from(1))],
         vec![shard(KeyRange::new(1, None), 0, 1)],
     ];
     assert_eq!(holds_exhaustively(cfg, None), 2_887_800);
@@ -399,10 +402,13 @@ fn two_clients_and_a_move_hold_exhaustively() {
 fn two_clients_racing_on_one_key_stay_linearizable() {
     let mut cfg = KvModelCfg::small();
     cfg.clients = vec![
-        vec![ClientOp::Set(1, Some(b"a".to_vec())), ClientOp::Get(1)],
         vec![
-            ClientOp::Set(1, Some(b"b".to_vec())),
-            ClientOp::Set(1, None),
+            ClientOp::Set(Key::from(1), Some(b"a".to_vec())),
+            ClientOp::Get(Key::from(1)),
+        ],
+        vec![
+            ClientOp::Set(Key::from(1), Some(b"b".to_vec())),
+            ClientOp::Set(Key::from(1), None),
         ],
     ];
     let outcome = run(kv_model(cfg), &opts(Mode::Bfs), &mut std::io::sink());

@@ -10,13 +10,20 @@ use proptest::prelude::*;
 use stateright::actor::{Actor, Id, Out};
 
 use ironfleet::actors::kv::{
-    Host, HostConfig, HostSave, HostStorage, KeyRange, KvModelSwitches, KvMsg, KvParams, KvPayload,
-    KvTimer, Persistence,
+    Host, HostConfig, HostSave, HostStorage, Key, KeyRange, KvModelSwitches, KvMsg, KvParams,
+    KvPayload, KvTimer, Persistence,
 };
 use stateright::actor::Command;
 
-fn key() -> impl Strategy<Value = u64> {
-    prop_oneof![4 => 0u64..6, 2 => Just(u64::MAX), 1 => Just(u64::MAX - 1), 1 => any::<u64>()]
+/// Keys: a few one-byte ones (so ranges overlap and nest), the smallest key, long runs of 0xff
+/// (near the top of the order), and arbitrary byte strings.
+fn key() -> impl Strategy<Value = Key> {
+    prop_oneof![
+        4 => (0u8..6).prop_map(|b| Key(vec![b])),
+        2 => Just(Key::MIN),
+        1 => Just(Key(vec![0xff; 8])),
+        1 => proptest::collection::vec(any::<u8>(), 0..16).prop_map(Key),
+    ]
 }
 
 fn range() -> impl Strategy<Value = KeyRange> {
@@ -197,17 +204,13 @@ fn invalid_shard_ranges_are_refused_without_panic() {
     let h = host(0);
     let me = Id::from(0usize);
     let admin = Id::from(4usize);
+    let k = |b: &[u8]| Key(b.to_vec());
     for range in [
-        KeyRange { lo: 5, hi: Some(5) },
-        KeyRange { lo: 9, hi: Some(3) },
-        KeyRange {
-            lo: u64::MAX,
-            hi: None,
-        },
-        KeyRange {
-            lo: u64::MAX,
-            hi: Some(u64::MAX),
-        },
+        KeyRange::new(k(&[5]), Some(k(&[5]))),
+        KeyRange::new(k(&[9]), Some(k(&[3]))),
+        KeyRange::new(k(&[0xff; 8]), None),
+        KeyRange::new(k(&[0xff; 8]), Some(k(&[0xff; 8]))),
+        KeyRange::new(Key::MIN, Some(Key::MIN)),
     ] {
         let mut state = h.on_start(me, &None, &mut Out::new());
         let mut cow = Cow::Owned(state.clone());
@@ -221,7 +224,7 @@ fn invalid_shard_ranges_are_refused_without_panic() {
                 to: 0,
                 seqno: 1,
                 payload: KvPayload::Shard {
-                    range,
+                    range: range.clone(),
                     recipient: Id::from(1usize),
                 },
             },
@@ -229,10 +232,10 @@ fn invalid_shard_ranges_are_refused_without_panic() {
         );
         state = cow.into_owned();
         let delegated = o.iter().any(|c| format!("{c:?}").contains("Delegate"));
-        // An empty range moves nothing; the one key at `u64::MAX` may move.
+        // An empty range moves nothing; the keys from 0xff.. may move.
         assert_eq!(delegated, !range.is_empty(), "{range:?}");
         assert_eq!(
-            state.delegation.owner(0),
+            state.delegation.owner(&Key::MIN),
             me,
             "the host still owns its keys"
         );

@@ -9,7 +9,7 @@ use std::net::SocketAddrV4;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ironfleet::actors::kv::{KeyRange, KvMsg, KvPayload};
+use ironfleet::actors::kv::{Key, KeyRange, KvMsg, KvPayload};
 use ironfleet::invariants::kv::{HashTableSpec, TableOp};
 use ironfleet::net::codec;
 use ironfleet::net::kv::{KvRemote, LocalKv};
@@ -80,7 +80,7 @@ async fn hosts_killed_and_restarted_repeatedly_lose_no_acknowledged_write() {
                 let from = admin.find_owner(lo, T).await.unwrap();
                 let to = (from + 1 + (round + i) % 2) % 3;
                 admin
-                    .shard(KeyRange::new(lo, hi), from, to, T)
+                    .shard(KeyRange::new(lo, hi.map(Key::from)), from, to, T)
                     .await
                     .unwrap();
                 while !admin.owns(to, lo, T).await.unwrap() {
@@ -146,10 +146,10 @@ async fn ranges_move_while_clients_read_and_write() {
         let mut moves = 0;
         for round in 0..5 {
             for (i, &(lo, hi)) in RANGES.iter().enumerate() {
-                let range = KeyRange::new(lo, hi);
+                let range = KeyRange::new(lo, hi.map(Key::from));
                 let from = admin.find_owner(lo, T).await.unwrap();
                 let to = (from + 1 + (round + i) % 2) % 3;
-                admin.shard(range, from, to, T).await.unwrap();
+                admin.shard(range.clone(), from, to, T).await.unwrap();
                 let deadline = tokio::time::Instant::now() + T;
                 while !admin.owns(to, lo, T).await.unwrap() {
                     assert!(
@@ -215,7 +215,7 @@ async fn bad_datagrams_are_dropped_and_counted_while_serving() {
         to: 0,
         seqno: 1,
         payload: KvPayload::Set {
-            key: 1,
+            key: 1u64.into(),
             value: Some(b"x".to_vec()),
         },
     })
@@ -257,7 +257,7 @@ async fn raw_set(
         to: 0,
         seqno,
         payload: KvPayload::Set {
-            key,
+            key: key.into(),
             value: Some(format!("{epoch}.{seqno}").into_bytes()),
         },
     };
@@ -355,15 +355,15 @@ async fn a_recorded_real_run_with_moves_is_linearizable() {
                 for i in 0..60 {
                     let key = SHARED[rng.random_range(0..SHARED.len())];
                     let op = match rng.random_range(0..3) {
-                        0 => TableOp::Get(key),
-                        1 => TableOp::Set(key, None),
-                        _ => TableOp::Set(key, Some(format!("{c}:{i}").into_bytes())),
+                        0 => TableOp::Get(key.into()),
+                        1 => TableOp::Set(key.into(), None),
+                        _ => TableOp::Set(key.into(), Some(format!("{c}:{i}").into_bytes())),
                     };
                     let invoked = start.elapsed().as_micros();
                     let ret = match &op {
-                        TableOp::Get(k) => kv.get(*k, T).await.unwrap(),
+                        TableOp::Get(k) => kv.get(k.clone(), T).await.unwrap(),
                         TableOp::Set(k, v) => {
-                            kv.set(*k, v.clone(), T).await.unwrap();
+                            kv.set(k.clone(), v.clone(), T).await.unwrap();
                             v.clone()
                         }
                     };
@@ -384,7 +384,7 @@ async fn a_recorded_real_run_with_moves_is_linearizable() {
     let mut admin = KvRemote::connect(hosts.clone()).await.unwrap();
     for round in 0..4 {
         for (i, &(lo, hi)) in RANGES.iter().enumerate().take(3) {
-            let range = KeyRange::new(lo, hi);
+            let range = KeyRange::new(lo, hi.map(Key::from));
             let from = admin.find_owner(lo, T).await.unwrap();
             admin
                 .shard(range, from, (from + 1 + (round + i) % 2) % 3, T)
@@ -431,11 +431,11 @@ async fn with_a_cluster_key_only_an_admin_holding_it_moves_ranges() {
     let hosts = cluster.addrs();
     let mut client = KvRemote::connect(hosts.clone()).await.unwrap();
     client.set(7, Some(b"seven".to_vec()), T).await.unwrap();
-    let range = KeyRange { lo: 0, hi: None };
+    let range = KeyRange::ALL;
 
     let mut stranger = KvRemote::connect(hosts.clone()).await.unwrap();
     let refused = stranger
-        .shard(range, 0, 1, Duration::from_millis(500))
+        .shard(range.clone(), 0, 1, Duration::from_millis(500))
         .await;
     assert!(
         refused.is_err(),
@@ -490,7 +490,7 @@ async fn a_lost_reply_is_resent_within_two_periods_under_steady_load() {
         to: 0,
         seqno: 1,
         payload: KvPayload::Set {
-            key: 3,
+            key: 3u64.into(),
             value: Some(b"x".to_vec()),
         },
     };

@@ -153,7 +153,7 @@ pub fn kv_op(target: &KvTarget, op: KvCliOp) -> Result<i32> {
         let (key, line) = async {
             Ok::<_, anyhow::Error>(match op {
                 KvCliOp::Get(k) => {
-                    let v = c.get(k, target.timeout).await?;
+                    let v = c.get(k.clone(), target.timeout).await?;
                     let shown = match v {
                         None => "(none)".to_string(),
                         Some(b) => String::from_utf8_lossy(&b).into_owned(),
@@ -161,11 +161,12 @@ pub fn kv_op(target: &KvTarget, op: KvCliOp) -> Result<i32> {
                     (k, shown)
                 }
                 KvCliOp::Set(k, v) => {
-                    c.set(k, Some(v.into_bytes()), target.timeout).await?;
+                    c.set(k.clone(), Some(v.into_bytes()), target.timeout)
+                        .await?;
                     (k, "ok".to_string())
                 }
                 KvCliOp::Del(k) => {
-                    c.set(k, None, target.timeout).await?;
+                    c.set(k.clone(), None, target.timeout).await?;
                     (k, "ok".to_string())
                 }
             })
@@ -173,7 +174,7 @@ pub fn kv_op(target: &KvTarget, op: KvCliOp) -> Result<i32> {
         .await
         .context(context)?;
         println!("{line}");
-        if let Some(h) = c.known_owner(key) {
+        if let Some(h) = c.known_owner(&key) {
             eprintln!("(answered by host {h}, after {} redirects)", c.redirects);
         }
         Ok(0)
@@ -193,14 +194,14 @@ pub fn kv_shard(target: &KvTarget, range: KeyRange, to: usize) -> Result<i32> {
     runtime()?.block_on(async {
         let mut c = KvRemote::connect(addrs).await?.with_key(key);
         let deadline = Instant::now() + target.timeout;
-        let from = c.find_owner(range.lo, target.timeout).await?;
+        let from = c.find_owner(range.lo.clone(), target.timeout).await?;
         if from == to {
             println!("host {to} already owns key {}", range.lo);
             return Ok(0);
         }
-        c.shard(range, from, to, target.timeout).await?;
+        c.shard(range.clone(), from, to, target.timeout).await?;
         while Instant::now() < deadline {
-            if c.owns(to, range.lo, target.timeout).await? {
+            if c.owns(to, range.lo.clone(), target.timeout).await? {
                 println!("moved {range} from host {from} to host {to}");
                 return Ok(0);
             }
@@ -280,7 +281,13 @@ impl KvBenchFlags {
     }
 }
 
-/// Spreads keys `0..keys` evenly over the hosts (moving each part from host 0; ranges are moved
+/// Bench key number `k`: its decimal digits padded to ten, so that byte order is number order and
+/// ranges of numbers are ranges of keys.
+pub fn bench_key(k: u64) -> Key {
+    Key::from(format!("{k:010}").as_str())
+}
+
+/// Spreads keys `0..keys` (as [`bench_key`]s) evenly over the hosts (moving each part from host 0; ranges are moved
 /// in pieces small enough for one datagram), then loads every key with a value.
 pub async fn spread_and_load(
     hosts: &[SocketAddrV4],
@@ -293,13 +300,13 @@ pub async fn spread_and_load(
     for i in 1..n {
         let (lo, hi) = (keys * i / n, keys * (i + 1) / n);
         let hi = if i == n - 1 { None } else { Some(hi) };
-        let range = KeyRange::new(lo, hi);
+        let range = KeyRange::new(bench_key(lo), hi.map(bench_key));
         if range.is_empty() {
             continue;
         }
-        admin.shard(range, 0, i as usize, timeout).await?;
+        admin.shard(range.clone(), 0, i as usize, timeout).await?;
         let deadline = Instant::now() + timeout;
-        while !admin.owns(i as usize, lo, timeout).await? {
+        while !admin.owns(i as usize, bench_key(lo), timeout).await? {
             if Instant::now() >= deadline {
                 bail!("host {i} did not take {range} within {timeout:?}");
             }
@@ -308,7 +315,9 @@ pub async fn spread_and_load(
     }
     let value = vec![b'v'; value_size];
     for k in 0..keys {
-        admin.set(k, Some(value.clone()), timeout).await?;
+        admin
+            .set(bench_key(k), Some(value.clone()), timeout)
+            .await?;
     }
     Ok(())
 }
@@ -341,7 +350,7 @@ pub async fn run_kv(
                 if now >= end {
                     break;
                 }
-                let key = rng.random_range(0..keys);
+                let key = bench_key(rng.random_range(0..keys));
                 let r = if rng.random_bool(get_ratio) {
                     c.get(key, Duration::from_secs(5)).await.map(|_| ())
                 } else {
@@ -383,7 +392,7 @@ pub fn kv_bench(f: &KvBenchFlags) -> Result<i32> {
             to: 0,
             seqno: 1,
             payload: KvPayload::Set {
-                key: f.keys.saturating_sub(1),
+                key: bench_key(f.keys.saturating_sub(1)),
                 value: Some(vec![b'x'; f.value_size]),
             },
         })?;

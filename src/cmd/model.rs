@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use stateright::actor::{Actor, ActorModel, ActorModelAction};
 use stateright::Model;
 
-use crate::actors::kv::{ClientOp, KeyRange, KvMutation, KvParams};
+use crate::actors::kv::{ClientOp, Key, KeyRange, KvMutation, KvParams};
 use crate::actors::lock::LockMutation;
 use crate::actors::rsl::{Counter, Mutation};
 use crate::check::bounded::{check_bounded, BoundedOptions};
@@ -524,7 +524,7 @@ pub struct KvFlags {
 }
 
 /// One shard move of the admin client: ask host `from` to move `range` to host `to`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShardMove {
     /// The range.
     pub range: KeyRange,
@@ -536,8 +536,8 @@ pub struct ShardMove {
 
 impl std::fmt::Display for ShardMove {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let r = self.range;
-        match r.hi {
+        let r = &self.range;
+        match &r.hi {
             Some(h) => write!(f, "{}..{}:{}:{}", r.lo, h, self.from, self.to),
             None => write!(f, "{}..:{}:{}", r.lo, self.from, self.to),
         }
@@ -591,9 +591,9 @@ impl KvFlags {
         }
         let mut clients: Vec<Vec<ClientOp>> = (0..self.clients)
             .map(|i| {
-                let key = self.keys - 1 - (i as u64 % self.keys);
+                let key = Key::from(self.keys - 1 - (i as u64 % self.keys));
                 let value = format!("v{i}").into_bytes();
-                vec![ClientOp::Set(key, Some(value)), ClientOp::Get(key)]
+                vec![ClientOp::Set(key.clone(), Some(value)), ClientOp::Get(key)]
             })
             .collect();
         let moves: Vec<ShardMove> = if self.moves.is_empty() {
@@ -625,7 +625,7 @@ impl KvFlags {
                 moves
                     .iter()
                     .map(|m| ClientOp::Shard {
-                        range: m.range,
+                        range: m.range.clone(),
                         from: m.from,
                         to: m.to,
                     })

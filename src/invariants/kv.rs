@@ -13,7 +13,7 @@
 //!   `LinearizabilityTester` against the spec;
 //! * **delegation maps bounded** by `max_delegations`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use stateright::actor::{ActorModelState, Id};
@@ -47,7 +47,7 @@ impl SequentialSpec for HashTableSpec {
             TableOp::Get(k) => self.map.get(k).cloned(),
             TableOp::Set(k, v) => {
                 match v {
-                    Some(v) => self.map.insert(*k, v.clone()),
+                    Some(v) => self.map.insert(k.clone(), v.clone()),
                     None => self.map.remove(k),
                 };
                 v.clone()
@@ -105,7 +105,7 @@ fn delegations_in_flight(n: usize, s: &KvState) -> Vec<(KeyRange, Pairs)> {
         for (dst, r) in hosts(n, s) {
             for p in h.sd.undelivered(dst, r.sd.recv.get(&src)) {
                 if let KvPayload::Delegate { range, pairs } = p {
-                    out.push((*range, pairs.clone()));
+                    out.push((range.clone(), pairs.clone()));
                 }
             }
         }
@@ -118,14 +118,14 @@ pub fn abstract_table(n: usize, s: &KvState) -> Option<BTreeMap<Key, Value>> {
     let mut t = BTreeMap::new();
     for (id, h) in hosts(n, s) {
         for (k, v) in &h.table {
-            if h.delegation.owner(*k) == id && t.insert(*k, v.clone()).is_some() {
+            if h.delegation.owner(k) == id && t.insert(k.clone(), v.clone()).is_some() {
                 return None;
             }
         }
     }
     for (_, pairs) in delegations_in_flight(n, s) {
         for (k, v) in pairs.iter() {
-            if t.insert(*k, v.clone()).is_some() {
+            if t.insert(k.clone(), v.clone()).is_some() {
                 return None;
             }
         }
@@ -138,11 +138,22 @@ pub fn one_hash_table(n: usize, s: &KvState) -> bool {
     abstract_table(n, s).is_some_and(|t| t == s.history.spec)
 }
 
-/// Every key in `0..keys` (of `n` hosts) is owned by exactly one host or carried by exactly one delegation in
-/// flight.
-pub fn every_key_owned_once(n: usize, keys: Key, s: &KvState) -> bool {
+/// Every key (of `n` hosts) is owned by exactly one host or carried by exactly one delegation in
+/// flight. Checked at every key where the count can change, which covers all keys: the smallest
+/// key, every range boundary in any host's delegation map and of any delegation in flight, and
+/// the model's keys `0..keys`. (Ownership is constant between consecutive boundaries.)
+pub fn every_key_owned_once(n: usize, keys: u64, s: &KvState) -> bool {
     let flying = delegations_in_flight(n, s);
-    (0..keys).all(|k| {
+    let mut points: BTreeSet<Key> = (0..keys).map(Key::from).collect();
+    points.insert(Key::MIN);
+    for (_, h) in hosts(n, s) {
+        points.extend(h.delegation.ranges().into_iter().map(|(r, _)| r.lo));
+    }
+    for (r, _) in &flying {
+        points.insert(r.lo.clone());
+        points.extend(r.hi.clone());
+    }
+    points.iter().all(|k| {
         let owners = hosts(n, s)
             .filter(|(id, h)| h.delegation.owner(k) == *id)
             .count();
@@ -184,11 +195,12 @@ mod tests {
             let mut spec = HashTableSpec::default();
             let mut map: BTreeMap<Key, Value> = BTreeMap::new();
             for (k, v, is_get) in ops {
+                let k = Key::from(k);
                 if is_get {
-                    prop_assert_eq!(spec.invoke(&TableOp::Get(k)), map.get(&k).cloned());
+                    prop_assert_eq!(spec.invoke(&TableOp::Get(k.clone())), map.get(&k).cloned());
                 } else {
                     let v = v.map(|b| vec![b]);
-                    prop_assert_eq!(spec.invoke(&TableOp::Set(k, v.clone())), v.clone());
+                    prop_assert_eq!(spec.invoke(&TableOp::Set(k.clone(), v.clone())), v.clone());
                     match v { Some(v) => { map.insert(k, v); } None => { map.remove(&k); } }
                 }
             }

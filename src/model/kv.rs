@@ -23,8 +23,9 @@ pub struct KvModelCfg {
     pub hosts: usize,
     /// Each client's operations (one client per entry).
     pub clients: Vec<Vec<ClientOp>>,
-    /// Keys `0..keys` are checked for single ownership.
-    pub keys: Key,
+    /// Keys `0..keys` (as decimal strings) are in play; single ownership is checked at them and
+    /// at every range boundary.
+    pub keys: u64,
     /// Network semantics.
     pub network: NetworkKind,
     /// Whether the network may drop messages.
@@ -48,7 +49,10 @@ impl KvModelCfg {
         KvModelCfg {
             hosts: 2,
             clients: vec![
-                vec![ClientOp::Set(1, Some(b"a".to_vec())), ClientOp::Get(1)],
+                vec![
+                    ClientOp::Set(Key::from(1), Some(b"a".to_vec())),
+                    ClientOp::Get(Key::from(1)),
+                ],
                 vec![ClientOp::Shard {
                     range: KeyRange::new(1, None),
                     from: 0,
@@ -214,8 +218,8 @@ fn record_out(cfg: &KvModelCfg, h: &KvHistory, env: Envelope<&KvMsg>) -> Option<
     };
     if cfg.is_client(env.src) {
         let op = match payload {
-            KvPayload::Get { key } => TableOp::Get(*key),
-            KvPayload::Set { key, value } => TableOp::Set(*key, value.clone()),
+            KvPayload::Get { key } => TableOp::Get(key.clone()),
+            KvPayload::Set { key, value } => TableOp::Set(key.clone(), value.clone()),
             _ => return None,
         };
         let (inv, ret) = h.calls.get(&env.src).copied().unwrap_or((0, 0));
@@ -241,7 +245,7 @@ fn record_out(cfg: &KvModelCfg, h: &KvHistory, env: Envelope<&KvMsg>) -> Option<
         } = payload
         {
             match value {
-                Some(v) => n.spec.insert(*key, v.clone()),
+                Some(v) => n.spec.insert(key.clone(), v.clone()),
                 None => n.spec.remove(key),
             };
         }

@@ -341,7 +341,7 @@ mod tests {
     }
 
     fn put(k: u64, v: u8) -> HostSave {
-        HostSave::Journal(vec![HostRecord::Put(k, vec![v])])
+        HostSave::Journal(vec![HostRecord::Put(k.into(), vec![v])])
     }
 
     fn log(d: &Path) -> HostLog {
@@ -350,7 +350,11 @@ mod tests {
 
     fn table(s: Option<HostSave>) -> Vec<(u64, Vec<u8>)> {
         match s {
-            Some(HostSave::Snapshot(st)) => st.table.into_iter().collect(),
+            Some(HostSave::Snapshot(st)) => st
+                .table
+                .into_iter()
+                .map(|(k, v)| (String::from_utf8(k.0).unwrap().parse().unwrap(), v))
+                .collect(),
             other => panic!("expected a snapshot, got {other:?}"),
         }
     }
@@ -370,7 +374,7 @@ mod tests {
         );
         // A new snapshot with records after it in the same group.
         let mut st = empty();
-        st.table.insert(5, vec![5]);
+        st.table.insert(5.into(), vec![5]);
         l.save_all(vec![put(3, 3), HostSave::Snapshot(st), put(6, 6)])
             .unwrap();
         assert_eq!(
@@ -449,8 +453,8 @@ mod tests {
             .unwrap();
         let old_log = std::fs::read(l.log_path()).unwrap();
         let mut st = empty();
-        st.table.insert(1, vec![1]);
-        st.table.insert(4, vec![4]);
+        st.table.insert(1.into(), vec![1]);
+        st.table.insert(4.into(), vec![4]);
         l.save_all(vec![HostSave::Snapshot(st)]).unwrap();
         // The older log comes back, as if the reset had not happened.
         std::fs::write(l.log_path(), &old_log).unwrap();

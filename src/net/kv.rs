@@ -439,25 +439,41 @@ impl KvRemote {
     }
 
     /// The value of `key` (`None`: absent).
-    pub async fn get(&mut self, key: Key, timeout: Duration) -> Result<Option<Value>> {
-        self.call(KvPayload::Get { key }, key, timeout).await
+    pub async fn get(&mut self, key: impl Into<Key>, timeout: Duration) -> Result<Option<Value>> {
+        let key = key.into();
+        self.call(KvPayload::Get { key: key.clone() }, key, timeout)
+            .await
     }
 
     /// Sets `key` to `value` (`None`: deletes it).
-    pub async fn set(&mut self, key: Key, value: Option<Value>, timeout: Duration) -> Result<()> {
-        self.call(KvPayload::Set { key, value }, key, timeout)
-            .await
-            .map(|_| ())
+    pub async fn set(
+        &mut self,
+        key: impl Into<Key>,
+        value: Option<Value>,
+        timeout: Duration,
+    ) -> Result<()> {
+        let key = key.into();
+        self.call(
+            KvPayload::Set {
+                key: key.clone(),
+                value,
+            },
+            key,
+            timeout,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// The host index that answered for `key` last (or was named its owner).
-    pub fn known_owner(&self, key: Key) -> Option<usize> {
-        self.owners.get(&key).copied()
+    pub fn known_owner(&self, key: &Key) -> Option<usize> {
+        self.owners.get(key).copied()
     }
 
     /// The host that owns `key` now: asks (a Get) and follows redirects.
-    pub async fn find_owner(&mut self, key: Key, timeout: Duration) -> Result<usize> {
-        self.get(key, timeout).await?;
+    pub async fn find_owner(&mut self, key: impl Into<Key>, timeout: Duration) -> Result<usize> {
+        let key = key.into();
+        self.get(key.clone(), timeout).await?;
         Ok(self.owners[&key])
     }
 
@@ -492,8 +508,13 @@ impl KvRemote {
     }
 
     /// Whether host `host` answers for `key` itself (rather than redirecting).
-    pub async fn owns(&mut self, host: usize, key: Key, timeout: Duration) -> Result<bool> {
-        let tag = self.send(host, KvPayload::Get { key }).await?;
+    pub async fn owns(
+        &mut self,
+        host: usize,
+        key: impl Into<Key>,
+        timeout: Duration,
+    ) -> Result<bool> {
+        let tag = self.send(host, KvPayload::Get { key: key.into() }).await?;
         match self
             .pump(Want::Answer(tag.expect("a Get")), Instant::now() + timeout)
             .await?
@@ -681,24 +702,24 @@ mod tests {
 
     fn payload() -> impl Strategy<Value = KvPayload> {
         let value = proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64));
-        let range = (any::<u64>(), proptest::option::of(any::<u64>()))
-            .prop_map(|(lo, hi)| KeyRange::new(lo, hi));
+        let key = || proptest::collection::vec(any::<u8>(), 0..12).prop_map(Key);
+        let range = (key(), proptest::option::of(key())).prop_map(|(lo, hi)| KeyRange::new(lo, hi));
         let id = any::<u16>().prop_map(|p| Id::from(SocketAddrV4::new([127, 0, 0, 1].into(), p)));
         prop_oneof![
-            any::<u64>().prop_map(|key| KvPayload::Get { key }),
-            (any::<u64>(), value.clone()).prop_map(|(key, value)| KvPayload::Set { key, value }),
-            (any::<u64>(), value, any::<bool>()).prop_map(|(key, value, write)| KvPayload::Reply {
+            key().prop_map(|key| KvPayload::Get { key }),
+            (key(), value.clone()).prop_map(|(key, value)| KvPayload::Set { key, value }),
+            (key(), value, any::<bool>()).prop_map(|(key, value, write)| KvPayload::Reply {
                 key,
                 value,
                 write
             }),
-            (any::<u64>(), id.clone()).prop_map(|(key, owner)| KvPayload::Redirect { key, owner }),
+            (key(), id.clone()).prop_map(|(key, owner)| KvPayload::Redirect { key, owner }),
             (range.clone(), id)
                 .prop_map(|(range, recipient)| KvPayload::Shard { range, recipient }),
             (
                 range,
                 proptest::collection::btree_map(
-                    any::<u64>(),
+                    key(),
                     proptest::collection::vec(any::<u8>(), 0..16),
                     0..8
                 )

@@ -32,9 +32,9 @@ pub enum ClientOp {
 
 impl ClientOp {
     /// The key a Get or Set is about.
-    pub fn key(&self) -> Option<Key> {
+    pub fn key(&self) -> Option<&Key> {
         match self {
-            ClientOp::Get(k) | ClientOp::Set(k, _) => Some(*k),
+            ClientOp::Get(k) | ClientOp::Set(k, _) => Some(k),
             ClientOp::Shard { .. } => None,
         }
     }
@@ -104,9 +104,9 @@ impl KvClient {
     /// The request of a Get or Set (`None` for a Shard, which `issue` sends itself).
     fn request(op: &ClientOp) -> Option<KvPayload> {
         match op {
-            ClientOp::Get(key) => Some(KvPayload::Get { key: *key }),
+            ClientOp::Get(key) => Some(KvPayload::Get { key: key.clone() }),
             ClientOp::Set(key, value) => Some(KvPayload::Set {
-                key: *key,
+                key: key.clone(),
                 value: value.clone(),
             }),
             ClientOp::Shard { .. } => None,
@@ -119,7 +119,7 @@ impl KvClient {
             match op {
                 ClientOp::Shard { range, from, to } => {
                     let p = KvPayload::Shard {
-                        range: *range,
+                        range: range.clone(),
                         recipient: self.cfg.hosts[*to],
                     };
                     self.send(s, self.cfg.hosts[*from], p, o);
@@ -214,7 +214,7 @@ impl Actor for KvClient {
                 let Some(p) = r.deliver else { return };
                 let current = self.cfg.ops.get(s.next_op).and_then(|op| op.key());
                 match p {
-                    KvPayload::Reply { key, value, .. } if s.waiting && current == Some(key) => {
+                    KvPayload::Reply { key, value, .. } if s.waiting && current == Some(&key) => {
                         s.replies.push(value);
                         s.waiting = false;
                         s.redirects = 0;
@@ -222,7 +222,10 @@ impl Actor for KvClient {
                         self.issue(s, o);
                     }
                     KvPayload::Redirect { key, owner }
-                        if s.waiting && !s.gave_up && current == Some(key) && owner != s.target =>
+                        if s.waiting
+                            && !s.gave_up
+                            && current == Some(&key)
+                            && owner != s.target =>
                     {
                         if self
                             .cfg

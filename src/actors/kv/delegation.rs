@@ -20,8 +20,8 @@ impl TryFrom<BTreeMap<Key, Id>> for DelegationMap {
     type Error = String;
 
     fn try_from(bounds: BTreeMap<Key, Id>) -> Result<Self, String> {
-        if !bounds.contains_key(&0) {
-            return Err("a delegation map without an owner of key 0".into());
+        if !bounds.contains_key(&Key::MIN) {
+            return Err("a delegation map without an owner of the smallest key".into());
         }
         let owners: Vec<Id> = bounds.values().copied().collect();
         if owners.windows(2).any(|w| w[0] == w[1]) {
@@ -41,57 +41,61 @@ impl DelegationMap {
     /// `root` owns every key.
     pub fn new(root: Id) -> Self {
         DelegationMap {
-            bounds: BTreeMap::from([(0, root)]),
+            bounds: BTreeMap::from([(Key::MIN, root)]),
         }
     }
 
     /// The owner of `k`.
-    pub fn owner(&self, k: Key) -> Id {
+    pub fn owner(&self, k: &Key) -> Id {
         *self
             .bounds
             .range(..=k)
             .next_back()
-            .expect("an entry at key 0")
+            .expect("an entry at the smallest key")
             .1
     }
 
     /// The entries strictly inside `range` (after its first key, before its end): where the
-    /// owner can change within it. Empty for an empty range, and for a range starting at the
-    /// last key (no overflow).
-    fn inner(&self, range: KeyRange) -> impl Iterator<Item = (&Key, &Id)> {
-        let start = range.lo.checked_add(1).filter(|_| !range.is_empty());
-        let bounds = match (start, range.hi) {
-            (None, _) => None,
-            (Some(s), Some(h)) if h <= s => None,
-            (Some(s), Some(h)) => Some(self.bounds.range(s..h)),
-            (Some(s), None) => Some(self.bounds.range(s..)),
+    /// owner can change within it. Empty for an empty range.
+    fn inner<'a>(&'a self, range: &KeyRange) -> impl Iterator<Item = (&'a Key, &'a Id)> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let bounds = if range.is_empty() {
+            None
+        } else {
+            // Not empty: lo < hi, so the bounds are in order.
+            let hi = range.hi.clone().map_or(Unbounded, Excluded);
+            Some(self.bounds.range((Excluded(range.lo.clone()), hi)))
         };
         bounds.into_iter().flatten()
     }
 
     /// Whether `host` owns every key of `range` (an empty range: no).
-    pub fn owns_all(&self, range: KeyRange, host: Id) -> bool {
+    pub fn owns_all(&self, range: &KeyRange, host: Id) -> bool {
         !range.is_empty()
-            && self.owner(range.lo) == host
+            && self.owner(&range.lo) == host
             && self.inner(range).all(|(_, &o)| o == host)
     }
 
     /// Whether `host` owns some key of `range` (an empty range: no).
-    pub(crate) fn owns_some(&self, range: KeyRange, host: Id) -> bool {
+    pub(crate) fn owns_some(&self, range: &KeyRange, host: Id) -> bool {
         !range.is_empty()
-            && (self.owner(range.lo) == host || self.inner(range).any(|(_, &o)| o == host))
+            && (self.owner(&range.lo) == host || self.inner(range).any(|(_, &o)| o == host))
     }
 
     /// Gives `range` to `owner`.
-    pub fn set(&mut self, range: KeyRange, owner: Id) {
+    pub fn set(&mut self, range: &KeyRange, owner: Id) {
         if range.is_empty() {
             return;
         }
         // The owner after the range keeps its keys.
-        let after = range.hi.map(|h| (h, self.owner(h)));
-        match range.hi {
+        let after = range.hi.as_ref().map(|h| (h.clone(), self.owner(h)));
+        match &range.hi {
             Some(h) => {
-                let inner: Vec<Key> = self.bounds.range(range.lo..h).map(|(&k, _)| k).collect();
+                let inner: Vec<Key> = self
+                    .bounds
+                    .range(range.lo.clone()..h.clone())
+                    .map(|(k, _)| k.clone())
+                    .collect();
                 for k in inner {
                     self.bounds.remove(&k);
                 }
@@ -100,14 +104,14 @@ impl DelegationMap {
                 self.bounds.split_off(&range.lo);
             }
         }
-        self.bounds.insert(range.lo, owner);
+        self.bounds.insert(range.lo.clone(), owner);
         if let Some((h, o)) = after {
             self.bounds.insert(h, o);
         }
         self.coalesce();
         self.assert_invariants();
         debug_assert_eq!(
-            self.owner(range.lo),
+            self.owner(&range.lo),
             owner,
             "the range was given to its owner"
         );
@@ -117,7 +121,7 @@ impl DelegationMap {
     /// key has an owner) and coalesced (no two neighbouring ranges with the same owner, so
     /// `len` counts real ranges and the `max_delegations` bound means what it says).
     fn assert_invariants(&self) {
-        assert!(self.bounds.contains_key(&0), "the map is total");
+        assert!(self.bounds.contains_key(&Key::MIN), "the map is total");
         let mut owners = self.bounds.values();
         let mut prev = owners.next();
         for o in owners {
@@ -130,9 +134,9 @@ impl DelegationMap {
     fn coalesce(&mut self) {
         let mut prev: Option<Id> = None;
         let mut redundant = Vec::new();
-        for (&k, &o) in &self.bounds {
+        for (k, &o) in &self.bounds {
             if prev == Some(o) {
-                redundant.push(k);
+                redundant.push(k.clone());
             }
             prev = Some(o);
         }
@@ -158,11 +162,14 @@ impl DelegationMap {
 
     /// The ranges and their owners, in key order.
     pub fn ranges(&self) -> Vec<(KeyRange, Id)> {
-        let entries: Vec<(Key, Id)> = self.bounds.iter().map(|(&k, &o)| (k, o)).collect();
+        let entries: Vec<(&Key, Id)> = self.bounds.iter().map(|(k, &o)| (k, o)).collect();
         entries
             .iter()
             .enumerate()
-            .map(|(i, &(lo, o))| (KeyRange::new(lo, entries.get(i + 1).map(|e| e.0)), o))
+            .map(|(i, &(lo, o))| {
+                let hi = entries.get(i + 1).map(|e| e.0.clone());
+                (KeyRange::new(lo.clone(), hi), o)
+            })
             .collect()
     }
 }
@@ -176,20 +183,40 @@ mod tests {
         Id::from(i)
     }
 
+    /// A one-byte key: byte order is numeric order, so the tests can count.
+    fn k(n: u64) -> Key {
+        Key(vec![n as u8])
+    }
+
+    fn r(lo: u64, hi: Option<u64>) -> KeyRange {
+        KeyRange::new(k(lo), hi.map(k))
+    }
+
     #[test]
     fn delegating_a_middle_range_keeps_both_sides() {
         let mut m = DelegationMap::new(id(0));
-        m.set(KeyRange::new(10, Some(20)), id(1));
-        assert_eq!(m.owner(9), id(0));
-        assert_eq!(m.owner(10), id(1));
-        assert_eq!(m.owner(19), id(1));
-        assert_eq!(m.owner(20), id(0));
-        assert!(m.owns_all(KeyRange::new(12, Some(20)), id(1)));
-        assert!(!m.owns_all(KeyRange::new(5, Some(15)), id(1)));
-        assert!(m.owns_some(KeyRange::new(5, Some(15)), id(1)));
+        m.set(&r(10, Some(20)), id(1));
+        assert_eq!(m.owner(&k(9)), id(0));
+        assert_eq!(m.owner(&k(10)), id(1));
+        assert_eq!(m.owner(&k(19)), id(1));
+        assert_eq!(m.owner(&k(20)), id(0));
+        assert!(m.owns_all(&r(12, Some(20)), id(1)));
+        assert!(!m.owns_all(&r(5, Some(15)), id(1)));
+        assert!(m.owns_some(&r(5, Some(15)), id(1)));
         assert_eq!((m.count_owned_by(id(0)), m.count_owned_by(id(1))), (2, 1));
-        m.set(KeyRange::new(10, Some(20)), id(0));
+        m.set(&r(10, Some(20)), id(0));
         assert_eq!(m.len(), 1, "merged back: {:?}", m.ranges());
+    }
+
+    #[test]
+    fn string_keys_split_by_prefix() {
+        let mut m = DelegationMap::new(id(0));
+        m.set(&KeyRange::parse("user/..user0").unwrap(), id(1));
+        assert_eq!(m.owner(&Key::from("user/alice")), id(1));
+        assert_eq!(m.owner(&Key::from("user")), id(0));
+        assert_eq!(m.owner(&Key::from("zebra")), id(0));
+        assert_eq!(m.owner(&Key::MIN), id(0));
+        assert!(m.owns_all(&KeyRange::parse("user/a..user/b").unwrap(), id(1)));
     }
 
     proptest! {
@@ -200,22 +227,22 @@ mod tests {
             let mut model = [id(0); 16];
             for (lo, hi, o) in ops {
                 let hi = if hi >= 12 { None } else { Some(hi) };
-                let r = KeyRange::new(lo, hi);
-                m.set(r, id(o));
-                for (k, owner) in model.iter_mut().enumerate() {
-                    if r.contains(k as u64) { *owner = id(o); }
+                let range = r(lo, hi);
+                m.set(&range, id(o));
+                for (key, owner) in model.iter_mut().enumerate() {
+                    if range.contains(&k(key as u64)) { *owner = id(o); }
                 }
-                for (k, owner) in model.iter().enumerate() {
-                    prop_assert_eq!(m.owner(k as u64), *owner);
+                for (key, owner) in model.iter().enumerate() {
+                    prop_assert_eq!(m.owner(&k(key as u64)), *owner);
                 }
                 for (lo, hi) in [(0u64, Some(16u64)), (lo, hi)] {
-                    let r = KeyRange::new(lo, hi);
-                    if r.is_empty() { continue; }
-                    let keys: Vec<usize> = (0..16).filter(|&k| r.contains(k as u64)).collect();
+                    let range = r(lo, hi);
+                    if range.is_empty() { continue; }
+                    let keys: Vec<usize> = (0..16).filter(|&key| range.contains(&k(key as u64))).collect();
                     for h in 0..3 {
                         if hi.is_some() {
-                            prop_assert_eq!(m.owns_all(r, id(h)), keys.iter().all(|&k| model[k] == id(h)));
-                            prop_assert_eq!(m.owns_some(r, id(h)), keys.iter().any(|&k| model[k] == id(h)));
+                            prop_assert_eq!(m.owns_all(&range, id(h)), keys.iter().all(|&key| model[key] == id(h)));
+                            prop_assert_eq!(m.owns_some(&range, id(h)), keys.iter().any(|&key| model[key] == id(h)));
                         }
                     }
                 }

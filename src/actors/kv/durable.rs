@@ -133,11 +133,11 @@ impl HostStorage {
                 self.table.remove(&k);
             }
             HostRecord::RemoveRange(range) => {
-                self.table.retain(|k, _| !range.contains(*k));
+                self.table.retain(|k, _| !range.contains(k));
             }
             HostRecord::Owner(range, owner) => {
                 if !range.is_empty() {
-                    self.delegation.set(range, owner);
+                    self.delegation.set(&range, owner);
                 }
             }
             HostRecord::ClosedThrough(w) => {

@@ -213,7 +213,7 @@ impl Host {
             KvPayload::Shard { recipient, .. } => *recipient,
             KvPayload::Delegate { range, .. } => {
                 let mut after = s.delegation.clone();
-                after.set(*range, self.me());
+                after.set(range, self.me());
                 return after.len() > self.params().max_delegations;
             }
             _ => return false,
@@ -226,31 +226,29 @@ impl Host {
         let p = self.params();
         match payload {
             KvPayload::Get { key } => {
-                let reply = if s.delegation.owner(key) == me
-                    || self.switches().has(KvMutation::AnswerDelegated)
-                {
+                let owner = s.delegation.owner(&key);
+                let reply = if owner == me || self.switches().has(KvMutation::AnswerDelegated) {
+                    let value = s.table.get(&key).cloned();
                     KvPayload::Reply {
                         key,
-                        value: s.table.get(&key).cloned(),
+                        value,
                         write: false,
                     }
                 } else {
-                    KvPayload::Redirect {
-                        key,
-                        owner: s.delegation.owner(key),
-                    }
+                    KvPayload::Redirect { key, owner }
                 };
                 self.send(s, src, reply, o);
             }
             KvPayload::Set { key, value } => {
-                let reply = if s.delegation.owner(key) == me {
+                let owner = s.delegation.owner(&key);
+                let reply = if owner == me {
                     match &value {
-                        Some(v) => s.table.insert(key, v.clone()),
+                        Some(v) => s.table.insert(key.clone(), v.clone()),
                         None => s.table.remove(&key),
                     };
                     self.journal(s, || match &value {
-                        Some(v) => HostRecord::Put(key, v.clone()),
-                        None => HostRecord::Remove(key),
+                        Some(v) => HostRecord::Put(key.clone(), v.clone()),
+                        None => HostRecord::Remove(key.clone()),
                     });
                     KvPayload::Reply {
                         key,
@@ -258,26 +256,23 @@ impl Host {
                         write: true,
                     }
                 } else {
-                    KvPayload::Redirect {
-                        key,
-                        owner: s.delegation.owner(key),
-                    }
+                    KvPayload::Redirect { key, owner }
                 };
                 self.send(s, src, reply, o);
             }
             KvPayload::Shard { range, recipient } => {
                 let owned = if self.switches().has(KvMutation::PartialShard) {
-                    s.delegation.owns_some(range, me)
+                    s.delegation.owns_some(&range, me)
                 } else {
-                    s.delegation.owns_all(range, me)
+                    s.delegation.owns_all(&range, me)
                 };
                 // Setting a range adds at most two entries to the map.
                 let room = s.delegation.len() + 2 <= p.max_delegations;
                 let bytes: usize = s
                     .table
                     .iter()
-                    .filter(|(k, _)| range.contains(**k))
-                    .map(|(_, v)| 16 + v.len())
+                    .filter(|(k, _)| range.contains(k))
+                    .map(|(k, v)| 10 + k.as_bytes().len() + v.len())
                     .sum();
                 let fits = bytes <= p.max_delegate_bytes;
                 // Only to another host of the configuration: a range handed to any other
@@ -289,8 +284,8 @@ impl Host {
                 let keys: Vec<Key> = s
                     .table
                     .keys()
-                    .copied()
-                    .filter(|k| range.contains(*k))
+                    .filter(|k| range.contains(k))
+                    .cloned()
                     .collect();
                 let mut pairs = BTreeMap::new();
                 for k in keys {
@@ -300,9 +295,9 @@ impl Host {
                 if self.switches().has(KvMutation::DropPair) {
                     pairs.pop_first();
                 }
-                s.delegation.set(range, recipient);
-                self.journal(s, || HostRecord::RemoveRange(range));
-                self.journal(s, || HostRecord::Owner(range, recipient));
+                s.delegation.set(&range, recipient);
+                self.journal(s, || HostRecord::RemoveRange(range.clone()));
+                self.journal(s, || HostRecord::Owner(range.clone(), recipient));
                 let delegate = KvPayload::Delegate {
                     range,
                     pairs: Arc::new(pairs),
@@ -310,14 +305,15 @@ impl Host {
                 self.send(s, recipient, delegate, o);
             }
             KvPayload::Delegate { range, pairs } => {
-                s.delegation.set(range, me);
+                s.delegation.set(&range, me);
                 if !pairs.is_empty() {
                     s.milestones.received_data = true;
                 }
-                s.table.extend(pairs.iter().map(|(k, v)| (*k, v.clone())));
-                self.journal(s, || HostRecord::Owner(range, me));
+                s.table
+                    .extend(pairs.iter().map(|(k, v)| (k.clone(), v.clone())));
+                self.journal(s, || HostRecord::Owner(range.clone(), me));
                 for (k, v) in pairs.iter() {
-                    self.journal(s, || HostRecord::Put(*k, v.clone()));
+                    self.journal(s, || HostRecord::Put(k.clone(), v.clone()));
                 }
             }
             KvPayload::Reply { .. } | KvPayload::Redirect { .. } => {}
@@ -498,16 +494,21 @@ mod tests {
         (state, sent)
     }
 
-    fn set(key: Key, len: usize) -> KvPayload {
+    /// A one-byte key: byte order is number order, so the tests can count.
+    fn k(n: u64) -> Key {
+        Key(vec![n as u8])
+    }
+
+    fn set(key: u64, len: usize) -> KvPayload {
         KvPayload::Set {
-            key,
+            key: k(key),
             value: Some(vec![7; len]),
         }
     }
 
-    fn shard(lo: Key, hi: Option<Key>, to: usize) -> KvPayload {
+    fn shard(lo: u64, hi: Option<u64>, to: usize) -> KvPayload {
         KvPayload::Shard {
-            range: KeyRange::new(lo, hi),
+            range: KeyRange::new(k(lo), hi.map(k)),
             recipient: Id::from(to),
         }
     }
@@ -531,8 +532,8 @@ mod tests {
             &[set(3, 4), set(12, 4), shard(10, None, 1)],
         );
         assert!(delegated(&sent));
-        assert_eq!(s.table.keys().copied().collect::<Vec<_>>(), vec![3]);
-        assert_eq!(s.delegation.owner(12), Id::from(1));
+        assert_eq!(s.table.keys().cloned().collect::<Vec<_>>(), vec![k(3)]);
+        assert_eq!(s.delegation.owner(&k(12)), Id::from(1));
     }
 
     #[test]
@@ -540,7 +541,7 @@ mod tests {
         let (s, sent) = deliver(&host(KvParams::default()), &[set(3, 4), shard(0, None, 5)]);
         assert!(!delegated(&sent));
         assert_eq!(s.table.len(), 1);
-        assert_eq!(s.delegation.owner(3), Id::from(0));
+        assert_eq!(s.delegation.owner(&k(3)), Id::from(0));
     }
 
     #[test]
@@ -571,7 +572,7 @@ mod tests {
         );
         assert!(!delegated(&sent));
         assert_eq!(s.delegation.len(), 3);
-        assert_eq!(s.delegation.owner(35), Id::from(0));
+        assert_eq!(s.delegation.owner(&k(35)), Id::from(0));
     }
 
     /// Regression: a recipient installed every `Delegate`, however large its map grew (only the
@@ -582,9 +583,9 @@ mod tests {
             max_delegations: 3,
             ..KvParams::default()
         };
-        let delegate = |lo: Key, hi: Key| KvPayload::Delegate {
-            range: KeyRange::new(lo, Some(hi)),
-            pairs: Arc::new(BTreeMap::from([(lo, vec![1])])),
+        let delegate = |lo: u64, hi: u64| KvPayload::Delegate {
+            range: KeyRange::new(k(lo), Some(k(hi))),
+            pairs: Arc::new(BTreeMap::from([(k(lo), vec![1])])),
         };
         // Host 0 gives [5, 50) to host 1 (its map: three ranges); taking [10, 20) back would
         // make five.
@@ -593,12 +594,12 @@ mod tests {
             &[shard(5, Some(50), 1), delegate(10, 20)],
         );
         assert_eq!(s.delegation.len(), 3);
-        assert!(!s.table.contains_key(&10));
+        assert!(!s.table.contains_key(&k(10)));
         assert!(sent.is_empty(), "the Delegate was acknowledged: {sent:?}");
         // Taking back [5, 50) whole fits (the map coalesces to one range).
         let (s, sent) = deliver(&host(params), &[shard(5, Some(50), 1), delegate(5, 50)]);
         assert_eq!(s.delegation.len(), 1);
-        assert!(s.table.contains_key(&5) && !sent.is_empty());
+        assert!(s.table.contains_key(&k(5)) && !sent.is_empty());
     }
 
     /// Regression: every send re-armed the one retransmission timer, and at run time re-arming
@@ -633,7 +634,7 @@ mod tests {
         };
         state = step(state, 1, shard(10, None, 1));
         for seqno in 2..50 {
-            state = step(state, seqno, KvPayload::Get { key: 1 });
+            state = step(state, seqno, KvPayload::Get { key: k(1) });
         }
         assert!(state.sd.has_unacked());
         assert_eq!(arms, 1, "the timer was re-armed by later sends");

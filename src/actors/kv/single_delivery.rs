@@ -533,7 +533,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn get(key: u64) -> KvPayload {
-        KvPayload::Get { key }
+        KvPayload::Get { key: key.into() }
     }
 
     proptest! {

@@ -7,8 +7,61 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use stateright::actor::Id;
 
-/// A key of the hash table; ranges of keys are what hosts own and delegate.
-pub type Key = u64;
+/// A key of the hash table: a byte string, ordered lexicographically (as range-sharded stores
+/// order keys); ranges of keys are what hosts own and delegate. The empty key is the smallest.
+/// IronKV's keys were u64; models keep small keys (`Key::from(1)` is the one-byte key `"1"`).
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Key(pub Vec<u8>);
+
+impl Key {
+    /// The smallest key (empty): every delegation map has an owner for it.
+    pub const MIN: Key = Key(Vec::new());
+
+    /// The key's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<&str> for Key {
+    fn from(s: &str) -> Self {
+        Key(s.as_bytes().to_vec())
+    }
+}
+
+impl From<Vec<u8>> for Key {
+    fn from(b: Vec<u8>) -> Self {
+        Key(b)
+    }
+}
+
+/// A number's decimal digits as a key (so `Key::from(150)` is `"150"`, the key `kv set 150 ...`
+/// writes). Decimal keys order as strings: `"10" < "9"`.
+impl From<u64> for Key {
+    fn from(n: u64) -> Self {
+        Key(n.to_string().into_bytes())
+    }
+}
+
+impl fmt::Display for Key {
+    /// The key as text when it is printable UTF-8, else `0x` and its bytes in hex.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match std::str::from_utf8(&self.0) {
+            Ok(s) if !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic()) => f.write_str(s),
+            Ok("") => f.write_str("\"\""),
+            _ => {
+                f.write_str("0x")?;
+                self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
 
 /// A value (bytes).
 pub type Value = Vec<u8>;
@@ -16,8 +69,8 @@ pub type Value = Vec<u8>;
 /// A slice of the hash table, as a delegation carries it.
 pub type Pairs = Arc<BTreeMap<Key, Value>>;
 
-/// A half-open key range `[lo, hi)`; `hi = None` is "to infinity".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// A half-open key range `[lo, hi)`; `hi = None` is "to the end".
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct KeyRange {
     /// Lowest key in the range.
     pub lo: Key,
@@ -27,42 +80,37 @@ pub struct KeyRange {
 
 impl KeyRange {
     /// Every key.
-    pub const ALL: KeyRange = KeyRange { lo: 0, hi: None };
+    pub const ALL: KeyRange = KeyRange {
+        lo: Key::MIN,
+        hi: None,
+    };
 
     /// `[lo, hi)`.
-    pub fn new(lo: Key, hi: Option<Key>) -> Self {
-        KeyRange { lo, hi }
+    pub fn new(lo: impl Into<Key>, hi: Option<Key>) -> Self {
+        KeyRange { lo: lo.into(), hi }
     }
 
     /// Whether `k` is in the range.
-    pub fn contains(&self, k: Key) -> bool {
-        k >= self.lo && self.hi.is_none_or(|h| k < h)
+    pub fn contains(&self, k: &Key) -> bool {
+        *k >= self.lo && self.hi.as_ref().is_none_or(|h| k < h)
     }
 
     /// Whether the range holds no key.
     pub fn is_empty(&self) -> bool {
-        self.hi.is_some_and(|h| h <= self.lo)
+        self.hi.as_ref().is_some_and(|h| *h <= self.lo)
     }
 
-    /// Parses `A..B` or `A..` (no end).
+    /// Parses `A..B` or `A..` (no end): `A` and `B` are keys as text (`..B` starts at the
+    /// smallest key).
     pub fn parse(s: &str) -> Result<Self, String> {
         let (a, b) = s
             .split_once("..")
             .ok_or_else(|| format!("'{s}' is not a range: use A..B or A.."))?;
-        let lo = a
-            .trim()
-            .parse()
-            .map_err(|_| format!("'{a}' is not a key (u64)"))?;
-        let hi = if b.trim().is_empty() {
-            None
-        } else {
-            Some(
-                b.trim()
-                    .parse()
-                    .map_err(|_| format!("'{b}' is not a key (u64)"))?,
-            )
+        let hi = (!b.is_empty()).then(|| Key::from(b));
+        let r = KeyRange {
+            lo: Key::from(a),
+            hi,
         };
-        let r = KeyRange { lo, hi };
         if r.is_empty() {
             return Err(format!("'{s}' is an empty range"));
         }
@@ -72,7 +120,7 @@ impl KeyRange {
 
 impl fmt::Display for KeyRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.hi {
+        match &self.hi {
             Some(h) => write!(f, "[{}..{})", self.lo, h),
             None => write!(f, "[{}..)", self.lo),
         }
@@ -182,13 +230,18 @@ mod tests {
 
     #[test]
     fn ranges_parse_and_contain() {
+        let k = |s: &str| Key::from(s);
         let r = KeyRange::parse("3..7").unwrap();
-        assert!(r.contains(3) && r.contains(6) && !r.contains(7) && !r.contains(2));
-        let open = KeyRange::parse("5..").unwrap();
-        assert!(open.contains(u64::MAX) && !open.contains(4));
+        assert!(r.contains(&k("3")) && r.contains(&k("65")) && !r.contains(&k("7")));
+        assert!(!r.contains(&k("29")) && r.contains(&k("30")));
+        let open = KeyRange::parse("user/..").unwrap();
+        assert!(open.contains(&k("user/zz")) && !open.contains(&k("user")));
+        assert!(KeyRange::parse("..b").unwrap().contains(&Key::MIN));
         assert!(KeyRange::parse("7..3").is_err());
-        assert!(KeyRange::parse("x..3").is_err());
+        assert!(KeyRange::parse("a..a").is_err());
         assert!(KeyRange::parse("3").is_err());
-        assert_eq!(open.to_string(), "[5..)");
+        assert_eq!(open.to_string(), "[user/..)");
+        assert_eq!(Key(vec![0, 255]).to_string(), "0x00ff");
+        assert_eq!(Key::from(150).to_string(), "150");
     }
 }
