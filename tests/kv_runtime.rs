@@ -569,3 +569,135 @@ async fn a_host_closes_the_oldest_client_channels_and_their_clients_start_again(
     assert_eq!(old.get(1, T).await.unwrap(), Some(b"old".to_vec()));
     cluster.stop().await.unwrap();
 }
+
+/// Three `kv host` processes with storage; while three clients race on shared keys and an admin
+/// moves their ranges, a host process picked at random is killed with SIGKILL and restarted from
+/// its storage, again and again. The recorded history (real-time stamps) is linearizable, and
+/// when the kills stop every moved range is owned by exactly one host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_processes_killed_with_sigkill_repeatedly_stay_linearizable() {
+    use std::process::{Child, Command, Stdio};
+    const SHARED: [u64; 3] = [0, 20, 40];
+    let bin = env!("CARGO_BIN_EXE_ironfleet");
+    let dir = std::env::temp_dir().join(format!("ironfleet-kv-sigkill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let hosts: Vec<SocketAddrV4> = (0..3)
+        .map(|_| {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let std::net::SocketAddr::V4(a) = s.local_addr().unwrap() else {
+                unreachable!()
+            };
+            a
+        })
+        .collect();
+    let cfg = dir.join("kv.toml");
+    let list: Vec<String> = hosts.iter().map(|h| format!("\"{h}\"")).collect();
+    std::fs::write(
+        &cfg,
+        format!("hosts = [{}]\ndata_dir = \"data\"\n", list.join(", ")),
+    )
+    .unwrap();
+    let start_host = move |id: usize, init: bool| -> Child {
+        let mut c = Command::new(bin);
+        c.args(["kv", "host", "--config", cfg.to_str().unwrap(), "--id"])
+            .arg(id.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if init {
+            c.arg("--init");
+        }
+        c.spawn().unwrap()
+    };
+    let mut procs: Vec<Child> = (0..3).map(|i| start_host(i, true)).collect();
+    let start = std::time::Instant::now();
+    let tasks: Vec<_> = (0..3usize)
+        .map(|c| {
+            let hosts = hosts.clone();
+            tokio::spawn(async move {
+                let mut kv = KvRemote::connect(hosts).await.unwrap();
+                let mut rng = ChaCha8Rng::seed_from_u64(200 + c as u64);
+                let mut log = Vec::new();
+                for i in 0..150 {
+                    let key = SHARED[rng.random_range(0..SHARED.len())];
+                    let op = match rng.random_range(0..3) {
+                        0 => TableOp::Get(key.into()),
+                        1 => TableOp::Set(key.into(), None),
+                        _ => TableOp::Set(key.into(), Some(format!("{c}:{i}").into_bytes())),
+                    };
+                    let invoked = start.elapsed().as_micros();
+                    let ret = match &op {
+                        TableOp::Get(k) => kv.get(k.clone(), T).await.unwrap(),
+                        TableOp::Set(k, v) => {
+                            kv.set(k.clone(), v.clone(), T).await.unwrap();
+                            v.clone()
+                        }
+                    };
+                    let returned = start.elapsed().as_micros();
+                    log.push(Recorded {
+                        client: c,
+                        op,
+                        ret,
+                        invoked,
+                        returned,
+                    });
+                }
+                log
+            })
+        })
+        .collect();
+    let admin_hosts = hosts.clone();
+    let admin = tokio::spawn(async move {
+        let mut admin = KvRemote::connect(admin_hosts).await.unwrap();
+        for round in 0..3 {
+            for (i, &(lo, hi)) in RANGES.iter().enumerate().take(3) {
+                let from = admin.find_owner(lo, T).await.unwrap();
+                let to = (from + 1 + (round + i) % 2) % 3;
+                let range = KeyRange::new(lo, hi.map(Key::from));
+                admin.shard(range, from, to, T).await.unwrap();
+                while !admin.owns(to, lo, T).await.unwrap() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }
+    });
+    // The killer runs until the clients and the admin are done.
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let mut kills = 0;
+    while !(admin.is_finished() && tasks.iter().all(|t| t.is_finished())) {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(20..100))).await;
+        let victim = rng.random_range(0..3);
+        procs[victim].kill().unwrap();
+        procs[victim].wait().unwrap();
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..50))).await;
+        procs[victim] = start_host(victim, false);
+        kills += 1;
+    }
+    admin.await.unwrap();
+    let mut ops: Vec<Recorded> = Vec::new();
+    for t in tasks {
+        ops.extend(t.await.unwrap());
+    }
+    assert_eq!(ops.len(), 450);
+    assert!(kills >= 3, "only {kills} kills");
+    assert!(
+        linearizable(&ops),
+        "the recorded history is not linearizable"
+    );
+    // Every moved range has exactly one owner.
+    let mut probe = KvRemote::connect(hosts.clone()).await.unwrap();
+    for &(lo, _) in RANGES.iter().take(3) {
+        let mut owners = 0;
+        for h in 0..3 {
+            if probe.owns(h, lo, T).await.unwrap() {
+                owners += 1;
+            }
+        }
+        assert_eq!(owners, 1, "range starting at {lo}: {owners} owners");
+    }
+    for mut p in procs {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
