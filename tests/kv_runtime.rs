@@ -701,3 +701,79 @@ async fn host_processes_killed_with_sigkill_repeatedly_stay_linearizable() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The same for a lost `Delegate`: host 1 is a raw socket that never acknowledges the range
+/// host 0 hands it, while a client keeps host 0 busy; the `Delegate` must come again within two
+/// retransmission periods (else the range would have no owner).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_delegate_is_resent_within_two_periods_under_steady_load() {
+    use ironfleet::net::config::KvClusterConfig;
+    use ironfleet::net::kv::{spawn_host, HostStats};
+    use ironfleet::net::storage::Startup;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    let socket = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+    let std::net::SocketAddr::V4(host0) = socket.local_addr().unwrap() else {
+        unreachable!()
+    };
+    let raw1 = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+    let std::net::SocketAddr::V4(host1) = raw1.local_addr().unwrap() else {
+        unreachable!()
+    };
+    let config = KvClusterConfig::new(vec![host0, host1]);
+    let period = Duration::from_millis(config.params.retransmit_ms);
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let _host = spawn_host(
+        &config,
+        0,
+        Startup::Ephemeral,
+        socket,
+        HostStats::default(),
+        rx,
+    )
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut c = KvRemote::connect(vec![host0, host1]).await.unwrap();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                c.get(1, T).await.unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut admin = KvRemote::connect(vec![host0, host1]).await.unwrap();
+    admin
+        .shard(KeyRange::new(5, Some(Key::from(6))), 0, 1, T)
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 70_000];
+    let mut first = None;
+    let resent = loop {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(3), raw1.recv_from(&mut buf))
+            .await
+            .expect("the Delegate is resent while the load runs")
+            .unwrap();
+        if let Ok(KvMsg::Single {
+            payload: KvPayload::Delegate { .. },
+            ..
+        }) = codec::decode::<KvMsg>(&buf[..n])
+        {
+            match first {
+                None => first = Some(tokio::time::Instant::now()),
+                Some(t) => break t.elapsed(),
+            }
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    let ops = load.await.unwrap();
+    assert!(ops > 50, "the load kept the host busy ({ops} operations)");
+    assert!(
+        resent <= 2 * period + Duration::from_millis(100),
+        "resent after {resent:?} (period {period:?})"
+    );
+}
