@@ -3,7 +3,7 @@
 //! fairness over a lossy network (and a SingleDelivery that never retransmits caught as a
 //! lasso).
 
-use ironfleet::actors::kv::{ClientOp, Key, KeyRange, KvMutation};
+use ironfleet::actors::kv::{ClientOp, Key, KeyRange, KvMutation, KvParams};
 use ironfleet::model::kv::{kv_liveness, kv_model, KvModelCfg};
 
 /// The safety properties the KV model registers, in report order.
@@ -298,6 +298,50 @@ fn a_host_that_reopens_a_closed_channel_is_caught() {
         KvMutation::ReopenClosed,
         "one hash table"
     ));
+}
+
+/// The same two clients, no channel bound, but hosts sweep idle client channels on a timer that
+/// may fire at any point.
+fn idle_sweep_racing_clients() -> KvModelCfg {
+    let mut cfg = one_client_channel_racing_clients();
+    cfg.params.max_client_channels = KvParams::default().max_client_channels;
+    cfg.idle_sweep = true;
+    cfg
+}
+
+#[test]
+fn sweeping_idle_client_channels_keeps_every_property_exhaustively() {
+    let outcome = run(
+        kv_model(idle_sweep_racing_clients()),
+        &opts(Mode::Bfs),
+        &mut std::io::sink(),
+    );
+    assert!(outcome.complete);
+    assert_eq!(outcome.unique, 41_324, "the state space changed");
+    for name in SAFETY {
+        assert_eq!(
+            outcome.property(name).unwrap().verdict,
+            Verdict::Holds,
+            "{name}"
+        );
+    }
+    for name in ["a client channel is closed", "a closed client is refused"] {
+        assert_eq!(
+            outcome.property(name).unwrap().verdict,
+            Verdict::Reached,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn reopening_a_channel_closed_as_idle_is_caught() {
+    let outcome_trace = caught(
+        idle_sweep_racing_clients(),
+        KvMutation::ReopenClosed,
+        "one hash table",
+    );
+    assert!(outcome_trace.contains("Set(1, \"a\")"), "{outcome_trace}");
 }
 
 /// The lasso checker on the KV liveness properties: `Ok(states)` when both hold, else the

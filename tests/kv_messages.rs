@@ -87,12 +87,14 @@ fn msg() -> impl Strategy<Value = KvMsg> {
 enum Event {
     Deliver(Id, KvMsg),
     Retransmit,
+    IdleSweep,
 }
 
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
         6 => (id(), msg()).prop_map(|(src, m)| Event::Deliver(src, m)),
         1 => Just(Event::Retransmit),
+        1 => Just(Event::IdleSweep),
     ]
 }
 
@@ -157,6 +159,7 @@ proptest! {
             match &e {
                 Event::Deliver(src, m) => h.on_msg(id, &mut cow, *src, m.clone(), &mut o),
                 Event::Retransmit => h.on_timeout(id, &mut cow, &KvTimer::Retransmit, &mut o),
+                Event::IdleSweep => h.on_timeout(id, &mut cow, &KvTimer::IdleSweep, &mut o),
             }
             state = cow.into_owned();
             stored = store(stored, o);
@@ -185,9 +188,10 @@ proptest! {
                     h.on_msg(id, &mut copied, *src, m.clone(), &mut o1);
                     h.on_msg(id, &mut in_place, *src, m.clone(), &mut o2);
                 }
-                Event::Retransmit => {
-                    h.on_timeout(id, &mut copied, &KvTimer::Retransmit, &mut o1);
-                    h.on_timeout(id, &mut in_place, &KvTimer::Retransmit, &mut o2);
+                Event::Retransmit | Event::IdleSweep => {
+                    let t = if matches!(e, Event::Retransmit) { KvTimer::Retransmit } else { KvTimer::IdleSweep };
+                    h.on_timeout(id, &mut copied, &t, &mut o1);
+                    h.on_timeout(id, &mut in_place, &t, &mut o2);
                 }
             }
             prop_assert_eq!(&*copied, &*in_place);

@@ -777,3 +777,29 @@ async fn a_lost_delegate_is_resent_within_two_periods_under_steady_load() {
         "resent after {resent:?} (period {period:?})"
     );
 }
+
+/// A host closes a client channel idle for between one and two `client_idle_close_ms` periods:
+/// a client that comes back after that is told so (`ChannelClosed`) and goes on as a new
+/// incarnation; a departed client's channel is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_closes_idle_client_channels() {
+    use ironfleet::net::kv::ChannelClosed;
+    let any = SocketAddrV4::new([127, 0, 0, 1].into(), 0);
+    let mut config = ironfleet::net::config::KvClusterConfig::new(vec![any]);
+    config.params.client_idle_close_ms = 100;
+    let cluster = LocalKv::start(config).await.unwrap();
+    let hosts = cluster.addrs();
+    let mut c = KvRemote::connect(hosts.clone()).await.unwrap();
+    c.set(1, Some(b"kept".to_vec()), T).await.unwrap();
+    {
+        let mut departed = KvRemote::connect(hosts.clone()).await.unwrap();
+        departed.get(2, T).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let channels = cluster.stats[0].gauges.channels.load(Ordering::Relaxed);
+    assert_eq!(channels, 0, "idle channels are closed");
+    let err = c.get(1, T).await.unwrap_err();
+    assert!(err.downcast_ref::<ChannelClosed>().is_some(), "{err:#}");
+    assert_eq!(c.get(1, T).await.unwrap(), Some(b"kept".to_vec()));
+    cluster.stop().await.unwrap();
+}

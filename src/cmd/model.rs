@@ -513,6 +513,10 @@ pub struct KvFlags {
     /// are closed and their clients refused).
     #[arg(long)]
     pub max_client_channels: Option<usize>,
+    /// Hosts sweep idle client channels on a timer, as at run time (the sweep may fire at any
+    /// point, closing the channels quiet since the previous sweep).
+    #[arg(long)]
+    pub idle_sweep: bool,
     /// Switch on a deliberately broken variant: answer-delegated, accept-duplicate,
     /// partial-shard, drop-pair, never-retransmit, forget-storage-on-restart (with --crashes),
     /// reopen-closed-channel (with --max-client-channels).
@@ -647,6 +651,7 @@ impl KvFlags {
             max_redirects: self.max_redirects,
             mutation: self.mutation,
             max_crashes: self.crashes,
+            idle_sweep: self.idle_sweep,
         })
     }
 
@@ -669,6 +674,9 @@ impl KvFlags {
         }
         if let Some(m) = self.max_client_channels {
             s += &format!(" --max-client-channels {m}");
+        }
+        if self.idle_sweep {
+            s += " --idle-sweep";
         }
         s += &self.common.as_flags();
         if let Some(m) = self.mutation {

@@ -40,6 +40,9 @@ pub struct KvModelCfg {
     /// How many hosts may be down at once. A crashed host restarts from what it stored (a
     /// snapshot after every step that changed it: see [`Persistence::Snapshots`]).
     pub max_crashes: usize,
+    /// Whether hosts sweep idle client channels on a timer (as at run time); off by default,
+    /// since the sweep timer multiplies the states ([`KvModelSwitches::idle_sweep`]).
+    pub idle_sweep: bool,
 }
 
 impl KvModelCfg {
@@ -70,6 +73,7 @@ impl KvModelCfg {
             max_redirects: 2,
             mutation: None,
             max_crashes: 0,
+            idle_sweep: false,
         }
     }
 
@@ -80,6 +84,7 @@ impl KvModelCfg {
         KvModelSwitches {
             retransmit: !self.network.redelivers_for_ever(self.lossy),
             max_redirects: Some(self.max_redirects),
+            idle_sweep: self.idle_sweep,
             mutation: self.mutation,
         }
     }
@@ -139,7 +144,7 @@ pub fn kv_properties(cfg: &KvModelCfg) -> Vec<Property<KvModel>> {
             live::answered_or_bound_spent(m.cfg.hosts, &m.cfg.clients, s)
         }),
     ];
-    if cfg.clients.len() > cfg.params.max_client_channels {
+    if cfg.clients.len() > cfg.params.max_client_channels || cfg.idle_sweep {
         p.push(Property::sometimes(
             "a client channel is closed",
             |m: &KvModel, s: &KvState| {

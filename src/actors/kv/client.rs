@@ -249,8 +249,8 @@ impl Actor for KvClient {
         }
     }
 
-    fn on_timeout(&self, _id: Id, state: &mut Cow<KvClientState>, _t: &KvTimer, o: &mut Out<Self>) {
-        if state.closed {
+    fn on_timeout(&self, _id: Id, state: &mut Cow<KvClientState>, t: &KvTimer, o: &mut Out<Self>) {
+        if state.closed || *t != KvTimer::Retransmit {
             return;
         }
         if let Some(timer) = self.cfg.switches.retransmit_timer(&self.cfg.params) {

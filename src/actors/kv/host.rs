@@ -4,7 +4,7 @@
 //! ranges delegated to it. What it keeps durable, and how, is in `durable`.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use stateright::actor::{Actor, Id, Out};
@@ -72,6 +72,9 @@ pub struct HostState {
     pub journal: Vec<HostRecord>,
     /// Records journaled since the last snapshot.
     pub journaled: u64,
+    /// Client channels that carried nothing since the last idle sweep (kept only while hosts
+    /// sweep): the next sweep closes them.
+    pub quiet: BTreeSet<Id>,
 }
 
 impl HostState {
@@ -136,6 +139,37 @@ impl Host {
         self.journal(s, || HostRecord::ClosedThrough(w));
     }
 
+    /// The idle sweep: closes the client channels quiet since the last sweep (so a channel is
+    /// closed after between one and two quiet periods), then marks every client channel quiet.
+    /// Returns whether it closed any.
+    fn sweep_idle_clients(&self, s: &mut HostState) -> bool {
+        let quiet: Vec<Id> = std::mem::take(&mut s.quiet)
+            .into_iter()
+            .filter(|id| s.sd.recv.contains_key(id) || s.sd.send.contains_key(id))
+            .collect();
+        s.sd.close(&quiet);
+        for &peer in &quiet {
+            self.journal(s, || HostRecord::Channel {
+                peer,
+                send: None,
+                recv: None,
+            });
+        }
+        if !quiet.is_empty() {
+            s.milestones.closed_channel = true;
+            let w = s.sd.closed_through;
+            self.journal(s, || HostRecord::ClosedThrough(w));
+        }
+        s.quiet =
+            s.sd.recv
+                .keys()
+                .chain(s.sd.send.keys())
+                .filter(|id| self.is_client(**id))
+                .copied()
+                .collect();
+        !quiet.is_empty()
+    }
+
     /// Adds a journal record (built only if the host journals).
     fn journal(&self, s: &mut HostState, record: impl FnOnce() -> HostRecord) {
         if self.cfg.persistence == Persistence::Journal {
@@ -146,7 +180,13 @@ impl Host {
     /// Saves what the step changed, before its messages leave: the whole state (models), or the
     /// step's journal records plus the channels it touched (its source, and every peer it sent
     /// to), or a snapshot once `snapshot_every` records went to the log.
-    fn persist(&self, state: &mut Cow<HostState>, changed: bool, src: Id, o: &mut Out<Self>) {
+    fn persist(
+        &self,
+        state: &mut Cow<HostState>,
+        changed: bool,
+        src: Option<Id>,
+        o: &mut Out<Self>,
+    ) {
         match self.cfg.persistence {
             Persistence::Off => {}
             Persistence::Snapshots => {
@@ -159,7 +199,8 @@ impl Host {
                     return;
                 }
                 // The step's new messages, by peer (only a step sends new ones: a timer resends).
-                let mut sent: BTreeMap<Id, Vec<(u64, KvPayload)>> = BTreeMap::from([(src, vec![])]);
+                let mut sent: BTreeMap<Id, Vec<(u64, KvPayload)>> =
+                    src.into_iter().map(|s| (s, vec![])).collect();
                 for c in o.iter() {
                     if let stateright::actor::Command::Send(
                         dst,
@@ -356,7 +397,11 @@ impl Actor for Host {
             milestones: HostMilestones::default(),
             journal: Vec::new(),
             journaled: 0,
+            quiet: BTreeSet::new(),
         };
+        if let Some((t, period)) = self.switches().idle_sweep_timer(self.params()) {
+            o.set_timer(t, period);
+        }
         if s.sd.has_unacked() {
             if let Some((t, period)) = self.switches().retransmit_timer(self.params()) {
                 o.set_timer(t, period);
@@ -376,6 +421,9 @@ impl Actor for Host {
                     && self.switches().retransmits()
                 {
                     o.cancel_timer(KvTimer::Retransmit);
+                }
+                if acked && state.quiet.contains(&src) {
+                    state.to_mut().quiet.remove(&src);
                 }
                 acked
             }
@@ -411,6 +459,7 @@ impl Actor for Host {
                     return;
                 }
                 let s = state.to_mut();
+                s.quiet.remove(&src);
                 let new_channel = client && !s.sd.recv.contains_key(&src);
                 let r = s.sd.receive(src, epoch, to, seqno, payload, dupes);
                 if r.duplicate {
@@ -428,12 +477,24 @@ impl Actor for Host {
                 true
             }
         };
-        self.persist(state, changed, src, o);
+        self.persist(state, changed, Some(src), o);
     }
 
-    fn on_timeout(&self, _id: Id, state: &mut Cow<HostState>, _t: &KvTimer, o: &mut Out<Self>) {
-        if let Some(timer) = self.switches().retransmit_timer(self.params()) {
-            state.sd.resend_unacked(timer, o);
+    fn on_timeout(&self, _id: Id, state: &mut Cow<HostState>, t: &KvTimer, o: &mut Out<Self>) {
+        match t {
+            KvTimer::Retransmit => {
+                if let Some(timer) = self.switches().retransmit_timer(self.params()) {
+                    state.sd.resend_unacked(timer, o);
+                }
+            }
+            KvTimer::IdleSweep => {
+                let Some((t, period)) = self.switches().idle_sweep_timer(self.params()) else {
+                    return;
+                };
+                o.set_timer(t, period);
+                let closed = self.sweep_idle_clients(state.to_mut());
+                self.persist(state, closed, None, o);
+            }
         }
     }
 }

@@ -31,6 +31,9 @@ pub struct KvParams {
     /// messages are refused with `Closed`: it must start again as a new incarnation. Bounds a
     /// host's memory however many clients come and go.
     pub max_client_channels: usize,
+    /// A host closes a client channel that carried nothing for between one and two of these
+    /// periods, in milliseconds (see `max_client_channels` for what closing means). 0: never.
+    pub client_idle_close_ms: u64,
 }
 
 impl Default for KvParams {
@@ -42,6 +45,7 @@ impl Default for KvParams {
             max_delegate_bytes: 60_000,
             snapshot_every: 200_000,
             max_client_channels: 10_000,
+            client_idle_close_ms: 60_000,
         }
     }
 }
@@ -69,6 +73,9 @@ pub struct KvModelSwitches {
     /// back to the old, each time on a fresh sequence number, so without it the state space is
     /// infinite.
     pub max_redirects: Option<u32>,
+    /// Whether hosts sweep idle client channels on a timer (`client_idle_close_ms`): always at
+    /// run time; a model leaves it off unless asked, since the sweep timer multiplies its states.
+    pub idle_sweep: bool,
     /// A deliberately broken variant, or `None`.
     pub mutation: Option<KvMutation>,
 }
@@ -78,6 +85,7 @@ impl Default for KvModelSwitches {
         KvModelSwitches {
             retransmit: true,
             max_redirects: None,
+            idle_sweep: true,
             mutation: None,
         }
     }
@@ -97,6 +105,17 @@ impl KvModelSwitches {
     ) -> Option<(KvTimer, std::ops::Range<std::time::Duration>)> {
         self.retransmits()
             .then(|| (KvTimer::Retransmit, p.retransmit_period()))
+    }
+
+    /// The idle-sweep timer, if hosts sweep.
+    pub(crate) fn idle_sweep_timer(
+        &self,
+        p: &KvParams,
+    ) -> Option<(KvTimer, std::ops::Range<std::time::Duration>)> {
+        (self.idle_sweep && p.client_idle_close_ms > 0).then(|| {
+            let d = std::time::Duration::from_millis(p.client_idle_close_ms);
+            (KvTimer::IdleSweep, d..d)
+        })
     }
 
     /// Whether `m` is switched on.

@@ -254,14 +254,23 @@ impl<M: Clone> SingleDelivery<M> {
             .filter(|(_, id)| *id != keep)
             .take(excess)
             .collect();
-        for &(epoch, id) in &victims {
-            self.recv.remove(&id);
-            if let Some(ch) = self.send.remove(&id) {
+        let ids: Vec<Id> = victims.into_iter().map(|(_, id)| id).collect();
+        self.close(&ids);
+        ids
+    }
+
+    /// Closes the channels (both directions) with `peers` and raises the watermark to the
+    /// epochs of their receiving channels (see [`SingleDelivery::close_idle`]).
+    pub(crate) fn close(&mut self, peers: &[Id]) {
+        for id in peers {
+            if let Some(ch) = self.recv.remove(id) {
+                let epoch = ch.epoch;
+                self.closed_through = Some(self.closed_through.map_or(epoch, |w| w.max(epoch)));
+            }
+            if let Some(ch) = self.send.remove(id) {
                 self.unacked_total -= ch.unacked.len();
             }
-            self.closed_through = Some(self.closed_through.map_or(epoch, |w| w.max(epoch)));
         }
-        victims.into_iter().map(|(_, id)| id).collect()
     }
 
     /// An actor's SingleDelivery with this epoch and no channel yet.

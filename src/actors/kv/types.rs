@@ -222,6 +222,8 @@ impl fmt::Display for KvPayload {
 pub enum KvTimer {
     /// Resend every unacknowledged message.
     Retransmit,
+    /// A host closes the client channels that were quiet for a whole period.
+    IdleSweep,
 }
 
 #[cfg(test)]
