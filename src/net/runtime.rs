@@ -8,11 +8,13 @@
 //! that are oversized, undecodable, or from a sender the actor may not hear from are dropped and
 //! counted, never a panic.
 //!
-//! **Group commit.** After a datagram, the loop takes every datagram already waiting (up to
-//! [`MAX_GROUP`]) and runs their steps one after the other, keeping their commands; then it makes
-//! all their saves durable at once (one fsync for a journal) and only then sends their messages.
-//! Holding messages back until a later point is always allowed (the network may delay them), so
-//! a group behaves like its steps run back to back with slow links.
+//! **Group commit.** For an actor with storage, after a datagram the loop takes every datagram
+//! already waiting (up to [`MAX_GROUP`]) and runs their steps one after the other, keeping their
+//! commands; then it makes all their saves durable at once (one fsync for a journal) and only then
+//! sends their messages. Holding messages back until a later point is always allowed (the network
+//! may delay them), so a group behaves like its steps run back to back with slow links. Without
+//! storage each datagram's messages leave at once (grouping then only delays them: measured 7-18%
+//! fewer requests/s on the RSL bench).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -218,6 +220,8 @@ where
         key: cfg.key.as_deref(),
     };
     ctx.apply(out, &mut timers, &mut rng).await?;
+    // Without storage there is nothing to commit: each datagram's messages leave at once.
+    let max_group = if ctx.store.is_some() { MAX_GROUP } else { 1 };
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     loop {
         let deadline = timers
@@ -254,7 +258,7 @@ where
                         // ICMP errors (a peer not listening yet) surface here on some systems.
                         Err(e) => tracing::debug!(%e, "recv error"),
                     }
-                    if taken < MAX_GROUP {
+                    if taken < max_group {
                         next = match socket.try_recv_from(&mut buf) {
                             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
                             r => Some(r),

@@ -51,7 +51,7 @@ pub struct HostMilestones {
     pub received_data: bool,
     /// Ignored a duplicate (an already delivered sequence number).
     pub ignored_duplicate: bool,
-    /// Closed a client channel to stay within `max_client_channels`.
+    /// Closed a client channel (beyond `max_client_channels`, or idle).
     pub closed_channel: bool,
     /// Refused a message of an incarnation whose channel it closed.
     pub refused_closed: bool,
