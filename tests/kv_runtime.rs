@@ -339,46 +339,55 @@ fn linearizable(ops: &[Recorded]) -> bool {
     tester.serialized_history().is_some()
 }
 
+/// The keys the racing clients share.
+const SHARED: [u64; 3] = [0, 20, 40];
+
+/// Client `c` of a race on the [`SHARED`] keys: `ops` random gets, sets and deletes (seeded with
+/// `seed + c`), each recorded with its real-time stamps since `start`.
+async fn racing_client(
+    c: usize,
+    hosts: Vec<SocketAddrV4>,
+    ops: usize,
+    seed: u64,
+    start: std::time::Instant,
+) -> Vec<Recorded> {
+    let mut kv = KvRemote::connect(hosts).await.unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed + c as u64);
+    let mut log = Vec::new();
+    for i in 0..ops {
+        let key = SHARED[rng.random_range(0..SHARED.len())];
+        let op = match rng.random_range(0..3) {
+            0 => TableOp::Get(key.into()),
+            1 => TableOp::Set(key.into(), None),
+            _ => TableOp::Set(key.into(), Some(format!("{c}:{i}").into_bytes())),
+        };
+        let invoked = start.elapsed().as_micros();
+        let ret = match &op {
+            TableOp::Get(k) => kv.get(k.clone(), T).await.unwrap(),
+            TableOp::Set(k, v) => {
+                kv.set(k.clone(), v.clone(), T).await.unwrap();
+                v.clone()
+            }
+        };
+        let returned = start.elapsed().as_micros();
+        log.push(Recorded {
+            client: c,
+            op,
+            ret,
+            invoked,
+            returned,
+        });
+    }
+    log
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_real_run_with_moves_is_linearizable() {
-    const SHARED: [u64; 3] = [0, 20, 40];
     let cluster = LocalKv::loopback(3).await.unwrap();
     let hosts = cluster.addrs();
     let start = std::time::Instant::now();
     let tasks: Vec<_> = (0..3usize)
-        .map(|c| {
-            let hosts = hosts.clone();
-            tokio::spawn(async move {
-                let mut kv = KvRemote::connect(hosts).await.unwrap();
-                let mut rng = ChaCha8Rng::seed_from_u64(100 + c as u64);
-                let mut log = Vec::new();
-                for i in 0..60 {
-                    let key = SHARED[rng.random_range(0..SHARED.len())];
-                    let op = match rng.random_range(0..3) {
-                        0 => TableOp::Get(key.into()),
-                        1 => TableOp::Set(key.into(), None),
-                        _ => TableOp::Set(key.into(), Some(format!("{c}:{i}").into_bytes())),
-                    };
-                    let invoked = start.elapsed().as_micros();
-                    let ret = match &op {
-                        TableOp::Get(k) => kv.get(k.clone(), T).await.unwrap(),
-                        TableOp::Set(k, v) => {
-                            kv.set(k.clone(), v.clone(), T).await.unwrap();
-                            v.clone()
-                        }
-                    };
-                    let returned = start.elapsed().as_micros();
-                    log.push(Recorded {
-                        client: c,
-                        op,
-                        ret,
-                        invoked,
-                        returned,
-                    });
-                }
-                log
-            })
-        })
+        .map(|c| tokio::spawn(racing_client(c, hosts.clone(), 60, 100, start)))
         .collect();
     // Meanwhile the shared keys' ranges move between the hosts.
     let mut admin = KvRemote::connect(hosts.clone()).await.unwrap();
@@ -577,7 +586,6 @@ async fn a_host_closes_the_oldest_client_channels_and_their_clients_start_again(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_processes_killed_with_sigkill_repeatedly_stay_linearizable() {
     use std::process::{Child, Command, Stdio};
-    const SHARED: [u64; 3] = [0, 20, 40];
     let bin = env!("CARGO_BIN_EXE_ironfleet");
     let dir = std::env::temp_dir().join(format!("ironfleet-kv-sigkill-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -612,39 +620,7 @@ async fn host_processes_killed_with_sigkill_repeatedly_stay_linearizable() {
     let mut procs: Vec<Child> = (0..3).map(|i| start_host(i, true)).collect();
     let start = std::time::Instant::now();
     let tasks: Vec<_> = (0..3usize)
-        .map(|c| {
-            let hosts = hosts.clone();
-            tokio::spawn(async move {
-                let mut kv = KvRemote::connect(hosts).await.unwrap();
-                let mut rng = ChaCha8Rng::seed_from_u64(200 + c as u64);
-                let mut log = Vec::new();
-                for i in 0..150 {
-                    let key = SHARED[rng.random_range(0..SHARED.len())];
-                    let op = match rng.random_range(0..3) {
-                        0 => TableOp::Get(key.into()),
-                        1 => TableOp::Set(key.into(), None),
-                        _ => TableOp::Set(key.into(), Some(format!("{c}:{i}").into_bytes())),
-                    };
-                    let invoked = start.elapsed().as_micros();
-                    let ret = match &op {
-                        TableOp::Get(k) => kv.get(k.clone(), T).await.unwrap(),
-                        TableOp::Set(k, v) => {
-                            kv.set(k.clone(), v.clone(), T).await.unwrap();
-                            v.clone()
-                        }
-                    };
-                    let returned = start.elapsed().as_micros();
-                    log.push(Recorded {
-                        client: c,
-                        op,
-                        ret,
-                        invoked,
-                        returned,
-                    });
-                }
-                log
-            })
-        })
+        .map(|c| tokio::spawn(racing_client(c, hosts.clone(), 150, 200, start)))
         .collect();
     let admin_hosts = hosts.clone();
     let admin = tokio::spawn(async move {
