@@ -467,6 +467,52 @@ async fn with_a_cluster_key_only_an_admin_holding_it_moves_ranges() {
     assert!(fresh.redirects >= 1, "host 1 now owns the key");
 }
 
+/// A client that keeps `hosts` busy with gets until `stop`; returns how many it did.
+async fn busy_client(
+    hosts: Vec<SocketAddrV4>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> u64 {
+    let mut c = KvRemote::connect(hosts).await.unwrap();
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        c.get(1, T).await.unwrap();
+        n += 1;
+    }
+    n
+}
+
+/// The time between the first two datagrams `socket` receives that `is_it` picks (a message
+/// that is never acknowledged, arriving and then resent); fails if none comes within 3 s.
+async fn time_between_copies(
+    socket: &tokio::net::UdpSocket,
+    what: &str,
+    is_it: fn(&KvMsg) -> bool,
+) -> Duration {
+    let mut buf = vec![0u8; 70_000];
+    let mut first = None;
+    loop {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("the {what} is resent while the load runs"))
+            .unwrap();
+        if codec::decode::<KvMsg>(&buf[..n]).is_ok_and(|m| is_it(&m)) {
+            match first {
+                None => first = Some(tokio::time::Instant::now()),
+                Some(t) => return t.elapsed(),
+            }
+        }
+    }
+}
+
+/// The load kept the host busy (`ops` operations) and the copy came within two periods.
+fn assert_resent_under_load(resent: Duration, period: Duration, ops: u64) {
+    assert!(ops > 50, "the load kept the host busy ({ops} operations)");
+    assert!(
+        resent <= 2 * period + Duration::from_millis(100),
+        "resent after {resent:?} (period {period:?})"
+    );
+}
+
 /// Regression: a busy host never retransmitted. Every send re-armed its one retransmission
 /// timer, pushing the deadline out, so while a client kept it busy a reply lost to another
 /// client was not resent (measured: 2.6 s and counting). Here one client loads the host while a
@@ -480,18 +526,7 @@ async fn a_lost_reply_is_resent_within_two_periods_under_steady_load() {
     let host = cluster.addrs()[0];
     let period = Duration::from_millis(cluster.config.params.retransmit_ms);
     let stop = Arc::new(AtomicBool::new(false));
-    let load = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let mut c = KvRemote::connect(vec![host]).await.unwrap();
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                c.get(1, T).await.unwrap();
-                n += 1;
-            }
-            n
-        })
-    };
+    let load = tokio::spawn(busy_client(vec![host], stop.clone()));
     tokio::time::sleep(Duration::from_millis(100)).await;
     let raw = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
     let set = KvMsg::Single {
@@ -506,32 +541,19 @@ async fn a_lost_reply_is_resent_within_two_periods_under_steady_load() {
     raw.send_to(&codec::encode(&set).unwrap(), host)
         .await
         .unwrap();
-    let mut buf = vec![0u8; 70_000];
-    let mut first = None;
-    let resent = loop {
-        let (n, _) = tokio::time::timeout(Duration::from_secs(3), raw.recv_from(&mut buf))
-            .await
-            .expect("the reply is resent while the load runs")
-            .unwrap();
-        if let Ok(KvMsg::Single {
-            seqno: 1,
-            payload: KvPayload::Reply { .. },
-            ..
-        }) = codec::decode::<KvMsg>(&buf[..n])
-        {
-            match first {
-                None => first = Some(tokio::time::Instant::now()),
-                Some(t) => break t.elapsed(),
+    let resent = time_between_copies(&raw, "reply", |m| {
+        matches!(
+            m,
+            KvMsg::Single {
+                seqno: 1,
+                payload: KvPayload::Reply { .. },
+                ..
             }
-        }
-    };
+        )
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
-    let ops = load.await.unwrap();
-    assert!(ops > 50, "the load kept the host busy ({ops} operations)");
-    assert!(
-        resent <= 2 * period + Duration::from_millis(100),
-        "resent after {resent:?} (period {period:?})"
-    );
+    assert_resent_under_load(resent, period, load.await.unwrap());
 }
 
 /// Regression: a fresh client's first datagram was sent with `try_send_to`, which fails on a new
@@ -709,49 +731,25 @@ async fn a_lost_delegate_is_resent_within_two_periods_under_steady_load() {
     )
     .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let load = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let mut c = KvRemote::connect(vec![host0, host1]).await.unwrap();
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                c.get(1, T).await.unwrap();
-                n += 1;
-            }
-            n
-        })
-    };
+    let load = tokio::spawn(busy_client(vec![host0, host1], stop.clone()));
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut admin = KvRemote::connect(vec![host0, host1]).await.unwrap();
     admin
         .shard(KeyRange::new(5, Some(Key::from(6))), 0, 1, T)
         .await
         .unwrap();
-    let mut buf = vec![0u8; 70_000];
-    let mut first = None;
-    let resent = loop {
-        let (n, _) = tokio::time::timeout(Duration::from_secs(3), raw1.recv_from(&mut buf))
-            .await
-            .expect("the Delegate is resent while the load runs")
-            .unwrap();
-        if let Ok(KvMsg::Single {
-            payload: KvPayload::Delegate { .. },
-            ..
-        }) = codec::decode::<KvMsg>(&buf[..n])
-        {
-            match first {
-                None => first = Some(tokio::time::Instant::now()),
-                Some(t) => break t.elapsed(),
+    let resent = time_between_copies(&raw1, "Delegate", |m| {
+        matches!(
+            m,
+            KvMsg::Single {
+                payload: KvPayload::Delegate { .. },
+                ..
             }
-        }
-    };
+        )
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
-    let ops = load.await.unwrap();
-    assert!(ops > 50, "the load kept the host busy ({ops} operations)");
-    assert!(
-        resent <= 2 * period + Duration::from_millis(100),
-        "resent after {resent:?} (period {period:?})"
-    );
+    assert_resent_under_load(resent, period, load.await.unwrap());
 }
 
 /// A host closes a client channel idle for between one and two `client_idle_close_ms` periods:
