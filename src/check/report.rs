@@ -107,6 +107,18 @@ where
             " (bounded: not exhaustive)"
         }
     );
+    if let Some((reduction, stats)) = &outcome.engine {
+        let _ = writeln!(
+            out,
+            "reduction {}: {:.2} transitions per state, {} re-expansions, widest level {} states, visited set {:.1} MB ({:.0} bytes/state)",
+            reduction.name(),
+            outcome.states as f64 / outcome.unique.max(1) as f64,
+            stats.reexpansions,
+            stats.widest_level,
+            stats.visited_bytes as f64 / 1e6,
+            stats.visited_bytes as f64 / outcome.unique.max(1) as f64,
+        );
+    }
     let _ = writeln!(out, "\nProperties:");
     for p in &outcome.properties {
         let kind = match p.expectation {

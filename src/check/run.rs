@@ -19,6 +19,9 @@ use stateright::actor::{Actor, ActorModelAction, ActorModelState};
 use stateright::report::{ReportData, ReportDiscovery, Reporter};
 use stateright::{Checker, Expectation, HasDiscoveries, Model, Path};
 
+use super::engine::{explore, EngineOptions, EngineStats, Order, Reduction};
+use super::reduce::Reduce;
+
 /// How to run a model.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -37,11 +40,22 @@ pub enum Mode {
     },
 }
 
+/// Which exhaustive BFS runs the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// Our engine ([`super::engine`]) with a reduction.
+    Own(Reduction),
+    /// stateright's own BFS checker (for comparison).
+    Stateright,
+}
+
 /// Options of a run.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     /// The mode.
     pub mode: Mode,
+    /// The engine of the exhaustive modes (BFS and DFS).
+    pub engine: Engine,
     /// Checker threads (BFS/DFS).
     pub threads: usize,
     /// Stop exploring paths longer than this.
@@ -50,8 +64,8 @@ pub struct RunOptions {
     pub progress: Option<Duration>,
     /// Stop as soon as any safety property is violated.
     pub stop_on_violation: bool,
-    /// Simulation only: with `stop_on_violation`, keep walking until this property in particular
-    /// is violated.
+    /// Simulation and our engine: with `stop_on_violation`, go on until this property in
+    /// particular is violated.
     pub target: Option<&'static str>,
 }
 
@@ -59,6 +73,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             mode: Mode::Bfs,
+            engine: Engine::Own(Reduction::Sleep),
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
@@ -114,6 +129,8 @@ pub struct Outcome<S, A> {
     pub complete: bool,
     /// Every property's outcome, in the model's order.
     pub properties: Vec<PropertyOutcome<S, A>>,
+    /// Our engine's own figures (when it ran).
+    pub engine: Option<(Reduction, EngineStats)>,
 }
 
 impl<S, A> Outcome<S, A> {
@@ -123,7 +140,7 @@ impl<S, A> Outcome<S, A> {
     }
 
     /// The properties that were violated.
-    pub(crate) fn violations(&self) -> impl Iterator<Item = &PropertyOutcome<S, A>> {
+    pub fn violations(&self) -> impl Iterator<Item = &PropertyOutcome<S, A>> {
         self.properties
             .iter()
             .filter(|p| p.verdict == Verdict::Violated)
@@ -204,14 +221,33 @@ pub fn run<M>(
     progress_out: &mut dyn Write,
 ) -> Outcome<M::State, M::Action>
 where
-    M: Model + Send + Sync + 'static,
+    M: Reduce + Send + Sync + 'static,
     M::State: Clone + Debug + Hash + PartialEq + Send + Sync,
-    M::Action: Clone + Debug + PartialEq + Send + Sync,
+    M::Action: Clone + Debug + Hash + PartialEq + Send + Sync,
 {
     let start = Instant::now();
     if let Mode::Simulate { seed, walks, depth } = opts.mode {
         let stop = opts.stop_on_violation.then_some(opts.target);
         return simulate(&model, seed, walks, depth, stop, start);
+    }
+    if let (Mode::Bfs | Mode::Dfs, Engine::Own(reduction)) = (&opts.mode, opts.engine) {
+        let engine_opts = EngineOptions {
+            order: if opts.mode == Mode::Dfs {
+                Order::Dfs
+            } else {
+                Order::Bfs
+            },
+            reduction,
+            threads: opts.threads,
+            max_depth: opts.max_depth,
+            progress: opts.progress,
+            stop_on_violation: opts.stop_on_violation,
+            target: opts.target,
+        };
+        let (mut outcome, stats) = explore(&model, &engine_opts, progress_out);
+        outcome.engine = Some((reduction, stats));
+        outcome.elapsed = start.elapsed();
+        return outcome;
     }
     let mut builder = model.checker().threads(opts.threads.max(1));
     if let Some(d) = opts.max_depth {
@@ -260,6 +296,7 @@ where
         elapsed: Duration::ZERO,
         complete: opts.max_depth.is_none() && !stopped_early,
         properties: verdicts(checker.model(), discoveries),
+        engine: None,
     }
 }
 
@@ -448,7 +485,7 @@ where
     Path::from_actions(model, init, &actions).unwrap_or(path)
 }
 
-fn verdicts<M>(
+pub(crate) fn verdicts<M>(
     model: &M,
     mut discoveries: std::collections::HashMap<&'static str, Path<M::State, M::Action>>,
 ) -> Vec<PropertyOutcome<M::State, M::Action>>
@@ -587,5 +624,6 @@ where
         elapsed: start.elapsed(),
         complete: false,
         properties: verdicts(model, found),
+        engine: None,
     }
 }

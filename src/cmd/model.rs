@@ -14,10 +14,11 @@ use crate::actors::kv::{ClientOp, Key, KeyRange, KvMutation, KvParams};
 use crate::actors::lock::LockMutation;
 use crate::actors::rsl::{Counter, Mutation};
 use crate::check::bounded::{check_bounded, BoundedOptions};
+use crate::check::engine::Reduction;
 use crate::check::fairness::{actor_action_kind, same_actor_state};
 use crate::check::lasso::{check_liveness, LivenessOptions};
 use crate::check::report::{print_bounded_report, print_live_report, print_report};
-use crate::check::run::{self as runner, Mode, RunOptions};
+use crate::check::run::{self as runner, Engine, Mode, RunOptions};
 use crate::liveness::LivenessProperty;
 use crate::model::kv::{kv_liveness, kv_model, KvModelCfg};
 use crate::model::lock::{lock_liveness, lock_model, LockModelCfg};
@@ -67,6 +68,15 @@ pub struct CommonFlags {
     /// Checker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// How check and dfs reduce the search: none (every transition, states exactly as
+    /// stateright counts them), view (states that differ only in what nothing reads are one
+    /// state), sleep (view plus sleep sets: every state of the view, far fewer transitions).
+    #[arg(long, default_value = "sleep", value_parser = Reduction::parse)]
+    pub reduction: Reduction,
+    /// Which BFS runs `check`: own (ours, with --reduction) or stateright (stateright's own
+    /// checker, unreduced, for comparison).
+    #[arg(long, default_value = "own", value_parser = parse_engine)]
+    pub engine: EngineChoice,
     /// Stop at the first safety violation.
     #[arg(long)]
     pub stop_on_violation: bool,
@@ -84,6 +94,23 @@ pub struct CommonFlags {
     /// Bounded liveness: a task enabled this many steps in a row is scheduled at once.
     #[arg(long, default_value_t = 8)]
     pub patience: usize,
+}
+
+/// The `--engine` choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineChoice {
+    /// Our engine.
+    Own,
+    /// stateright's checker.
+    Stateright,
+}
+
+fn parse_engine(s: &str) -> Result<EngineChoice, String> {
+    match s {
+        "own" => Ok(EngineChoice::Own),
+        "stateright" => Ok(EngineChoice::Stateright),
+        _ => Err(format!("unknown engine '{s}': use own or stateright")),
+    }
 }
 
 fn parse_network(s: &str) -> Result<NetworkKind, String> {
@@ -232,6 +259,10 @@ impl CommonFlags {
         };
         let mut opts = RunOptions {
             mode,
+            engine: match self.engine {
+                EngineChoice::Own => Engine::Own(self.reduction),
+                EngineChoice::Stateright => Engine::Stateright,
+            },
             stop_on_violation: self.stop_on_violation,
             max_depth: self.max_depth,
             progress: Some(Duration::from_secs(2)),
@@ -319,7 +350,13 @@ where
     A::State: Send + Sync,
     A::Storage: Send + Sync,
     C: Send + Sync + 'static,
-    H: Clone + std::fmt::Debug + std::hash::Hash + PartialEq + Send + Sync + 'static,
+    H: Clone
+        + std::fmt::Debug
+        + crate::check::reduce::GhostHistory
+        + PartialEq
+        + Send
+        + Sync
+        + 'static,
 {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -338,8 +375,32 @@ where
     }
     let opts = common.run_options(verb);
     let mode = match &opts.mode {
-        Mode::Bfs => format!("exhaustive BFS, {} threads", opts.threads),
-        Mode::Dfs => format!("exhaustive DFS, {} threads", opts.threads),
+        Mode::Bfs => match opts.engine {
+            Engine::Own(r) => format!(
+                "exhaustive BFS, {} threads, reduction {}",
+                opts.threads,
+                r.name()
+            ),
+            Engine::Stateright => {
+                format!(
+                    "exhaustive BFS (stateright's checker), {} threads",
+                    opts.threads
+                )
+            }
+        },
+        Mode::Dfs => match opts.engine {
+            Engine::Own(r) => format!(
+                "exhaustive DFS, {} threads, reduction {}",
+                opts.threads,
+                r.name()
+            ),
+            Engine::Stateright => {
+                format!(
+                    "exhaustive DFS (stateright's checker), {} threads",
+                    opts.threads
+                )
+            }
+        },
         Mode::Simulate { seed, walks, depth } => {
             format!("simulation: {walks} walks of {depth} steps from seed {seed}")
         }

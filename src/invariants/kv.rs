@@ -20,6 +20,7 @@ use stateright::actor::{ActorModelState, Id};
 use stateright::semantics::{LinearizabilityTester, SequentialSpec};
 
 use crate::actors::kv::{HostState, Key, KeyRange, KvNode, KvNodeState, KvPayload, Pairs, Value};
+use crate::invariants::ghost::{keyed_part, tester_invoke, tester_return, GhostHistory, ALL_PARTS};
 
 /// An operation on the spec table.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -80,6 +81,35 @@ impl Default for KvGhost {
             calls: BTreeMap::new(),
             linearizability: LinearizabilityTester::new(HashTableSpec::default()),
         }
+    }
+}
+
+/// The per-channel reply counters belong to one actor each (the host that sends, the client
+/// that receives) and only grow: they touch no part. A write applied to the spec touches its
+/// key; an invocation reads the other clients' completions and a return changes its client's.
+impl GhostHistory for KvGhost {
+    fn changed_parts(&self, next: &Self) -> u64 {
+        let mut parts = 0;
+        for (client, (inv, ret)) in &next.calls {
+            let (old_inv, old_ret) = self.calls.get(client).copied().unwrap_or((0, 0));
+            if *inv != old_inv {
+                parts |= tester_invoke(*client);
+            }
+            if *ret != old_ret {
+                parts |= tester_return(*client);
+            }
+        }
+        if self.spec != next.spec {
+            for key in self.spec.keys().chain(next.spec.keys()) {
+                if self.spec.get(key) != next.spec.get(key) {
+                    parts |= keyed_part(key);
+                }
+            }
+        }
+        if parts == 0 && self.linearizability != next.linearizability {
+            parts = ALL_PARTS; // a change of the tester the counts do not explain
+        }
+        parts
     }
 }
 

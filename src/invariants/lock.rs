@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use stateright::actor::{ActorModelState, Id};
 
 use crate::actors::lock::LockNode;
+use crate::invariants::ghost::{GhostHistory, ALL_PARTS};
 
 /// The ghost history of an IronLock model.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -19,6 +20,18 @@ pub struct LockHistory {
     pub holders: Vec<Id>,
     /// Every `Locked(e)` sent, with its sender.
     pub locked: BTreeSet<(u64, Id)>,
+}
+
+/// The `Locked` records are insertions into a set (no part); the holders are a sequence, so a
+/// change to it touches every part.
+impl GhostHistory for LockHistory {
+    fn changed_parts(&self, next: &Self) -> u64 {
+        if self.holders != next.holders {
+            ALL_PARTS
+        } else {
+            0
+        }
+    }
 }
 
 /// The state type of IronLock models: the hosts' states and the ghost history.

@@ -7,6 +7,7 @@
 //! property is a plain function of what it needs (the number of replicas or hosts, a bound, the
 //! state); the model builders in [`crate::model`] register them by name.
 
+pub mod ghost;
 pub mod kv;
 pub mod lock;
 pub mod rsl;

@@ -26,6 +26,7 @@ use stateright::actor::{ActorModelState, Id};
 use stateright::semantics::{LinearizabilityTester, SequentialSpec};
 
 use crate::actors::rsl::{Ballot, Batch, OpNum, Params, Phase, ReplicaState, RslNode};
+use crate::invariants::ghost::{tester_invoke, tester_return, GhostHistory, ALL_PARTS};
 use crate::invariants::spec::AppSpec;
 
 /// What was sent, recorded by the model (a ghost: no actor reads it).
@@ -50,6 +51,30 @@ pub struct RslGhost<A: AppSpec> {
     pub returned: BTreeMap<Id, u64>,
     /// The clients' history, checked for linearizability against the app's spec.
     pub linearizability: LinearizabilityTester<Id, A::Spec>,
+}
+
+/// The replicas' records (2a, 2b, chosen slots, promises, replies) are insertions into sets and
+/// per-replica maxima: they commute with every other change and touch no part. Only the
+/// clients' linearizability history is ordered: an invocation reads the other clients'
+/// completions, a return changes its client's.
+impl<A: AppSpec> GhostHistory for RslGhost<A> {
+    fn changed_parts(&self, next: &Self) -> u64 {
+        let mut parts = 0;
+        for (client, seqno) in &next.invoked {
+            if self.invoked.get(client) != Some(seqno) {
+                parts |= tester_invoke(*client);
+            }
+        }
+        for (client, seqno) in &next.returned {
+            if self.returned.get(client) != Some(seqno) {
+                parts |= tester_return(*client);
+            }
+        }
+        if parts == 0 && self.linearizability != next.linearizability {
+            parts = ALL_PARTS; // a change of the tester the maps do not explain
+        }
+        parts
+    }
 }
 
 /// The history type of RSL models: shared, since most steps leave it unchanged.

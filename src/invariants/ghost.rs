@@ -1,0 +1,112 @@
+//! What a ghost history tells a reducing checker about each step's change to it: which *parts*
+//! a change touched. Two steps whose changes share a part do not commute; changes that commute
+//! with every other change (insertions into sets, per-actor maxima) touch no part. The checker
+//! engine ([`crate::check::reduce`]) reads this to decide which steps are independent.
+//!
+//! The parts are the bits of a `u64`: bits `0..CLIENT_PARTS` are clients' completion counts in a
+//! linearizability history (see [`tester_invoke`]), the rest are for keyed pieces of a spec
+//! ([`keyed_part`]).
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use stateright::actor::Id;
+
+/// Every part: a change that touches all of them is dependent with every other change.
+pub const ALL_PARTS: u64 = u64::MAX;
+/// How many parts name clients (by id); clients with larger ids touch every part.
+pub const CLIENT_PARTS: usize = 32;
+
+/// How a ghost history tells the reducing engine what a step changed in it.
+pub trait GhostHistory: Hash {
+    /// The parts of the history changed from `self` to `next`, as bits (0: no change, or only
+    /// changes that commute with every other change). Two steps whose changes share a bit are
+    /// dependent. The default: every change touches every part.
+    fn changed_parts(&self, next: &Self) -> u64 {
+        if hash(self) == hash(next) {
+            0
+        } else {
+            ALL_PARTS
+        }
+    }
+}
+
+fn hash<T: Hash + ?Sized>(value: &T) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
+impl GhostHistory for () {}
+
+impl<T: GhostHistory> GhostHistory for Arc<T> {
+    fn changed_parts(&self, next: &Self) -> u64 {
+        if Arc::ptr_eq(self, next) {
+            0
+        } else {
+            (**self).changed_parts(next)
+        }
+    }
+}
+
+/// The parts an invocation by client `thread` touches in stateright's `LinearizabilityTester`:
+/// it records how many operations every other client has completed (their completions are its
+/// real-time predecessors), so it is dependent with any other client's return; invocations by
+/// two clients commute when they are the only two.
+pub fn tester_invoke(thread: Id) -> u64 {
+    let clients = (1u64 << CLIENT_PARTS) - 1;
+    match usize::from(thread) {
+        i if i < CLIENT_PARTS => clients & !(1 << i),
+        _ => ALL_PARTS,
+    }
+}
+
+/// The parts a return to client `thread` touches in stateright's `LinearizabilityTester`: that
+/// client's count of completed operations.
+pub fn tester_return(thread: Id) -> u64 {
+    match usize::from(thread) {
+        i if i < CLIENT_PARTS => 1 << i,
+        _ => ALL_PARTS,
+    }
+}
+
+/// The part of a keyed piece of a spec (a key of a table): changes to different keys commute
+/// (two keys may share a part, which only makes their changes dependent).
+pub fn keyed_part<K: Hash + ?Sized>(key: &K) -> u64 {
+    1 << (CLIENT_PARTS as u64 + hash(key) % (64 - CLIENT_PARTS as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invocations_depend_on_other_clients_returns() {
+        let (a, b) = (Id::from(3), Id::from(4));
+        assert_ne!(tester_invoke(a) & tester_return(b), 0);
+        // Not on its own return (the same actor orders them anyway); returns commute, and so do
+        // the invocations of two clients.
+        assert_eq!(tester_invoke(a) & tester_return(a), 0);
+        assert_eq!(tester_return(a) & tester_return(b), 0);
+        assert_eq!(
+            tester_invoke(a) & tester_invoke(b) & (tester_return(a) | tester_return(b)),
+            0
+        );
+        // Beyond the ids told apart, everything is dependent.
+        assert_eq!(tester_invoke(Id::from(40)), ALL_PARTS);
+        assert_ne!(tester_return(Id::from(40)) & tester_invoke(a), 0);
+        // Spec keys never alias clients.
+        assert_eq!(keyed_part("k") & ((1 << CLIENT_PARTS) - 1), 0);
+    }
+
+    #[test]
+    fn the_default_touches_everything_on_any_change() {
+        #[derive(Hash)]
+        struct H(u8);
+        impl GhostHistory for H {}
+        assert_eq!(H(1).changed_parts(&H(1)), 0);
+        assert_eq!(H(1).changed_parts(&H(2)), ALL_PARTS);
+        let shared = Arc::new(H(1));
+        assert_eq!(shared.changed_parts(&shared.clone()), 0);
+    }
+}
