@@ -127,12 +127,15 @@ where
 }
 
 /// Runs a fair continuation from `s` for at most `k` steps. Returns `None` if the goal held, or
-/// the continuation and whether it hit a dead end.
+/// if the property's exemption held at every state of the continuation's second half (or at its
+/// dead end): the finite stand-in for "exempt throughout the cycle". Otherwise returns the
+/// continuation and whether it hit a dead end.
 #[allow(clippy::too_many_arguments)]
 fn continuation<M: Model>(
     model: &M,
     s: &M::State,
     goal: fn(&M, &M::State) -> bool,
+    exempt: Option<fn(&M, &M::State) -> bool>,
     classify: &dyn Fn(&M::Action) -> ActionKind,
     same: &dyn Fn(&M::State, &M::State) -> bool,
     opts: &BoundedOptions,
@@ -147,13 +150,21 @@ where
     let mut cur = s.clone();
     let mut taken = Vec::new();
     let mut since: BTreeMap<u64, usize> = BTreeMap::new();
+    let is_exempt = |s: &M::State| exempt.is_some_and(|f| f(model, s));
+    // The first step from which every state so far has been exempt.
+    let mut exempt_from: Option<usize> = None;
     for step in 0..opts.k {
         if goal(model, &cur) {
             return None;
         }
+        if !is_exempt(&cur) {
+            exempt_from = None;
+        } else if exempt_from.is_none() {
+            exempt_from = Some(step);
+        }
         let mut succ = fair_steps(model, &cur, classify, same, buf);
         if succ.is_empty() {
-            return Some((taken, true));
+            return (exempt_from.is_none()).then_some((taken, true));
         }
         since.retain(|t, _| succ.iter().any(|(u, _, _)| u == t));
         for (t, _, _) in &succ {
@@ -174,7 +185,7 @@ where
         cur = ns;
         *steps += 1;
     }
-    if goal(model, &cur) {
+    if goal(model, &cur) || (is_exempt(&cur) && exempt_from.is_some_and(|f| f <= opts.k / 2)) {
         None
     } else {
         Some((taken, false))
@@ -230,7 +241,8 @@ where
                 }
                 runs[i] += 1;
                 if let Some((cont, dead_end)) = continuation(
-                    model, &cur, p.goal, classify, same, opts, &mut rng, &mut steps, &mut buf,
+                    model, &cur, p.goal, p.exempt, classify, same, opts, &mut rng, &mut steps,
+                    &mut buf,
                 ) {
                     found[i] = Some(BoundedCounterexample {
                         init: init.clone(),

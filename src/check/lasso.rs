@@ -150,7 +150,7 @@ struct Explored {
     edges: Vec<Edge>,
     /// Some fair successor was cut by the boundary or the depth limit, or not expanded at all.
     cut: Vec<bool>,
-    /// Bit 2i: premise i holds; bit 2i+1: goal i holds.
+    /// Bit 3i: premise i holds; bit 3i+1: goal i holds; bit 3i+2: the state is exempt for i.
     labels: Vec<u64>,
     depth: usize,
     complete: bool,
@@ -173,7 +173,7 @@ where
     M: Model,
     M::State: Hash,
 {
-    assert!(props.len() <= 32, "at most 32 liveness properties at once");
+    assert!(props.len() <= 21, "at most 21 liveness properties at once");
     let mut index: HashMap<u64, u32> = HashMap::new();
     let mut tasks: HashMap<u64, u32> = HashMap::new();
     let mut g = Explored {
@@ -196,10 +196,13 @@ where
                 Premise::When(f) => f(model, s),
             };
             if premise {
-                l |= 1 << (2 * i);
+                l |= 1 << (3 * i);
             }
             if (p.goal)(model, s) {
-                l |= 1 << (2 * i + 1);
+                l |= 1 << (3 * i + 1);
+            }
+            if p.exempt.is_some_and(|f| f(model, s)) {
+                l |= 1 << (3 * i + 2);
             }
         }
         l
@@ -413,8 +416,9 @@ struct Analysis {
 }
 
 fn analyse(g: &Explored, enabled: &Csr, i: usize) -> Analysis {
-    let goal = |v: u32| g.labels[v as usize] >> (2 * i + 1) & 1 == 1;
-    let premise = |v: u32| g.labels[v as usize] >> (2 * i) & 1 == 1;
+    let goal = |v: u32| g.labels[v as usize] >> (3 * i + 1) & 1 == 1;
+    let premise = |v: u32| g.labels[v as usize] >> (3 * i) & 1 == 1;
+    let exempt = |v: u32| g.labels[v as usize] >> (3 * i + 2) & 1 == 1;
     let not_goal = |v: u32| !goal(v);
     // Components of the fault-free not-Q subgraph.
     let fault_free = Csr {
@@ -454,7 +458,10 @@ fn analyse(g: &Explored, enabled: &Csr, i: usize) -> Analysis {
                 .iter()
                 .flat_map(|&v| internal(v).map(|e| e.task))
                 .collect();
-            if graph::unfair_tasks(m, |v| enabled.succ(v), &taken).is_empty() {
+            // A fair component visits all its states: exempt only if every one of them is.
+            if graph::unfair_tasks(m, |v| enabled.succ(v), &taken).is_empty()
+                && !m.iter().all(|&v| exempt(v))
+            {
                 if touches_cut {
                     undecided += 1;
                 } else {
@@ -462,7 +469,7 @@ fn analyse(g: &Explored, enabled: &Csr, i: usize) -> Analysis {
                     traps.push(Trap::Cycle(m.clone()));
                 }
             }
-        } else if enabled.succ(m[0]).is_empty() {
+        } else if enabled.succ(m[0]).is_empty() && !exempt(m[0]) {
             if touches_cut {
                 undecided += 1;
             } else {
@@ -653,7 +660,7 @@ where
         let verdict = match a.trap {
             Some((start, trap)) => {
                 let (init_idx, mut stem) = g.tree_path(start);
-                let inside = |v: u32| g.labels[v as usize] >> (2 * i + 1) & 1 == 0;
+                let inside = |v: u32| g.labels[v as usize] >> (3 * i + 1) & 1 == 0;
                 let cycle = match &trap {
                     Trap::Cycle(m) => {
                         let member = |v: u32| m.contains(&v);
@@ -762,6 +769,7 @@ mod tests {
 
     fn eventually() -> Vec<LivenessProperty<Toy>> {
         vec![LivenessProperty {
+            exempt: None,
             name: "eventually goal",
             premise: Premise::Init,
             goal: in_goal,
@@ -782,6 +790,37 @@ mod tests {
             LiveVerdict::Violated(l) => *l,
             other => panic!("expected a violation, got {other:?}"),
         }
+    }
+
+    /// States 10 and above are exempt (a model bound stops progress there).
+    fn exempt_from_ten(_: &Toy, s: &u8) -> bool {
+        *s >= 10
+    }
+
+    #[test]
+    fn an_exemption_excuses_a_cycle_only_if_it_holds_throughout() {
+        let run = |edges: &[(u8, u8, u8)]| {
+            let m = Toy {
+                edges: edges.to_vec(),
+                goal: vec![9],
+            };
+            let props = vec![LivenessProperty::eventually("eventually goal", in_goal)
+                .unless_stuck_by_bound(exempt_from_ten)];
+            let mut o = check_liveness(&m, &props, &classify, &LivenessOptions::default());
+            o.properties.remove(0).1
+        };
+        // 0 -> 10 (exempt) -> 1 <-> 2 (not exempt, never the goal): passing an exempt state
+        // excuses nothing. Folding the exemption into the goal would have called this "holds".
+        let v = run(&[(0, 10, 1), (10, 1, 2), (1, 2, 3), (2, 1, 4)]);
+        assert!(matches!(v, LiveVerdict::Violated(_)), "{v:?}");
+        // A cycle of exempt states only (10 <-> 11) is excused, and so is an exempt dead end.
+        let v = run(&[(0, 10, 1), (10, 11, 2), (11, 10, 3)]);
+        assert!(matches!(v, LiveVerdict::Holds), "{v:?}");
+        let v = run(&[(0, 12, 1)]);
+        assert!(matches!(v, LiveVerdict::Holds), "{v:?}");
+        // A cycle that mixes exempt and non-exempt states is judged: 10 <-> 1.
+        let v = run(&[(0, 10, 1), (10, 1, 2), (1, 10, 3)]);
+        assert!(matches!(v, LiveVerdict::Violated(_)), "{v:?}");
     }
 
     #[test]
@@ -852,6 +891,7 @@ mod tests {
         };
         let p = |premise: fn(&Toy, &u8) -> bool| {
             let props = vec![LivenessProperty {
+                exempt: None,
                 name: "p leads to goal",
                 premise: Premise::When(premise),
                 goal: in_goal,

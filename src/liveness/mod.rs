@@ -37,6 +37,11 @@ pub struct LivenessProperty<M: Model> {
     pub premise: Premise<M>,
     /// What must eventually hold.
     pub goal: fn(&M, &M::State) -> bool,
+    /// States where a bound of the model, not the protocol, stops progress. A continuation that
+    /// never reaches the goal is excused only if it stays in such states for good: a fair cycle
+    /// is exempt only if every one of its states is, a dead end only if it is. (A state
+    /// predicate folded into the goal would excuse a whole path from one passing state.)
+    pub exempt: Option<fn(&M, &M::State) -> bool>,
 }
 
 impl<M: Model> LivenessProperty<M> {
@@ -46,6 +51,14 @@ impl<M: Model> LivenessProperty<M> {
             name,
             premise: Premise::Init,
             goal,
+            exempt: None,
         }
+    }
+
+    /// The same property, with the states where the model's bounds stop progress (see
+    /// [`LivenessProperty::exempt`]).
+    pub fn unless_stuck_by_bound(mut self, exempt: fn(&M, &M::State) -> bool) -> Self {
+        self.exempt = Some(exempt);
+        self
     }
 }

@@ -161,15 +161,22 @@ pub fn kv_properties(cfg: &KvModelCfg) -> Vec<Property<KvModel>> {
     p
 }
 
-/// The KV liveness properties for the lasso and bounded checkers. A client that spent the
-/// model's redirect bound is not judged (see [`live::answered_or_bound_spent`]).
+/// The KV liveness properties for the lasso and bounded checkers. A continuation in which some
+/// client gave up after the model's redirect bound is excused if it stays so for good (see
+/// [`live::some_client_gave_up`]; giving up is final, so this excuses every path after it).
 pub fn kv_liveness() -> Vec<LivenessProperty<KvModel>> {
     vec![
         LivenessProperty::eventually(live::EVERY_REQUEST_ANSWERED, |m: &KvModel, s: &KvState| {
-            live::answered_or_bound_spent(m.cfg.hosts, &m.cfg.clients, s)
+            live::all_clients_done(m.cfg.hosts, &m.cfg.clients, s)
+        })
+        .unless_stuck_by_bound(|m: &KvModel, s: &KvState| {
+            live::some_client_gave_up(m.cfg.hosts, &m.cfg.clients, s)
         }),
         LivenessProperty::eventually(live::EVERYTHING_DELIVERED, |m: &KvModel, s: &KvState| {
-            live::answered_or_bound_spent(m.cfg.hosts, &m.cfg.clients, s)
+            live::all_clients_done(m.cfg.hosts, &m.cfg.clients, s) && live::nothing_undelivered(s)
+        })
+        .unless_stuck_by_bound(|m: &KvModel, s: &KvState| {
+            live::some_client_gave_up(m.cfg.hosts, &m.cfg.clients, s)
                 && live::nothing_undelivered(s)
         }),
     ]

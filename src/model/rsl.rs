@@ -182,20 +182,19 @@ pub fn rsl_properties<A: AppSpec>(cfg: &RslModelCfg<A>) -> Vec<Property<RslModel
     p
 }
 
-/// The RSL liveness properties for the lasso and bounded checkers. A state where the model's view
-/// bound is spent is not judged (see [`live::view_bound_spent`]).
+/// The RSL liveness properties for the lasso and bounded checkers. Every client must be
+/// answered, unless the model's view bound is spent throughout the continuation (see
+/// [`live::view_bound_spent`]): a path that passes a spent state and moves on is still judged.
 pub fn rsl_liveness<A: AppSpec>() -> Vec<LivenessProperty<RslModel<A>>> {
     vec![LivenessProperty::eventually(
         live::EVERY_CLIENT_ANSWERED,
         |m: &RslModel<A>, s: &RslState<A>| {
-            live::answered_or_bound_spent(
-                m.cfg.replicas,
-                &m.cfg.client_ops,
-                m.cfg.switches().max_view,
-                s,
-            )
+            live::all_clients_answered(m.cfg.replicas, &m.cfg.client_ops, s)
         },
-    )]
+    )
+    .unless_stuck_by_bound(|m: &RslModel<A>, s: &RslState<A>| {
+        live::view_bound_spent(m.cfg.replicas, m.cfg.switches().max_view, s)
+    })]
 }
 
 /// Builds the model: replicas `0..n`, clients after them, the ghost history, every property.
