@@ -9,9 +9,10 @@ use std::time::Instant;
 
 use clap::Parser;
 use ironfleet::actors::rsl::Counter;
+use ironfleet::check::engine::Reduction;
 use ironfleet::check::fairness::actor_action_kind;
 use ironfleet::check::lasso::{check_liveness, LiveVerdict, LivenessOptions};
-use ironfleet::check::run::{run, Mode, RunOptions};
+use ironfleet::check::run::{run, Engine, Mode, RunOptions};
 use ironfleet::model::rsl::rsl_liveness;
 use ironfleet::model::rsl::{rsl_model, RslModelCfg};
 
@@ -38,8 +39,10 @@ fn main() {
         cli.clients, cli.crashes
     );
 
+    // Unreduced, so both count the same states (the lasso checker keeps the full graph).
     let opts = RunOptions {
         mode: Mode::Bfs,
+        engine: Engine::Own(Reduction::None),
         threads: cli.threads,
         progress: None,
         ..RunOptions::default()

@@ -395,6 +395,18 @@ fn check_kv_exit_codes() {
     assert_eq!(run(&["kv", "--mutation", "drop-pair", "check"]), Some(1));
     assert_eq!(run(&["kv", "--move", "1..:7:1", "check"]), Some(2));
     assert_eq!(run(&["kv", "--mutation", "nonsense", "check"]), Some(2));
+    assert_eq!(run(&["kv", "--reduction", "nonsense", "check"]), Some(2));
+    assert_eq!(run(&["kv", "--engine", "nonsense", "check"]), Some(2));
+    // The default has a host crash; the mutation that forgets storage on restart is caught by it.
+    assert_eq!(
+        run(&["kv", "--mutation", "forget-storage-on-restart", "check"]),
+        Some(1)
+    );
+    assert_eq!(
+        run(&["kv", "--engine", "stateright", "--crashes", "0", "check"]),
+        Some(0)
+    );
+    assert_eq!(run(&["kv", "--reduction", "none", "dfs"]), Some(0));
     assert_eq!(run(&["kv", "--liveness", "check"]), Some(0));
     assert_eq!(
         run(&["kv", "--liveness", "simulate", "--walks", "20"]),

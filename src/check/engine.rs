@@ -8,7 +8,7 @@
 //! stateright 0.31's BFS has no reduction of any kind and keeps a full path per queued state. On
 //! the RSL model it generates every unique state about nine times, because deliveries at
 //! different replicas commute and nothing exploits it. This engine runs the same model, the same
-//! properties and the same verdicts; stateright's checker stays selectable (`--checker
+//! properties and the same verdicts; stateright's checker stays selectable (`--engine
 //! stateright`) for comparison.
 //!
 //! ## Hash compaction
@@ -40,7 +40,7 @@
 //!
 //! Re-expansions are queued with the next level, so a state first reached through one may carry
 //! a parent path longer than its depth; every counterexample is minimised afterwards anyway
-//! (see [`super::run`]).
+//! (see `check::run`).
 
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::HashMap;
@@ -54,7 +54,6 @@ use std::time::{Duration, Instant};
 use stateright::{Expectation, Model, Path};
 
 use super::reduce::{Reduce, ALL_PARTS};
-use super::run::{verdicts, Outcome};
 
 /// How the engine reduces the exploration. Each level includes the one before.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,7 +125,24 @@ pub struct EngineOptions {
     pub target: Option<&'static str>,
 }
 
-/// Figures of an engine run beyond the common [`Outcome`].
+/// What an engine run found: the figures, and a counterexample (or example) path per property
+/// with a discovery. [`super::run`] turns it into verdicts.
+pub struct Explored<S, A> {
+    /// States generated (transitions taken, plus the initial states).
+    pub states: usize,
+    /// Unique states (fingerprints).
+    pub unique: usize,
+    /// The deepest state (an initial state has depth 1, as in stateright).
+    pub depth: usize,
+    /// Whether the whole space was explored (no depth bound, no early stop).
+    pub complete: bool,
+    /// The path to each property's discovery, by name.
+    pub paths: HashMap<&'static str, Path<S, A>>,
+    /// The engine's own figures.
+    pub stats: EngineStats,
+}
+
+/// Figures of an engine run beyond the common ones.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EngineStats {
     /// States re-expanded because they were reached again with a smaller sleep set.
@@ -690,15 +706,15 @@ where
 
 /// How many tasks a worker takes at once.
 const CHUNK: usize = 32;
-/// How often the progress line is considered.
-const POLL: Duration = Duration::from_millis(50);
+/// How often the main thread looks at the workers (to join them and to print progress).
+const POLL: Duration = Duration::from_millis(2);
 
 /// Explores `model` exhaustively (or to `opts.max_depth`) and judges every property.
 pub fn explore<M>(
     model: &M,
     opts: &EngineOptions,
     progress_out: &mut dyn Write,
-) -> (Outcome<M::State, M::Action>, EngineStats)
+) -> Explored<M::State, M::Action>
 where
     M: Reduce + Sync,
     M::State: Clone + Debug + Hash + PartialEq + Send + Sync,
@@ -768,10 +784,16 @@ where
         .clone();
     let mut paths = HashMap::new();
     for (i, d) in discoveries.iter().enumerate() {
-        if let Some((fp, _)) = d {
-            if let Some(path) = search.path_to(&inits, *fp) {
-                paths.insert(search.properties[i].name, path);
-            }
+        let Some((fp, _)) = d else { continue };
+        let p = &search.properties[i];
+        // The replayed path must end where the discovery was made: a sometimes property holds
+        // there, an always or eventually property does not. (Only a fingerprint collision could
+        // make it end elsewhere; then the discovery is dropped rather than reported untrue.)
+        let path = search.path_to(&inits, *fp).filter(|path| {
+            (p.condition)(model, path.last_state()) == (p.expectation == Expectation::Sometimes)
+        });
+        if let Some(path) = path {
+            paths.insert(p.name, path);
         }
     }
     let stats = EngineStats {
@@ -779,16 +801,14 @@ where
         widest_level: widest,
         visited_bytes: search.visited.bytes(),
     };
-    let outcome = Outcome {
+    Explored {
         states: search.generated.load(Ordering::Relaxed),
         unique: search.visited.len(),
         depth: search.max_depth.load(Ordering::Relaxed),
-        elapsed: start.elapsed(),
         complete: opts.max_depth.is_none() && !stopped,
-        properties: verdicts(model, paths),
-        engine: None,
-    };
-    (outcome, stats)
+        paths,
+        stats,
+    }
 }
 
 #[cfg(test)]

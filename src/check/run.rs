@@ -244,10 +244,16 @@ where
             stop_on_violation: opts.stop_on_violation,
             target: opts.target,
         };
-        let (mut outcome, stats) = explore(&model, &engine_opts, progress_out);
-        outcome.engine = Some((reduction, stats));
-        outcome.elapsed = start.elapsed();
-        return outcome;
+        let found = explore(&model, &engine_opts, progress_out);
+        return Outcome {
+            states: found.states,
+            unique: found.unique,
+            depth: found.depth,
+            complete: found.complete,
+            properties: verdicts(&model, found.paths),
+            engine: Some((reduction, found.stats)),
+            elapsed: start.elapsed(),
+        };
     }
     let mut builder = model.checker().threads(opts.threads.max(1));
     if let Some(d) = opts.max_depth {
@@ -485,7 +491,7 @@ where
     Path::from_actions(model, init, &actions).unwrap_or(path)
 }
 
-pub(crate) fn verdicts<M>(
+fn verdicts<M>(
     model: &M,
     mut discoveries: std::collections::HashMap<&'static str, Path<M::State, M::Action>>,
 ) -> Vec<PropertyOutcome<M::State, M::Action>>

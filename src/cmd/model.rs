@@ -568,8 +568,10 @@ pub struct KvFlags {
     #[arg(long, default_value_t = 2)]
     pub max_redirects: u32,
     /// How many hosts may be down at once (crash, then restart from what the host stored).
-    #[arg(long, default_value_t = 0)]
-    pub crashes: usize,
+    /// Default: 1 for the safety checks, 0 with --liveness (a host that stays down strands the
+    /// keys it owns, so liveness under crashes needs every host back up).
+    #[arg(long)]
+    pub crashes: Option<usize>,
     /// A host keeps at most this many client channels (below the number of clients, channels
     /// are closed and their clients refused).
     #[arg(long)]
@@ -627,6 +629,13 @@ fn parse_move(s: &str) -> Result<ShardMove, String> {
 }
 
 impl KvFlags {
+    /// How many hosts may be down at once: `--crashes`, or its default (1 for safety, 0 for
+    /// liveness).
+    pub fn crashes(&self) -> usize {
+        self.crashes
+            .unwrap_or(if self.common.liveness { 0 } else { 1 })
+    }
+
     /// The model configuration these flags describe, validated.
     pub fn model_cfg(&self) -> Result<KvModelCfg> {
         if !(2..=5).contains(&self.hosts) {
@@ -647,12 +656,9 @@ impl KvFlags {
         if self.max_client_channels == Some(0) {
             bail!("--max-client-channels must be at least 1");
         }
-        if self.crashes >= self.hosts {
-            bail!(
-                "--crashes {} must be below --hosts {}",
-                self.crashes,
-                self.hosts
-            );
+        let crashes = self.crashes();
+        if crashes >= self.hosts {
+            bail!("--crashes {} must be below --hosts {}", crashes, self.hosts);
         }
         let mut clients: Vec<Vec<ClientOp>> = (0..self.clients)
             .map(|i| {
@@ -711,7 +717,7 @@ impl KvFlags {
             },
             max_redirects: self.max_redirects,
             mutation: self.mutation,
-            max_crashes: self.crashes,
+            max_crashes: crashes,
             idle_sweep: self.idle_sweep,
         })
     }
@@ -730,8 +736,8 @@ impl KvFlags {
         for m in &self.moves {
             s += &format!(" --move {m}");
         }
-        if self.crashes > 0 {
-            s += &format!(" --crashes {}", self.crashes);
+        if let Some(n) = self.crashes {
+            s += &format!(" --crashes {n}");
         }
         if let Some(m) = self.max_client_channels {
             s += &format!(" --max-client-channels {m}");
@@ -762,7 +768,7 @@ pub fn kv_main(program: &str, verb: &Verb, flags: &KvFlags) -> Result<i32> {
         // duplicate accepted once cascades into fresh replies): stop at the first violation.
         common.stop_on_violation = true;
     }
-    let crashes = match flags.crashes {
+    let crashes = match flags.crashes() {
         0 => String::new(),
         n => format!("{n} host crash at a time, "),
     };
