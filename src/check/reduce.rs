@@ -1,12 +1,13 @@
 //! What the engine needs to know of a model to reduce its exploration, and the independence
 //! relation it derives for any stateright actor model from the actor structure alone.
 //!
-//! [`Reduce`] has three hooks: a state fingerprint split into the history part and the rest, an
+//! [`Reduce`] has four hooks: a state fingerprint (exact, or leaving out what nothing reads), an
 //! action's *footprint* (the resources it touches, as a bit set: two actions whose footprints are
-//! disjoint are independent), and an action's identity key. Any `Model` can implement it with the
-//! defaults (`impl Reduce for MyModel {}`): every action then touches everything, so sleep sets
-//! cut nothing and the engine is a plain fingerprint BFS. Every stateright `ActorModel` gets the
-//! implementation below, with no change to its actors.
+//! disjoint are independent), the parts of the ghost history a step changed, and an action's
+//! identity key. Any `Model` can implement it with the defaults (`impl Reduce for MyModel {}`):
+//! every action then touches everything, so sleep sets cut nothing and the engine is a plain
+//! fingerprint search. Every stateright `ActorModel` gets the implementation below, with no
+//! change to its actors.
 //!
 //! ## Independence in an actor model
 //!
@@ -30,7 +31,7 @@
 //!   `None` for) stays ignored after another actor's record. Recorders that insert into sets or
 //!   keep per-actor entries (every recorder in this crate) are. The test suite checks the
 //!   consequence on every small configuration: sleep-set exploration reaches exactly the states
-//!   of the unreduced one.
+//!   of the view explored without reduction (and ignoring the history parts loses states there).
 //!
 //! stateright's duplicating network also remembers the last message delivered, only so that a
 //! redelivery that changes no actor gets a new fingerprint. No action and no property reads it

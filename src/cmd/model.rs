@@ -73,8 +73,8 @@ pub struct CommonFlags {
     /// state), sleep (view plus sleep sets: every state of the view, far fewer transitions).
     #[arg(long, default_value = "sleep", value_parser = Reduction::parse)]
     pub reduction: Reduction,
-    /// Which BFS runs `check`: own (ours, with --reduction) or stateright (stateright's own
-    /// checker, unreduced, for comparison).
+    /// Which engine runs check and dfs: own (ours, with --reduction) or stateright
+    /// (stateright's own checker, unreduced, for comparison).
     #[arg(long, default_value = "own", value_parser = parse_engine)]
     pub engine: EngineChoice,
     /// Stop at the first safety violation.
@@ -374,33 +374,19 @@ where
         return Ok(0);
     }
     let opts = common.run_options(verb);
+    let (checker, reduction) = match opts.engine {
+        Engine::Own(r) => ("", format!(", reduction {}", r.name())),
+        Engine::Stateright => (" (stateright's checker)", String::new()),
+    };
     let mode = match &opts.mode {
-        Mode::Bfs => match opts.engine {
-            Engine::Own(r) => format!(
-                "exhaustive BFS, {} threads, reduction {}",
-                opts.threads,
-                r.name()
-            ),
-            Engine::Stateright => {
-                format!(
-                    "exhaustive BFS (stateright's checker), {} threads",
-                    opts.threads
-                )
-            }
-        },
-        Mode::Dfs => match opts.engine {
-            Engine::Own(r) => format!(
-                "exhaustive DFS, {} threads, reduction {}",
-                opts.threads,
-                r.name()
-            ),
-            Engine::Stateright => {
-                format!(
-                    "exhaustive DFS (stateright's checker), {} threads",
-                    opts.threads
-                )
-            }
-        },
+        Mode::Bfs => format!(
+            "exhaustive BFS{checker}, {} threads{reduction}",
+            opts.threads
+        ),
+        Mode::Dfs => format!(
+            "exhaustive DFS{checker}, {} threads{reduction}",
+            opts.threads
+        ),
         Mode::Simulate { seed, walks, depth } => {
             format!("simulation: {walks} walks of {depth} steps from seed {seed}")
         }
