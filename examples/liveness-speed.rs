@@ -39,10 +39,10 @@ fn main() {
         cli.clients, cli.crashes
     );
 
-    // Unreduced, so both count the same states (the lasso checker keeps the full graph).
+    // The view without sleep sets: the states and transitions the lasso checker explores.
     let opts = RunOptions {
         mode: Mode::Bfs,
-        engine: Engine::Own(Reduction::None),
+        engine: Engine::Own(Reduction::View),
         threads: cli.threads,
         progress: None,
         ..RunOptions::default()

@@ -44,16 +44,23 @@
 //! States are not stored: each explored state keeps a 64-bit fingerprint, its BFS parent (for the
 //! stem), and its out-edges (target, interned task, action index: 12 bytes each). The stem and
 //! cycle are rebuilt by replaying action indices from an initial state.
+//!
+//! States are identified by the model's view ([`Reduce::fingerprint`] without `exact`): for an
+//! actor model, stateright's duplicating network's memory of the last message delivered is left
+//! out. States that differ only there have the same enabled actions, the same successors (up to
+//! that memory again) and the same labels, so the quotient graph has the same fair cycles and
+//! dead ends, and every verdict is the one on the full graph: 2,544 states become 665 for one
+//! RSL client. No other reduction applies here (sleep sets drop edges a cycle may need).
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Debug;
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use stateright::Model;
 
 use super::graph::{self, Csr};
+use super::reduce::Reduce;
 use crate::liveness::{LivenessProperty, Premise};
 
 /// How the checker treats an action.
@@ -157,12 +164,6 @@ struct Explored {
     index_bytes: usize,
 }
 
-fn fingerprint<T: Hash>(t: &T) -> u64 {
-    let mut h = DefaultHasher::new();
-    t.hash(&mut h);
-    h.finish()
-}
-
 fn explore<M>(
     model: &M,
     props: &[LivenessProperty<M>],
@@ -170,7 +171,7 @@ fn explore<M>(
     opts: &LivenessOptions,
 ) -> Explored
 where
-    M: Model,
+    M: Reduce,
     M::State: Hash,
 {
     assert!(props.len() <= 21, "at most 21 liveness properties at once");
@@ -211,7 +212,7 @@ where
         if !model.within_boundary(&s) {
             continue;
         }
-        let fp = fingerprint(&s);
+        let fp = model.fingerprint(&s, false);
         if index.contains_key(&fp) {
             continue;
         }
@@ -252,7 +253,7 @@ where
                 }
                 continue;
             }
-            let fp = fingerprint(&ns);
+            let fp = model.fingerprint(&ns, false);
             let to = match index.get(&fp) {
                 Some(&t) => t,
                 None => {
@@ -645,7 +646,7 @@ pub fn check_liveness<M>(
     opts: &LivenessOptions,
 ) -> LiveOutcome<M::State, M::Action>
 where
-    M: Model,
+    M: Reduce,
     M::State: Hash + Clone,
     M::Action: Clone + Debug,
 {
@@ -740,6 +741,8 @@ mod tests {
         edges: Vec<(u8, u8, u8)>,
         goal: Vec<u8>,
     }
+
+    impl Reduce for Toy {}
 
     impl Model for Toy {
         type State = u8;

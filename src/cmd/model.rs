@@ -426,7 +426,7 @@ where
     A::Msg: Ord + std::fmt::Display,
     A::Timer: Ord,
     C: 'static,
-    H: Clone + std::fmt::Debug + std::hash::Hash + PartialEq + 'static,
+    H: Clone + std::fmt::Debug + crate::check::reduce::GhostHistory + PartialEq + 'static,
 {
     let model = build();
     let classify = |a: &ActorModelAction<A::Msg, A::Timer, A::Random>| actor_action_kind(a);
