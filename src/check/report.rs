@@ -110,7 +110,7 @@ where
     if let Some((reduction, stats)) = &outcome.engine {
         let _ = writeln!(
             out,
-            "reduction {}: {:.2} transitions per state, {} re-expansions, widest level {} states, visited set {:.1} MB ({:.0} bytes/state)",
+            "reduction {}: {:.2} transitions per state, {} re-expansions, at most {} states queued, visited set {:.1} MB ({:.0} bytes/state)",
             reduction.name(),
             outcome.states as f64 / outcome.unique.max(1) as f64,
             stats.reexpansions,

@@ -1,5 +1,6 @@
-//! Running a model: exhaustive BFS or DFS through stateright's checkers with progress lines,
-//! seeded random walks, per-property verdicts, and every counterexample minimised.
+//! Running a model: exhaustive BFS or DFS through our engine ([`super::engine`], with a
+//! reduction) or stateright's checkers, with progress lines; seeded random walks; per-property
+//! verdicts, and every counterexample minimised.
 //!
 //! Simulation drives its own random walk instead of stateright's simulation checker: that checker
 //! can record a path whose indices no longer match the walk when a chosen action is a no-op
@@ -40,12 +41,12 @@ pub enum Mode {
     },
 }
 
-/// Which exhaustive BFS runs the model.
+/// Which engine runs the exhaustive modes (BFS and DFS).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
     /// Our engine ([`super::engine`]) with a reduction.
     Own(Reduction),
-    /// stateright's own BFS checker (for comparison).
+    /// stateright's own checkers (for comparison).
     Stateright,
 }
 
