@@ -710,6 +710,10 @@ where
     deepest.load(Ordering::Relaxed)
 }
 
+/// The most properties a model may register for this engine (one bit each); `check::run` runs a
+/// model with more on stateright's checker.
+pub const MAX_PROPERTIES: usize = 64;
+
 /// How many tasks a worker takes at once.
 const CHUNK: usize = 32;
 /// How often the main thread looks at the workers (to join them and to print progress).
@@ -729,8 +733,8 @@ where
     let start = Instant::now();
     let properties = model.properties();
     assert!(
-        properties.len() <= 64,
-        "the engine tracks at most 64 properties"
+        properties.len() <= MAX_PROPERTIES,
+        "the engine tracks at most {MAX_PROPERTIES} properties"
     );
     let search = Search {
         model,

@@ -20,7 +20,7 @@ use stateright::actor::{Actor, ActorModelAction, ActorModelState};
 use stateright::report::{ReportData, ReportDiscovery, Reporter};
 use stateright::{Checker, Expectation, HasDiscoveries, Model, Path};
 
-use super::engine::{explore, EngineOptions, EngineStats, Order, Reduction};
+use super::engine::{explore, EngineOptions, EngineStats, Order, Reduction, MAX_PROPERTIES};
 use super::reduce::Reduce;
 
 /// How to run a model.
@@ -231,7 +231,9 @@ where
         let stop = opts.stop_on_violation.then_some(opts.target);
         return simulate(&model, seed, walks, depth, stop, start);
     }
-    if let (Mode::Bfs | Mode::Dfs, Engine::Own(reduction)) = (&opts.mode, opts.engine) {
+    // Our engine keeps one bit per property; a model with more runs on stateright's checker.
+    let fits = model.properties().len() <= MAX_PROPERTIES;
+    if let (Mode::Bfs | Mode::Dfs, Engine::Own(reduction), true) = (&opts.mode, opts.engine, fits) {
         let engine_opts = EngineOptions {
             order: if opts.mode == Mode::Dfs {
                 Order::Dfs
