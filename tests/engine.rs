@@ -1,7 +1,8 @@
 //! Our checker engine against stateright's and against itself: without reduction it explores
 //! exactly stateright's states and transitions; the view and the sleep sets visit exactly the
 //! same states as each other, breadth-first and depth-first, with the same verdict on every
-//! property, on every system with and without crashes, loss and view changes.
+//! property, on every system with and without crashes, loss, view changes, other networks and a
+//! depth bound.
 
 mod common;
 
@@ -145,11 +146,30 @@ fn kv_small() {
 }
 
 #[test]
+fn kv_lossy_and_kv_ordered_to_a_depth() {
+    let mut lossy = KvModelCfg::small();
+    lossy.lossy = true;
+    lossy.clients[1].clear();
+    lossy.clients.pop();
+    let (none, view, _) = cross_check(|| kv_model(lossy.clone()), None);
+    assert_eq!((none, view), (60_330, 14_114));
+    let mut ordered = KvModelCfg::small();
+    ordered.network = NetworkKind::Ordered;
+    let (none, view, _) = cross_check(|| kv_model(ordered.clone()), Some(11));
+    assert_eq!((none, view), (40_772, 40_772));
+}
+
+#[test]
 fn lock_rings() {
-    for network in [NetworkKind::Duplicating, NetworkKind::Ordered] {
+    for (network, lossy) in [
+        (NetworkKind::Duplicating, false),
+        (NetworkKind::Ordered, false),
+        (NetworkKind::Duplicating, true),
+    ] {
         let cfg = LockModelCfg {
             nodes: 4,
             network,
+            lossy,
             ..LockModelCfg::default()
         };
         cross_check(|| lock_model(cfg.clone()), None);
