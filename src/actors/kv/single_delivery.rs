@@ -144,7 +144,7 @@ pub struct SingleDelivery<M> {
     pub send: BTreeMap<Id, SendChannel<M>>,
     /// Receiving channels.
     pub recv: BTreeMap<Id, RecvChannel>,
-    /// The highest epoch of any channel closed by [`SingleDelivery::close_idle`] (`None`:
+    /// The highest epoch of any channel closed by `SingleDelivery::close_idle` (`None`:
     /// none). A sender with no channel here and an epoch at or below it is refused: it may be
     /// an incarnation whose channel was closed, whose messages must never be delivered again.
     pub closed_through: Option<u64>,

@@ -152,7 +152,7 @@ pub enum RslMsg<A: App> {
     },
     /// State transfer: one chunk of the executor's snapshot (the app state after `opn`
     /// operations with the client session table, so at-most-once survives the transfer); see
-    /// [`super::transfer`].
+    /// `actors::rsl::transfer`.
     AppStateChunk {
         /// The supplier's view.
         bal: Ballot,
