@@ -363,6 +363,8 @@ struct Search<'m, M: Model> {
     discoveries: Mutex<Vec<Option<(u64, u32)>>>,
     visited: Visited,
     generated: AtomicUsize,
+    /// States visited so far (for the progress line; the final count is the visited set's).
+    unique: AtomicUsize,
     reexpansions: AtomicUsize,
     max_depth: AtomicUsize,
     stop: AtomicBool,
@@ -481,6 +483,7 @@ where
                 .visit(fp, task.fp, i as u32, child_depth, &child_sleep)
             {
                 Visit::New => {
+                    self.unique.fetch_add(1, Ordering::Relaxed);
                     self.max_depth
                         .fetch_max(child_depth as usize, Ordering::Relaxed);
                     let pending = self.judge(&next, fp, child_depth, task.pending);
@@ -554,12 +557,12 @@ struct ProgressLine<'a> {
 }
 
 impl ProgressLine<'_> {
-    fn poll<M: Model>(&mut self, search: &Search<'_, M>, unique: &AtomicUsize) {
+    fn poll<M: Model>(&mut self, search: &Search<'_, M>) {
         let now = self.start.elapsed();
         if now < self.last.0 + self.every {
             return;
         }
-        let u = unique.load(Ordering::Relaxed);
+        let u = search.unique.load(Ordering::Relaxed);
         let rate = (u - self.last.1) as f64 / (now - self.last.0).as_secs_f64();
         let _ = writeln!(
             self.out,
@@ -580,7 +583,6 @@ impl ProgressLine<'_> {
 fn bfs<M>(
     search: &Search<'_, M>,
     mut level: Vec<Task<M::State>>,
-    unique: &AtomicUsize,
     progress: &mut ProgressLine<'_>,
 ) -> usize
 where
@@ -605,30 +607,40 @@ where
                                 break;
                             }
                             for task in &level_ref[from..(from + CHUNK).min(level_ref.len())] {
-                                let before = local.len();
                                 search.expand(task, &mut local);
-                                let new = local[before..].iter().filter(|t| t.reexpand.is_none());
-                                unique.fetch_add(new.count(), Ordering::Relaxed);
                             }
                         }
                         local
                     })
                 })
                 .collect();
-            while !workers.iter().all(|w| w.is_finished()) {
-                std::thread::sleep(POLL);
-                progress.poll(search, unique);
-            }
-            for w in workers {
-                match w.join() {
-                    Ok(mut local) => next.append(&mut local),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
+            for mut local in join_polling(workers, search, progress) {
+                next.append(&mut local);
             }
         });
         level = next;
     }
     widest
+}
+
+/// Waits for the workers, printing progress meanwhile, and returns what each returned (a worker's
+/// panic is passed on).
+fn join_polling<M: Model, T>(
+    workers: Vec<std::thread::ScopedJoinHandle<'_, T>>,
+    search: &Search<'_, M>,
+    progress: &mut ProgressLine<'_>,
+) -> Vec<T> {
+    while !workers.iter().all(|w| w.is_finished()) {
+        std::thread::sleep(POLL);
+        progress.poll(search);
+    }
+    workers
+        .into_iter()
+        .map(|w| {
+            w.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+        .collect()
 }
 
 /// Depth-first: each thread works through a stack of its own and hands the oldest half of it
@@ -637,7 +649,6 @@ where
 fn dfs<M>(
     search: &Search<'_, M>,
     roots: Vec<Task<M::State>>,
-    unique: &AtomicUsize,
     progress: &mut ProgressLine<'_>,
 ) -> usize
 where
@@ -681,10 +692,7 @@ where
                                 }
                             }
                         };
-                        let before = stack.len();
                         search.expand(&task, &mut stack);
-                        let new = stack[before..].iter().filter(|t| t.reexpand.is_none());
-                        unique.fetch_add(new.count(), Ordering::Relaxed);
                         deepest.fetch_max(stack.len(), Ordering::Relaxed);
                         if stack.len() >= 2 && idle.load(Ordering::Relaxed) > 0 {
                             let mut shared = pool.lock().unwrap_or_else(|e| e.into_inner());
@@ -697,15 +705,7 @@ where
                 })
             })
             .collect();
-        while !workers.iter().all(|w| w.is_finished()) {
-            std::thread::sleep(POLL);
-            progress.poll(search, unique);
-        }
-        for w in workers {
-            if let Err(panic) = w.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
+        join_polling(workers, search, progress);
     });
     deepest.load(Ordering::Relaxed)
 }
@@ -745,6 +745,7 @@ where
         found: AtomicU64::new(0),
         visited: Visited::new(opts.max_depth.is_some()),
         generated: AtomicUsize::new(0),
+        unique: AtomicUsize::new(0),
         reexpansions: AtomicUsize::new(0),
         max_depth: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
@@ -775,7 +776,7 @@ where
             });
         }
     }
-    let unique = AtomicUsize::new(level.len());
+    search.unique.store(level.len(), Ordering::Relaxed);
     let mut progress = ProgressLine {
         out: progress_out,
         every: opts.progress.unwrap_or(Duration::MAX / 4),
@@ -783,8 +784,8 @@ where
         start,
     };
     let widest = match opts.order {
-        Order::Bfs => bfs(&search, level, &unique, &mut progress),
-        Order::Dfs => dfs(&search, level, &unique, &mut progress),
+        Order::Bfs => bfs(&search, level, &mut progress),
+        Order::Dfs => dfs(&search, level, &mut progress),
     };
     let stopped = search.stop.load(Ordering::Relaxed);
     let discoveries = search
