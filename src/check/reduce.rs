@@ -52,7 +52,7 @@ pub const CRASH_BUDGET: u64 = 1 << 63;
 /// a bit are only treated as dependent: sound, less reduction).
 pub const ACTOR_BITS: usize = 63;
 /// A fast hasher with fixed keys, so fingerprints are the same in every run and on every thread.
-pub fn hasher() -> ahash::AHasher {
+fn hasher() -> ahash::AHasher {
     ahash::RandomState::with_seeds(
         0x243f_6a88_85a3_08d3,
         0x1319_8a2e_0370_7344,
@@ -63,7 +63,7 @@ pub fn hasher() -> ahash::AHasher {
 }
 
 /// Hashes a value with [`hasher`].
-pub fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
+fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
     let mut h = hasher();
     value.hash(&mut h);
     h.finish()
