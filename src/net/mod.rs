@@ -1,7 +1,8 @@
 //! The real runtime: the same actors over UDP.
 //!
 //! * [`codec`]: the wire format (header + postcard), decoding that never panics.
-//! * [`runtime`]: the tokio event loop driving one actor on one socket; graceful shutdown.
+//! * [`driver`]: the sans-IO process driver (filtering, the step, saves before sends, timers).
+//! * [`runtime`]: the tokio back end over the driver: one actor on one socket; graceful shutdown.
 //! * [`auth`]: the cluster key and the MAC on every peer datagram.
 //! * [`storage`]: durable storage files: checksummed, carrying the cluster's identity, written
 //!   atomically; missing, corrupt or foreign files refused.
@@ -15,6 +16,7 @@
 pub mod auth;
 pub mod codec;
 pub mod config;
+pub mod driver;
 pub mod journal;
 pub mod kv;
 pub mod rsl;

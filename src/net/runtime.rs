@@ -1,12 +1,12 @@
-//! The UDP event loop that drives any stateright [`Actor`] over real sockets.
+//! The tokio UDP back end that drives any stateright [`Actor`] over real sockets.
 //!
-//! One socket per actor. Each incoming datagram is decoded ([`super::codec`]) and handed to
-//! `on_msg`; each armed timer fires `on_timeout` at its deadline (a duration range is sampled
-//! with a ChaCha8 generator seeded from the configuration, so runs are reproducible); `Out`
-//! commands become datagrams, timer changes and durable storage writes ([`super::storage`]),
-//! the write before any of the step's messages leaves; a failed write stops the actor. Datagrams
-//! that are oversized, undecodable, or from a sender the actor may not hear from are dropped and
-//! counted, never a panic.
+//! Everything between a datagram and the actor (decoding and filtering, MACs, size limits, the
+//! step, saves before sends, timer deadlines, counters, the start from storage) is the sans-IO
+//! [`Driver`] of [`super::driver`], which the simulator runs too. What only this back end does,
+//! and the simulator therefore does not check, is all in this file: binding the socket with
+//! large buffers, reading datagrams (and taking those already waiting as one group), sending
+//! the driver's datagrams, sleeping until the next timer deadline on the real clock, and
+//! stopping on the shutdown signal. A failed storage write ends the task with the error.
 //!
 //! **Group commit.** For an actor with storage, after a datagram the loop takes every datagram
 //! already waiting (up to [`MAX_GROUP`]) and runs their steps one after the other, keeping their
@@ -16,26 +16,23 @@
 //! storage each datagram's messages leave at once (grouping then only delays them: measured 7-18%
 //! fewer requests/s on the RSL bench).
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use stateright::actor::{Actor, Command, Id, Out};
+use stateright::actor::{Actor, Id, Out};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::auth::ClusterKey;
-use super::codec::{self, DecodeError, MAX_DATAGRAM};
-use super::storage::{StorageError, Store};
+use super::codec::MAX_DATAGRAM;
+use super::driver::{Driver, Outgoing};
+use super::storage::Store;
 
 /// Counters of one actor's runtime.
 #[derive(Debug, Default)]
@@ -175,11 +172,12 @@ pub async fn shutdown_signal() -> Result<&'static str> {
 /// The most datagrams whose steps are made durable together (see the module doc).
 pub const MAX_GROUP: usize = 64;
 
-/// Runs `actor` on `socket` until `shutdown` turns true.
+/// Runs `actor` on `socket` until `shutdown` turns true. Everything but the socket, the clock
+/// and the signal is the [`Driver`]'s.
 pub async fn run_actor<A>(
     actor: A,
     socket: UdpSocket,
-    mut cfg: RuntimeConfig<A>,
+    cfg: RuntimeConfig<A>,
     counters: Arc<Counters>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()>
@@ -187,48 +185,23 @@ where
     A: Actor,
     A::Msg: Serialize + DeserializeOwned,
     A::Timer: Ord,
-    A::Storage: Serialize + DeserializeOwned,
 {
     let local = match socket.local_addr()? {
         SocketAddr::V4(a) => a,
         SocketAddr::V6(a) => bail!("actor sockets must be IPv4, got {a}"),
     };
-    let id = Id::from(local);
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut timers: BTreeMap<A::Timer, Instant> = BTreeMap::new();
-    let mut store = cfg.storage.take();
-    let storage: Option<A::Storage> = match store.as_mut() {
-        None => None,
-        Some(f) => {
-            if cfg.init {
-                f.init()?;
-            }
-            f.load()?
-        }
-    };
-    let mut out = Out::new();
-    let mut state = actor.on_start(id, &storage, &mut out);
-    drop(storage);
-    if let Some(f) = cfg.observe.as_mut() {
-        f(&state);
-    }
-    let mut ctx = Ctx {
-        socket: &socket,
-        counters: &counters,
-        store,
-        peers: &cfg.peers,
-        key: cfg.key.as_deref(),
-    };
-    ctx.apply(out, &mut timers, &mut rng).await?;
+    let epoch = Instant::now();
+    let now = || u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let (mut driver, sends) = Driver::start(actor, Id::from(local), cfg, counters, now())?;
+    send_all(&socket, sends).await;
     // Without storage there is nothing to commit: each datagram's messages leave at once.
-    let max_group = if ctx.store.is_some() { MAX_GROUP } else { 1 };
+    let max_group = if driver.has_store() { MAX_GROUP } else { 1 };
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     loop {
-        let deadline = timers
-            .values()
-            .min()
-            .copied()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let deadline = match driver.next_deadline() {
+            Some(d) => epoch + Duration::from_nanos(d),
+            None => Instant::now() + Duration::from_secs(3600),
+        };
         tokio::select! {
             _ = shutdown.changed() => {
                 if *shutdown.borrow() { return Ok(()); }
@@ -241,18 +214,8 @@ where
                     taken += 1;
                     match r {
                         Ok((n, from)) => {
-                            if let Some((from, msg)) = ctx.admit::<A::Msg>(&buf[..n], from, &cfg) {
-                                // The state moves in and out: an actor may update it in place.
-                                // Each step gets its own `Out` (an actor may look at what its
-                                // step sent), appended to the group's.
-                                let mut cow = Cow::Owned(state);
-                                let mut step = Out::new();
-                                actor.on_msg(id, &mut cow, Id::from(from), msg, &mut step);
-                                out.append(&mut step);
-                                state = cow.into_owned();
-                                if let Some(f) = cfg.observe.as_mut() {
-                                    f(&state);
-                                }
+                            if let Some((from, msg)) = driver.admit(&buf[..n], from) {
+                                driver.step(from, msg, &mut out);
                             }
                         }
                         // ICMP errors (a peer not listening yet) surface here on some systems.
@@ -265,192 +228,32 @@ where
                         };
                     }
                 }
-                ctx.apply(out, &mut timers, &mut rng).await?;
+                let sends = driver.commit(out, now())?;
+                send_all(&socket, sends).await;
             }
             _ = tokio::time::sleep_until(deadline) => {
-                let now = Instant::now();
-                let due: Vec<A::Timer> = timers
-                    .iter()
-                    .filter(|(_, d)| **d <= now)
-                    .map(|(t, _)| t.clone())
-                    .collect();
-                for t in due {
-                    timers.remove(&t);
-                    counters.timers_fired.fetch_add(1, Ordering::Relaxed);
-                    let mut out = Out::new();
-                    let mut cow = Cow::Owned(state);
-                    actor.on_timeout(id, &mut cow, &t, &mut out);
-                    state = cow.into_owned();
-                    if let Some(f) = cfg.observe.as_mut() {
-                        f(&state);
-                    }
-                    ctx.apply(out, &mut timers, &mut rng).await?;
-                }
+                let sends = driver.fire_due(now())?;
+                send_all(&socket, sends).await;
             }
         }
     }
 }
 
-struct Ctx<'a, S> {
-    socket: &'a UdpSocket,
-    counters: &'a Counters,
-    store: Option<Box<dyn Store<S>>>,
-    peers: &'a [SocketAddrV4],
-    key: Option<&'a ClusterKey>,
-}
-
-impl<S> Ctx<'_, S> {
-    /// The sender and message of a datagram the actor may take, or `None` (counted): not IPv4,
-    /// a peer's address without a valid MAC, undecodable or oversized, or a message the actor
-    /// takes only from peers.
-    fn admit<M: DeserializeOwned>(
-        &self,
-        datagram: &[u8],
-        from: SocketAddr,
-        cfg: &RuntimeConfig<impl Actor<Msg = M>>,
-    ) -> Option<(SocketAddrV4, M)> {
-        let counters = self.counters;
-        counters.datagrams_in.fetch_add(1, Ordering::Relaxed);
-        let SocketAddr::V4(from) = from else {
-            counters.dropped_not_ipv4.fetch_add(1, Ordering::Relaxed);
-            return None;
-        };
-        // A peer's datagram must carry a valid MAC; a stranger's may (an operator's tool
-        // holding the cluster key), and is then trusted as a peer's would be.
-        let is_peer = self.peers.contains(&from);
-        let (bytes, trusted) = match (self.key, is_peer) {
-            (Some(key), true) => match key.open(datagram) {
-                Some(body) => (body, true),
-                None => {
-                    counters
-                        .dropped_unauthenticated
-                        .fetch_add(1, Ordering::Relaxed);
-                    return None;
-                }
-            },
-            (Some(key), false) => match key.open(datagram) {
-                Some(body) => (body, true),
-                None => (datagram, false),
-            },
-            (None, _) => (datagram, is_peer),
-        };
-        let msg: M = match codec::decode(bytes) {
-            Ok(m) => m,
-            Err(DecodeError::Oversized(_)) => {
-                counters.dropped_oversized.fetch_add(1, Ordering::Relaxed);
-                return None;
-            }
-            Err(e) => {
-                tracing::debug!(%from, %e, "undecodable datagram");
-                counters.dropped_undecodable.fetch_add(1, Ordering::Relaxed);
-                return None;
-            }
-        };
-        if !trusted && !(cfg.accept_from_stranger)(&msg) {
-            counters
-                .dropped_unknown_sender
-                .fetch_add(1, Ordering::Relaxed);
-            return None;
+/// Sends the driver's datagrams (a send error is logged: the network may lose any datagram).
+async fn send_all<M>(socket: &UdpSocket, sends: Vec<Outgoing<M>>) {
+    for o in sends {
+        if let Err(e) = socket.send_to(&o.bytes, o.to).await {
+            tracing::debug!(to = %o.to, %e, "send failed");
         }
-        Some((from, msg))
-    }
-
-    /// Carries out a group of steps' commands: every save first, made durable together, then
-    /// sends and timers in order. A failed save is returned at once, before anything of the
-    /// group leaves: the caller stops the actor (a fail-stop crash, which the protocol
-    /// tolerates) rather than let a message promise what was not stored.
-    async fn apply<A>(
-        &mut self,
-        out: Out<A>,
-        timers: &mut BTreeMap<A::Timer, Instant>,
-        rng: &mut ChaCha8Rng,
-    ) -> Result<(), StorageError>
-    where
-        A: Actor<Storage = S>,
-        A::Msg: Serialize,
-        A::Timer: Ord,
-    {
-        // Storage first: a message may promise what the storage records (a 1b, a 2b, a reply
-        // to a write), so it must not leave before the record is durable, or a crash in
-        // between would break the promise.
-        let mut saves = Vec::new();
-        let mut rest = Vec::new();
-        for c in out {
-            match c {
-                Command::Save(s) => saves.push(s),
-                c => rest.push(c),
-            }
-        }
-        if !saves.is_empty() {
-            if let Some(store) = self.store.as_mut() {
-                let n = saves.len() as u64;
-                match store.save_all(saves) {
-                    Ok(bytes) => {
-                        self.counters.saves.fetch_add(n, Ordering::Relaxed);
-                        self.counters
-                            .saved_bytes
-                            .fetch_add(bytes, Ordering::Relaxed);
-                        self.counters.commits.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        tracing::error!(%e, "storage write failed: stopping");
-                        return Err(e);
-                    }
-                }
-            }
-        }
-        for c in rest {
-            match c {
-                Command::Send(dst, msg) => match codec::encode(&msg) {
-                    Ok(mut bytes) => {
-                        let to = SocketAddrV4::from(dst);
-                        if let Some(key) = self.key.filter(|_| self.peers.contains(&to)) {
-                            key.seal(&mut bytes);
-                            if bytes.len() > MAX_DATAGRAM {
-                                self.counters
-                                    .unsent_too_large
-                                    .fetch_add(1, Ordering::Relaxed);
-                                tracing::warn!(%to, len = bytes.len(), "message not sent: too large");
-                                continue;
-                            }
-                        }
-                        if let Err(e) = self.socket.send_to(&bytes, to).await {
-                            tracing::debug!(%to, %e, "send failed");
-                        } else {
-                            self.counters.datagrams_out.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    Err(e) => {
-                        self.counters
-                            .unsent_too_large
-                            .fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(%e, "message not sent");
-                    }
-                },
-                Command::SetTimer(t, range) => {
-                    let d = if range.end > range.start {
-                        rng.random_range(range.start..range.end)
-                    } else {
-                        range.start
-                    };
-                    timers.insert(t, Instant::now() + d);
-                }
-                Command::CancelTimer(t) => {
-                    timers.remove(&t);
-                }
-                Command::Save(_) => unreachable!("saves were taken out above"),
-                Command::ChooseRandom(key, _) => {
-                    tracing::warn!(key, "random choices are not supported by the runtime");
-                }
-            }
-        }
-        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use super::*;
+    use crate::net::codec;
 
     /// Saves every number it receives, then echoes it back: its reply promises the save.
     #[derive(Clone, Debug)]
