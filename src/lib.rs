@@ -44,3 +44,4 @@ pub mod invariants;
 pub mod liveness;
 pub mod model;
 pub mod net;
+pub mod sim;

@@ -17,6 +17,7 @@ use ironfleet::cmd::kv::{self as kvc, KvBenchFlags, KvCliOp, KvTarget};
 use ironfleet::cmd::lock::lock_local;
 use ironfleet::cmd::model::{kv_main, lock_main, rsl_main, KvFlags, LockFlags, RslFlags, Verb};
 use ironfleet::cmd::rsl::{self as rslc, RslTarget};
+use ironfleet::cmd::sim::SimFlags;
 use ironfleet::cmd::soak::{rsl_soak, SoakFlags};
 use ironfleet::net::rsl::Startup;
 
@@ -86,6 +87,9 @@ impl StartupFlags {
 enum RslVerb {
     #[command(flatten)]
     Model(Verb),
+    /// Deterministic simulation of the deployed stack: each seed a cluster's life under faults
+    /// in virtual time, checked on every step, shrinkable and replayable.
+    Sim(SimFlags),
     /// Run one replica of a cluster file until SIGINT/SIGTERM.
     Replica {
         /// The cluster file (TOML).
@@ -283,6 +287,7 @@ fn main() {
                 op,
             }) => rslc::rsl_client(target, *timeout, *op),
             Some(RslVerb::Bench(f)) => rslc::rsl_bench(f),
+            Some(RslVerb::Sim(s)) => ironfleet::cmd::sim::rsl_sim(flags, s),
             Some(RslVerb::Soak(f)) => rsl_soak(f),
             Some(RslVerb::Keygen { out }) => keygen(out),
         },

@@ -14,6 +14,7 @@ pub mod lock;
 pub mod model;
 mod plot;
 pub mod rsl;
+pub mod sim;
 pub mod soak;
 
 use std::net::SocketAddrV4;

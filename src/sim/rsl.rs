@@ -1,0 +1,308 @@
+//! IronRSL in the simulator: replicas `0..n` running the counter app, clients after them
+//! issuing increments and reads, and a safety monitor that checks the running cluster on every
+//! step: agreement (a quorum of 2b votes never chooses two batches for one slot), executed
+//! prefixes agree (replicas that executed the same number of slots hold the same app state and
+//! session table, across restarts too), at most once (no two different replies for one
+//! request), promises never go backwards (an acceptor's ballot, across restarts), and logs stay
+//! bounded.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use stateright::actor::Id;
+
+use super::faults::FaultKind;
+use super::history::SeqSpec;
+use super::world::SimSystem;
+use crate::actors::rsl::{
+    Ballot, Batch, Client, ClientConfig, Counter, CounterOp, ModelSwitches, Mutation, OpNum,
+    Params, Replica, ReplicaConfig, ReplicaStorage, RslMsg, RslNode, RslNodeState,
+};
+
+/// An RSL cluster to simulate.
+#[derive(Clone, Debug)]
+pub struct RslSim {
+    /// Replicas.
+    pub replicas: usize,
+    /// Clients.
+    pub clients: usize,
+    /// Protocol parameters.
+    pub params: Params,
+    /// A protocol mutation, or `None`.
+    pub mutation: Option<Mutation>,
+    /// Client retransmission period, ms.
+    pub retransmit_ms: u64,
+}
+
+impl RslSim {
+    /// `replicas` replicas and `clients` clients with the runtime's parameters.
+    pub fn new(replicas: usize, clients: usize) -> Self {
+        RslSim {
+            replicas,
+            clients,
+            params: Params::default(),
+            mutation: None,
+            retransmit_ms: 100,
+        }
+    }
+
+    fn switches(&self) -> ModelSwitches {
+        ModelSwitches {
+            mutation: self.mutation,
+            ..ModelSwitches::default()
+        }
+    }
+}
+
+/// The counter as the clients see it: one object.
+pub struct CounterSeq;
+
+impl SeqSpec for CounterSeq {
+    type Op = CounterOp;
+    type Ret = u64;
+    type State = u64;
+    fn partition(_: &CounterOp) -> u64 {
+        0
+    }
+    fn init() -> u64 {
+        0
+    }
+    fn step(s: &mut u64, op: &CounterOp) -> u64 {
+        if let CounterOp::Inc = op {
+            *s = s.saturating_add(1);
+        }
+        *s
+    }
+}
+
+/// What the RSL monitor remembers.
+#[derive(Default)]
+pub struct RslMonitor {
+    /// 2b votes per (slot, ballot, batch).
+    votes: BTreeMap<(OpNum, Ballot, Batch<Counter>), BTreeSet<usize>>,
+    /// The batch chosen per slot.
+    chosen: BTreeMap<OpNum, Batch<Counter>>,
+    /// Every reply sent, per (client, seqno).
+    replies: BTreeMap<(Id, u64), u64>,
+    /// A hash of the executed state per number of executed slots.
+    executed: BTreeMap<OpNum, u64>,
+    /// The highest promise each replica made (its acceptor's ballot).
+    promised: BTreeMap<usize, Ballot>,
+    highest_view: u64,
+    state_transfers: u64,
+    truncations: BTreeMap<usize, OpNum>,
+    truncated: u64,
+    sessions_expired: u64,
+}
+
+impl SimSystem for RslSim {
+    type Actor = RslNode<Counter>;
+    type Spec = CounterSeq;
+    type Monitor = RslMonitor;
+
+    fn name(&self) -> &'static str {
+        "rsl"
+    }
+
+    fn servers(&self) -> usize {
+        self.replicas
+    }
+
+    fn clients(&self) -> usize {
+        self.clients
+    }
+
+    fn fault_kinds(&self) -> Vec<FaultKind> {
+        FaultKind::ALL.to_vec()
+    }
+
+    fn max_down(&self) -> usize {
+        (self.replicas - 1) / 2
+    }
+
+    fn max_lost(&self) -> usize {
+        (self.replicas - 1) / 2
+    }
+
+    fn draw_ops(&self, _client: usize, n: usize, rng: &mut ChaCha8Rng) -> Vec<CounterOp> {
+        (0..n)
+            .map(|_| {
+                if rng.random_bool(0.8) {
+                    CounterOp::Inc
+                } else {
+                    CounterOp::Get
+                }
+            })
+            .collect()
+    }
+
+    fn actor(&self, node: usize, ops: &Arc<Vec<CounterOp>>) -> RslNode<Counter> {
+        let replicas: Arc<Vec<Id>> = Arc::new((0..self.replicas).map(Id::from).collect());
+        if node < self.replicas {
+            RslNode::Replica(Replica::new(ReplicaConfig {
+                replicas,
+                me: node,
+                params: self.params.clone(),
+                switches: self.switches(),
+            }))
+        } else {
+            RslNode::Client(Client::new(ClientConfig {
+                index: node - self.replicas,
+                replicas,
+                ops: ops.clone(),
+                retransmit_ms: self.retransmit_ms,
+                retransmit: self.switches().client_retransmits(),
+            }))
+        }
+    }
+
+    fn accept_from_stranger(&self) -> fn(&RslMsg<Counter>) -> bool {
+        |m| matches!(m, RslMsg::Request { .. })
+    }
+
+    fn fold_saves(
+        prev: Option<ReplicaStorage<Counter>>,
+        saves: Vec<ReplicaStorage<Counter>>,
+    ) -> Option<ReplicaStorage<Counter>> {
+        saves.into_iter().last().or(prev)
+    }
+
+    fn client_progress(
+        &self,
+        actor: &RslNode<Counter>,
+        state: &RslNodeState<Counter>,
+    ) -> (usize, usize, bool) {
+        match (actor, state.client()) {
+            (RslNode::Client(c), Some(s)) => {
+                let answered = s.replies.len();
+                let invoked = (answered + 1).min(c.cfg.ops.len());
+                (invoked, answered, c.is_done(s))
+            }
+            _ => (0, 0, true),
+        }
+    }
+
+    fn client_answer(&self, state: &RslNodeState<Counter>, k: usize) -> u64 {
+        state.client().map_or(0, |s| s.replies[k])
+    }
+
+    fn monitor(&self) -> RslMonitor {
+        RslMonitor::default()
+    }
+
+    fn check_state(
+        &self,
+        mon: &mut RslMonitor,
+        node: usize,
+        state: &RslNodeState<Counter>,
+    ) -> Result<(), String> {
+        let Some(r) = state.replica() else {
+            return Ok(());
+        };
+        if let Some(bal) = r.acceptor.max_bal {
+            match mon.promised.get(&node) {
+                Some(p) if *p > bal => return Err(format!(
+                    "promise went backwards: ballot {bal:?} after {p:?} (lost across a restart?)"
+                )),
+                _ => {
+                    mon.promised.insert(node, bal);
+                }
+            }
+            mon.highest_view = mon.highest_view.max(bal.seqno);
+        }
+        let e = &r.executor;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        e.app_state.hash(&mut h);
+        e.sessions.hash(&mut h);
+        let digest = h.finish();
+        match mon.executed.get(&e.ops_complete) {
+            Some(d) if *d != digest => {
+                return Err(format!(
+                    "executed prefixes disagree: after {} slots this replica's app state or \
+                     session table differs from another's (app state {})",
+                    e.ops_complete, e.app_state
+                ))
+            }
+            Some(_) => {}
+            None => {
+                mon.executed.insert(e.ops_complete, digest);
+            }
+        }
+        let bound = self.params.max_log_length as usize * 4 + 64;
+        if r.acceptor.votes.len() > bound {
+            return Err(format!(
+                "log unbounded: {} votes kept (bound {bound})",
+                r.acceptor.votes.len()
+            ));
+        }
+        if r.milestones.state_transfer {
+            mon.state_transfers = mon.state_transfers.max(1);
+        }
+        if r.milestones.session_expired {
+            mon.sessions_expired = mon.sessions_expired.max(1);
+        }
+        let t = r.acceptor.log_truncation_point;
+        let prev = mon.truncations.insert(node, t).unwrap_or(0);
+        if t > prev {
+            mon.truncated += 1;
+        }
+        Ok(())
+    }
+
+    fn check_send(
+        &self,
+        mon: &mut RslMonitor,
+        from: usize,
+        to: usize,
+        msg: &RslMsg<Counter>,
+    ) -> Result<(), String> {
+        match msg {
+            RslMsg::TwoB { bal, opn, batch } if from < self.replicas => {
+                let voters = mon.votes.entry((*opn, *bal, batch.clone())).or_default();
+                voters.insert(from);
+                if voters.len() > self.replicas / 2 {
+                    match mon.chosen.get(opn) {
+                        Some(b) if b != batch => {
+                            return Err(format!(
+                                "agreement: slot {opn} chosen twice ({} and {} requests, ballot \
+                                 {bal:?})",
+                                b.len(),
+                                batch.len()
+                            ))
+                        }
+                        Some(_) => {}
+                        None => {
+                            mon.chosen.insert(*opn, batch.clone());
+                        }
+                    }
+                }
+            }
+            RslMsg::Reply { seqno, reply } if from < self.replicas => {
+                let key = (Id::from(to), *seqno);
+                if let Some(prev) = mon.replies.insert(key, *reply) {
+                    if prev != *reply {
+                        return Err(format!(
+                            "at most once: request {seqno} of node {to} answered {prev} and then \
+                             {reply} (executed twice)"
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn milestones(&self, mon: &RslMonitor) -> Vec<(&'static str, u64)> {
+        vec![
+            ("slots chosen", mon.chosen.len() as u64),
+            ("view changes", mon.highest_view),
+            ("state transfers", mon.state_transfers),
+            ("log truncations", mon.truncated),
+            ("sessions expired", mon.sessions_expired),
+        ]
+    }
+}

@@ -1,0 +1,1114 @@
+//! The simulated world: one deterministic run of a cluster from a [`SimCase`] (a seed plus what
+//! it drew), over the same [`Driver`] the UDP runtime uses.
+//!
+//! **What is simulated.** Virtual time in nanoseconds and one event queue ordered by (time,
+//! insertion number): no wall clock, no threads, no hashed iteration, one ChaCha8 generator per
+//! concern, all seeded from the case. The network carries the driver's encoded, MAC-sealed
+//! datagrams with a per-link base latency plus jitter (wide jitter reorders), loss,
+//! duplication, byte corruption, and partitions (symmetric, one-way, or a node isolated); the
+//! receiving driver decodes and filters them exactly as over UDP. Each server has a disk with
+//! the [`Store`] contract: a write is durable when it returns, may fail (EIO or ENOSPC: the
+//! driver then stops the process before any of the group's messages leave), and a disk may be
+//! found corrupt at the next start (the driver must refuse to start). Processes crash (their
+//! state and timers are gone) and restart from their disk, pause (what arrives waits), and run
+//! on their own clock, which drifts and jumps; timer deadlines are on the node's clock.
+//!
+//! **What is checked.** After every step (or every k-th), the system's safety monitor looks at
+//! the node's actual state and at every message sent; at the end, the clients' history (taken
+//! from the client actors' own transitions) must be linearizable. Then liveness: at the end of
+//! the fault phase everything heals (partitions and per-datagram faults stop, every server with
+//! a readable disk restarts, pauses end, clocks run at the true rate) and every client must
+//! finish its operations within the stated virtual-time bound.
+//!
+//! **What is not.** The disk is the `Store` contract, not the file code under it (the storage
+//! tests cover the files: checksums, torn log tails, renames); a crash never falls inside a
+//! storage write (a torn write that was never acknowledged is, to the protocol, a write that
+//! failed). The socket layer of the tokio back end is not run (listed in its module doc).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::Write;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Mutex};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use stateright::actor::{Actor, Id, Out};
+
+use super::faults::{draw_schedule, FaultEvent, FaultKind, FaultMix, Scheduled};
+use super::history::{self, Operation, SeqSpec};
+use crate::net::auth::ClusterKey;
+use crate::net::driver::{Driver, Nanos, Outgoing, RuntimeMutation};
+use crate::net::runtime::{Counters, RuntimeConfig};
+use crate::net::storage::{StorageError, Store};
+
+/// What the simulator must know about a system: its actors, its clients' operations, its disk
+/// semantics, and the safety properties it can evaluate on a running cluster.
+pub trait SimSystem {
+    /// The actor type of every node (servers and clients).
+    type Actor: Actor;
+    /// The sequential spec of what the clients do, for the linearizability check.
+    type Spec: SeqSpec;
+    /// The safety monitor's state (what it remembers across steps).
+    type Monitor;
+
+    /// The system's name (`rsl`, `kv`, `lock`).
+    fn name(&self) -> &'static str;
+    /// How many servers: nodes `0..servers`. They crash, restart and have disks.
+    fn servers(&self) -> usize;
+    /// How many clients: nodes after the servers.
+    fn clients(&self) -> usize;
+    /// The fault kinds that apply to this system.
+    fn fault_kinds(&self) -> Vec<FaultKind>;
+    /// How many servers may be down (crashed or with a lost disk) at once: a crash that would
+    /// exceed it is skipped.
+    fn max_down(&self) -> usize;
+    /// How many servers may lose their disk for good.
+    fn max_lost(&self) -> usize;
+    /// Draws `n` operations for client `client`.
+    fn draw_ops(
+        &self,
+        client: usize,
+        n: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<<Self::Spec as SeqSpec>::Op>;
+    /// The actor of `node`; a client gets its operations.
+    fn actor(&self, node: usize, ops: &Arc<Vec<<Self::Spec as SeqSpec>::Op>>) -> Self::Actor;
+    /// Which messages a server takes from a node that is not a peer.
+    fn accept_from_stranger(&self) -> fn(&<Self::Actor as Actor>::Msg) -> bool;
+    /// What a disk holds after `saves` are made durable over `prev`.
+    fn fold_saves(
+        prev: Option<<Self::Actor as Actor>::Storage>,
+        saves: Vec<<Self::Actor as Actor>::Storage>,
+    ) -> Option<<Self::Actor as Actor>::Storage>;
+    /// A client's progress: (operations invoked, operations answered, finished).
+    fn client_progress(
+        &self,
+        actor: &Self::Actor,
+        state: &<Self::Actor as Actor>::State,
+    ) -> (usize, usize, bool);
+    /// The answer the client took for its `k`-th operation.
+    fn client_answer(
+        &self,
+        state: &<Self::Actor as Actor>::State,
+        k: usize,
+    ) -> <Self::Spec as SeqSpec>::Ret;
+    /// A fresh safety monitor.
+    fn monitor(&self) -> Self::Monitor;
+    /// Checks `node`'s state after a step.
+    fn check_state(
+        &self,
+        mon: &mut Self::Monitor,
+        node: usize,
+        state: &<Self::Actor as Actor>::State,
+    ) -> Result<(), String>;
+    /// Checks a message as it is sent.
+    fn check_send(
+        &self,
+        mon: &mut Self::Monitor,
+        from: usize,
+        to: usize,
+        msg: &<Self::Actor as Actor>::Msg,
+    ) -> Result<(), String>;
+    /// Milestones the monitor saw (view changes, state transfers, range moves...).
+    fn milestones(&self, mon: &Self::Monitor) -> Vec<(&'static str, u64)>;
+    /// Whether the run can end: by default, when every client finished.
+    fn finished(&self, _mon: &Self::Monitor) -> bool {
+        true
+    }
+}
+
+/// Everything a run depends on: replaying a case gives the same run, event for event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SimCase {
+    /// The seed.
+    pub seed: u64,
+    /// Operations per client.
+    pub ops: usize,
+    /// Virtual length of the fault phase, milliseconds.
+    pub duration_ms: u64,
+    /// Virtual time allowed after the heal for every client to finish, milliseconds.
+    pub liveness_ms: u64,
+    /// The fault mix.
+    pub mix: FaultMix,
+    /// The scheduled faults.
+    pub schedule: Vec<Scheduled>,
+    /// A deliberately broken runtime behaviour.
+    pub runtime_mutation: RuntimeMutation,
+    /// Check safety after every k-th step (1: every step).
+    pub check_every: u64,
+}
+
+impl SimCase {
+    /// The case `seed` draws: its fault mix (from `allowed`, or exactly `pinned`) and schedule.
+    pub fn draw<S: SimSystem>(
+        sys: &S,
+        seed: u64,
+        ops: usize,
+        duration_ms: u64,
+        pinned: Option<&[FaultKind]>,
+    ) -> Self {
+        let allowed = sys.fault_kinds();
+        let mix = FaultMix::draw(seed, &allowed, pinned);
+        let nodes = sys.servers() + sys.clients();
+        let schedule = draw_schedule(seed, &mix, sys.servers(), nodes, duration_ms);
+        SimCase {
+            seed,
+            ops,
+            duration_ms,
+            liveness_ms: 20_000,
+            mix,
+            schedule,
+            runtime_mutation: RuntimeMutation::None,
+            check_every: 1,
+        }
+    }
+}
+
+/// What kind of property failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailureKind {
+    /// A safety monitor.
+    Safety,
+    /// The clients' history.
+    Linearizability,
+    /// Not every client finished within the bound after the heal.
+    Liveness,
+}
+
+/// A failed run: what broke, and when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// Which property.
+    pub kind: FailureKind,
+    /// What broke, in words.
+    pub what: String,
+    /// At which event.
+    pub event: u64,
+    /// At what virtual time, microseconds.
+    pub at_us: u64,
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SimOutcome {
+    /// The first failure, if any.
+    pub failure: Option<Failure>,
+    /// Events processed.
+    pub events: u64,
+    /// Virtual time at the end, microseconds.
+    pub virtual_us: u64,
+    /// Running hash of the event log (the determinism check compares it).
+    pub hash: u64,
+    /// The running hash after each event (kept only when asked for).
+    pub hashes: Vec<u64>,
+    /// Faults injected, by kind.
+    pub faults: Vec<(String, u64)>,
+    /// Milestones reached.
+    pub milestones: Vec<(String, u64)>,
+    /// Client operations answered.
+    pub answered: u64,
+    /// Operations in the history.
+    pub operations: u64,
+    /// Datagrams the drivers dropped (corrupt, unauthenticated...), summed over nodes.
+    pub dropped: u64,
+}
+
+/// How a run is observed (none of it changes the run).
+#[derive(Default)]
+pub struct Observe {
+    /// Writes the event log as JSON lines.
+    pub trace: Option<Box<dyn Write>>,
+    /// Keeps the running hash after every event.
+    pub keep_hashes: bool,
+}
+
+/// A disk with the `Store` contract, in memory: what it holds, and its faults.
+struct DiskState<T> {
+    exists: bool,
+    content: Option<T>,
+    corrupt: bool,
+    fail_p: f64,
+    rng: ChaCha8Rng,
+    writes_failed: u64,
+}
+
+/// A handle on a simulated disk (the driver's store and the world share it).
+struct SimDisk<T> {
+    inner: Arc<Mutex<DiskState<T>>>,
+    fold: fn(Option<T>, Vec<T>) -> Option<T>,
+    name: String,
+}
+
+impl<T> Clone for SimDisk<T> {
+    fn clone(&self) -> Self {
+        SimDisk {
+            inner: self.inner.clone(),
+            fold: self.fold,
+            name: self.name.clone(),
+        }
+    }
+}
+
+impl<T> SimDisk<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, DiskState<T>> {
+        // Single-threaded: a poisoned lock means a panic already happened; take it anyway.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<T: Clone + Send> Store<T> for SimDisk<T> {
+    fn init(&mut self) -> Result<(), StorageError> {
+        let mut d = self.lock();
+        if d.exists {
+            return Err(StorageError::AlreadyExists {
+                path: self.name.clone().into(),
+            });
+        }
+        d.exists = true;
+        d.content = None;
+        Ok(())
+    }
+
+    fn load(&mut self) -> Result<Option<T>, StorageError> {
+        let d = self.lock();
+        if d.corrupt {
+            return Err(StorageError::Corrupt {
+                path: self.name.clone().into(),
+                why: "checksum mismatch (simulated)".into(),
+            });
+        }
+        if !d.exists {
+            return Err(StorageError::Missing {
+                path: self.name.clone().into(),
+            });
+        }
+        Ok(d.content.clone())
+    }
+
+    fn save_all(&mut self, saves: Vec<T>) -> Result<u64, StorageError> {
+        let mut d = self.lock();
+        let p = d.fail_p;
+        if p > 0.0 && d.rng.random_bool(p) {
+            d.writes_failed += 1;
+            let (code, what) = if d.rng.random_bool(0.5) {
+                (5, "EIO")
+            } else {
+                (28, "ENOSPC")
+            };
+            return Err(StorageError::Io {
+                path: self.name.clone().into(),
+                op: "write",
+                source: std::io::Error::new(
+                    std::io::Error::from_raw_os_error(code).kind(),
+                    format!("{what} (simulated)"),
+                ),
+            });
+        }
+        let n = saves.len() as u64;
+        let prev = d.content.take();
+        d.content = (self.fold)(prev, saves);
+        Ok(n)
+    }
+}
+
+/// A node's clock: local time runs at `1 + ppm/10^6` of virtual time from an anchor.
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    anchor_g: u64,
+    anchor_l: u64,
+    ppm: i64,
+}
+
+impl Clock {
+    fn local(&self, g: u64) -> Nanos {
+        let d = (g.saturating_sub(self.anchor_g)) as i128;
+        let l = self.anchor_l as i128 + d * (1_000_000 + self.ppm as i128) / 1_000_000;
+        l.clamp(0, u64::MAX as i128) as u64
+    }
+
+    /// The first virtual time at which the local clock reads at least `l`.
+    fn global_of(&self, l: Nanos) -> u64 {
+        if l <= self.anchor_l {
+            return self.anchor_g;
+        }
+        let d = (l - self.anchor_l) as i128;
+        let rate = 1_000_000 + self.ppm as i128;
+        let g = self.anchor_g as i128 + (d * 1_000_000 + rate - 1) / rate;
+        g.clamp(0, u64::MAX as i128) as u64
+    }
+
+    fn reanchor(&mut self, g: u64, ppm: i64, jump: u64) {
+        self.anchor_l = self.local(g).saturating_add(jump);
+        self.anchor_g = g;
+        self.ppm = ppm;
+    }
+}
+
+enum Ev {
+    Deliver {
+        to: usize,
+        from: usize,
+        bytes: Vec<u8>,
+    },
+    Wake {
+        node: usize,
+        inc: u64,
+    },
+    Fault(usize),
+    Restart {
+        node: usize,
+    },
+    Heal,
+}
+
+struct Queued {
+    at: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+struct Node<A: Actor, Op> {
+    driver: Option<Driver<A>>,
+    inc: u64,
+    disk: Option<SimDisk<A::Storage>>,
+    lost: bool,
+    paused_until: u64,
+    clock: Clock,
+    wake: Option<u64>,
+    counters: Arc<Counters>,
+    /// Client: its operations, and the history entry of each invoked one.
+    ops: Arc<Vec<Op>>,
+    entries: Vec<usize>,
+    answered: usize,
+    done: bool,
+}
+
+/// Mixes a word into a running hash (splitmix64 finaliser).
+fn mix(h: u64, w: u64) -> u64 {
+    let mut z = h ^ w.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn mix_bytes(mut h: u64, b: &[u8]) -> u64 {
+    for c in b.chunks(8) {
+        let mut w = [0u8; 8];
+        w[..c.len()].copy_from_slice(c);
+        h = mix(h, u64::from_le_bytes(w));
+    }
+    mix(h, b.len() as u64)
+}
+
+fn addr(node: usize) -> SocketAddrV4 {
+    SocketAddrV4::from(Id::from(node))
+}
+
+const MS: u64 = 1_000_000;
+
+/// One run of `sys` on `case`.
+pub fn run<S>(sys: &S, case: &SimCase, observe: &mut Observe) -> SimOutcome
+where
+    S: SimSystem,
+    <S::Actor as Actor>::Msg: Serialize + DeserializeOwned,
+    <S::Actor as Actor>::Timer: Ord,
+    <S::Actor as Actor>::Storage: Clone + Send + Sync + 'static,
+    S::Actor: Clone,
+{
+    World::new(sys, case, observe).run()
+}
+
+struct World<'a, S: SimSystem> {
+    sys: &'a S,
+    case: &'a SimCase,
+    obs: &'a mut Observe,
+    nodes: Vec<Node<S::Actor, <S::Spec as SeqSpec>::Op>>,
+    servers: usize,
+    queue: BinaryHeap<Reverse<Queued>>,
+    seq: u64,
+    now: u64,
+    event: u64,
+    steps: u64,
+    hash: u64,
+    net_rng: ChaCha8Rng,
+    link_latency: Vec<u64>,
+    blocked: Vec<(usize, usize, u64)>,
+    healed: bool,
+    heal_at: u64,
+    key: Arc<ClusterKey>,
+    monitor: S::Monitor,
+    history: Vec<Operation<S::Spec>>,
+    faults: std::collections::BTreeMap<&'static str, u64>,
+    failure: Option<Failure>,
+}
+
+impl<'a, S> World<'a, S>
+where
+    S: SimSystem,
+    <S::Actor as Actor>::Msg: Serialize + DeserializeOwned,
+    <S::Actor as Actor>::Timer: Ord,
+    <S::Actor as Actor>::Storage: Clone + Send + Sync + 'static,
+    S::Actor: Clone,
+{
+    fn new(sys: &'a S, case: &'a SimCase, obs: &'a mut Observe) -> Self {
+        let servers = sys.servers();
+        let n = servers + sys.clients();
+        let mut rng = ChaCha8Rng::seed_from_u64(case.seed);
+        let mut key = [0u8; 32];
+        rng.fill(&mut key);
+        let mut link_latency = Vec::with_capacity(n * n);
+        for _ in 0..n * n {
+            let base = case.mix.latency_us.max(1);
+            link_latency.push(rng.random_range(base / 2..=base + base / 2) * 1_000);
+        }
+        let mut nodes = Vec::with_capacity(n);
+        for i in 0..n {
+            // Every draw is made whatever the mix, so that a shrunk mix keeps the same
+            // workload and latencies.
+            let drift: i64 = rng.random_range(-1_000_000..=1_000_000);
+            let ppm = drift * case.mix.drift_ppm as i64 / 1_000_000;
+            let offset = rng.random_range(0..10_000u64) * MS;
+            let offset = if case.mix.has(FaultKind::Clock) {
+                offset
+            } else {
+                0
+            };
+            let ops = if i >= servers {
+                let mut ops_rng = ChaCha8Rng::seed_from_u64(case.seed ^ ((i as u64) << 40));
+                Arc::new(sys.draw_ops(i - servers, case.ops, &mut ops_rng))
+            } else {
+                Arc::new(Vec::new())
+            };
+            let disk = (i < servers).then(|| SimDisk {
+                inner: Arc::new(Mutex::new(DiskState {
+                    exists: false,
+                    content: None,
+                    corrupt: false,
+                    fail_p: case.mix.disk_error,
+                    rng: ChaCha8Rng::seed_from_u64(case.seed ^ (i as u64) << 32 ^ 0xd15c),
+                    writes_failed: 0,
+                })),
+                fold: S::fold_saves,
+                name: format!("sim://{}/server-{i}", sys.name()),
+            });
+            nodes.push(Node {
+                driver: None,
+                inc: 0,
+                disk,
+                lost: false,
+                paused_until: 0,
+                clock: Clock {
+                    anchor_g: 0,
+                    anchor_l: offset,
+                    ppm,
+                },
+                wake: None,
+                counters: Arc::new(Counters::default()),
+                ops,
+                entries: Vec::new(),
+                answered: 0,
+                done: i < servers,
+            });
+        }
+        World {
+            sys,
+            case,
+            obs,
+            nodes,
+            servers,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            now: 0,
+            event: 0,
+            steps: 0,
+            hash: mix(0, case.seed),
+            net_rng: ChaCha8Rng::seed_from_u64(case.seed ^ 0x6e65_7477),
+            link_latency,
+            blocked: Vec::new(),
+            healed: false,
+            heal_at: case.duration_ms * MS,
+            key: Arc::new(ClusterKey::from_bytes(key)),
+            monitor: sys.monitor(),
+            history: Vec::new(),
+            faults: Default::default(),
+            failure: None,
+        }
+    }
+
+    fn push(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse(Queued {
+            at,
+            seq: self.seq,
+            ev,
+        }));
+    }
+
+    fn count(&mut self, what: &'static str) {
+        *self.faults.entry(what).or_default() += 1;
+    }
+
+    fn trace(&mut self, node: usize, event: &str, detail: impl FnOnce() -> String) {
+        if let Some(w) = self.obs.trace.as_mut() {
+            let line = serde_json::json!({
+                "event_no": self.event,
+                "t_us": self.now / 1_000,
+                "node": node,
+                "event": event,
+                "detail": detail(),
+            });
+            let _ = writeln!(w, "{line}");
+        }
+    }
+
+    fn fail(&mut self, kind: FailureKind, what: String) {
+        if self.failure.is_none() {
+            self.failure = Some(Failure {
+                kind,
+                what,
+                event: self.event,
+                at_us: self.now / 1_000,
+            });
+        }
+    }
+
+    /// Starts (or restarts) `node` from its disk; a disk that is corrupt keeps it down.
+    fn start(&mut self, node: usize) {
+        let n = &mut self.nodes[node];
+        n.inc += 1;
+        n.wake = None;
+        let servers: Vec<SocketAddrV4> = (0..self.servers).map(addr).collect();
+        let init = match n.disk.as_ref() {
+            Some(d) => !d.lock().exists,
+            None => false,
+        };
+        let store = n
+            .disk
+            .clone()
+            .map(|d| Box::new(d) as Box<dyn Store<<S::Actor as Actor>::Storage>>);
+        // Servers are peers (every datagram between them sealed with the cluster key); a client
+        // is a stranger to them, and takes what it gets (its own code filters replies).
+        let is_server = node < self.servers;
+        let cfg = RuntimeConfig::<S::Actor> {
+            peers: if is_server { servers } else { Vec::new() },
+            key: Some(self.key.clone()),
+            accept_from_stranger: if is_server {
+                self.sys.accept_from_stranger()
+            } else {
+                |_| true
+            },
+            storage: store,
+            init,
+            seed: self.case.seed ^ ((node as u64) << 20) ^ n.inc,
+            observe: None,
+        };
+        let actor = self.sys.actor(node, &n.ops);
+        let local = n.clock.local(self.now);
+        match Driver::start(actor, Id::from(node), cfg, n.counters.clone(), local) {
+            Ok((mut d, sends)) => {
+                d.set_mutation(self.case.runtime_mutation);
+                self.nodes[node].driver = Some(d);
+                let inc = self.nodes[node].inc;
+                self.trace(node, "start", || format!("incarnation {inc}"));
+                self.after_step(node, sends);
+            }
+            Err(e) => {
+                self.count("refused to start");
+                self.trace(node, "refused-start", || e.to_string());
+                self.nodes[node].driver = None;
+            }
+        }
+    }
+
+    fn crash(&mut self, node: usize, why: &str) {
+        if self.nodes[node].driver.take().is_some() {
+            self.nodes[node].inc += 1;
+            self.nodes[node].wake = None;
+            self.trace(node, "crash", || why.to_string());
+        }
+    }
+
+    fn servers_down(&self) -> usize {
+        (0..self.servers)
+            .filter(|&i| self.nodes[i].driver.is_none())
+            .count()
+    }
+
+    /// After a step of `node`: check it, record client history, send, re-arm its wake-up.
+    fn after_step(&mut self, node: usize, sends: Vec<Outgoing<<S::Actor as Actor>::Msg>>) {
+        self.steps += 1;
+        let Some(d) = self.nodes[node].driver.as_ref() else {
+            return;
+        };
+        if self.failure.is_none() && self.steps % self.case.check_every.max(1) == 0 {
+            if let Err(e) = self.sys.check_state(&mut self.monitor, node, d.state()) {
+                self.fail(FailureKind::Safety, format!("node {node}: {e}"));
+            }
+        }
+        if node >= self.servers {
+            self.record_client(node);
+        }
+        for o in sends {
+            let to = usize::from(Id::from(o.to));
+            if self.failure.is_none() {
+                if let Err(e) = self.sys.check_send(&mut self.monitor, node, to, &o.msg) {
+                    self.fail(FailureKind::Safety, format!("{node} -> {to}: {e}"));
+                }
+            }
+            self.trace(node, "send", || format!("to {to}: {:?}", o.msg));
+            self.transmit(node, to, o.bytes);
+        }
+        self.rearm(node);
+    }
+
+    fn record_client(&mut self, node: usize) {
+        let Some(d) = self.nodes[node].driver.as_ref() else {
+            return;
+        };
+        let (invoked, answered, done) = self.sys.client_progress(d.actor(), d.state());
+        let client = node - self.servers;
+        let n = &self.nodes[node];
+        let mut new_answers = Vec::new();
+        for k in n.answered..answered.min(n.entries.len()) {
+            new_answers.push((n.entries[k], self.sys.client_answer(d.state(), k)));
+        }
+        let new_calls: Vec<_> = (n.entries.len()..invoked.min(n.ops.len()))
+            .map(|k| n.ops[k].clone())
+            .collect();
+        for (entry, ret) in new_answers {
+            self.history[entry].ret = Some((self.event, ret));
+        }
+        let n = &mut self.nodes[node];
+        n.answered = n.answered.max(answered.min(n.entries.len()));
+        for op in new_calls {
+            n.entries.push(self.history.len());
+            self.history.push(Operation {
+                client,
+                op,
+                call: self.event,
+                ret: None,
+            });
+        }
+        n.done = done;
+    }
+
+    fn transmit(&mut self, from: usize, to: usize, mut bytes: Vec<u8>) {
+        let n = self.nodes.len();
+        if to >= n {
+            self.count("sent to no node");
+            return;
+        }
+        if !self.healed {
+            if self
+                .blocked
+                .iter()
+                .any(|&(a, b, until)| a == from && b == to && until > self.now)
+            {
+                self.count("partition drops");
+                return;
+            }
+            let m = &self.case.mix;
+            if m.loss > 0.0 && self.net_rng.random_bool(m.loss) {
+                self.count("losses");
+                return;
+            }
+            if m.corruption > 0.0 && self.net_rng.random_bool(m.corruption) && !bytes.is_empty() {
+                let i = self.net_rng.random_range(0..bytes.len());
+                bytes[i] ^= 1 << self.net_rng.random_range(0..8);
+                self.count("corruptions");
+            }
+            if m.duplication > 0.0 && self.net_rng.random_bool(m.duplication) {
+                self.count("duplicates");
+                let at = self.now + self.latency(from, to);
+                self.push(
+                    at,
+                    Ev::Deliver {
+                        to,
+                        from,
+                        bytes: bytes.clone(),
+                    },
+                );
+            }
+        }
+        let at = self.now + self.latency(from, to);
+        self.push(at, Ev::Deliver { to, from, bytes });
+    }
+
+    fn latency(&mut self, from: usize, to: usize) -> u64 {
+        let base = self.link_latency[from * self.nodes.len() + to];
+        let jitter = if self.healed {
+            0
+        } else {
+            self.case.mix.jitter_us * 1_000
+        };
+        base + if jitter > 0 {
+            self.net_rng.random_range(0..jitter)
+        } else {
+            0
+        }
+    }
+
+    /// Schedules `node`'s next wake-up at its earliest timer deadline (on its own clock).
+    fn rearm(&mut self, node: usize) {
+        let n = &self.nodes[node];
+        let Some(d) = n.driver.as_ref() else {
+            return;
+        };
+        let Some(deadline) = d.next_deadline() else {
+            return;
+        };
+        let at = n.clock.global_of(deadline).max(self.now);
+        if n.wake.is_some_and(|w| w <= at) {
+            return;
+        }
+        let inc = n.inc;
+        self.nodes[node].wake = Some(at);
+        self.push(at, Ev::Wake { node, inc });
+    }
+
+    fn apply_fault(&mut self, i: usize) {
+        let ev = self.case.schedule[i].event.clone();
+        self.trace(usize::MAX, "fault", || format!("{ev:?}"));
+        match ev {
+            FaultEvent::Crash { node, down_ms } => {
+                let alive = self.nodes[node].driver.is_some();
+                if !alive || self.servers_down() >= self.sys.max_down() {
+                    self.count("crashes skipped (too many down)");
+                    return;
+                }
+                self.count("crashes");
+                self.crash(node, "scheduled crash");
+                let at = (self.now + down_ms * MS).min(self.heal_at.max(self.now));
+                self.push(at, Ev::Restart { node });
+            }
+            FaultEvent::LoseDisk { node } => {
+                let lost = (0..self.servers).filter(|&s| self.nodes[s].lost).count();
+                let alive = self.nodes[node].driver.is_some();
+                if !alive
+                    || lost >= self.sys.max_lost()
+                    || self.servers_down() >= self.sys.max_down()
+                {
+                    self.count("disk losses skipped");
+                    return;
+                }
+                self.count("disk losses");
+                self.nodes[node].lost = true;
+                if let Some(d) = self.nodes[node].disk.as_ref() {
+                    d.lock().corrupt = true;
+                }
+                self.crash(node, "disk lost");
+                // It tries to come back at once: the driver must refuse the corrupt disk.
+                let at = self.now + MS;
+                self.push(at, Ev::Restart { node });
+            }
+            FaultEvent::Partition {
+                a,
+                b,
+                symmetric,
+                for_ms,
+            } => {
+                self.count(if symmetric {
+                    "partitions"
+                } else {
+                    "one-way partitions"
+                });
+                let until = self.now + for_ms * MS;
+                for &x in &a {
+                    for &y in &b {
+                        self.blocked.push((x, y, until));
+                        if symmetric {
+                            self.blocked.push((y, x, until));
+                        }
+                    }
+                }
+            }
+            FaultEvent::Pause { node, for_ms } => {
+                self.count("pauses");
+                let until = self.now + for_ms * MS;
+                let n = &mut self.nodes[node];
+                n.paused_until = n.paused_until.max(until);
+            }
+            FaultEvent::ClockJump { node, ms } => {
+                self.count("clock jumps");
+                let now = self.now;
+                let n = &mut self.nodes[node];
+                let ppm = n.clock.ppm;
+                n.clock.reanchor(now, ppm, ms * MS);
+                self.nodes[node].wake = None;
+                self.rearm(node);
+            }
+        }
+    }
+
+    fn heal(&mut self) {
+        self.healed = true;
+        self.blocked.clear();
+        let now = self.now;
+        for i in 0..self.nodes.len() {
+            let n = &mut self.nodes[i];
+            n.paused_until = n.paused_until.min(now);
+            n.clock.reanchor(now, 0, 0);
+            if let Some(d) = n.disk.as_ref() {
+                d.lock().fail_p = 0.0;
+            }
+            n.wake = None;
+            if i < self.servers && n.driver.is_none() && !n.lost {
+                self.count("restarts at heal");
+                self.start(i);
+            } else {
+                self.rearm(i);
+            }
+        }
+        self.trace(usize::MAX, "heal", String::new);
+    }
+
+    fn clients_done(&self) -> bool {
+        self.nodes[self.servers..].iter().all(|n| n.done) && self.sys.finished(&self.monitor)
+    }
+
+    fn run(mut self) -> SimOutcome {
+        for i in 0..self.nodes.len() {
+            self.start(i);
+        }
+        for i in 0..self.case.schedule.len() {
+            let at = self.case.schedule[i].at_us * 1_000;
+            self.push(at, Ev::Fault(i));
+        }
+        self.push(self.heal_at, Ev::Heal);
+        let deadline = self.heal_at + self.case.liveness_ms * MS;
+        let mut hashes = Vec::new();
+        while self.failure.is_none() {
+            if self.healed && self.clients_done() {
+                break;
+            }
+            if !self.healed && self.clients_done() {
+                // The workload is over before the fault phase: heal now and finish.
+                self.heal();
+                continue;
+            }
+            let Some(Reverse(q)) = self.queue.pop() else {
+                break;
+            };
+            if q.at > deadline {
+                self.now = deadline;
+                break;
+            }
+            self.now = q.at;
+            self.event += 1;
+            self.hash = mix(mix(self.hash, q.at), q.seq);
+            match q.ev {
+                Ev::Deliver { to, from, bytes } => {
+                    self.hash = mix_bytes(mix(self.hash, to as u64), &bytes);
+                    let n = &self.nodes[to];
+                    if n.paused_until > self.now {
+                        let at = n.paused_until;
+                        self.push(at, Ev::Deliver { to, from, bytes });
+                        continue;
+                    }
+                    self.deliver(to, from, &bytes);
+                }
+                Ev::Wake { node, inc } => {
+                    self.hash = mix(self.hash, node as u64 + 1);
+                    let n = &self.nodes[node];
+                    if n.inc != inc || n.wake != Some(q.at) {
+                        continue;
+                    }
+                    if n.paused_until > self.now {
+                        let at = n.paused_until;
+                        self.nodes[node].wake = Some(at);
+                        self.push(at, Ev::Wake { node, inc });
+                        continue;
+                    }
+                    self.nodes[node].wake = None;
+                    self.wake(node);
+                }
+                Ev::Fault(i) => {
+                    if !self.healed {
+                        self.apply_fault(i);
+                    }
+                }
+                Ev::Restart { node } => {
+                    if self.nodes[node].driver.is_none() {
+                        self.count("restarts");
+                        self.start(node);
+                    }
+                }
+                Ev::Heal => {
+                    if !self.healed {
+                        self.heal();
+                    }
+                }
+            }
+            if self.obs.keep_hashes {
+                hashes.push(self.hash);
+            }
+        }
+        if self.obs.trace.is_some() {
+            for i in 0..self.nodes.len() {
+                let st = self.nodes[i]
+                    .driver
+                    .as_ref()
+                    .map(|d| format!("{:?}", d.state()));
+                self.trace(i, "final-state", || st.unwrap_or_else(|| "down".into()));
+            }
+        }
+        if self.failure.is_none() && !self.clients_done() {
+            let waiting: Vec<String> = (self.servers..self.nodes.len())
+                .filter(|&i| !self.nodes[i].done)
+                .map(|i| {
+                    let n = &self.nodes[i];
+                    format!(
+                        "client {} ({} of {} answered)",
+                        i - self.servers,
+                        n.answered,
+                        n.ops.len()
+                    )
+                })
+                .collect();
+            let down: Vec<usize> = (0..self.servers)
+                .filter(|&i| self.nodes[i].driver.is_none())
+                .collect();
+            self.fail(
+                FailureKind::Liveness,
+                format!(
+                    "{} ms after the heal, not finished: {}{}",
+                    self.case.liveness_ms,
+                    waiting.join(", "),
+                    if down.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (servers down for good: {down:?})")
+                    }
+                ),
+            );
+        }
+        if self.failure.is_none() {
+            if let Err(e) = history::check::<S::Spec>(&self.history) {
+                self.fail(
+                    FailureKind::Linearizability,
+                    format!(
+                        "the clients' history is not linearizable (partition {}):\n    {}",
+                        e.partition,
+                        e.operations.join("\n    ")
+                    ),
+                );
+            }
+        }
+        let mut faults: Vec<(String, u64)> = self
+            .faults
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        let failed_writes: u64 = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.disk.as_ref())
+            .map(|d| d.lock().writes_failed)
+            .sum();
+        if failed_writes > 0 {
+            faults.push(("failed disk writes".into(), failed_writes));
+        }
+        let dropped = self.nodes.iter().map(|n| n.counters.dropped()).sum();
+        SimOutcome {
+            failure: self.failure.clone(),
+            events: self.event,
+            virtual_us: self.now / 1_000,
+            hash: self.hash,
+            hashes,
+            faults,
+            milestones: self
+                .sys
+                .milestones(&self.monitor)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            answered: self.history.iter().filter(|o| o.ret.is_some()).count() as u64,
+            operations: self.history.len() as u64,
+            dropped,
+        }
+    }
+
+    fn deliver(&mut self, to: usize, from: usize, bytes: &[u8]) {
+        let Some(d) = self.nodes[to].driver.as_ref() else {
+            return;
+        };
+        let Some((src, msg)) = d.admit(bytes, SocketAddr::V4(addr(from))) else {
+            self.trace(to, "dropped", || {
+                format!("from {from}: {} bytes", bytes.len())
+            });
+            return;
+        };
+        self.trace(to, "deliver", || format!("from {from}: {msg:?}"));
+        let mut out = Out::new();
+        let d = self.nodes[to].driver.as_mut().expect("checked above");
+        d.step(src, msg, &mut out);
+        let local = self.nodes[to].clock.local(self.now);
+        let d = self.nodes[to].driver.as_mut().expect("checked above");
+        match d.commit(out, local) {
+            Ok(sends) => self.after_step(to, sends),
+            Err(e) => self.storage_failed(to, e),
+        }
+    }
+
+    fn wake(&mut self, node: usize) {
+        let local = self.nodes[node].clock.local(self.now);
+        if self.nodes[node].driver.is_none() {
+            return;
+        }
+        self.trace(node, "timers", String::new);
+        let d = self.nodes[node].driver.as_mut().expect("checked above");
+        match d.fire_due(local) {
+            Ok(sends) => self.after_step(node, sends),
+            Err(e) => self.storage_failed(node, e),
+        }
+    }
+
+    /// A failed save: the driver returned before sending; the process stops and restarts.
+    fn storage_failed(&mut self, node: usize, e: StorageError) {
+        self.count("stops on a failed write");
+        self.crash(node, &format!("storage write failed: {e}"));
+        let at = self.now + 50 * MS;
+        self.push(at, Ev::Restart { node });
+    }
+}
+
+/// Whether `a` and `b` are the same run (the determinism self-check); on a mismatch, the first
+/// event whose running hash differs.
+pub fn compare_runs(a: &SimOutcome, b: &SimOutcome) -> Result<(), String> {
+    if a.hash == b.hash && a.events == b.events {
+        return Ok(());
+    }
+    let first = a
+        .hashes
+        .iter()
+        .zip(&b.hashes)
+        .position(|(x, y)| x != y)
+        .map_or_else(
+            || format!("after {} events", a.hashes.len().min(b.hashes.len())),
+            |i| format!("at event {}", i + 1),
+        );
+    Err(format!(
+        "the same case ran differently twice: the event logs differ {first} ({} and {} events)",
+        a.events, b.events
+    ))
+}
