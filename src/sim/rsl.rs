@@ -204,9 +204,11 @@ impl SimSystem for RslSim {
         };
         if let Some(bal) = r.acceptor.max_bal {
             match mon.promised.get(&node) {
-                Some(p) if *p > bal => return Err(format!(
+                Some(p) if *p > bal => {
+                    return Err(format!(
                     "promise went backwards: ballot {bal:?} after {p:?} (lost across a restart?)"
-                )),
+                ))
+                }
                 _ => {
                     mon.promised.insert(node, bal);
                 }

@@ -255,6 +255,60 @@ impl<A: App> Replica<A> {
                 o.broadcast(self.others(), &twoa);
             }
         }
+        self.resend_decided_votes(s, o);
+    }
+
+    /// Sends a follower that reported a checkpoint below what this leader executed the 2a (if
+    /// of this view) and this replica's own 2b of every such slot still in the log: a follower
+    /// that lost the leader's 2b of a slot the leader already executed cannot decide it, and the
+    /// slots above it stay undecided there too. `resend_undecided_2a` does not cover it (the
+    /// slot is decided at the leader), and neither does state transfer (the slot is not below
+    /// the truncation point). With one replica of three down for good the log then stalls: the
+    /// truncation point needs this follower's checkpoint, and the leader's log window is full.
+    /// Found by the simulator (`rsl sim`, seed 798). Duplicates of messages already sent, so
+    /// safety is untouched; at most `max_log_length` slots per follower per heartbeat.
+    fn resend_decided_votes(&self, s: &ReplicaState<A>, o: &mut Out<Self>) {
+        if !self.switches().report_checkpoints {
+            return;
+        }
+        let view = s.election.view;
+        let done = s.executor.ops_complete;
+        for (i, id) in self.cfg.replicas.iter().enumerate() {
+            if i == self.cfg.me {
+                continue;
+            }
+            let from = s
+                .acceptor
+                .last_checkpointed
+                .get(i)
+                .copied()
+                .unwrap_or(0)
+                .max(s.acceptor.log_truncation_point);
+            if from >= done {
+                continue;
+            }
+            for (&opn, vote) in s.acceptor.votes.range(from..done) {
+                let batch = vote.batch.clone();
+                if vote.bal == view {
+                    o.send(
+                        *id,
+                        RslMsg::TwoA {
+                            bal: view,
+                            opn,
+                            batch: batch.clone(),
+                        },
+                    );
+                }
+                o.send(
+                    *id,
+                    RslMsg::TwoB {
+                        bal: vote.bal,
+                        opn,
+                        batch,
+                    },
+                );
+            }
+        }
     }
 
     fn my_id(&self) -> Id {
