@@ -11,8 +11,8 @@ fn flags() -> SimFlags {
         seed: None,
         seeds: None,
         case: None,
-        ops: 40,
-        duration: std::time::Duration::from_secs(2),
+        ops: 100,
+        duration: std::time::Duration::from_secs(5),
         liveness_bound: std::time::Duration::from_secs(20),
         faults: None,
         shrink: false,
@@ -31,7 +31,18 @@ where
     <S::Actor as stateright::actor::Actor>::Storage: Clone + Send + Sync + 'static,
     S::Actor: Clone,
 {
-    let case = flags().case(sys, seed);
+    run_seed_with(sys, seed, &flags())
+}
+
+fn run_seed_with<S>(sys: &S, seed: u64, f: &SimFlags) -> ironfleet::sim::SimOutcome
+where
+    S: SimSystem,
+    <S::Actor as stateright::actor::Actor>::Msg: serde::Serialize + serde::de::DeserializeOwned,
+    <S::Actor as stateright::actor::Actor>::Timer: Ord,
+    <S::Actor as stateright::actor::Actor>::Storage: Clone + Send + Sync + 'static,
+    S::Actor: Clone,
+{
+    let case = f.case(sys, seed);
     run(sys, &case, &mut Observe::default())
 }
 
@@ -41,7 +52,20 @@ where
 /// whose checkpoint is behind.
 #[test]
 fn rsl_seed_798_a_follower_missing_a_decided_vote_catches_up() {
-    let out = run_seed(&RslSim::new(3, 2), 798);
+    let mut f = flags();
+    f.ops = 40;
+    f.duration = std::time::Duration::from_secs(2);
+    let out = run_seed_with(&RslSim::new(3, 2), 798, &f);
+    assert!(out.failure.is_none(), "{:?}", out.failure);
+}
+
+/// Regression: a new leader whose 1b quorum had truncated its logs beyond what the leader had
+/// executed never asked for the state (the replica whose checkpoint allowed the truncation was
+/// down for good, so the leader's own view of the quorum checkpoint never showed it behind),
+/// and waited for ever.
+#[test]
+fn rsl_seed_737_a_leader_behind_its_quorum_asks_for_the_state() {
+    let out = run_seed(&RslSim::new(3, 2), 737);
     assert!(out.failure.is_none(), "{:?}", out.failure);
 }
 

@@ -513,6 +513,21 @@ impl<A: App> Replica<A> {
                     log_truncation_point: start.log_truncation_point,
                 },
             );
+            // The 1b quorum truncated its logs beyond what this leader executed: the slots in
+            // between are decided but gone from every log it will hear from, so it asks for the
+            // state, as a follower does on a StartingPhase2. Without it a leader behind the
+            // quorum waited for ever (found by the simulator, `rsl sim --duration 5s --ops 100`
+            // seed 737: the replica whose checkpoint allowed the truncation was down for good,
+            // so the leader's own quorum checkpoint never showed it was behind).
+            if start.log_truncation_point > s.executor.ops_complete {
+                o.broadcast(
+                    self.others(),
+                    &RslMsg::AppStateRequest {
+                        bal: view,
+                        opn: start.log_truncation_point,
+                    },
+                );
+            }
             for (opn, batch) in start.proposals {
                 let twoa = RslMsg::TwoA {
                     bal: view,
