@@ -150,6 +150,9 @@ enum RslVerb {
 enum KvVerb {
     #[command(flatten)]
     Model(Verb),
+    /// Deterministic simulation of the deployed stack: each seed a cluster's life under faults
+    /// in virtual time, checked on every step, shrinkable and replayable.
+    Sim(SimFlags),
     /// Run one host of a cluster file until SIGINT/SIGTERM.
     Host {
         /// The cluster file (TOML).
@@ -229,6 +232,9 @@ enum KvVerb {
 enum LockVerb {
     #[command(flatten)]
     Model(Verb),
+    /// Deterministic simulation of the deployed stack: each seed a cluster's life under faults
+    /// in virtual time, checked on every step, shrinkable and replayable.
+    Sim(SimFlags),
     /// Run the ring on loopback and show the lock travelling round it.
     Local {
         /// Hosts in the ring.
@@ -316,11 +322,13 @@ fn main() {
             }
             Some(KvVerb::Shard { target, range, to }) => kvc::kv_shard(target, range.clone(), *to),
             Some(KvVerb::Bench(f)) => kvc::kv_bench(f),
+            Some(KvVerb::Sim(s)) => ironfleet::cmd::sim::kv_sim(flags, s),
             Some(KvVerb::Keygen { out }) => keygen(out),
         },
         System::Lock { flags, verb } => match verb {
             None => lock_main("ironfleet lock", &Verb::Check, flags),
             Some(LockVerb::Model(v)) => lock_main("ironfleet lock", v, flags),
+            Some(LockVerb::Sim(s)) => ironfleet::cmd::sim::lock_sim(flags, s),
             Some(LockVerb::Local {
                 nodes,
                 hold_ms,

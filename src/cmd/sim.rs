@@ -32,10 +32,10 @@ pub struct SimFlags {
     #[arg(long)]
     pub case: Option<PathBuf>,
     /// Operations per client.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 100)]
     pub ops: usize,
     /// Virtual length of the fault phase (after it everything heals), e.g. 2s.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub duration: Duration,
     /// Virtual time allowed after the heal for every client to finish.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
@@ -453,4 +453,57 @@ pub fn rsl_sim(flags: &super::model::RslFlags, sim: &SimFlags) -> Result<i32> {
 /// logged as an error by the driver, thousands of times per run, and the summary counts them.
 fn quiet<T>(f: impl FnOnce() -> T) -> T {
     tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), f)
+}
+
+/// `ironfleet kv sim`: the KV cluster of the system flags (hosts, clients, keys, mutation),
+/// durable hosts with the runtime's parameters; clients now and then move a range.
+pub fn kv_sim(flags: &super::model::KvFlags, sim: &SimFlags) -> Result<i32> {
+    if flags.hosts == 0 || flags.clients == 0 || flags.keys == 0 {
+        bail!("--hosts, --clients and --keys must be at least 1");
+    }
+    let mut sys = crate::sim::kv::KvSim::new(flags.hosts, flags.clients);
+    sys.keys = flags.keys;
+    sys.mutation = flags.mutation;
+    if flags.idle_sweep {
+        // Sweep idle client channels within a run's virtual time (at run time: a minute).
+        sys.params.client_idle_close_ms = 200;
+    }
+    if let Some(n) = flags.max_client_channels {
+        sys.params.max_client_channels = n;
+    }
+    let title = format!(
+        "IronKV simulation: {} hosts, {} clients x {} ops over {} keys{}",
+        flags.hosts,
+        flags.clients,
+        sim.ops,
+        flags.keys,
+        flags
+            .mutation
+            .map(|m| format!(", mutation {}", m.name()))
+            .unwrap_or_default()
+    );
+    quiet(|| sim_main(&sys, &title, sim))
+}
+
+/// `ironfleet lock sim`: the ring of the system flags; `--ops` is the epoch the lock must reach.
+pub fn lock_sim(flags: &super::model::LockFlags, sim: &SimFlags) -> Result<i32> {
+    if flags.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    let sys = crate::sim::lock::LockSim {
+        nodes: flags.nodes,
+        hold_ms: 10,
+        target_epoch: sim.ops as u64,
+        mutation: flags.mutation,
+    };
+    let title = format!(
+        "IronLock simulation: {} nodes, until epoch {}{}",
+        flags.nodes,
+        sim.ops,
+        flags
+            .mutation
+            .map(|m| format!(", mutation {}", m.name()))
+            .unwrap_or_default()
+    );
+    quiet(|| sim_main(&sys, &title, sim))
 }

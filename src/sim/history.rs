@@ -314,7 +314,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let mut regs = [0u64; 8];
         let mut h = Vec::new();
-        let mut t = 0u64;
+        let mut t = 10u64;
         // Clients' current intervals: each op's effect happens at its own "point" between call
         // and return; calls and returns are spread around the point.
         let mut next_value = 1;

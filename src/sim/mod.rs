@@ -12,6 +12,8 @@
 
 pub mod faults;
 pub mod history;
+pub mod kv;
+pub mod lock;
 pub mod rsl;
 pub mod shrink;
 pub mod world;

@@ -139,7 +139,7 @@ impl SimSystem for RslSim {
             .collect()
     }
 
-    fn actor(&self, node: usize, ops: &Arc<Vec<CounterOp>>) -> RslNode<Counter> {
+    fn actor(&self, node: usize, _start_us: u64, ops: &Arc<Vec<CounterOp>>) -> RslNode<Counter> {
         let replicas: Arc<Vec<Id>> = Arc::new((0..self.replicas).map(Id::from).collect());
         if node < self.replicas {
             RslNode::Replica(Replica::new(ReplicaConfig {

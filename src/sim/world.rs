@@ -74,8 +74,20 @@ pub trait SimSystem {
         n: usize,
         rng: &mut ChaCha8Rng,
     ) -> Vec<<Self::Spec as SeqSpec>::Op>;
-    /// The actor of `node`; a client gets its operations.
-    fn actor(&self, node: usize, ops: &Arc<Vec<<Self::Spec as SeqSpec>::Op>>) -> Self::Actor;
+    /// The actor of `node`, starting when its own clock reads `start_us` microseconds (for
+    /// what a runtime derives from its clock, such as an incarnation's epoch); a client gets
+    /// its operations.
+    fn actor(
+        &self,
+        node: usize,
+        start_us: u64,
+        ops: &Arc<Vec<<Self::Spec as SeqSpec>::Op>>,
+    ) -> Self::Actor;
+    /// Whether a client operation is a call the history records (one the client waits for an
+    /// answer to); others (an admin's range move) are not.
+    fn is_call(&self, _op: &<Self::Spec as SeqSpec>::Op) -> bool {
+        true
+    }
     /// Which messages a server takes from a node that is not a peer.
     fn accept_from_stranger(&self) -> fn(&<Self::Actor as Actor>::Msg) -> bool;
     /// What a disk holds after `saves` are made durable over `prev`.
@@ -622,8 +634,8 @@ where
             seed: self.case.seed ^ ((node as u64) << 20) ^ n.inc,
             observe: None,
         };
-        let actor = self.sys.actor(node, &n.ops);
         let local = n.clock.local(self.now);
+        let actor = self.sys.actor(node, local / 1_000, &n.ops);
         match Driver::start(actor, Id::from(node), cfg, n.counters.clone(), local) {
             Ok((mut d, sends)) => {
                 d.set_mutation(self.case.runtime_mutation);
@@ -633,9 +645,18 @@ where
                 self.after_step(node, sends);
             }
             Err(e) => {
-                self.count("refused to start");
-                self.trace(node, "refused-start", || e.to_string());
                 self.nodes[node].driver = None;
+                if self.nodes[node].lost {
+                    // The disk is corrupt: refusing to start is the right answer; it stays down.
+                    self.count("refused to start (corrupt disk)");
+                    self.trace(node, "refused-start", || e.to_string());
+                } else {
+                    // The start's own save failed: the process stops, and is restarted.
+                    self.count("stops on a failed write");
+                    self.trace(node, "start-failed", || e.to_string());
+                    let at = self.now + 50 * MS;
+                    self.push(at, Ev::Restart { node });
+                }
             }
         }
     }
@@ -692,8 +713,13 @@ where
         for k in n.answered..answered.min(n.entries.len()) {
             new_answers.push((n.entries[k], self.sys.client_answer(d.state(), k)));
         }
-        let new_calls: Vec<_> = (n.entries.len()..invoked.min(n.ops.len()))
-            .map(|k| n.ops[k].clone())
+        let new_calls: Vec<_> = n
+            .ops
+            .iter()
+            .filter(|o| self.sys.is_call(o))
+            .skip(n.entries.len())
+            .take(invoked.saturating_sub(n.entries.len()))
+            .cloned()
             .collect();
         for (entry, ret) in new_answers {
             self.history[entry].ret = Some((self.event, ret));
@@ -977,23 +1003,35 @@ where
                 .filter(|&i| !self.nodes[i].done)
                 .map(|i| {
                     let n = &self.nodes[i];
+                    let calls = n.ops.iter().filter(|o| self.sys.is_call(o)).count();
                     format!(
                         "client {} ({} of {} answered)",
                         i - self.servers,
                         n.answered,
-                        n.ops.len()
+                        calls
                     )
                 })
                 .collect();
             let down: Vec<usize> = (0..self.servers)
                 .filter(|&i| self.nodes[i].driver.is_none())
                 .collect();
+            let waiting = if waiting.is_empty() {
+                let m: Vec<String> = self
+                    .sys
+                    .milestones(&self.monitor)
+                    .into_iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect();
+                format!("the system's goal was not reached ({})", m.join(", "))
+            } else {
+                waiting.join(", ")
+            };
             self.fail(
                 FailureKind::Liveness,
                 format!(
                     "{} ms after the heal, not finished: {}{}",
                     self.case.liveness_ms,
-                    waiting.join(", "),
+                    waiting,
                     if down.is_empty() {
                         String::new()
                     } else {
