@@ -96,6 +96,8 @@ impl SeqSpec for TableSeq {
 pub struct KvMonitor {
     /// Each host's claimed keys (from its delegation map).
     claims: BTreeMap<usize, Vec<bool>>,
+    /// The key space.
+    keys: Vec<Key>,
     delegations: u64,
     moves_asked: u64,
 }
@@ -260,9 +262,17 @@ impl SimSystem for KvSim {
             return Ok(());
         };
         let me = Id::from(node);
-        let claims: Vec<bool> = (0..self.keys)
-            .map(|k| h.delegation.owner(&self.key(k)) == me)
+        if mon.keys.len() as u64 != self.keys {
+            mon.keys = (0..self.keys).map(|k| self.key(k)).collect();
+        }
+        let claims: Vec<bool> = mon
+            .keys
+            .iter()
+            .map(|k| h.delegation.owner(k) == me)
             .collect();
+        if mon.claims.get(&node) == Some(&claims) {
+            return Ok(()); // unchanged: checked when it last changed
+        }
         for (other, theirs) in &mon.claims {
             if *other == node {
                 continue;

@@ -7,6 +7,7 @@ use stateright::actor::{Actor, Id, Out};
 use super::client::{KvClient, KvClientState};
 use super::durable::HostSave;
 use super::host::{Host, HostState};
+use super::single_delivery::SingleDelivery;
 use super::types::{KvMsg, KvTimer};
 
 /// A host or a client.
@@ -28,6 +29,22 @@ pub enum KvNodeState {
 }
 
 impl KvNodeState {
+    /// A state that allocates nothing: it stands in while a step runs on the real state, moved
+    /// out of an owned `Cow` (see `owned_step`).
+    fn vacant() -> Self {
+        KvNodeState::Client(KvClientState {
+            next_op: 0,
+            waiting: false,
+            target: Id::from(0usize),
+            replies: Vec::new(),
+            sd: SingleDelivery::new(0),
+            redirects: 0,
+            followed_redirect: false,
+            gave_up: false,
+            closed: false,
+        })
+    }
+
     /// The host state, if this is a host.
     pub fn host(&self) -> Option<&HostState> {
         match self {
@@ -66,6 +83,22 @@ fn delegate<B, S>(
     }
 }
 
+/// Runs a step of the inner actor `B` on an owned inner state, moved in and back: the runtime
+/// and the simulator hand the node an owned state, and a copy per step (what `delegate` does to
+/// a borrowed one) would cost a clone of the whole state, a client's growing reply list
+/// included, on every message.
+fn owned_step<B, S>(s: S, o: &mut Out<KvNode>, step: impl FnOnce(&mut Cow<S>, &mut Out<B>)) -> S
+where
+    S: Clone,
+    B: Actor<Msg = KvMsg, Timer = KvTimer, Random = (), Storage = HostSave>,
+{
+    let mut inner = Cow::Owned(s);
+    let mut inner_out = Out::new();
+    step(&mut inner, &mut inner_out);
+    o.append(&mut inner_out);
+    inner.into_owned()
+}
+
 impl Actor for KvNode {
     type Msg = KvMsg;
     type Timer = KvTimer;
@@ -98,6 +131,18 @@ impl Actor for KvNode {
     }
 
     fn on_msg(&self, id: Id, state: &mut Cow<KvNodeState>, src: Id, msg: KvMsg, o: &mut Out<Self>) {
+        if let Cow::Owned(outer) = state {
+            *outer = match (self, std::mem::replace(outer, KvNodeState::vacant())) {
+                (KvNode::Host(h), KvNodeState::Host(s)) => {
+                    KvNodeState::Host(owned_step(s, o, |st, out| h.on_msg(id, st, src, msg, out)))
+                }
+                (KvNode::Client(c), KvNodeState::Client(s)) => {
+                    KvNodeState::Client(owned_step(s, o, |st, out| c.on_msg(id, st, src, msg, out)))
+                }
+                _ => unreachable!("actor and state kinds always match"),
+            };
+            return;
+        }
         let current: &KvNodeState = &Cow::clone(state);
         match (self, current) {
             (KvNode::Host(h), KvNodeState::Host(s)) => {
@@ -115,6 +160,18 @@ impl Actor for KvNode {
     }
 
     fn on_timeout(&self, id: Id, state: &mut Cow<KvNodeState>, t: &KvTimer, o: &mut Out<Self>) {
+        if let Cow::Owned(outer) = state {
+            *outer = match (self, std::mem::replace(outer, KvNodeState::vacant())) {
+                (KvNode::Host(h), KvNodeState::Host(s)) => {
+                    KvNodeState::Host(owned_step(s, o, |st, out| h.on_timeout(id, st, t, out)))
+                }
+                (KvNode::Client(c), KvNodeState::Client(s)) => {
+                    KvNodeState::Client(owned_step(s, o, |st, out| c.on_timeout(id, st, t, out)))
+                }
+                _ => unreachable!("actor and state kinds always match"),
+            };
+            return;
+        }
         let current: &KvNodeState = &Cow::clone(state);
         match (self, current) {
             (KvNode::Host(h), KvNodeState::Host(s)) => {

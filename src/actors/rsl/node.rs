@@ -31,6 +31,15 @@ pub enum RslNodeState<A: App> {
 }
 
 impl<A: App> RslNodeState<A> {
+    /// A state that allocates nothing: it stands in while a step runs on the real state, moved
+    /// out of an owned `Cow` (see `owned_step`).
+    fn vacant() -> Self {
+        RslNodeState::Client(ClientState {
+            replies: Vec::new(),
+            expired: false,
+        })
+    }
+
     /// The replica state, if this is a replica.
     pub fn replica(&self) -> Option<&ReplicaState<A>> {
         match self {
@@ -67,6 +76,26 @@ fn delegate<A: App, B, S>(
     if let Cow::Owned(s) = inner_state {
         *state = Cow::Owned(wrap(s));
     }
+}
+
+/// Runs a step of the inner actor `B` on an owned inner state, moved in and back: the runtime
+/// and the simulator hand the node an owned state, and a copy per step (what `delegate` does to
+/// a borrowed one) would cost a clone of the whole state, a client's growing reply list
+/// included, on every message.
+fn owned_step<A: App, B, S>(
+    s: S,
+    o: &mut Out<RslNode<A>>,
+    step: impl FnOnce(&mut Cow<S>, &mut Out<B>),
+) -> S
+where
+    S: Clone,
+    B: Actor<Msg = RslMsg<A>, Timer = RslTimer, Random = (), Storage = ReplicaStorage<A>>,
+{
+    let mut inner = Cow::Owned(s);
+    let mut inner_out = Out::new();
+    step(&mut inner, &mut inner_out);
+    o.append(&mut inner_out);
+    inner.into_owned()
 }
 
 impl<A: App> Actor for RslNode<A> {
@@ -108,6 +137,22 @@ impl<A: App> Actor for RslNode<A> {
         msg: Self::Msg,
         o: &mut Out<Self>,
     ) {
+        if let Cow::Owned(outer) = state {
+            *outer = match (self, std::mem::replace(outer, RslNodeState::vacant())) {
+                (RslNode::Replica(r), RslNodeState::Replica(s)) => {
+                    RslNodeState::Replica(owned_step(s, o, |st, out| {
+                        r.on_msg(id, st, src, msg, out)
+                    }))
+                }
+                (RslNode::Client(c), RslNodeState::Client(s)) => {
+                    RslNodeState::Client(owned_step(s, o, |st, out| {
+                        c.on_msg(id, st, src, msg, out)
+                    }))
+                }
+                _ => unreachable!("actor and state kinds always match"),
+            };
+            return;
+        }
         let current: &RslNodeState<A> = &Cow::clone(state);
         match (self, current) {
             (RslNode::Replica(r), RslNodeState::Replica(s)) => {
@@ -131,6 +176,22 @@ impl<A: App> Actor for RslNode<A> {
         timer: &Self::Timer,
         o: &mut Out<Self>,
     ) {
+        if let Cow::Owned(outer) = state {
+            *outer = match (self, std::mem::replace(outer, RslNodeState::vacant())) {
+                (RslNode::Replica(r), RslNodeState::Replica(s)) => {
+                    RslNodeState::Replica(owned_step(s, o, |st, out| {
+                        r.on_timeout(id, st, timer, out)
+                    }))
+                }
+                (RslNode::Client(c), RslNodeState::Client(s)) => {
+                    RslNodeState::Client(owned_step(s, o, |st, out| {
+                        c.on_timeout(id, st, timer, out)
+                    }))
+                }
+                _ => unreachable!("actor and state kinds always match"),
+            };
+            return;
+        }
         let current: &RslNodeState<A> = &Cow::clone(state);
         match (self, current) {
             (RslNode::Replica(r), RslNodeState::Replica(s)) => {
