@@ -20,7 +20,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, SocketAddrV4};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
@@ -29,9 +29,104 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Actor, Command, Id, Out};
 
+use super::auth::ClusterKey;
 use super::codec::{self, DecodeError, MAX_DATAGRAM};
-use super::runtime::{Counters, RuntimeConfig};
 use super::storage::{StorageError, Store};
+
+/// Counters of one actor's runtime.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Datagrams received.
+    pub datagrams_in: AtomicU64,
+    /// Datagrams sent.
+    pub datagrams_out: AtomicU64,
+    /// Dropped: larger than the codec's limit.
+    pub dropped_oversized: AtomicU64,
+    /// Dropped: not a well-formed message.
+    pub dropped_undecodable: AtomicU64,
+    /// Dropped: from a sender this actor may not hear that message from.
+    pub dropped_unknown_sender: AtomicU64,
+    /// Dropped: not IPv4 (actor ids are IPv4 socket addresses).
+    pub dropped_not_ipv4: AtomicU64,
+    /// Dropped: from a peer's address, but without a valid MAC under the cluster key.
+    pub dropped_unauthenticated: AtomicU64,
+    /// Not sent: the message (with its MAC) does not fit one datagram.
+    pub unsent_too_large: AtomicU64,
+    /// Timers fired.
+    pub timers_fired: AtomicU64,
+    /// Saves made durable.
+    pub saves: AtomicU64,
+    /// Bytes written to storage (snapshots, log records and their framing).
+    pub saved_bytes: AtomicU64,
+    /// Groups of steps made durable together (one storage write each).
+    pub commits: AtomicU64,
+}
+
+impl Counters {
+    /// A snapshot as (name, value) pairs.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        vec![
+            ("datagrams_in", g(&self.datagrams_in)),
+            ("datagrams_out", g(&self.datagrams_out)),
+            ("dropped_oversized", g(&self.dropped_oversized)),
+            ("dropped_undecodable", g(&self.dropped_undecodable)),
+            ("dropped_unknown_sender", g(&self.dropped_unknown_sender)),
+            ("dropped_not_ipv4", g(&self.dropped_not_ipv4)),
+            ("dropped_unauthenticated", g(&self.dropped_unauthenticated)),
+            ("unsent_too_large", g(&self.unsent_too_large)),
+            ("timers_fired", g(&self.timers_fired)),
+            ("saves", g(&self.saves)),
+            ("saved_bytes", g(&self.saved_bytes)),
+            ("commits", g(&self.commits)),
+        ]
+    }
+
+    /// The snapshot as a JSON object.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        self.snapshot()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::from(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+
+    /// All datagrams dropped, whatever the reason.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_oversized.load(Ordering::Relaxed)
+            + self.dropped_undecodable.load(Ordering::Relaxed)
+            + self.dropped_unknown_sender.load(Ordering::Relaxed)
+            + self.dropped_not_ipv4.load(Ordering::Relaxed)
+            + self.dropped_unauthenticated.load(Ordering::Relaxed)
+    }
+}
+
+/// Called with the actor's state after it starts and after every event: how an
+/// operator (gauges, a status line) sees inside an actor without the actor doing I/O.
+pub type Observer<S> = Box<dyn FnMut(&S) + Send>;
+
+/// How one actor runs.
+pub struct RuntimeConfig<A: Actor> {
+    /// Senders the actor hears from unconditionally (its peers).
+    pub peers: Vec<SocketAddrV4>,
+    /// The cluster key: with it, every datagram to or from a peer carries a MAC, and one from a
+    /// peer's address without a valid MAC is dropped. Without it peers are recognised by
+    /// address alone (spoofable).
+    pub key: Option<Arc<ClusterKey>>,
+    /// Whether a message from a sender outside `peers` is accepted (e.g. client requests); a
+    /// stranger's datagram sealed with the cluster key is accepted as a peer's.
+    pub accept_from_stranger: fn(&A::Msg) -> bool,
+    /// Where the actor's storage lives (`None`: not persisted, which is unsafe across restarts
+    /// for an actor that saves).
+    pub storage: Option<Box<dyn Store<A::Storage>>>,
+    /// The actor is new: create its storage file (which must not exist yet) instead of reading
+    /// it.
+    pub init: bool,
+    /// Seed of the timer-jitter generator.
+    pub seed: u64,
+    /// Sees the state after every change.
+    pub observe: Option<Observer<A::State>>,
+}
 
 /// Nanoseconds on a process's own clock.
 pub type Nanos = u64;
