@@ -2,8 +2,9 @@
 //!
 //! IronFleet's systems — IronRSL (a MultiPaxos replicated state machine), IronKV (a sharded
 //! key-value store with delegation) and IronLock (a ring lock) — written once as [stateright]
-//! actors, and run four ways from the same code: under an exhaustive model checker, as seeded
-//! walks through the same model, in stateright's explorer, and over real UDP sockets.
+//! actors, and run from the same code under an exhaustive model checker, as seeded walks through
+//! the same model, in stateright's explorer, in a deterministic simulator of the deployed stack,
+//! and over real UDP sockets.
 //!
 //! ## Layers
 //! Each folder is one layer; a layer imports only the layers below it:
@@ -11,7 +12,8 @@
 //! | layer | holds |
 //! | --- | --- |
 //! | `cmd` (and `main.rs`) | everything the binary and the examples parse and print: flags, verbs, benchmarks, soak, charts |
-//! | [`check`], [`net`] | the system-blind checker engine over any stateright `Model`; the runtime (codec, event loop, cluster files, clusters, clients) with no printing |
+//! | [`check`], [`sim`] | the system-blind checker engine over any stateright `Model`; the deterministic simulator over any stateright `Actor` (it runs the runtime's process driver, so it sits above `net`) |
+//! | [`net`] | the runtime (codec, the sans-IO process driver and its tokio back end, cluster files, clusters, clients) with no printing |
 //! | [`model`] | per system: the model configuration and builder, ghost-history recorders, the model-only switches, every property registered by name |
 //! | [`liveness`] | per system: what must eventually happen |
 //! | [`invariants`] | per system: specs, abstraction functions, ghost histories, safety properties |

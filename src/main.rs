@@ -1,9 +1,11 @@
 //! The `ironfleet` command: one binary for every system and verb.
 //!
 //! Model verbs (`check`, `dfs`, `simulate`, `explore`) with the flags of the `check-paxos` and
-//! `check-lock` examples, and the real runtime over UDP: `rsl replica|local|client|bench`,
-//! `kv host|local|get|set|del|shard|bench`, `lock local`. Exit codes: 0 fine, 1 a property violated (or a benchmark with no completed
-//! request), 2 a bad flag, configuration or environment.
+//! `check-lock` examples, the deterministic simulator of the deployed stack (`rsl|kv|lock sim`),
+//! and the real runtime over UDP: `rsl replica|local|client|bench`,
+//! `kv host|local|get|set|del|shard|bench`, `lock local`. Exit codes: 0 fine, 1 a property
+//! violated (or a benchmark with no completed request, or a simulated seed failed), 2 a bad flag,
+//! configuration or environment.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -44,7 +44,7 @@ pub struct SimFlags {
     /// dup, reorder, corrupt, partition, crash, pause, clock, disk-error, disk-corrupt.
     #[arg(long, value_parser = parse_kinds)]
     pub faults: Option<std::vec::Vec<FaultKind>>,
-    /// On a failure, minimise the case and write it to sim-case-<seed>.json.
+    /// On a failure, minimise the case and write it to `sim-case-SEED.json`.
     #[arg(long)]
     pub shrink: bool,
     /// Write the event log of a single seed as JSON lines to this file.

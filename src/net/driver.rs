@@ -158,6 +158,9 @@ pub struct Outgoing<M> {
     pub bytes: Vec<u8>,
 }
 
+/// The datagrams a step asks to send.
+pub type Sends<M> = Vec<Outgoing<M>>;
+
 /// One actor process without I/O: its state, its timers, its store.
 pub struct Driver<A: Actor> {
     actor: A,
@@ -188,7 +191,7 @@ where
         mut cfg: RuntimeConfig<A>,
         counters: Arc<Counters>,
         now: Nanos,
-    ) -> Result<(Self, Vec<Outgoing<A::Msg>>), StorageError> {
+    ) -> Result<(Self, Sends<A::Msg>), StorageError> {
         let mut store = cfg.storage.take();
         let storage: Option<A::Storage> = match store.as_mut() {
             None => None,

@@ -1,7 +1,8 @@
 //! Shrinking a failing case: delta debugging over the scheduled faults, then fewer operations
 //! per client, then the per-datagram fault kinds switched off one by one, then a shorter fault
 //! phase. Every candidate is run again from the same seed; it is kept only if it still fails
-//! the same way (same kind of failure). Each run is deterministic, so the result replays.
+//! the same way (same kind of failure) in no more events than the case it replaces, so the
+//! shrunk run is never longer. Each run is deterministic, so the result replays.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -32,13 +33,14 @@ where
     let mut tries = 0;
     let mut best = case.clone();
     let mut best_out = run(sys, &best, &mut Observe::default());
-    let attempt = |c: &SimCase, tries: &mut usize| -> Option<SimOutcome> {
+    let attempt = |c: &SimCase, tries: &mut usize, best: &SimOutcome| -> Option<SimOutcome> {
         if *tries >= budget {
             return None;
         }
         *tries += 1;
         let out = run(sys, c, &mut Observe::default());
-        (out.failure.as_ref().map(|f| f.kind) == Some(kind)).then_some(out)
+        (out.failure.as_ref().map(|f| f.kind) == Some(kind) && out.events <= best.events)
+            .then_some(out)
     };
     // 1. Delta debugging over the schedule.
     let mut n = 2usize;
@@ -51,7 +53,7 @@ where
             let lo = i * chunk;
             let hi = (lo + chunk).min(len);
             c.schedule.drain(lo..hi);
-            if let Some(o) = attempt(&c, &mut tries) {
+            if let Some(o) = attempt(&c, &mut tries, &best_out) {
                 best = c;
                 best_out = o;
                 n = (n - 1).max(2);
@@ -70,7 +72,7 @@ where
     while best.ops > 1 && tries < budget {
         let mut c = best.clone();
         c.ops = best.ops / 2;
-        match attempt(&c, &mut tries) {
+        match attempt(&c, &mut tries, &best_out) {
             Some(o) => {
                 best = c;
                 best_out = o;
@@ -100,7 +102,7 @@ where
             FaultKind::Clock => c.mix.drift_ppm = 0,
             _ => c.mix.disk_error = 0.0,
         }
-        if let Some(o) = attempt(&c, &mut tries) {
+        if let Some(o) = attempt(&c, &mut tries, &best_out) {
             best = c;
             best_out = o;
         }
@@ -110,7 +112,7 @@ where
         let mut c = best.clone();
         c.duration_ms = best.duration_ms / 2;
         c.schedule.retain(|s| s.at_us < c.duration_ms * 1_000);
-        match attempt(&c, &mut tries) {
+        match attempt(&c, &mut tries, &best_out) {
             Some(o) => {
                 best = c;
                 best_out = o;

@@ -681,7 +681,7 @@ where
         let Some(d) = self.nodes[node].driver.as_ref() else {
             return;
         };
-        if self.failure.is_none() && self.steps % self.case.check_every.max(1) == 0 {
+        if self.failure.is_none() && self.steps.is_multiple_of(self.case.check_every.max(1)) {
             if let Err(e) = self.sys.check_state(&mut self.monitor, node, d.state()) {
                 self.fail(FailureKind::Safety, format!("node {node}: {e}"));
             }
