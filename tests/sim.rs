@@ -40,31 +40,19 @@ where
     <S::Actor as stateright::actor::Actor>::Storage: Clone + Send + Sync + 'static,
     S::Actor: Clone,
 {
-    run_seed_with(sys, seed, &flags())
-}
-
-fn run_seed_with<S>(sys: &S, seed: u64, f: &SimFlags) -> ironfleet::sim::SimOutcome
-where
-    S: SimSystem,
-    <S::Actor as stateright::actor::Actor>::Msg: serde::Serialize + serde::de::DeserializeOwned,
-    <S::Actor as stateright::actor::Actor>::Timer: Ord,
-    <S::Actor as stateright::actor::Actor>::Storage: Clone + Send + Sync + 'static,
-    S::Actor: Clone,
-{
-    let case = f.case(sys, seed);
+    let case = flags().case(sys, seed);
     run(sys, &case, &mut Observe::default())
 }
 
 /// Regression: with one replica of three down for good, a follower that lost the leader's 2b
 /// of a slot the leader had executed could never decide it; the log window filled and the
 /// cluster stalled for ever. The leader now resends its votes of executed slots to followers
-/// whose checkpoint is behind.
+/// whose checkpoint is behind. (Found at seed 798 of a 2 s, 40-operation run; the simulation has
+/// changed since, and seed 3669 of the default run is the one that shows it now: a seed pins a
+/// run of this code, so after a change to the simulation, sweep again with the fix removed.)
 #[test]
-fn rsl_seed_798_a_follower_missing_a_decided_vote_catches_up() {
-    let mut f = flags();
-    f.ops = 40;
-    f.duration = std::time::Duration::from_secs(2);
-    let out = run_seed_with(&RslSim::new(3, 2), 798, &f);
+fn rsl_seed_3669_a_follower_missing_a_decided_vote_catches_up() {
+    let out = run_seed(&RslSim::new(3, 2), 3669);
     assert!(out.failure.is_none(), "{:?}", out.failure);
 }
 
@@ -230,6 +218,12 @@ fn runtime_mutations_are_caught() {
     caught(&kv(None), &f, 0..150, None);
     f.runtime_mutation = Some(RuntimeMutation::SendPostponesTimers);
     caught(&rsl(None), &f, 0..20, Liveness);
+    // A restarted client numbering its requests from 1 again: the replicas take them for
+    // requests they executed long ago, and it waits for ever.
+    f.runtime_mutation = Some(RuntimeMutation::ClientReusesSeqno);
+    let mut sys = rsl(None);
+    sys.reuse_seqnos = true;
+    caught(&sys, &f, 0..20, Liveness);
 }
 
 /// Shrinking a caught mutation gives a shorter run that still fails the same way; the shrunk

@@ -51,7 +51,7 @@ pub struct SimFlags {
     #[arg(long)]
     pub trace: Option<PathBuf>,
     /// A deliberately broken runtime behaviour: send-after-failed-save,
-    /// send-postpones-timers.
+    /// send-postpones-timers, client-reuses-seqno (rsl).
     #[arg(long, value_parser = parse_runtime_mutation)]
     pub runtime_mutation: Option<RuntimeMutation>,
     /// Check safety after every k-th step.
@@ -86,8 +86,10 @@ pub fn parse_runtime_mutation(s: &str) -> Result<RuntimeMutation, String> {
     match s {
         "send-after-failed-save" => Ok(RuntimeMutation::SendAfterFailedSave),
         "send-postpones-timers" => Ok(RuntimeMutation::SendPostponesTimers),
+        "client-reuses-seqno" => Ok(RuntimeMutation::ClientReusesSeqno),
         _ => Err(format!(
-            "unknown runtime mutation '{s}' (known: send-after-failed-save, send-postpones-timers)"
+            "unknown runtime mutation '{s}' (known: send-after-failed-save, \
+             send-postpones-timers, client-reuses-seqno)"
         )),
     }
 }
@@ -125,6 +127,8 @@ pub struct SimSummary {
     pub milestones: std::collections::BTreeMap<String, (u64, u64)>,
     /// Wall time.
     pub wall: Duration,
+    /// Seeds whose history the linearizability search could not judge within its budget.
+    pub undecided: Vec<u64>,
 }
 
 /// Runs `seeds` (stopping at the first failure), with the determinism check if asked.
@@ -151,6 +155,7 @@ where
         faults: Default::default(),
         milestones: Default::default(),
         wall: Duration::ZERO,
+        undecided: Vec::new(),
     };
     let total = seeds.end - seeds.start;
     for seed in seeds {
@@ -171,6 +176,9 @@ where
             }
         }
         sum.seeds += 1;
+        if out.undecided {
+            sum.undecided.push(seed);
+        }
         sum.events += out.events;
         sum.virtual_us += out.virtual_us;
         for (k, v) in &out.faults {
@@ -293,6 +301,13 @@ where
             println!("  {k:<32} {v}");
         }
     }
+    if !sum.undecided.is_empty() {
+        println!(
+            "linearizability undecided (the search gave up; not judged, not failed) for {} seeds: {:?}",
+            sum.undecided.len(),
+            &sum.undecided[..sum.undecided.len().min(20)]
+        );
+    }
     println!("milestones (seeds reaching it, total):");
     for (k, (seeds, total)) in &sum.milestones {
         println!("  {k:<32} {seeds:>6} {total:>10}");
@@ -374,6 +389,9 @@ where
     if let Some(path) = &flags.trace {
         println!("trace: {}", path.display());
     }
+    if out.undecided {
+        println!("linearizability undecided: the search gave up within its budget (not judged)");
+    }
     if out.failure.is_none() {
         println!("passed");
         return Ok(0);
@@ -433,6 +451,7 @@ pub fn rsl_sim(flags: &super::model::RslFlags, sim: &SimFlags) -> Result<i32> {
     }
     let mut sys = crate::sim::rsl::RslSim::new(flags.replicas, flags.clients);
     sys.mutation = flags.mutation;
+    sys.reuse_seqnos = sim.runtime_mutation == Some(RuntimeMutation::ClientReusesSeqno);
     if let Some(n) = flags.max_client_sessions {
         sys.params.max_client_sessions = n;
     }

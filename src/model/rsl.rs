@@ -217,6 +217,7 @@ pub fn rsl_model<A: AppSpec>(cfg: RslModelCfg<A>) -> RslModel<A> {
             ops: Arc::new(ops.clone()),
             retransmit_ms: 1000,
             retransmit: switches.client_retransmits(),
+            first_seqno: 1,
         })));
     }
     let network = cfg.network.network();

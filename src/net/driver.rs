@@ -145,6 +145,10 @@ pub enum RuntimeMutation {
     /// Every send postpones the actor's armed timers by their own period again (a
     /// retransmission timer that a busy actor never reaches).
     SendPostponesTimers,
+    /// A client's new incarnation numbers its requests from 1 again (a client reusing its
+    /// sequence numbers after a restart or a timeout). Not the driver's: the simulated systems
+    /// read it when they build a client.
+    ClientReusesSeqno,
 }
 
 /// A datagram the driver wants sent, with the message it carries (for observers such as the

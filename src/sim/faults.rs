@@ -33,11 +33,14 @@ pub enum FaultKind {
     DiskError,
     /// A server's storage is found corrupt when it restarts: it must refuse to start.
     DiskCorruption,
+    /// A client process restarts as a new incarnation on the same address, abandoning the
+    /// operation it was waiting for.
+    ClientRestart,
 }
 
 impl FaultKind {
     /// Every kind, in order.
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 11] = [
         FaultKind::Loss,
         FaultKind::Duplication,
         FaultKind::Reordering,
@@ -48,6 +51,7 @@ impl FaultKind {
         FaultKind::Clock,
         FaultKind::DiskError,
         FaultKind::DiskCorruption,
+        FaultKind::ClientRestart,
     ];
 
     /// The name used by `--faults`.
@@ -63,6 +67,7 @@ impl FaultKind {
             FaultKind::Clock => "clock",
             FaultKind::DiskError => "disk-error",
             FaultKind::DiskCorruption => "disk-corrupt",
+            FaultKind::ClientRestart => "client-restart",
         }
     }
 }
@@ -134,11 +139,14 @@ impl FaultMix {
     /// kind in `pinned`, if given), and rates are drawn per kind (swarm testing).
     pub fn draw(seed: u64, allowed: &[FaultKind], pinned: Option<&[FaultKind]>) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5357_4152_4d00_0000);
-        let kinds: Vec<FaultKind> = match pinned {
+        // Client restarts came last: their coin is drawn after everything else, so that the
+        // other kinds and rates of a seed are what they were before.
+        let mut kinds: Vec<FaultKind> = match pinned {
             Some(p) => p.iter().copied().filter(|k| allowed.contains(k)).collect(),
             None => allowed
                 .iter()
                 .copied()
+                .filter(|k| *k != FaultKind::ClientRestart)
                 .filter(|_| rng.random_bool(0.5))
                 .collect(),
         };
@@ -166,6 +174,9 @@ impl FaultMix {
         } else {
             0
         };
+        if pinned.is_none() && allowed.contains(&FaultKind::ClientRestart) && rng.random_bool(0.5) {
+            kinds.push(FaultKind::ClientRestart);
+        }
         FaultMix {
             kinds,
             loss,
@@ -221,6 +232,11 @@ pub enum FaultEvent {
         /// The server.
         node: usize,
     },
+    /// Client `client` (an index among clients) restarts as a new incarnation.
+    RestartClient {
+        /// The client.
+        client: usize,
+    },
 }
 
 impl FaultEvent {
@@ -232,6 +248,7 @@ impl FaultEvent {
             FaultEvent::Pause { .. } => FaultKind::Pause,
             FaultEvent::ClockJump { .. } => FaultKind::Clock,
             FaultEvent::LoseDisk { .. } => FaultKind::DiskCorruption,
+            FaultEvent::RestartClient { .. } => FaultKind::ClientRestart,
         }
     }
 }
@@ -260,9 +277,11 @@ pub fn draw_schedule(
         FaultKind::Pause,
         FaultKind::Clock,
         FaultKind::DiskCorruption,
+        FaultKind::ClientRestart,
     ]
     .into_iter()
     .filter(|k| mix.has(*k))
+    .filter(|k| *k != FaultKind::ClientRestart || nodes > servers)
     .collect();
     let mut out = Vec::new();
     if kinds.is_empty() || servers == 0 || nodes == 0 {
@@ -312,6 +331,9 @@ pub fn draw_schedule(
             FaultKind::Clock => FaultEvent::ClockJump {
                 node: rng.random_range(0..nodes),
                 ms: ms(&mut rng),
+            },
+            FaultKind::ClientRestart => FaultEvent::RestartClient {
+                client: rng.random_range(0..nodes - servers),
             },
             _ => FaultEvent::LoseDisk {
                 node: rng.random_range(0..servers),

@@ -14,6 +14,15 @@
 //! only in the number of concurrent operations (at most the number of clients), not in the
 //! length of the history. stateright's `LinearizabilityTester` enumerates interleavings of the
 //! whole history, which is fine for a model's few operations but not for 100,000.
+//!
+//! Operations without an answer (a client that restarted, or stopped) multiply the choices: each
+//! may have taken effect anywhere after its call, or never. Two unanswered operations that are
+//! equal (two increments) are interchangeable except for their call times, and lifting the one
+//! called earlier first is never worse (it may go wherever the later one may), so the search
+//! lifts equal unanswered operations only in call order. Without this, 26 unanswered increments
+//! of a simulated counter took 22 s to check; with it, milliseconds. Nor does it lift an
+//! unanswered operation that would leave the state as it is (an abandoned read): that changes
+//! nothing but the set of lifted operations, and each such set was another state to search.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Debug;
@@ -25,7 +34,7 @@ use rand_chacha::ChaCha8Rng;
 /// A sequential specification of the service the clients use.
 pub trait SeqSpec {
     /// An operation.
-    type Op: Clone + Debug;
+    type Op: Clone + Debug + PartialEq;
     /// What an operation returns.
     type Ret: Clone + Debug + PartialEq;
     /// The state of one partition (one key, one counter).
@@ -57,23 +66,30 @@ pub struct Operation<S: SeqSpec> {
 pub struct NotLinearizable {
     /// The partition with no linearization.
     pub partition: u64,
+    /// The search gave up after [`SEARCH_BUDGET`] states without an answer (not a proof).
+    pub undecided: bool,
     /// Its operations, in call order (at most the first 40, for the report).
     pub operations: Vec<String>,
 }
 
+/// The most search states per partition before the check gives up undecided.
+pub const SEARCH_BUDGET: usize = 5_000_000;
+
 /// Checks the history: `Ok` with the number of partitions checked, or the first partition with
-/// no linearization.
+/// no linearization (or none found within the search budget).
 pub fn check<S: SeqSpec>(ops: &[Operation<S>]) -> Result<usize, NotLinearizable> {
     let mut parts: BTreeMap<u64, Vec<&Operation<S>>> = BTreeMap::new();
     for o in ops {
         parts.entry(S::partition(&o.op)).or_default().push(o);
     }
     for (p, part) in &parts {
-        if !check_partition::<S>(part) {
+        let verdict = check_partition::<S>(part);
+        if verdict != Some(true) {
             let mut sorted = part.clone();
             sorted.sort_by_key(|o| o.call);
             return Err(NotLinearizable {
                 partition: *p,
+                undecided: verdict.is_none(),
                 operations: sorted
                     .iter()
                     .take(40)
@@ -105,8 +121,8 @@ struct Entry {
     next: usize,
 }
 
-/// Wing-Gong-Lowe on one partition.
-fn check_partition<S: SeqSpec>(ops: &[&Operation<S>]) -> bool {
+/// Wing-Gong-Lowe on one partition: `Some(linearizable)`, or `None` past the search budget.
+fn check_partition<S: SeqSpec>(ops: &[&Operation<S>]) -> Option<bool> {
     let n = ops.len();
     // Entries in time order; at equal times returns before calls. Operations without a
     // return get none: they may be lifted any time after their call, or never.
@@ -147,13 +163,26 @@ fn check_partition<S: SeqSpec>(ops: &[&Operation<S>]) -> bool {
         }
     }
     let mut completed_left = ops.iter().filter(|o| o.ret.is_some()).count();
+    // For an unanswered operation, the equal unanswered one called just before it (see the
+    // module doc): it must be lifted first.
+    let mut prev_same = vec![NIL; n];
+    {
+        let mut pending: Vec<usize> = (0..n).filter(|&i| ops[i].ret.is_none()).collect();
+        pending.sort_by_key(|&i| (ops[i].call, i));
+        for (k, &i) in pending.iter().enumerate() {
+            if let Some(&j) = pending[..k].iter().rev().find(|&&j| ops[j].op == ops[i].op) {
+                prev_same[i] = j;
+            }
+        }
+    }
+    let mut lifted = vec![false; n];
     let mut rng = ChaCha8Rng::seed_from_u64(0x5a0b_4157);
     let zobrist: Vec<u128> = (0..n).map(|_| rng.random()).collect();
     let mut lifted_hash: u128 = 0;
     let mut seen: HashSet<(u128, S::State)> = HashSet::new();
     let mut state = S::init();
     // The stack of lifted operations: (op, state before it).
-    let mut stack: Vec<(usize, S::State)> = Vec::new();
+    let mut stack: Vec<(usize, S::State, u8)> = Vec::new();
     let unlink = |entries: &mut Vec<Entry>, e: usize| {
         let (p, nx) = (entries[e].prev, entries[e].next);
         entries[p].next = nx;
@@ -168,15 +197,34 @@ fn check_partition<S: SeqSpec>(ops: &[&Operation<S>]) -> bool {
             entries[nx].prev = e;
         }
     };
+    // Two passes over the candidates: answered operations first, then unanswered ones. Lifting
+    // an unanswered operation always fits (nothing to match), so trying it first sent the search
+    // down long branches that only failed much later (an increment placed too early); most
+    // histories need it only where no answered operation fits.
+    let mut pass = 1u8;
     let mut cur = entries[0].next;
     loop {
         if completed_left == 0 {
-            return true;
+            return Some(true);
+        }
+        if seen.len() > SEARCH_BUDGET {
+            return None;
         }
         if cur != NIL && entries[cur].is_call {
             let i = entries[cur].op;
+            let answered = ops[i].ret.is_some();
+            if answered != (pass == 1) || (prev_same[i] != NIL && !lifted[prev_same[i]]) {
+                cur = entries[cur].next;
+                continue;
+            }
             let mut next_state = state.clone();
             let got = S::step(&mut next_state, &ops[i].op);
+            if !answered && next_state == state {
+                // An unanswered operation with no effect here: lifting it now changes nothing
+                // but the memo key (see the module doc), and leaving it keeps every choice.
+                cur = entries[cur].next;
+                continue;
+            }
             let ok = match &ops[i].ret {
                 Some((_, want)) => *want == got,
                 None => true,
@@ -184,30 +232,37 @@ fn check_partition<S: SeqSpec>(ops: &[&Operation<S>]) -> bool {
             if ok {
                 let h = lifted_hash ^ zobrist[i];
                 if seen.insert((h, next_state.clone())) {
-                    stack.push((i, std::mem::replace(&mut state, next_state)));
+                    stack.push((i, std::mem::replace(&mut state, next_state), pass));
+                    lifted[i] = true;
                     lifted_hash = h;
                     unlink(&mut entries, call_of[i]);
                     if ret_of[i] != NIL {
                         unlink(&mut entries, ret_of[i]);
                         completed_left -= 1;
                     }
+                    pass = 1;
                     cur = entries[0].next;
                     continue;
                 }
             }
             cur = entries[cur].next;
+        } else if pass == 1 {
+            pass = 2;
+            cur = entries[0].next;
         } else {
             // A return (or the end with calls only left): some operation must come earlier.
-            let Some((i, before)) = stack.pop() else {
-                return false;
+            let Some((i, before, its_pass)) = stack.pop() else {
+                return Some(false);
             };
             state = before;
+            lifted[i] = false;
             lifted_hash ^= zobrist[i];
             if ret_of[i] != NIL {
                 relink(&mut entries, ret_of[i]);
                 completed_left += 1;
             }
             relink(&mut entries, call_of[i]);
+            pass = its_pass;
             cur = entries[call_of[i]].next;
         }
     }
@@ -348,5 +403,75 @@ mod tests {
             h.push(op(client, o, call, Some((back, ret))));
         }
         assert_eq!(check(&h).unwrap(), 8);
+    }
+}
+
+#[cfg(test)]
+mod unanswered {
+    use super::*;
+
+    /// A counter: `true` increments, `false` reads.
+    struct Counter;
+    impl SeqSpec for Counter {
+        type Op = bool;
+        type Ret = u64;
+        type State = u64;
+        fn partition(_: &bool) -> u64 {
+            0
+        }
+        fn init() -> u64 {
+            0
+        }
+        fn step(s: &mut u64, inc: &bool) -> u64 {
+            if *inc {
+                *s += 1;
+            }
+            *s
+        }
+    }
+
+    /// Regression: 30 unanswered increments, of which every other one took effect (late, as a
+    /// restarted client's abandoned request may). Each is a choice of "where, or never"; before
+    /// equal unanswered operations were lifted in call order the search tried the subsets (a
+    /// simulated history like this one took 22 s); now it is linear.
+    #[test]
+    fn many_unanswered_increments_check_quickly() {
+        let mut h = Vec::new();
+        let mut value = 0;
+        for i in 0..300u64 {
+            let t = 10 + 10 * i;
+            if i % 10 == 0 {
+                // Called here; every other one takes effect, unanswered.
+                h.push(Operation::<Counter> {
+                    client: 100 + i as usize,
+                    op: true,
+                    call: t,
+                    ret: None,
+                });
+                if i % 20 == 0 {
+                    value += 1;
+                }
+            }
+            value += 1;
+            h.push(Operation {
+                client: (i % 2) as usize,
+                op: true,
+                call: t + 1,
+                ret: Some((t + 2, value)),
+            });
+        }
+        // Unanswered reads too (abandoned gets): lifting them changes nothing.
+        for i in 0..30u64 {
+            h.push(Operation::<Counter> {
+                client: 500 + i as usize,
+                op: false,
+                call: 5 + 97 * i,
+                ret: None,
+            });
+        }
+        assert!(check(&h).is_ok());
+        // And a value no choice of the unanswered ones explains is still refused.
+        h.last_mut().unwrap().ret = Some((10_000, value + 100));
+        assert!(check(&h).is_err());
     }
 }

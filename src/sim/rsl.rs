@@ -35,6 +35,9 @@ pub struct RslSim {
     pub mutation: Option<Mutation>,
     /// Client retransmission period, ms.
     pub retransmit_ms: u64,
+    /// A broken client: a new incarnation numbers its requests from 1 again instead of from its
+    /// clock (see `ClientConfig::first_seqno`).
+    pub reuse_seqnos: bool,
 }
 
 impl RslSim {
@@ -46,6 +49,7 @@ impl RslSim {
             params: Params::default(),
             mutation: None,
             retransmit_ms: 100,
+            reuse_seqnos: false,
         }
     }
 
@@ -139,7 +143,7 @@ impl SimSystem for RslSim {
             .collect()
     }
 
-    fn actor(&self, node: usize, _start_us: u64, ops: &Arc<Vec<CounterOp>>) -> RslNode<Counter> {
+    fn actor(&self, node: usize, start_us: u64, ops: &Arc<Vec<CounterOp>>) -> RslNode<Counter> {
         let replicas: Arc<Vec<Id>> = Arc::new((0..self.replicas).map(Id::from).collect());
         if node < self.replicas {
             RslNode::Replica(Replica::new(ReplicaConfig {
@@ -155,6 +159,13 @@ impl SimSystem for RslSim {
                 ops: ops.clone(),
                 retransmit_ms: self.retransmit_ms,
                 retransmit: self.switches().client_retransmits(),
+                // As the runtime client: numbers from the clock, so that a new incarnation on
+                // the same address starts above every number an earlier one used.
+                first_seqno: if self.reuse_seqnos {
+                    1
+                } else {
+                    start_us.max(1)
+                },
             }))
         }
     }

@@ -226,6 +226,8 @@ pub struct SimOutcome {
     pub operations: u64,
     /// Datagrams the drivers dropped (corrupt, unauthenticated...), summed over nodes.
     pub dropped: u64,
+    /// The linearizability search gave up within its budget: the history was not judged.
+    pub undecided: bool,
 }
 
 /// How a run is observed (none of it changes the run).
@@ -472,6 +474,7 @@ struct World<'a, S: SimSystem> {
     history: Vec<Operation<S::Spec>>,
     faults: std::collections::BTreeMap<&'static str, u64>,
     failure: Option<Failure>,
+    undecided: bool,
 }
 
 impl<'a, S> World<'a, S>
@@ -564,6 +567,7 @@ where
             history: Vec::new(),
             faults: Default::default(),
             failure: None,
+            undecided: false,
         }
     }
 
@@ -868,6 +872,39 @@ where
                     }
                 }
             }
+            FaultEvent::RestartClient { client } => {
+                let node = self.servers + client;
+                if node >= self.nodes.len()
+                    || self.nodes[node].driver.is_none()
+                    || self.nodes[node].done
+                {
+                    return;
+                }
+                // The new incarnation takes the operations after the one it abandons (which
+                // stays in the history without an answer: it may or may not have happened).
+                let n = &self.nodes[node];
+                let invoked = n.entries.len();
+                let mut calls = 0;
+                let cut = n
+                    .ops
+                    .iter()
+                    .position(|o| {
+                        if self.sys.is_call(o) {
+                            calls += 1;
+                        }
+                        calls > invoked
+                    })
+                    .unwrap_or(n.ops.len());
+                let cut = if invoked == 0 { 0 } else { cut };
+                let rest: Vec<_> = n.ops[cut..].to_vec();
+                self.count("client restarts");
+                self.crash(node, "client restart");
+                let n = &mut self.nodes[node];
+                n.ops = Arc::new(rest);
+                n.entries.clear();
+                n.answered = 0;
+                self.start(node);
+            }
             FaultEvent::Pause { node, for_ms } => {
                 self.count("pauses");
                 let until = self.now + for_ms * MS;
@@ -1041,15 +1078,19 @@ where
             );
         }
         if self.failure.is_none() {
-            if let Err(e) = history::check::<S::Spec>(&self.history) {
-                self.fail(
+            match history::check::<S::Spec>(&self.history) {
+                Ok(_) => {}
+                // The search gave up: not a proof of anything. Counted and reported, so a
+                // person sees which seeds were not judged; the seed does not fail.
+                Err(e) if e.undecided => self.undecided = true,
+                Err(e) => self.fail(
                     FailureKind::Linearizability,
                     format!(
                         "the clients' history is not linearizable (partition {}):\n    {}",
                         e.partition,
                         e.operations.join("\n    ")
                     ),
-                );
+                ),
             }
         }
         let mut faults: Vec<(String, u64)> = self
@@ -1083,6 +1124,7 @@ where
             answered: self.history.iter().filter(|o| o.ret.is_some()).count() as u64,
             operations: self.history.len() as u64,
             dropped,
+            undecided: self.undecided,
         }
     }
 

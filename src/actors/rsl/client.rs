@@ -30,23 +30,21 @@ pub struct ClientConfig<A: App> {
     /// network turns it off, since there the request already sent can be delivered again at any
     /// time, which is exactly what a retransmission would add.
     pub retransmit: bool,
+    /// The sequence number of the first operation (1 in models). A new incarnation of a client
+    /// on the address of an earlier one must start above every number the earlier one used:
+    /// replicas answer a number they executed from their session table, so a reused number
+    /// would get the earlier operation's reply. The runtime client starts at its clock.
+    pub first_seqno: u64,
 }
 
 /// A client's state: the replies received so far, in order. The outstanding request is
-/// `ops[replies.len()]` with sequence number `replies.len() + 1`.
+/// `ops[replies.len()]` with sequence number `first_seqno + replies.len()`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ClientState<A: App> {
     /// Replies received, one per completed operation.
     pub replies: Vec<A::Reply>,
     /// Told that its session expired: it stopped, the outstanding request's outcome unknown.
     pub expired: bool,
-}
-
-impl<A: App> ClientState<A> {
-    /// The sequence number of the outstanding request (if any).
-    pub(crate) fn outstanding_seqno(&self) -> u64 {
-        self.replies.len() as u64 + 1
-    }
 }
 
 /// The client actor.
@@ -71,6 +69,11 @@ impl<A: App> Client<A> {
         s.replies.len() >= self.cfg.ops.len() || s.expired
     }
 
+    /// The sequence number of the outstanding request (if any).
+    fn outstanding_seqno(&self, s: &ClientState<A>) -> u64 {
+        self.cfg.first_seqno.saturating_add(s.replies.len() as u64)
+    }
+
     fn retransmit_period(&self) -> std::ops::Range<Duration> {
         let d = Duration::from_millis(self.cfg.retransmit_ms);
         d..d
@@ -86,7 +89,7 @@ impl<A: App> Client<A> {
     fn send_outstanding(&self, s: &ClientState<A>, o: &mut Out<Self>) {
         if let Some(op) = self.cfg.ops.get(s.replies.len()) {
             let msg = RslMsg::Request {
-                seqno: s.outstanding_seqno(),
+                seqno: self.outstanding_seqno(s),
                 op: op.clone(),
             };
             o.broadcast(self.cfg.replicas.iter(), &msg);
@@ -136,7 +139,7 @@ impl<A: App> Actor for Client<A> {
             _ => return,
         };
         if self.is_done(state)
-            || seqno != state.outstanding_seqno()
+            || seqno != self.outstanding_seqno(state)
             || !self.cfg.replicas.contains(&src)
         {
             return;
