@@ -279,7 +279,7 @@ impl CommonFlags {
 }
 
 /// The mutation part of a model's title line (empty without one).
-fn mutation_title(name: Option<&'static str>) -> String {
+pub(crate) fn mutation_title(name: Option<&'static str>) -> String {
     name.map(|n| format!(", MUTATION {n}")).unwrap_or_default()
 }
 

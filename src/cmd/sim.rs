@@ -460,10 +460,7 @@ pub fn rsl_sim(flags: &super::model::RslFlags, sim: &SimFlags) -> Result<i32> {
         flags.replicas,
         flags.clients,
         sim.ops,
-        flags
-            .mutation
-            .map(|m| format!(", mutation {}", m.name()))
-            .unwrap_or_default()
+        super::model::mutation_title(flags.mutation.map(|m| m.name()))
     );
     quiet(|| sim_main(&sys, &title, sim))
 }
@@ -496,10 +493,7 @@ pub fn kv_sim(flags: &super::model::KvFlags, sim: &SimFlags) -> Result<i32> {
         flags.clients,
         sim.ops,
         flags.keys,
-        flags
-            .mutation
-            .map(|m| format!(", mutation {}", m.name()))
-            .unwrap_or_default()
+        super::model::mutation_title(flags.mutation.map(|m| m.name()))
     );
     quiet(|| sim_main(&sys, &title, sim))
 }
@@ -519,10 +513,7 @@ pub fn lock_sim(flags: &super::model::LockFlags, sim: &SimFlags) -> Result<i32> 
         "IronLock simulation: {} nodes, until epoch {}{}",
         flags.nodes,
         sim.ops,
-        flags
-            .mutation
-            .map(|m| format!(", mutation {}", m.name()))
-            .unwrap_or_default()
+        super::model::mutation_title(flags.mutation.map(|m| m.name()))
     );
     quiet(|| sim_main(&sys, &title, sim))
 }
