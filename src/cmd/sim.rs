@@ -16,7 +16,7 @@ use super::bench::parse_duration;
 use crate::net::driver::RuntimeMutation;
 use crate::sim::faults::{parse_kinds, FaultKind};
 use crate::sim::shrink::shrink;
-use crate::sim::world::{compare_runs, run, FailureKind, Observe, SimCase, SimOutcome, SimSystem};
+use crate::sim::world::{run_checked, FailureKind, Observe, SimCase, SimOutcome, SimSystem};
 
 /// Flags of the `sim` verb (the cluster's size and a protocol `--mutation` are the system's
 /// flags, given before the verb).
@@ -160,21 +160,8 @@ where
     let total = seeds.end - seeds.start;
     for seed in seeds {
         let case = flags.case(sys, seed);
-        let mut obs = Observe {
-            keep_hashes: flags.determinism,
-            trace: None,
-        };
-        let out = run(sys, &case, &mut obs);
-        if flags.determinism {
-            let mut obs2 = Observe {
-                keep_hashes: true,
-                trace: None,
-            };
-            let again = run(sys, &case, &mut obs2);
-            if let Err(e) = compare_runs(&out, &again) {
-                bail!("seed {seed}: {e}");
-            }
-        }
+        let out = run_checked(sys, &case, &mut Observe::default(), flags.determinism)
+            .map_err(|e| anyhow::anyhow!("seed {seed}: {e}"))?;
         sum.seeds += 1;
         if out.undecided {
             sum.undecided.push(seed);
@@ -333,30 +320,17 @@ where
     S::Actor: Clone,
 {
     let mut stdout = std::io::stdout();
-    let mut obs = Observe {
-        keep_hashes: flags.determinism,
-        trace: None,
-    };
+    let mut obs = Observe::default();
     if let Some(path) = &flags.trace {
         let f = std::fs::File::create(path)
             .with_context(|| format!("creating the trace file {}", path.display()))?;
         obs.trace = Some(Box::new(std::io::BufWriter::new(f)));
     }
     let start = Instant::now();
-    let out = run(sys, case, &mut obs);
+    let out = run_checked(sys, case, &mut obs, flags.determinism)
+        .map_err(|e| anyhow::anyhow!("seed {}: {e}", case.seed))?;
     let wall = start.elapsed().as_secs_f64().max(1e-9);
     drop(obs);
-    if flags.determinism {
-        let again = run(
-            sys,
-            case,
-            &mut Observe {
-                keep_hashes: true,
-                trace: None,
-            },
-        );
-        compare_runs(&out, &again).map_err(|e| anyhow::anyhow!("seed {}: {e}", case.seed))?;
-    }
     println!(
         "{title}: seed {}, faults {}",
         case.seed,

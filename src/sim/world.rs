@@ -1172,6 +1172,33 @@ where
     }
 }
 
+/// One run of `sys` on `case`; with `determinism`, run again and compare the event logs (the
+/// self-check), an error naming the first event that differs.
+pub fn run_checked<S>(
+    sys: &S,
+    case: &SimCase,
+    observe: &mut Observe,
+    determinism: bool,
+) -> Result<SimOutcome, String>
+where
+    S: SimSystem,
+    <S::Actor as Actor>::Msg: Serialize + DeserializeOwned,
+    <S::Actor as Actor>::Timer: Ord,
+    <S::Actor as Actor>::Storage: Clone + Send + Sync + 'static,
+    S::Actor: Clone,
+{
+    observe.keep_hashes |= determinism;
+    let out = run(sys, case, observe);
+    if determinism {
+        let mut again = Observe {
+            trace: None,
+            keep_hashes: true,
+        };
+        compare_runs(&out, &run(sys, case, &mut again))?;
+    }
+    Ok(out)
+}
+
 /// Whether `a` and `b` are the same run (the determinism self-check); on a mismatch, the first
 /// event whose running hash differs.
 pub fn compare_runs(a: &SimOutcome, b: &SimOutcome) -> Result<(), String> {
