@@ -91,7 +91,13 @@ enum RslVerb {
     Model(Verb),
     /// Deterministic simulation of the deployed stack: each seed a cluster's life under faults
     /// in virtual time, checked on every step, shrinkable and replayable.
-    Sim(SimFlags),
+    Sim {
+        #[command(flatten)]
+        sim: SimFlags,
+        /// The replicated app: counter (increments and reads) or map (gets, puts, deletes).
+        #[arg(long, default_value = "counter", value_parser = ["counter", "map"])]
+        app: String,
+    },
     /// Run one replica of a cluster file until SIGINT/SIGTERM.
     Replica {
         /// The cluster file (TOML).
@@ -295,7 +301,7 @@ fn main() {
                 op,
             }) => rslc::rsl_client(target, *timeout, *op),
             Some(RslVerb::Bench(f)) => rslc::rsl_bench(f),
-            Some(RslVerb::Sim(s)) => ironfleet::cmd::sim::rsl_sim(flags, s),
+            Some(RslVerb::Sim { sim, app }) => ironfleet::cmd::sim::rsl_sim(flags, sim, app),
             Some(RslVerb::Soak(f)) => rsl_soak(f),
             Some(RslVerb::Keygen { out }) => keygen(out),
         },

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use ironfleet::actors::kv::KvMutation;
 use ironfleet::actors::lock::LockMutation;
-use ironfleet::actors::rsl::Mutation;
+use ironfleet::actors::rsl::{Counter, MapApp, Mutation};
 use ironfleet::cmd::sim::{run_seeds, SimFlags};
 use ironfleet::net::driver::RuntimeMutation;
 use ironfleet::sim::kv::KvSim;
@@ -52,7 +52,7 @@ where
 /// run of this code, so after a change to the simulation, sweep again with the fix removed.)
 #[test]
 fn rsl_seed_3669_a_follower_missing_a_decided_vote_catches_up() {
-    let out = run_seed(&RslSim::new(3, 2), 3669);
+    let out = run_seed(&RslSim::<Counter>::new(3, 2), 3669);
     assert!(out.failure.is_none(), "{:?}", out.failure);
 }
 
@@ -62,7 +62,7 @@ fn rsl_seed_3669_a_follower_missing_a_decided_vote_catches_up() {
 /// and waited for ever.
 #[test]
 fn rsl_seed_737_a_leader_behind_its_quorum_asks_for_the_state() {
-    let out = run_seed(&RslSim::new(3, 2), 737);
+    let out = run_seed(&RslSim::<Counter>::new(3, 2), 737);
     assert!(out.failure.is_none(), "{:?}", out.failure);
 }
 
@@ -92,6 +92,23 @@ fn rsl_seeds_pass_and_run_the_same_twice() {
     seeds_pass(&rsl(None));
 }
 
+/// The map app: its history is checked per key.
+#[test]
+fn rsl_map_app_seeds_pass_and_a_second_execution_is_caught() {
+    let mut f = flags();
+    f.determinism = true;
+    let map = RslSim::<MapApp>::new(3, 2);
+    let sum = run_seeds(&map, &f, 0..100, &mut std::io::sink()).unwrap();
+    assert!(
+        sum.failed.is_none(),
+        "{:?}",
+        sum.failed.map(|(s, o)| (s, o.failure))
+    );
+    let mut broken = RslSim::<MapApp>::new(3, 2);
+    broken.mutation = Some(Mutation::ExecuteTwice);
+    caught(&broken, &flags(), 0..600, FailureKind::Safety);
+}
+
 #[test]
 fn kv_seeds_pass_and_run_the_same_twice() {
     seeds_pass(&kv(None));
@@ -119,7 +136,7 @@ fn kv(mutation: Option<KvMutation>) -> KvSim {
 }
 
 fn rsl(mutation: Option<Mutation>) -> RslSim {
-    let mut r = RslSim::new(3, 2);
+    let mut r = RslSim::<Counter>::new(3, 2);
     r.mutation = mutation;
     r
 }
@@ -168,7 +185,7 @@ fn every_rsl_mutation_is_caught() {
         eprintln!("{}: caught at seed {seed}", m.name());
     }
     // Sessions expire only when the table is smaller than the clients.
-    let mut sys = RslSim::new(3, 3);
+    let mut sys = RslSim::<Counter>::new(3, 3);
     sys.params.max_client_sessions = 1;
     sys.mutation = Some(Mutation::ExecuteExpired);
     caught(&sys, &f, 0..20, Safety);

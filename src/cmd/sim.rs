@@ -418,22 +418,34 @@ where
 }
 
 /// `ironfleet rsl sim`: the RSL cluster of the system flags (replicas, clients, mutation,
-/// session table size) with the runtime's parameters.
-pub fn rsl_sim(flags: &super::model::RslFlags, sim: &SimFlags) -> Result<i32> {
+/// session table size) with the runtime's parameters, running `app` (`counter` or `map`).
+pub fn rsl_sim(flags: &super::model::RslFlags, sim: &SimFlags, app: &str) -> Result<i32> {
+    match app {
+        "counter" => rsl_sim_app::<crate::actors::rsl::Counter>(flags, sim),
+        "map" => rsl_sim_app::<crate::actors::rsl::MapApp>(flags, sim),
+        _ => bail!("--app {app}: the apps are counter and map"),
+    }
+}
+
+fn rsl_sim_app<A: crate::sim::rsl::SimApp>(
+    flags: &super::model::RslFlags,
+    sim: &SimFlags,
+) -> Result<i32> {
     if flags.replicas == 0 || flags.clients == 0 {
         bail!("--replicas and --clients must be at least 1");
     }
-    let mut sys = crate::sim::rsl::RslSim::new(flags.replicas, flags.clients);
+    let mut sys = crate::sim::rsl::RslSim::<A>::new(flags.replicas, flags.clients);
     sys.mutation = flags.mutation;
     sys.reuse_seqnos = sim.runtime_mutation == Some(RuntimeMutation::ClientReusesSeqno);
     if let Some(n) = flags.max_client_sessions {
         sys.params.max_client_sessions = n;
     }
     let title = format!(
-        "IronRSL simulation: {} replicas, {} clients x {} ops{}",
+        "IronRSL simulation: {} replicas, {} clients x {} ops of the {} app{}",
         flags.replicas,
         flags.clients,
         sim.ops,
+        A::NAME,
         super::model::mutation_title(flags.mutation.map(|m| m.name()))
     );
     quiet(|| sim_main(&sys, &title, sim))

@@ -1,5 +1,5 @@
-//! IronRSL in the simulator: replicas `0..n` running the counter app, clients after them
-//! issuing increments and reads, and a safety monitor that checks the running cluster on every
+//! IronRSL in the simulator: replicas `0..n` running the counter app (increments and reads) or
+//! the map app (gets, puts and deletes over a few keys, checked per key), clients after them, and a safety monitor that checks the running cluster on every
 //! step: agreement (a quorum of 2b votes never chooses two batches for one slot), executed
 //! prefixes agree (replicas that executed the same number of slots hold the same app state and
 //! session table, across restarts too), at most once (no two different replies for one
@@ -18,13 +18,14 @@ use super::faults::FaultKind;
 use super::history::SeqSpec;
 use super::world::SimSystem;
 use crate::actors::rsl::{
-    Ballot, Batch, Client, ClientConfig, Counter, CounterOp, ModelSwitches, Mutation, OpNum,
-    Params, Replica, ReplicaConfig, ReplicaStorage, RslMsg, RslNode, RslNodeState,
+    App, Ballot, Batch, Client, ClientConfig, Counter, CounterOp, MapApp, MapOp, MapReply,
+    ModelSwitches, Mutation, OpNum, Params, Replica, ReplicaConfig, ReplicaStorage, RslMsg,
+    RslNode, RslNodeState,
 };
 
-/// An RSL cluster to simulate.
+/// An RSL cluster to simulate, running app `A` (the counter by default).
 #[derive(Clone, Debug)]
-pub struct RslSim {
+pub struct RslSim<A: SimApp = Counter> {
     /// Replicas.
     pub replicas: usize,
     /// Clients.
@@ -38,9 +39,10 @@ pub struct RslSim {
     /// A broken client: a new incarnation numbers its requests from 1 again instead of from its
     /// clock (see `ClientConfig::first_seqno`).
     pub reuse_seqnos: bool,
+    _app: std::marker::PhantomData<A>,
 }
 
-impl RslSim {
+impl<A: SimApp> RslSim<A> {
     /// `replicas` replicas and `clients` clients with the runtime's parameters.
     pub fn new(replicas: usize, clients: usize) -> Self {
         RslSim {
@@ -50,6 +52,7 @@ impl RslSim {
             mutation: None,
             retransmit_ms: 100,
             reuse_seqnos: false,
+            _app: std::marker::PhantomData,
         }
     }
 
@@ -82,15 +85,76 @@ impl SeqSpec for CounterSeq {
     }
 }
 
+/// An app the simulator can drive: how clients draw operations, and the sequential spec the
+/// history is checked against.
+pub trait SimApp: App {
+    /// The spec, per partition.
+    type Seq: SeqSpec<Op = Self::Op, Ret = Self::Reply>;
+    /// Client `client`'s `i`-th operation.
+    fn draw(rng: &mut ChaCha8Rng, client: usize, i: usize) -> Self::Op;
+    /// Shows the app state in a violation.
+    fn show(state: &Self::State) -> String {
+        format!("{state:?}")
+    }
+}
+
+impl SimApp for Counter {
+    type Seq = CounterSeq;
+    fn draw(rng: &mut ChaCha8Rng, _: usize, _: usize) -> CounterOp {
+        if rng.random_bool(0.8) {
+            CounterOp::Inc
+        } else {
+            CounterOp::Get
+        }
+    }
+}
+
+/// The map app as the clients see it: one register per key, each operation answering the value
+/// the key held before it.
+pub struct MapSeq;
+
+impl SeqSpec for MapSeq {
+    type Op = MapOp;
+    type Ret = MapReply;
+    type State = Option<u64>;
+    fn partition(op: &MapOp) -> u64 {
+        match *op {
+            MapOp::Get(k) | MapOp::Put(k, _) | MapOp::Delete(k) => k,
+        }
+    }
+    fn init() -> Option<u64> {
+        None
+    }
+    fn step(s: &mut Option<u64>, op: &MapOp) -> MapReply {
+        match *op {
+            MapOp::Get(_) => MapReply(*s),
+            MapOp::Put(_, v) => MapReply(s.replace(v)),
+            MapOp::Delete(_) => MapReply(s.take()),
+        }
+    }
+}
+
+impl SimApp for MapApp {
+    type Seq = MapSeq;
+    /// Gets, puts of values unique to the client and operation, and deletes, over 8 keys.
+    fn draw(rng: &mut ChaCha8Rng, client: usize, i: usize) -> MapOp {
+        let k = rng.random_range(0..8);
+        match rng.random_range(0..10) {
+            0..=4 => MapOp::Get(k),
+            5..=8 => MapOp::Put(k, (client as u64 + 1) * 1_000_000 + i as u64),
+            _ => MapOp::Delete(k),
+        }
+    }
+}
+
 /// What the RSL monitor remembers.
-#[derive(Default)]
-pub struct RslMonitor {
+pub struct RslMonitor<A: App> {
     /// 2b votes per (slot, ballot, batch).
-    votes: BTreeMap<(OpNum, Ballot, Batch<Counter>), BTreeSet<usize>>,
+    votes: BTreeMap<(OpNum, Ballot, Batch<A>), BTreeSet<usize>>,
     /// The batch chosen per slot.
-    chosen: BTreeMap<OpNum, Batch<Counter>>,
+    chosen: BTreeMap<OpNum, Batch<A>>,
     /// Every reply sent, per (client, seqno).
-    replies: BTreeMap<(Id, u64), u64>,
+    replies: BTreeMap<(Id, u64), A::Reply>,
     /// A hash of the executed state per number of executed slots.
     executed: BTreeMap<OpNum, u64>,
     /// The highest promise each replica made (its acceptor's ballot).
@@ -102,10 +166,27 @@ pub struct RslMonitor {
     sessions_expired: u64,
 }
 
-impl SimSystem for RslSim {
-    type Actor = RslNode<Counter>;
-    type Spec = CounterSeq;
-    type Monitor = RslMonitor;
+impl<A: App> Default for RslMonitor<A> {
+    fn default() -> Self {
+        RslMonitor {
+            votes: BTreeMap::new(),
+            chosen: BTreeMap::new(),
+            replies: BTreeMap::new(),
+            executed: BTreeMap::new(),
+            promised: BTreeMap::new(),
+            highest_view: 0,
+            state_transfers: 0,
+            truncations: BTreeMap::new(),
+            truncated: 0,
+            sessions_expired: 0,
+        }
+    }
+}
+
+impl<A: SimApp> SimSystem for RslSim<A> {
+    type Actor = RslNode<A>;
+    type Spec = A::Seq;
+    type Monitor = RslMonitor<A>;
 
     fn name(&self) -> &'static str {
         "rsl"
@@ -131,19 +212,11 @@ impl SimSystem for RslSim {
         (self.replicas - 1) / 2
     }
 
-    fn draw_ops(&self, _client: usize, n: usize, rng: &mut ChaCha8Rng) -> Vec<CounterOp> {
-        (0..n)
-            .map(|_| {
-                if rng.random_bool(0.8) {
-                    CounterOp::Inc
-                } else {
-                    CounterOp::Get
-                }
-            })
-            .collect()
+    fn draw_ops(&self, client: usize, n: usize, rng: &mut ChaCha8Rng) -> Vec<A::Op> {
+        (0..n).map(|i| A::draw(rng, client, i)).collect()
     }
 
-    fn actor(&self, node: usize, start_us: u64, ops: &Arc<Vec<CounterOp>>) -> RslNode<Counter> {
+    fn actor(&self, node: usize, start_us: u64, ops: &Arc<Vec<A::Op>>) -> RslNode<A> {
         let replicas: Arc<Vec<Id>> = Arc::new((0..self.replicas).map(Id::from).collect());
         if node < self.replicas {
             RslNode::Replica(Replica::new(ReplicaConfig {
@@ -170,22 +243,18 @@ impl SimSystem for RslSim {
         }
     }
 
-    fn accept_from_stranger(&self) -> fn(&RslMsg<Counter>) -> bool {
+    fn accept_from_stranger(&self) -> fn(&RslMsg<A>) -> bool {
         |m| matches!(m, RslMsg::Request { .. })
     }
 
     fn fold_saves(
-        prev: Option<ReplicaStorage<Counter>>,
-        saves: Vec<ReplicaStorage<Counter>>,
-    ) -> Option<ReplicaStorage<Counter>> {
+        prev: Option<ReplicaStorage<A>>,
+        saves: Vec<ReplicaStorage<A>>,
+    ) -> Option<ReplicaStorage<A>> {
         saves.into_iter().last().or(prev)
     }
 
-    fn client_progress(
-        &self,
-        actor: &RslNode<Counter>,
-        state: &RslNodeState<Counter>,
-    ) -> (usize, usize, bool) {
+    fn client_progress(&self, actor: &RslNode<A>, state: &RslNodeState<A>) -> (usize, usize, bool) {
         match (actor, state.client()) {
             (RslNode::Client(c), Some(s)) => {
                 let answered = s.replies.len();
@@ -196,19 +265,22 @@ impl SimSystem for RslSim {
         }
     }
 
-    fn client_answer(&self, state: &RslNodeState<Counter>, k: usize) -> u64 {
-        state.client().map_or(0, |s| s.replies[k])
+    fn client_answer(&self, state: &RslNodeState<A>, k: usize) -> A::Reply {
+        state
+            .client()
+            .map(|s| s.replies[k].clone())
+            .expect("answers are read from clients only")
     }
 
-    fn monitor(&self) -> RslMonitor {
+    fn monitor(&self) -> RslMonitor<A> {
         RslMonitor::default()
     }
 
     fn check_state(
         &self,
-        mon: &mut RslMonitor,
+        mon: &mut RslMonitor<A>,
         node: usize,
-        state: &RslNodeState<Counter>,
+        state: &RslNodeState<A>,
     ) -> Result<(), String> {
         let Some(r) = state.replica() else {
             return Ok(());
@@ -236,7 +308,8 @@ impl SimSystem for RslSim {
                 return Err(format!(
                     "executed prefixes disagree: after {} slots this replica's app state or \
                      session table differs from another's (app state {})",
-                    e.ops_complete, e.app_state
+                    e.ops_complete,
+                    A::show(&e.app_state)
                 ))
             }
             Some(_) => {}
@@ -267,10 +340,10 @@ impl SimSystem for RslSim {
 
     fn check_send(
         &self,
-        mon: &mut RslMonitor,
+        mon: &mut RslMonitor<A>,
         from: usize,
         to: usize,
-        msg: &RslMsg<Counter>,
+        msg: &RslMsg<A>,
     ) -> Result<(), String> {
         match msg {
             RslMsg::TwoB { bal, opn, batch } if from < self.replicas => {
@@ -295,11 +368,11 @@ impl SimSystem for RslSim {
             }
             RslMsg::Reply { seqno, reply } if from < self.replicas => {
                 let key = (Id::from(to), *seqno);
-                if let Some(prev) = mon.replies.insert(key, *reply) {
+                if let Some(prev) = mon.replies.insert(key, reply.clone()) {
                     if prev != *reply {
                         return Err(format!(
-                            "at most once: request {seqno} of node {to} answered {prev} and then \
-                             {reply} (executed twice)"
+                            "at most once: request {seqno} of node {to} answered {prev:?} and \
+                             then {reply:?} (executed twice)"
                         ));
                     }
                 }
@@ -309,7 +382,7 @@ impl SimSystem for RslSim {
         Ok(())
     }
 
-    fn milestones(&self, mon: &RslMonitor) -> Vec<(&'static str, u64)> {
+    fn milestones(&self, mon: &RslMonitor<A>) -> Vec<(&'static str, u64)> {
         vec![
             ("slots chosen", mon.chosen.len() as u64),
             ("view changes", mon.highest_view),
