@@ -354,6 +354,9 @@ impl SeqSpec for Register {
 }
 
 impl SimSystem for PbSim {
+    type Msg = PbMsg;
+    type Timer = PbTimer;
+    type Storage = Durable;
     type Actor = Pb;
     type Spec = Register;
     type Monitor = u64; // the backup's sequence number

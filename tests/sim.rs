@@ -35,10 +35,6 @@ fn flags() -> SimFlags {
 fn run_seed<S>(sys: &S, seed: u64) -> ironfleet::sim::SimOutcome
 where
     S: SimSystem,
-    <S::Actor as stateright::actor::Actor>::Msg: serde::Serialize + serde::de::DeserializeOwned,
-    <S::Actor as stateright::actor::Actor>::Timer: Ord,
-    <S::Actor as stateright::actor::Actor>::Storage: Clone + Send + Sync + 'static,
-    S::Actor: Clone,
 {
     let case = flags().case(sys, seed);
     run(sys, &case, &mut Observe::default())
@@ -70,10 +66,6 @@ fn rsl_seed_737_a_leader_behind_its_quorum_asks_for_the_state() {
 fn seeds_pass<S>(sys: &S)
 where
     S: SimSystem,
-    <S::Actor as stateright::actor::Actor>::Msg: serde::Serialize + serde::de::DeserializeOwned,
-    <S::Actor as stateright::actor::Actor>::Timer: Ord,
-    <S::Actor as stateright::actor::Actor>::Storage: Clone + Send + Sync + 'static,
-    S::Actor: Clone,
 {
     let mut f = flags();
     f.determinism = true;
@@ -145,10 +137,6 @@ fn rsl(mutation: Option<Mutation>) -> RslSim {
 fn caught<S>(sys: &S, f: &SimFlags, seeds: Range<u64>, kind: impl Into<Option<FailureKind>>) -> u64
 where
     S: SimSystem,
-    <S::Actor as stateright::actor::Actor>::Msg: serde::Serialize + serde::de::DeserializeOwned,
-    <S::Actor as stateright::actor::Actor>::Timer: Ord,
-    <S::Actor as stateright::actor::Actor>::Storage: Clone + Send + Sync + 'static,
-    S::Actor: Clone,
 {
     let sum = run_seeds(sys, f, seeds.clone(), &mut std::io::sink()).unwrap();
     let (seed, out) = sum

@@ -8,9 +8,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use stateright::actor::Actor;
 
 use super::bench::parse_duration;
 use crate::net::driver::RuntimeMutation;
@@ -140,10 +137,6 @@ pub fn run_seeds<S>(
 ) -> Result<SimSummary>
 where
     S: SimSystem,
-    <S::Actor as Actor>::Msg: Serialize + DeserializeOwned,
-    <S::Actor as Actor>::Timer: Ord,
-    <S::Actor as Actor>::Storage: Clone + Send + Sync + 'static,
-    S::Actor: Clone,
 {
     let start = Instant::now();
     let mut last_print = Instant::now();
@@ -237,10 +230,6 @@ fn print_failure(out: &mut dyn Write, seed: u64, o: &SimOutcome) -> Result<()> {
 pub fn sim_main<S>(sys: &S, title: &str, flags: &SimFlags) -> Result<i32>
 where
     S: SimSystem,
-    <S::Actor as Actor>::Msg: Serialize + DeserializeOwned,
-    <S::Actor as Actor>::Timer: Ord,
-    <S::Actor as Actor>::Storage: Clone + Send + Sync + 'static,
-    S::Actor: Clone,
 {
     let mut stdout = std::io::stdout();
     if flags.ops == 0 {
@@ -314,10 +303,6 @@ where
 fn replay_one<S>(sys: &S, title: &str, flags: &SimFlags, case: &SimCase) -> Result<i32>
 where
     S: SimSystem,
-    <S::Actor as Actor>::Msg: Serialize + DeserializeOwned,
-    <S::Actor as Actor>::Timer: Ord,
-    <S::Actor as Actor>::Storage: Clone + Send + Sync + 'static,
-    S::Actor: Clone,
 {
     let mut stdout = std::io::stdout();
     let mut obs = Observe::default();
@@ -383,10 +368,6 @@ where
 fn shrink_and_report<S>(sys: &S, _flags: &SimFlags, case: &SimCase, out: &SimOutcome) -> Result<()>
 where
     S: SimSystem,
-    <S::Actor as Actor>::Msg: Serialize + DeserializeOwned,
-    <S::Actor as Actor>::Timer: Ord,
-    <S::Actor as Actor>::Storage: Clone + Send + Sync + 'static,
-    S::Actor: Clone,
 {
     let kind = out.failure.as_ref().context("no failure to shrink")?.kind;
     let s = shrink(sys, case, kind, 300);

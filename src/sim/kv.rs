@@ -17,7 +17,7 @@ use super::history::SeqSpec;
 use super::world::SimSystem;
 use crate::actors::kv::{
     ClientOp, Host, HostConfig, HostSave, Key, KeyRange, KvClient, KvClientConfig, KvModelSwitches,
-    KvMsg, KvMutation, KvNode, KvNodeState, KvParams, KvPayload, Persistence, Value,
+    KvMsg, KvMutation, KvNode, KvNodeState, KvParams, KvPayload, KvTimer, Persistence, Value,
 };
 
 /// A KV cluster to simulate.
@@ -103,6 +103,9 @@ pub struct KvMonitor {
 }
 
 impl SimSystem for KvSim {
+    type Msg = KvMsg;
+    type Timer = KvTimer;
+    type Storage = HostSave;
     type Actor = KvNode;
     type Spec = TableSeq;
     type Monitor = KvMonitor;

@@ -16,7 +16,7 @@ use stateright::actor::Id;
 use super::faults::FaultKind;
 use super::history::SeqSpec;
 use super::world::SimSystem;
-use crate::actors::lock::{LockConfig, LockMsg, LockMutation, LockNode, LockState};
+use crate::actors::lock::{LockConfig, LockMsg, LockMutation, LockNode, LockState, LockTimer};
 
 /// A ring to simulate.
 #[derive(Clone, Debug)]
@@ -54,6 +54,9 @@ pub struct LockMonitor {
 }
 
 impl SimSystem for LockSim {
+    type Msg = LockMsg;
+    type Timer = LockTimer;
+    type Storage = ();
     type Actor = LockNode;
     type Spec = NoOps;
     type Monitor = LockMonitor;

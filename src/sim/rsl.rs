@@ -20,7 +20,7 @@ use super::world::SimSystem;
 use crate::actors::rsl::{
     App, Ballot, Batch, Client, ClientConfig, Counter, CounterOp, MapApp, MapOp, MapReply,
     ModelSwitches, Mutation, OpNum, Params, Replica, ReplicaConfig, ReplicaStorage, RslMsg,
-    RslNode, RslNodeState,
+    RslNode, RslNodeState, RslTimer,
 };
 
 /// An RSL cluster to simulate, running app `A` (the counter by default).
@@ -184,6 +184,9 @@ impl<A: App> Default for RslMonitor<A> {
 }
 
 impl<A: SimApp> SimSystem for RslSim<A> {
+    type Msg = RslMsg<A>;
+    type Timer = RslTimer;
+    type Storage = ReplicaStorage<A>;
     type Actor = RslNode<A>;
     type Spec = A::Seq;
     type Monitor = RslMonitor<A>;

@@ -4,10 +4,6 @@
 //! the same way (same kind of failure) in no more events than the case it replaces, so the
 //! shrunk run is never longer. Each run is deterministic, so the result replays.
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use stateright::actor::Actor;
-
 use super::faults::FaultKind;
 use super::world::{run, FailureKind, Observe, SimCase, SimOutcome, SimSystem};
 
@@ -25,10 +21,6 @@ pub struct Shrunk {
 pub fn shrink<S>(sys: &S, case: &SimCase, kind: FailureKind, budget: usize) -> Shrunk
 where
     S: SimSystem,
-    <S::Actor as Actor>::Msg: Serialize + DeserializeOwned,
-    <S::Actor as Actor>::Timer: Ord,
-    <S::Actor as Actor>::Storage: Clone + Send + Sync + 'static,
-    S::Actor: Clone,
 {
     let mut tries = 0;
     let mut best = case.clone();

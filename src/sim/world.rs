@@ -47,8 +47,14 @@ use crate::net::storage::{StorageError, Store};
 /// What the simulator must know about a system: its actors, its clients' operations, its disk
 /// semantics, and the safety properties it can evaluate on a running cluster.
 pub trait SimSystem {
+    /// The messages, sent as datagrams.
+    type Msg: Serialize + DeserializeOwned + std::fmt::Debug;
+    /// The timers, ordered (the driver keeps them in a map).
+    type Timer: Ord;
+    /// What a server stores, on a simulated disk.
+    type Storage: Clone + Send + Sync + 'static;
     /// The actor type of every node (servers and clients).
-    type Actor: Actor;
+    type Actor: Actor<Msg = Self::Msg, Timer = Self::Timer, Storage = Self::Storage> + Clone;
     /// The sequential spec of what the clients do, for the linearizability check.
     type Spec: SeqSpec;
     /// The safety monitor's state (what it remembers across steps).
@@ -444,10 +450,6 @@ const MS: u64 = 1_000_000;
 pub fn run<S>(sys: &S, case: &SimCase, observe: &mut Observe) -> SimOutcome
 where
     S: SimSystem,
-    <S::Actor as Actor>::Msg: Serialize + DeserializeOwned,
-    <S::Actor as Actor>::Timer: Ord,
-    <S::Actor as Actor>::Storage: Clone + Send + Sync + 'static,
-    S::Actor: Clone,
 {
     World::new(sys, case, observe).run()
 }
@@ -480,10 +482,6 @@ struct World<'a, S: SimSystem> {
 impl<'a, S> World<'a, S>
 where
     S: SimSystem,
-    <S::Actor as Actor>::Msg: Serialize + DeserializeOwned,
-    <S::Actor as Actor>::Timer: Ord,
-    <S::Actor as Actor>::Storage: Clone + Send + Sync + 'static,
-    S::Actor: Clone,
 {
     fn new(sys: &'a S, case: &'a SimCase, obs: &'a mut Observe) -> Self {
         let servers = sys.servers();
@@ -1182,10 +1180,6 @@ pub fn run_checked<S>(
 ) -> Result<SimOutcome, String>
 where
     S: SimSystem,
-    <S::Actor as Actor>::Msg: Serialize + DeserializeOwned,
-    <S::Actor as Actor>::Timer: Ord,
-    <S::Actor as Actor>::Storage: Clone + Send + Sync + 'static,
-    S::Actor: Clone,
 {
     observe.keep_hashes |= determinism;
     let out = run(sys, case, observe);
