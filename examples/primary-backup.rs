@@ -85,6 +85,11 @@ enum Pb {
         /// Resend on a timer (always at run time; a model on a duplicating network redelivers
         /// instead, which keeps it finite).
         retransmit: bool,
+        /// The id of the first operation. A client restarted on the address of an earlier one
+        /// must start above every id that one used, or the primary takes its new writes for old
+        /// ones it already applied and acknowledges them unapplied (found by the simulator's
+        /// client restarts). The simulated client starts at its clock.
+        first_id: u64,
     },
 }
 
@@ -105,8 +110,8 @@ enum PbState {
 const RETRANSMIT: Duration = Duration::from_millis(50);
 
 impl Pb {
-    fn request(ops: &[RegOp], next: usize) -> Option<PbMsg> {
-        let id = next as u64 + 1;
+    fn request(ops: &[RegOp], first_id: u64, next: usize) -> Option<PbMsg> {
+        let id = first_id + next as u64;
         ops.get(next).map(|op| match op {
             RegOp::Put(value) => PbMsg::Put { id, value: *value },
             RegOp::Get => PbMsg::Get { id },
@@ -130,8 +135,9 @@ impl Actor for Pb {
                 primary,
                 ops,
                 retransmit,
+                first_id,
             } => {
-                if let Some(m) = Self::request(ops, 0) {
+                if let Some(m) = Self::request(ops, *first_id, 0) {
                     o.send(*primary, m);
                     if *retransmit {
                         o.set_timer(PbTimer::Retransmit, RETRANSMIT..RETRANSMIT);
@@ -199,7 +205,16 @@ impl Actor for Pb {
                     o.send(src, PbMsg::ReplicateOk { seq });
                 }
             }
-            (Pb::Client { primary, ops, .. }, PbState::Client { next, answers }, reply) => {
+            (
+                Pb::Client {
+                    primary,
+                    ops,
+                    first_id,
+                    ..
+                },
+                PbState::Client { next, answers },
+                reply,
+            ) => {
                 let (id, answer) = match reply {
                     PbMsg::PutOk { id } => match ops.get(*next) {
                         Some(RegOp::Put(v)) => (id, *v),
@@ -208,12 +223,12 @@ impl Actor for Pb {
                     PbMsg::GetOk { id, value } => (id, value),
                     _ => return,
                 };
-                if id != *next as u64 + 1 || src != *primary {
+                if id != *first_id + *next as u64 || src != *primary {
                     return;
                 }
                 answers.push(answer);
                 *next += 1;
-                match Self::request(ops, *next) {
+                match Self::request(ops, *first_id, *next) {
                     Some(m) => o.send(*primary, m),
                     None => o.cancel_timer(PbTimer::Retransmit),
                 }
@@ -240,8 +255,16 @@ impl Actor for Pb {
                 );
                 o.set_timer(PbTimer::Retransmit, RETRANSMIT..RETRANSMIT);
             }
-            (Pb::Client { primary, ops, .. }, PbState::Client { next, .. }) => {
-                if let Some(m) = Self::request(ops, *next) {
+            (
+                Pb::Client {
+                    primary,
+                    ops,
+                    first_id,
+                    ..
+                },
+                PbState::Client { next, .. },
+            ) => {
+                if let Some(m) = Self::request(ops, *first_id, *next) {
                     o.send(*primary, m);
                     o.set_timer(PbTimer::Retransmit, RETRANSMIT..RETRANSMIT);
                 }
@@ -283,11 +306,13 @@ fn model(ack_early: bool) -> ActorModel<Pb, (), ()> {
             primary: p,
             ops: Arc::new(vec![RegOp::Put(1), RegOp::Get]),
             retransmit: false,
+            first_id: 1,
         })
         .actor(Pb::Client {
             primary: p,
             ops: Arc::new(vec![RegOp::Put(2)]),
             retransmit: false,
+            first_id: 1,
         })
         .init_network(Network::new_unordered_duplicating([]))
         .max_crashes(1)
@@ -393,7 +418,7 @@ impl SimSystem for PbSim {
             })
             .collect()
     }
-    fn actor(&self, node: usize, _: u64, ops: &Arc<Vec<RegOp>>) -> Pb {
+    fn actor(&self, node: usize, start_us: u64, ops: &Arc<Vec<RegOp>>) -> Pb {
         match node {
             0 => Pb::Primary {
                 backup: Id::from(1usize),
@@ -405,6 +430,7 @@ impl SimSystem for PbSim {
                 primary: Id::from(0usize),
                 ops: ops.clone(),
                 retransmit: true,
+                first_id: start_us.max(1),
             },
         }
     }
@@ -474,6 +500,7 @@ fn udp() -> anyhow::Result<i32> {
                 primary: Id::from(p),
                 ops: ops.clone(),
                 retransmit: true,
+                first_id: 1,
             },
         ];
         let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
