@@ -229,6 +229,12 @@ fn runtime_mutations_are_caught() {
     let mut sys = rsl(None);
     sys.reuse_seqnos = true;
     caught(&sys, &f, 0..20, Liveness);
+    // A restarted process that reads nothing back from its storage: a KV host forgets its
+    // delegations and claims every key again (or has lost the pairs its clients wait on); a
+    // replica forgets its promises and votes.
+    f.runtime_mutation = Some(RuntimeMutation::RestartWithoutStorage);
+    caught(&kv(None), &f, 0..20, None);
+    caught(&rsl(None), &f, 0..20, None);
 }
 
 /// Shrinking a caught mutation gives a shorter run that still fails the same way; the shrunk

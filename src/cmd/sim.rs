@@ -48,7 +48,7 @@ pub struct SimFlags {
     #[arg(long)]
     pub trace: Option<PathBuf>,
     /// A deliberately broken runtime behaviour: send-after-failed-save,
-    /// send-postpones-timers, client-reuses-seqno (rsl).
+    /// send-postpones-timers, client-reuses-seqno (rsl), restart-without-storage.
     #[arg(long, value_parser = parse_runtime_mutation)]
     pub runtime_mutation: Option<RuntimeMutation>,
     /// Check safety after every k-th step.
@@ -84,9 +84,10 @@ pub fn parse_runtime_mutation(s: &str) -> Result<RuntimeMutation, String> {
         "send-after-failed-save" => Ok(RuntimeMutation::SendAfterFailedSave),
         "send-postpones-timers" => Ok(RuntimeMutation::SendPostponesTimers),
         "client-reuses-seqno" => Ok(RuntimeMutation::ClientReusesSeqno),
+        "restart-without-storage" => Ok(RuntimeMutation::RestartWithoutStorage),
         _ => Err(format!(
             "unknown runtime mutation '{s}' (known: send-after-failed-save, \
-             send-postpones-timers, client-reuses-seqno)"
+             send-postpones-timers, client-reuses-seqno, restart-without-storage)"
         )),
     }
 }

@@ -149,6 +149,10 @@ pub enum RuntimeMutation {
     /// sequence numbers after a restart or a timeout). Not the driver's: the simulated systems
     /// read it when they build a client.
     ClientReusesSeqno,
+    /// A restarted process starts as if its storage were empty (a storage layer that reads
+    /// nothing back, or a data directory that moved): a KV host forgets its delegations and
+    /// claims every key again; a replica forgets its promises and votes.
+    RestartWithoutStorage,
 }
 
 /// A datagram the driver wants sent, with the message it carries (for observers such as the
@@ -192,9 +196,22 @@ where
     pub fn start(
         actor: A,
         id: Id,
+        cfg: RuntimeConfig<A>,
+        counters: Arc<Counters>,
+        now: Nanos,
+    ) -> Result<(Self, Sends<A::Msg>), StorageError> {
+        Self::start_mutated(actor, id, cfg, counters, now, RuntimeMutation::None)
+    }
+
+    /// [`Driver::start`] with a deliberately broken behaviour switched on (tests and the
+    /// simulator only).
+    pub fn start_mutated(
+        actor: A,
+        id: Id,
         mut cfg: RuntimeConfig<A>,
         counters: Arc<Counters>,
         now: Nanos,
+        mutation: RuntimeMutation,
     ) -> Result<(Self, Sends<A::Msg>), StorageError> {
         let mut store = cfg.storage.take();
         let storage: Option<A::Storage> = match store.as_mut() {
@@ -205,6 +222,10 @@ where
                 }
                 f.load()?
             }
+        };
+        let storage = match mutation {
+            RuntimeMutation::RestartWithoutStorage => None,
+            _ => storage,
         };
         let mut out = Out::new();
         let state = actor.on_start(id, &storage, &mut out);
@@ -219,16 +240,11 @@ where
             cfg,
             store,
             counters,
-            mutation: RuntimeMutation::None,
+            mutation,
         };
         d.observe();
         let sends = d.commit(out, now)?;
         Ok((d, sends))
-    }
-
-    /// Switches on a deliberately broken behaviour (tests and the simulator only).
-    pub fn set_mutation(&mut self, m: RuntimeMutation) {
-        self.mutation = m;
     }
 
     /// The actor's current state.

@@ -638,9 +638,10 @@ where
         };
         let local = n.clock.local(self.now);
         let actor = self.sys.actor(node, local / 1_000, &n.ops);
-        match Driver::start(actor, Id::from(node), cfg, n.counters.clone(), local) {
-            Ok((mut d, sends)) => {
-                d.set_mutation(self.case.runtime_mutation);
+        let counters = n.counters.clone();
+        let mutation = self.case.runtime_mutation;
+        match Driver::start_mutated(actor, Id::from(node), cfg, counters, local, mutation) {
+            Ok((d, sends)) => {
                 self.nodes[node].driver = Some(d);
                 let inc = self.nodes[node].inc;
                 self.trace(node, "start", || format!("incarnation {inc}"));
