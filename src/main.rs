@@ -94,8 +94,10 @@ enum RslVerb {
     Sim {
         #[command(flatten)]
         sim: SimFlags,
-        /// The replicated app: counter (increments and reads) or map (gets, puts, deletes).
-        #[arg(long, default_value = "counter", value_parser = ["counter", "map"])]
+        /// The replicated app: counter (increments and reads), map (gets, puts, deletes of
+        /// numbers) or store (gets, puts, deletes of 2 KB values over 48 keys: state transfer
+        /// in several datagrams).
+        #[arg(long, default_value = "counter", value_parser = ["counter", "map", "store"])]
         app: String,
     },
     /// Run one replica of a cluster file until SIGINT/SIGTERM.

@@ -48,7 +48,8 @@ pub struct SimFlags {
     #[arg(long)]
     pub trace: Option<PathBuf>,
     /// A deliberately broken runtime behaviour: send-after-failed-save,
-    /// send-postpones-timers, client-reuses-seqno (rsl), restart-without-storage.
+    /// send-postpones-timers, client-reuses-seqno (rsl), restart-without-storage,
+    /// state-transfer-in-one-message (rsl).
     #[arg(long, value_parser = parse_runtime_mutation)]
     pub runtime_mutation: Option<RuntimeMutation>,
     /// Check safety after every k-th step.
@@ -85,9 +86,11 @@ pub fn parse_runtime_mutation(s: &str) -> Result<RuntimeMutation, String> {
         "send-postpones-timers" => Ok(RuntimeMutation::SendPostponesTimers),
         "client-reuses-seqno" => Ok(RuntimeMutation::ClientReusesSeqno),
         "restart-without-storage" => Ok(RuntimeMutation::RestartWithoutStorage),
+        "state-transfer-in-one-message" => Ok(RuntimeMutation::StateTransferInOneMessage),
         _ => Err(format!(
             "unknown runtime mutation '{s}' (known: send-after-failed-save, \
-             send-postpones-timers, client-reuses-seqno, restart-without-storage)"
+             send-postpones-timers, client-reuses-seqno, restart-without-storage, \
+             state-transfer-in-one-message)"
         )),
     }
 }
@@ -405,7 +408,8 @@ pub fn rsl_sim(flags: &super::model::RslFlags, sim: &SimFlags, app: &str) -> Res
     match app {
         "counter" => rsl_sim_app::<crate::actors::rsl::Counter>(flags, sim),
         "map" => rsl_sim_app::<crate::actors::rsl::MapApp>(flags, sim),
-        _ => bail!("--app {app}: the apps are counter and map"),
+        "store" => rsl_sim_app::<crate::actors::rsl::StoreApp>(flags, sim),
+        _ => bail!("--app {app}: the apps are counter, map and store"),
     }
 }
 
@@ -416,9 +420,9 @@ fn rsl_sim_app<A: crate::sim::rsl::SimApp>(
     if flags.replicas == 0 || flags.clients == 0 {
         bail!("--replicas and --clients must be at least 1");
     }
-    let mut sys = crate::sim::rsl::RslSim::<A>::new(flags.replicas, flags.clients);
+    let mut sys = crate::sim::rsl::RslSim::<A>::new(flags.replicas, flags.clients)
+        .with_runtime_mutation(sim.runtime_mutation.unwrap_or_default());
     sys.mutation = flags.mutation;
-    sys.reuse_seqnos = sim.runtime_mutation == Some(RuntimeMutation::ClientReusesSeqno);
     if let Some(n) = flags.max_client_sessions {
         sys.params.max_client_sessions = n;
     }

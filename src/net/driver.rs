@@ -153,6 +153,11 @@ pub enum RuntimeMutation {
     /// nothing back, or a data directory that moved): a KV host forgets its delegations and
     /// claims every key again; a replica forgets its promises and votes.
     RestartWithoutStorage,
+    /// State transfer sends the whole snapshot in one message, as IronRSL does, instead of in
+    /// chunks that fit a datagram: once the app state outgrows a datagram the message is never
+    /// sent, and a replica behind the log's truncation point never catches up. Not the
+    /// driver's: the simulated RSL system reads it when it sets the replicas' parameters.
+    StateTransferInOneMessage,
 }
 
 /// A datagram the driver wants sent, with the message it carries (for observers such as the

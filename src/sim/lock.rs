@@ -161,7 +161,12 @@ impl SimSystem for LockSim {
         vec![("highest epoch", mon.highest)]
     }
 
-    fn finished(&self, mon: &LockMonitor) -> bool {
-        mon.highest >= self.target_epoch
+    fn waiting_for(&self, mon: &LockMonitor, _: &[Option<&LockState>]) -> Option<String> {
+        (mon.highest < self.target_epoch).then(|| {
+            format!(
+                "the lock reached epoch {} of {}",
+                mon.highest, self.target_epoch
+            )
+        })
     }
 }

@@ -130,11 +130,19 @@ pub trait SimSystem {
         to: usize,
         msg: &<Self::Actor as Actor>::Msg,
     ) -> Result<(), String>;
+    /// `node` (re)started: a monitor that caches what it checked of a node forgets it.
+    fn started(&self, _mon: &mut Self::Monitor, _node: usize) {}
     /// Milestones the monitor saw (view changes, state transfers, range moves...).
     fn milestones(&self, mon: &Self::Monitor) -> Vec<(&'static str, u64)>;
-    /// Whether the run can end: by default, when every client finished.
-    fn finished(&self, _mon: &Self::Monitor) -> bool {
-        true
+    /// What the system still waits for once every client finished, judged from the monitor and
+    /// the states of the servers that are up (`None` for one that is down); `None` when the
+    /// run can end. By default nothing: the run ends when every client finished.
+    fn waiting_for(
+        &self,
+        _mon: &Self::Monitor,
+        _servers: &[Option<&<Self::Actor as Actor>::State>],
+    ) -> Option<String> {
+        None
     }
 }
 
@@ -642,6 +650,7 @@ where
         let mutation = self.case.runtime_mutation;
         match Driver::start_mutated(actor, Id::from(node), cfg, counters, local, mutation) {
             Ok((d, sends)) => {
+                self.sys.started(&mut self.monitor, node);
                 self.nodes[node].driver = Some(d);
                 let inc = self.nodes[node].inc;
                 self.trace(node, "start", || format!("incarnation {inc}"));
@@ -945,7 +954,16 @@ where
     }
 
     fn clients_done(&self) -> bool {
-        self.nodes[self.servers..].iter().all(|n| n.done) && self.sys.finished(&self.monitor)
+        self.nodes[self.servers..].iter().all(|n| n.done) && self.system_waits_for().is_none()
+    }
+
+    /// What the system still waits for (see [`SimSystem::waiting_for`]).
+    fn system_waits_for(&self) -> Option<String> {
+        let servers: Vec<Option<&<S::Actor as Actor>::State>> = self.nodes[..self.servers]
+            .iter()
+            .map(|n| n.driver.as_ref().map(|d| d.state()))
+            .collect();
+        self.sys.waiting_for(&self.monitor, &servers)
     }
 
     fn run(mut self) -> SimOutcome {
@@ -1052,13 +1070,7 @@ where
                 .filter(|&i| self.nodes[i].driver.is_none())
                 .collect();
             let waiting = if waiting.is_empty() {
-                let m: Vec<String> = self
-                    .sys
-                    .milestones(&self.monitor)
-                    .into_iter()
-                    .map(|(k, v)| format!("{k} {v}"))
-                    .collect();
-                format!("the system's goal was not reached ({})", m.join(", "))
+                self.system_waits_for().unwrap_or_default()
             } else {
                 waiting.join(", ")
             };

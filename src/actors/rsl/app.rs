@@ -2,7 +2,8 @@
 //!
 //! An [`App`] is a deterministic state machine: `execute(state, op) -> reply`. IronRSL replicates
 //! it: every replica executes the same decided batches in the same order. The reference app of
-//! IronFleet is a [`Counter`]; [`MapApp`] is a small map (an RSL app, not IronKV).
+//! IronFleet is a [`Counter`]; [`MapApp`] is a small map of numbers and [`StoreApp`] a
+//! key-value store of byte strings (RSL apps, not IronKV).
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -103,6 +104,60 @@ impl App for MapApp {
     }
 }
 
+/// A byte string, shown in traces and reports by its length and a few leading bytes rather
+/// than in full.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Blob(pub Vec<u8>);
+
+impl Debug for Blob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "blob({} B", self.0.len())?;
+        for b in self.0.iter().take(8) {
+            write!(f, " {b:02x}")?;
+        }
+        if self.0.len() > 8 {
+            write!(f, " ..")?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// Operations of the [`StoreApp`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum StoreOp {
+    /// Reads a key.
+    Get(u64),
+    /// Writes a key.
+    Put(u64, Blob),
+    /// Removes a key.
+    Delete(u64),
+}
+
+/// Replies of the [`StoreApp`]: the value a key held before the operation (for `Get`, the
+/// current value).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StoreReply(pub Option<Blob>);
+
+/// A replicated key-value store of byte strings: its state outgrows a datagram long before
+/// a counter's does, so it exercises state transfer in chunks (and a reply of kilobytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreApp;
+
+impl App for StoreApp {
+    type Op = StoreOp;
+    type Reply = StoreReply;
+    type State = BTreeMap<u64, Blob>;
+    const NAME: &'static str = "store";
+
+    fn execute(state: &mut BTreeMap<u64, Blob>, op: &StoreOp) -> StoreReply {
+        match op {
+            StoreOp::Get(k) => StoreReply(state.get(k).cloned()),
+            StoreOp::Put(k, v) => StoreReply(state.insert(*k, v.clone())),
+            StoreOp::Delete(k) => StoreReply(state.remove(k)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +185,28 @@ mod tests {
             MapReply(Some(6))
         );
         assert_eq!(MapApp::execute(&mut s, &MapOp::Get(1)), MapReply(None));
+    }
+
+    #[test]
+    fn store_returns_previous_values_and_shows_blobs_briefly() {
+        let mut s = BTreeMap::new();
+        let v = Blob(vec![7; 2_000]);
+        assert_eq!(
+            StoreApp::execute(&mut s, &StoreOp::Put(1, v.clone())),
+            StoreReply(None)
+        );
+        assert_eq!(
+            StoreApp::execute(&mut s, &StoreOp::Get(1)),
+            StoreReply(Some(v.clone()))
+        );
+        assert_eq!(
+            StoreApp::execute(&mut s, &StoreOp::Delete(1)),
+            StoreReply(Some(v.clone()))
+        );
+        assert_eq!(
+            StoreApp::execute(&mut s, &StoreOp::Get(1)),
+            StoreReply(None)
+        );
+        assert_eq!(format!("{v:?}"), "blob(2000 B 07 07 07 07 07 07 07 07 ..)");
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! A [`Replica`] is made of a [`Proposer`], an [`Acceptor`], a [`Learner`], an [`Executor`] and an
 //! [`Election`]; it replicates any deterministic [`App`] (the [`Counter`] of IronFleet, or the
-//! small [`MapApp`]). [`Client`]s issue requests and retransmit them. [`RslNode`] wraps both for
+//! small [`MapApp`] and [`StoreApp`]). [`Client`]s issue requests and retransmit them. [`RslNode`] wraps both for
 //! a stateright `ActorModel`.
 
 mod acceptor;
@@ -20,7 +20,9 @@ mod transfer;
 mod types;
 
 pub use acceptor::{Acceptor, TwoAOutcome};
-pub use app::{App, Counter, CounterOp, MapApp, MapOp, MapReply};
+pub use app::{
+    App, Blob, Counter, CounterOp, MapApp, MapOp, MapReply, StoreApp, StoreOp, StoreReply,
+};
 pub use client::{Client, ClientConfig, ClientState};
 pub use election::Election;
 pub use executor::{Executor, Outcome};
