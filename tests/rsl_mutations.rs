@@ -85,3 +85,18 @@ fn executing_a_request_of_an_expired_session_is_caught() {
         0
     ));
 }
+
+/// A client that takes a late copy of an earlier reply as the answer to its outstanding
+/// request. The history records what the client's own handler took, so the stale answer is in
+/// it and linearizability fails; a recorder that re-applied the correct sequence-number filter
+/// would have recorded the right answer and passed the broken client.
+#[test]
+fn a_client_taking_a_stale_reply_is_not_linearizable() {
+    let c = ironfleet::model::rsl::RslModelCfg::counter(3, 1, 2);
+    insta::assert_snapshot!(caught(
+        c,
+        Mutation::ClientAcceptsStaleReply,
+        "linearizable",
+        0
+    ));
+}

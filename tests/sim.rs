@@ -188,6 +188,7 @@ fn every_rsl_mutation_is_caught() {
         (Mutation::ForgetVotesOnRestart, 20, Safety),
         (Mutation::NeverSuspect, 20, Liveness),
         (Mutation::ClientNeverRetransmits, 20, Liveness),
+        (Mutation::ClientAcceptsStaleReply, 20, Linearizability),
     ] {
         let seed = caught(&rsl(Some(m)), &f, 0..seeds, kind);
         eprintln!("{}: caught at seed {seed}", m.name());

@@ -47,8 +47,11 @@ pub struct RslGhost<A: AppSpec> {
     pub replies: BTreeSet<(Id, u64, A::Reply)>,
     /// The highest seqno each client invoked.
     pub invoked: BTreeMap<Id, u64>,
-    /// The highest seqno each client saw returned.
-    pub returned: BTreeMap<Id, u64>,
+    /// What each client's handler has taken: (answers, told its session expired). A mirror of
+    /// the client's own state, advanced by the client's own decision on each delivery (see
+    /// `ClientPosition::takes`), so that a return is recorded exactly when the client code
+    /// takes an answer.
+    pub answered: BTreeMap<Id, (usize, bool)>,
     /// The clients' history, checked for linearizability against the app's spec.
     pub linearizability: LinearizabilityTester<Id, A::Spec>,
 }
@@ -65,8 +68,8 @@ impl<A: AppSpec> GhostHistory for RslGhost<A> {
                 parts |= tester_invoke(*client);
             }
         }
-        for (client, seqno) in &next.returned {
-            if self.returned.get(client) != Some(seqno) {
+        for (client, taken) in &next.answered {
+            if self.answered.get(client) != Some(taken) {
                 parts |= tester_return(*client);
             }
         }
@@ -89,7 +92,7 @@ impl<A: AppSpec> Default for RslGhost<A> {
             promised: BTreeMap::new(),
             replies: BTreeSet::new(),
             invoked: BTreeMap::new(),
-            returned: BTreeMap::new(),
+            answered: BTreeMap::new(),
             linearizability: LinearizabilityTester::new(A::Spec::default()),
         }
     }

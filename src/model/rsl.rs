@@ -9,8 +9,8 @@ use stateright::Property;
 
 use super::{lossy_network, with_properties, NetworkKind};
 use crate::actors::rsl::{
-    App, Client, ClientConfig, Counter, CounterOp, ModelSwitches, Mutation, Params, Replica,
-    ReplicaConfig, RslMsg, RslNode,
+    Answer, App, Client, ClientConfig, ClientPosition, Counter, CounterOp, ModelSwitches, Mutation,
+    Params, Replica, ReplicaConfig, RslMsg, RslNode,
 };
 use crate::invariants::rsl::{self as inv, RslGhost, RslHistory, RslState};
 use crate::invariants::spec::AppSpec;
@@ -218,6 +218,7 @@ pub fn rsl_model<A: AppSpec>(cfg: RslModelCfg<A>) -> RslModel<A> {
             retransmit_ms: 1000,
             retransmit: switches.client_retransmits(),
             first_seqno: 1,
+            accepts_stale: switches.has(Mutation::ClientAcceptsStaleReply),
         })));
     }
     let network = cfg.network.network();
@@ -295,23 +296,43 @@ fn record_out<A: AppSpec>(
     }
 }
 
+/// A return is recorded when the client's own decision ([`ClientPosition::takes`], the code its
+/// handler runs) takes the delivered message as its answer, from the ghost's mirror of what the
+/// client took so far: the history is what the client accepted, right or wrong.
 fn record_in<A: AppSpec>(
     cfg: &RslModelCfg<A>,
     h: &RslHistory<A>,
     env: Envelope<&RslMsg<A>>,
 ) -> Option<RslHistory<A>> {
-    match env.msg {
-        RslMsg::Reply { seqno, reply } if cfg.is_client(env.dst) && cfg.is_replica(env.src) => {
-            let invoked = h.invoked.get(&env.dst).copied().unwrap_or(0);
-            let returned = h.returned.get(&env.dst).copied().unwrap_or(0);
-            if *seqno != invoked || returned >= *seqno {
-                return None;
-            }
-            let mut n = (**h).clone();
-            n.returned.insert(env.dst, *seqno);
-            let _ = n.linearizability.on_return(env.dst, reply.clone());
-            Some(Arc::new(n))
-        }
-        _ => None,
+    if !cfg.is_client(env.dst)
+        || !matches!(
+            env.msg,
+            RslMsg::Reply { .. } | RslMsg::SessionExpired { .. }
+        )
+    {
+        return None;
     }
+    let index = usize::from(env.dst) - cfg.replicas;
+    let (answered, expired) = h.answered.get(&env.dst).copied().unwrap_or((0, false));
+    let replicas: Vec<Id> = (0..cfg.replicas).map(Id::from).collect();
+    let position = ClientPosition {
+        replicas: &replicas,
+        first_seqno: 1,
+        ops: cfg.client_ops[index].len(),
+        answered,
+        expired,
+        accepts_stale: cfg.mutation == Some(Mutation::ClientAcceptsStaleReply),
+    };
+    let answer = position.takes(env.src, env.msg)?;
+    let mut n = (**h).clone();
+    match answer {
+        Answer::Reply(reply) => {
+            n.answered.insert(env.dst, (answered + 1, expired));
+            let _ = n.linearizability.on_return(env.dst, reply);
+        }
+        Answer::Expired => {
+            n.answered.insert(env.dst, (answered, true));
+        }
+    }
+    Some(Arc::new(n))
 }

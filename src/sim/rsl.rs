@@ -315,6 +315,7 @@ impl<A: SimApp> SimSystem for RslSim<A> {
                 } else {
                     start_us.max(1)
                 },
+                accepts_stale: self.switches().has(Mutation::ClientAcceptsStaleReply),
             }))
         }
     }

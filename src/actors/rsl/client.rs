@@ -35,6 +35,9 @@ pub struct ClientConfig<A: App> {
     /// replicas answer a number they executed from their session table, so a reused number
     /// would get the earlier operation's reply. The runtime client starts at its clock.
     pub first_seqno: u64,
+    /// The `ClientAcceptsStaleReply` mutation: takes a late reply to an earlier request as the
+    /// answer. `false` outside tests.
+    pub accepts_stale: bool,
 }
 
 /// A client's state: the replies received so far, in order. The outstanding request is
@@ -45,6 +48,63 @@ pub struct ClientState<A: App> {
     pub replies: Vec<A::Reply>,
     /// Told that its session expired: it stopped, the outstanding request's outcome unknown.
     pub expired: bool,
+}
+
+/// What a client's handler takes from a message: the answer to its outstanding request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer<R> {
+    /// The reply: the operation returned this.
+    Reply(R),
+    /// The session expired: the client stops, the operation's outcome unknown.
+    Expired,
+}
+
+/// Where a client stands, as far as taking an answer goes: everything its handler's decision
+/// reads. The actor builds it from its configuration and state; the model's history recorder
+/// builds it from the model's configuration and its mirror of what each client took, so that
+/// the history holds exactly what the client code accepted (one decision, [`Self::takes`], not
+/// a filter re-applied by the recorder that would judge a client accepting a stale reply as if
+/// it were correct).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientPosition<'a> {
+    /// The replicas it takes answers from.
+    pub replicas: &'a [Id],
+    /// The sequence number of its first operation.
+    pub first_seqno: u64,
+    /// How many operations it issues.
+    pub ops: usize,
+    /// How many answers it has taken.
+    pub answered: usize,
+    /// Whether it was told its session expired.
+    pub expired: bool,
+    /// The `ClientAcceptsStaleReply` mutation.
+    pub accepts_stale: bool,
+}
+
+impl ClientPosition<'_> {
+    /// Whether every operation has been answered, or the client stopped on an expired session.
+    pub fn is_done(&self) -> bool {
+        self.answered >= self.ops || self.expired
+    }
+
+    /// The sequence number of the outstanding request.
+    pub fn outstanding_seqno(&self) -> u64 {
+        self.first_seqno.saturating_add(self.answered as u64)
+    }
+
+    /// The answer the client takes from `msg`, sent by `src`, or `None` if it ignores it: a
+    /// reply or refusal from a replica with the outstanding request's sequence number (with the
+    /// mutation: with any number up to it, so a late copy of an earlier reply is taken).
+    pub fn takes<A: App>(&self, src: Id, msg: &RslMsg<A>) -> Option<Answer<A::Reply>> {
+        let (seqno, answer) = match msg {
+            RslMsg::Reply { seqno, reply } => (*seqno, Answer::Reply(reply.clone())),
+            RslMsg::SessionExpired { seqno, .. } => (*seqno, Answer::Expired),
+            _ => return None,
+        };
+        let current = self.outstanding_seqno();
+        let fits = seqno == current || (self.accepts_stale && seqno < current);
+        (!self.is_done() && fits && self.replicas.contains(&src)).then_some(answer)
+    }
 }
 
 /// The client actor.
@@ -64,14 +124,26 @@ impl<A: App> Client<A> {
         }
     }
 
+    /// Where the client in state `s` stands.
+    pub fn position<'a>(&'a self, s: &ClientState<A>) -> ClientPosition<'a> {
+        ClientPosition {
+            replicas: &self.cfg.replicas,
+            first_seqno: self.cfg.first_seqno,
+            ops: self.cfg.ops.len(),
+            answered: s.replies.len(),
+            expired: s.expired,
+            accepts_stale: self.cfg.accepts_stale,
+        }
+    }
+
     /// Whether every operation has been answered, or the client stopped on an expired session.
     pub fn is_done(&self, s: &ClientState<A>) -> bool {
-        s.replies.len() >= self.cfg.ops.len() || s.expired
+        self.position(s).is_done()
     }
 
     /// The sequence number of the outstanding request (if any).
     fn outstanding_seqno(&self, s: &ClientState<A>) -> u64 {
-        self.cfg.first_seqno.saturating_add(s.replies.len() as u64)
+        self.position(s).outstanding_seqno()
     }
 
     fn retransmit_period(&self) -> std::ops::Range<Duration> {
@@ -133,21 +205,13 @@ impl<A: App> Actor for Client<A> {
         msg: Self::Msg,
         o: &mut Out<Self>,
     ) {
-        let (seqno, reply) = match msg {
-            RslMsg::Reply { seqno, reply } => (seqno, Some(reply)),
-            RslMsg::SessionExpired { seqno, .. } => (seqno, None),
-            _ => return,
-        };
-        if self.is_done(state)
-            || seqno != self.outstanding_seqno(state)
-            || !self.cfg.replicas.contains(&src)
-        {
+        let Some(answer) = self.position(state).takes(src, &msg) else {
             return;
-        }
+        };
         let s = state.to_mut();
-        match reply {
-            Some(reply) => s.replies.push(reply),
-            None => s.expired = true,
+        match answer {
+            Answer::Reply(reply) => s.replies.push(reply),
+            Answer::Expired => s.expired = true,
         }
         if self.is_done(s) {
             if self.cfg.retransmit {

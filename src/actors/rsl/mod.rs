@@ -23,7 +23,7 @@ pub use acceptor::{Acceptor, TwoAOutcome};
 pub use app::{
     App, Blob, Counter, CounterOp, MapApp, MapOp, MapReply, StoreApp, StoreOp, StoreReply,
 };
-pub use client::{Client, ClientConfig, ClientState};
+pub use client::{Answer, Client, ClientConfig, ClientPosition, ClientState};
 pub use election::Election;
 pub use executor::{Executor, Outcome};
 pub use learner::Learner;

@@ -162,5 +162,10 @@ mutations! {
         /// A client sends each request once and never retransmits: over a lossy network one lost
         /// request or reply leaves it waiting forever (a liveness bug).
         ClientNeverRetransmits => "client-never-retransmits",
+        /// A client takes a reply to any of its earlier requests (a late or duplicated copy) as
+        /// the answer to the outstanding one: its sequence-number filter is `<=` instead of `==`.
+        /// Caught by linearizability only because the history records what the client's own
+        /// handler took.
+        ClientAcceptsStaleReply => "client-accepts-stale-reply",
     }
 }
