@@ -418,7 +418,7 @@ impl SimSystem for PbSim {
             })
             .collect()
     }
-    fn actor(&self, node: usize, start_us: u64, ops: &Arc<Vec<RegOp>>) -> Pb {
+    fn actor(&self, node: usize, start_us: u64, _variant: u64, ops: &Arc<Vec<RegOp>>) -> Pb {
         match node {
             0 => Pb::Primary {
                 backup: Id::from(1usize),

@@ -184,7 +184,7 @@ fn every_rsl_mutation_is_caught() {
         (Mutation::IgnoreOneBVotes, 20, Safety),
         (Mutation::DecideWithoutQuorum, 200, Safety),
         (Mutation::ExecuteTwice, 300, Safety),
-        (Mutation::TruncateBeyondQuorum, 50, Liveness),
+        (Mutation::TruncateBeyondQuorum, 1200, Liveness),
         (Mutation::ForgetVotesOnRestart, 20, Safety),
         (Mutation::NeverSuspect, 20, Liveness),
         (Mutation::ClientNeverRetransmits, 20, Liveness),

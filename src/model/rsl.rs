@@ -219,6 +219,8 @@ pub fn rsl_model<A: AppSpec>(cfg: RslModelCfg<A>) -> RslModel<A> {
             retransmit: switches.client_retransmits(),
             first_seqno: 1,
             accepts_stale: switches.has(Mutation::ClientAcceptsStaleReply),
+            track_leader: false,
+            leader: None,
         })));
     }
     let network = cfg.network.network();

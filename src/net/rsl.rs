@@ -9,15 +9,18 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use stateright::actor::Id;
+use stateright::actor::{Id, Out};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::codec;
 use super::config::{load_key, RslClusterConfig};
+use super::driver::{Driver, Nanos, Sends};
 use super::runtime::{bind_udp, run_actor, Counters, RuntimeConfig};
-use crate::actors::rsl::{App, ModelSwitches, Phase, Replica, ReplicaConfig, ReplicaState, RslMsg};
+use crate::actors::rsl::{
+    App, Client, ClientConfig, ModelSwitches, Phase, Replica, ReplicaConfig, ReplicaState, RslMsg,
+};
 
 /// A running replica's protocol state, updated after every step that changes it.
 #[derive(Debug, Default)]
@@ -318,12 +321,21 @@ impl<A: App> LocalCluster<A> {
 /// answered last (only a view's leader replies), or to every replica when the leader is unknown
 /// or silent for one retransmission period (which is also what makes the other replicas suspect
 /// a dead leader); retransmitted until a reply with its sequence number comes back.
+///
+/// There is no client logic here: each call runs one instance of the checked client actor
+/// ([`Client`], with leader tracking on) through the runtime's sans-IO [`Driver`], the same
+/// actor and driver the model checker and the simulator run. What stays here is the socket, the
+/// clock, the caller's deadline, and reading the watermark of a refusal.
 pub struct RslClient<A: App> {
     socket: UdpSocket,
     replicas: Vec<SocketAddrV4>,
+    replica_ids: Arc<Vec<Id>>,
+    id: Id,
     leader: Option<usize>,
     next_seqno: u64,
     buf: Vec<u8>,
+    counters: Arc<Counters>,
+    epoch: tokio::time::Instant,
     /// Retransmission period.
     pub retransmit: Duration,
     _app: std::marker::PhantomData<A>,
@@ -365,12 +377,20 @@ impl<A: App> RslClient<A> {
             bail!("a client needs at least one replica address");
         }
         let socket = bind_udp(local)?;
+        let id = match socket.local_addr()? {
+            SocketAddr::V4(a) => Id::from(a),
+            SocketAddr::V6(a) => bail!("the client's socket is not IPv4: {a}"),
+        };
         Ok(RslClient {
             socket,
+            replica_ids: Arc::new(replicas.iter().map(|r| Id::from(*r)).collect()),
             replicas,
+            id,
             leader: None,
             next_seqno: 1,
             buf: vec![0u8; codec::MAX_DATAGRAM + 1],
+            counters: Arc::new(Counters::default()),
+            epoch: tokio::time::Instant::now(),
             retransmit: Duration::from_millis(200),
             _app: std::marker::PhantomData,
         })
@@ -379,6 +399,26 @@ impl<A: App> RslClient<A> {
     /// The replica this client believes leads.
     pub fn leader(&self) -> Option<usize> {
         self.leader
+    }
+
+    /// What this client's driver counted: datagrams in and out, and those dropped (from a
+    /// stranger, undecodable, damaged).
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// Nanoseconds since the client was made, on the clock its driver's timers run on.
+    fn now(&self) -> Nanos {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    async fn emit(&self, sends: Sends<RslMsg<A>>) {
+        for o in sends {
+            // A send error is a lost datagram: retransmission covers it.
+            if let Err(e) = self.socket.send_to(&o.bytes, o.to).await {
+                tracing::debug!(to = %o.to, %e, "client send failed");
+            }
+        }
     }
 
     /// Executes `op`, waiting at most `timeout`.
@@ -399,61 +439,78 @@ impl<A: App> RslClient<A> {
         self.next_seqno = seqno
             .checked_add(1)
             .context("the client's sequence numbers are exhausted")?;
-        let bytes = codec::encode(&RslMsg::<A>::Request {
-            seqno,
-            op: op.clone(),
-        })?;
+        let actor = Client::new(ClientConfig {
+            index: 0,
+            replicas: self.replica_ids.clone(),
+            ops: Arc::new(vec![op.clone()]),
+            retransmit_ms: u64::try_from(self.retransmit.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+            retransmit: true,
+            first_seqno: seqno,
+            accepts_stale: false,
+            track_leader: true,
+            leader: self.leader,
+        });
+        let cfg = RuntimeConfig::<Client<A>> {
+            peers: self.replicas.clone(),
+            key: None,
+            // Only the replicas answer a client.
+            accept_from_stranger: |_| false,
+            storage: None,
+            init: false,
+            seed: seqno,
+            observe: None,
+        };
+        let (mut driver, sends) =
+            Driver::start(actor, self.id, cfg, self.counters.clone(), self.now())
+                .context("starting the client")?;
+        self.emit(sends).await;
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut first = true;
+        let mut watermark: u64 = 0;
         loop {
-            match (first, self.leader) {
-                (true, Some(l)) => {
-                    self.socket.send_to(&bytes, self.replicas[l]).await?;
-                }
-                _ => {
-                    for r in &self.replicas {
-                        self.socket.send_to(&bytes, r).await?;
-                    }
-                }
+            let s = driver.state();
+            if let Some(reply) = s.replies.first() {
+                self.leader = s.leader;
+                return Ok(reply.clone());
             }
-            first = false;
-            let tick = (tokio::time::Instant::now() + self.retransmit).min(deadline);
-            loop {
-                let got = tokio::time::timeout_at(tick, self.socket.recv_from(&mut self.buf)).await;
-                match got {
-                    Err(_) => break,
-                    Ok(Err(e)) => {
-                        // ICMP "port unreachable" from a dead replica surfaces here.
-                        tracing::debug!(%e, "client recv error");
-                        continue;
+            if s.expired {
+                self.next_seqno = self.next_seqno.max(watermark.saturating_add(1));
+                return Err(SessionExpired { seqno, watermark }.into());
+            }
+            let wake = driver
+                .next_deadline()
+                .map(|d| self.epoch + Duration::from_nanos(d))
+                .unwrap_or(deadline)
+                .min(deadline);
+            match tokio::time::timeout_at(wake, self.socket.recv_from(&mut self.buf)).await {
+                Err(_) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        bail!("no reply to {op:?} (seqno {seqno}) within {timeout:?}");
                     }
-                    Ok(Ok((n, from))) => {
-                        let Some(idx) = self
-                            .replicas
-                            .iter()
-                            .position(|r| SocketAddr::V4(*r) == from)
-                        else {
-                            continue;
-                        };
-                        match codec::decode::<RslMsg<A>>(&self.buf[..n]) {
-                            Ok(RslMsg::Reply { seqno: s, reply }) if s == seqno => {
-                                self.leader = Some(idx);
-                                return Ok(reply);
-                            }
-                            Ok(RslMsg::SessionExpired {
-                                seqno: s,
-                                watermark,
-                            }) if s == seqno => {
-                                self.next_seqno = self.next_seqno.max(watermark.saturating_add(1));
-                                return Err(SessionExpired { seqno, watermark }.into());
-                            }
-                            _ => {}
+                    let sends = driver.fire_due(self.now())?;
+                    self.emit(sends).await;
+                }
+                // ICMP "port unreachable" from a dead replica surfaces here.
+                Ok(Err(e)) => tracing::debug!(%e, "client recv error"),
+                Ok(Ok((n, from))) => {
+                    let Some((from, msg)) = driver.admit(&self.buf[..n], from) else {
+                        continue;
+                    };
+                    if let RslMsg::SessionExpired {
+                        seqno: s,
+                        watermark: w,
+                    } = &msg
+                    {
+                        if *s == seqno {
+                            watermark = *w;
                         }
                     }
+                    let mut out = Out::new();
+                    driver.step(from, msg, &mut out);
+                    let sends = driver.commit(out, self.now())?;
+                    self.emit(sends).await;
                 }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                bail!("no reply to {op:?} (seqno {seqno}) within {timeout:?}");
             }
         }
     }

@@ -173,7 +173,7 @@ impl SimSystem for KvSim {
         op.key().is_some()
     }
 
-    fn actor(&self, node: usize, start_us: u64, ops: &Arc<Vec<ClientOp>>) -> KvNode {
+    fn actor(&self, node: usize, start_us: u64, _variant: u64, ops: &Arc<Vec<ClientOp>>) -> KvNode {
         let hosts: Arc<Vec<Id>> = Arc::new((0..self.hosts).map(Id::from).collect());
         // As at run time: a new incarnation's epoch comes from its clock (made unique).
         let epoch = (start_us.max(1) << 8) | node as u64;

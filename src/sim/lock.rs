@@ -94,7 +94,7 @@ impl SimSystem for LockSim {
         Vec::new()
     }
 
-    fn actor(&self, node: usize, _start_us: u64, _: &Arc<Vec<()>>) -> LockNode {
+    fn actor(&self, node: usize, _start_us: u64, _variant: u64, _: &Arc<Vec<()>>) -> LockNode {
         LockNode::new(LockConfig {
             ring: Arc::new((0..self.nodes).map(Id::from).collect()),
             me: node,

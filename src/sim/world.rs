@@ -31,7 +31,7 @@ use std::io::Write;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
 
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -82,11 +82,13 @@ pub trait SimSystem {
     ) -> Vec<<Self::Spec as SeqSpec>::Op>;
     /// The actor of `node`, starting when its own clock reads `start_us` microseconds (for
     /// what a runtime derives from its clock, such as an incarnation's epoch); a client gets
-    /// its operations.
+    /// its operations. `variant` is the case's random word for the system's own choices (the
+    /// swarm idea applied to the system: RSL draws which clients track the leader).
     fn actor(
         &self,
         node: usize,
         start_us: u64,
+        variant: u64,
         ops: &Arc<Vec<<Self::Spec as SeqSpec>::Op>>,
     ) -> Self::Actor;
     /// Whether a client operation is a call the history records (one the client waits for an
@@ -165,6 +167,10 @@ pub struct SimCase {
     pub runtime_mutation: RuntimeMutation,
     /// Check safety after every k-th step (1: every step).
     pub check_every: u64,
+    /// A random word the system uses for its own choices (see [`SimSystem::actor`]); drawn
+    /// from the seed apart from everything else, so it changes no other draw.
+    #[serde(default)]
+    pub variant: u64,
 }
 
 impl SimCase {
@@ -189,6 +195,7 @@ impl SimCase {
             schedule,
             runtime_mutation: RuntimeMutation::None,
             check_every: 1,
+            variant: ChaCha8Rng::seed_from_u64(seed ^ 0x5641_5249_414e_5421).next_u64(),
         }
     }
 }
@@ -645,7 +652,9 @@ where
             observe: None,
         };
         let local = n.clock.local(self.now);
-        let actor = self.sys.actor(node, local / 1_000, &n.ops);
+        let actor = self
+            .sys
+            .actor(node, local / 1_000, self.case.variant, &n.ops);
         let counters = n.counters.clone();
         let mutation = self.case.runtime_mutation;
         match Driver::start_mutated(actor, Id::from(node), cfg, counters, local, mutation) {

@@ -1,8 +1,13 @@
 //! The IronRSL client: issues its operations one at a time with increasing sequence numbers,
-//! sends each to every replica (the liveness theorem's client, which reaches the live quorum),
-//! retransmits on a timer until the reply arrives, and records what it got. Told its session
-//! expired, it stops: the outcome of its outstanding request is unknown, and it has no more
-//! sequence numbers above the watermark to offer (the runtime client starts a new session).
+//! sends each to every replica (the liveness theorem's client, which reaches the live quorum) or,
+//! tracking the leader, first to the replica that answered last, retransmits to every replica on
+//! a timer until the reply arrives, and records what it got. Told its session expired, it stops:
+//! the outcome of its outstanding request is unknown, and it has no more sequence numbers above
+//! the watermark to offer (the runtime client starts a new session).
+//!
+//! This actor is the one client core: models check it, the simulator runs it through the
+//! runtime's driver, and the UDP client (`net::rsl::RslClient`, used by the command line and the
+//! bench) runs one instance of it per call through the same driver.
 
 use std::borrow::Cow;
 use std::marker::PhantomData;
@@ -38,6 +43,13 @@ pub struct ClientConfig<A: App> {
     /// The `ClientAcceptsStaleReply` mutation: takes a late reply to an earlier request as the
     /// answer. `false` outside tests.
     pub accepts_stale: bool,
+    /// Send each new request first to the replica that answered last (only a view's leader
+    /// replies), and to every replica only when none has answered yet or on a retransmission
+    /// (a leader silent for one period is also what makes the other replicas suspect it). On
+    /// at run time and in the simulator; off in models, whose client broadcasts every request.
+    pub track_leader: bool,
+    /// The replica (an index into `replicas`) believed to lead when the client starts.
+    pub leader: Option<usize>,
 }
 
 /// A client's state: the replies received so far, in order. The outstanding request is
@@ -48,6 +60,8 @@ pub struct ClientState<A: App> {
     pub replies: Vec<A::Reply>,
     /// Told that its session expired: it stopped, the outstanding request's outcome unknown.
     pub expired: bool,
+    /// The replica (an index) that answered last, while tracking the leader; `None` otherwise.
+    pub leader: Option<usize>,
 }
 
 /// What a client's handler takes from a message: the answer to its outstanding request.
@@ -158,13 +172,18 @@ impl<A: App> Client<A> {
         }
     }
 
-    fn send_outstanding(&self, s: &ClientState<A>, o: &mut Out<Self>) {
+    /// Sends the outstanding request: a new one to the leader it believes in, if it tracks one
+    /// and knows it, and otherwise (and every retransmission) to every replica.
+    fn send_outstanding(&self, s: &ClientState<A>, new: bool, o: &mut Out<Self>) {
         if let Some(op) = self.cfg.ops.get(s.replies.len()) {
             let msg = RslMsg::Request {
                 seqno: self.outstanding_seqno(s),
                 op: op.clone(),
             };
-            o.broadcast(self.cfg.replicas.iter(), &msg);
+            match s.leader.and_then(|l| self.cfg.replicas.get(l)) {
+                Some(&leader) if new => o.send(leader, msg),
+                _ => o.broadcast(self.cfg.replicas.iter(), &msg),
+            }
         }
     }
 }
@@ -189,9 +208,10 @@ impl<A: App> Actor for Client<A> {
         let s = ClientState {
             replies: Vec::new(),
             expired: false,
+            leader: self.cfg.leader.filter(|_| self.cfg.track_leader),
         };
         if !self.is_done(&s) {
-            self.send_outstanding(&s, o);
+            self.send_outstanding(&s, true, o);
             self.arm_retransmit(o);
         }
         s
@@ -213,12 +233,15 @@ impl<A: App> Actor for Client<A> {
             Answer::Reply(reply) => s.replies.push(reply),
             Answer::Expired => s.expired = true,
         }
+        if self.cfg.track_leader {
+            s.leader = self.cfg.replicas.iter().position(|r| *r == src);
+        }
         if self.is_done(s) {
             if self.cfg.retransmit {
                 o.cancel_timer(RslTimer::Retransmit);
             }
         } else {
-            self.send_outstanding(s, o);
+            self.send_outstanding(s, true, o);
             self.arm_retransmit(o);
         }
     }
@@ -231,7 +254,7 @@ impl<A: App> Actor for Client<A> {
         o: &mut Out<Self>,
     ) {
         if *timer == RslTimer::Retransmit && !self.is_done(state) {
-            self.send_outstanding(state, o);
+            self.send_outstanding(state, false, o);
             self.arm_retransmit(o);
         }
     }

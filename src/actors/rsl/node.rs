@@ -37,6 +37,7 @@ impl<A: App> RslNodeState<A> {
         RslNodeState::Client(ClientState {
             replies: Vec::new(),
             expired: false,
+            leader: None,
         })
     }
 
