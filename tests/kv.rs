@@ -196,6 +196,18 @@ fn a_host_that_answers_for_a_delegated_key_is_caught() {
     ));
 }
 
+/// A client that takes a redirect as "absent": the history records what the client's own
+/// handler took (the recorder runs it on a mirror of the client's state), so the wrong answer
+/// is in the history and linearizability fails.
+#[test]
+fn a_client_taking_a_redirect_as_absent_is_caught() {
+    insta::assert_snapshot!(caught(
+        KvModelCfg::small(),
+        KvMutation::ClientTakesRedirectAsAbsent,
+        "linearizable"
+    ));
+}
+
 #[test]
 fn single_delivery_accepting_a_duplicate_is_caught() {
     insta::assert_snapshot!(caught(

@@ -213,6 +213,11 @@ fn every_kv_mutation_the_simulator_can_express_is_caught() {
         // A host that forgot its storage claims every key again (safety) or has lost the
         // pairs and channels its clients wait on (liveness): whichever a seed shows first.
         (KvMutation::ForgetStorage, 20, None),
+        (
+            KvMutation::ClientTakesRedirectAsAbsent,
+            20,
+            Some(Linearizability),
+        ),
     ] {
         let seed = caught(&kv(Some(m)), &f, 0..seeds, kind);
         eprintln!("{}: caught at seed {seed}", m.name());

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use stateright::actor::{ActorModelState, Id};
 use stateright::semantics::{LinearizabilityTester, SequentialSpec};
 
-use crate::actors::kv::{HostState, Key, KeyRange, KvNode, KvNodeState, KvPayload, Pairs, Value};
+use crate::actors::kv::{
+    HostState, Key, KeyRange, KvClientState, KvNode, KvNodeState, KvPayload, Pairs, Value,
+};
 use crate::invariants::ghost::{keyed_part, tester_invoke, tester_return, GhostHistory, ALL_PARTS};
 
 /// An operation on the spec table.
@@ -58,18 +60,33 @@ impl SequentialSpec for HashTableSpec {
 }
 
 /// What the model records (a ghost: no actor reads it).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KvGhost {
     /// The spec table, with each Set applied when a host applies it.
     pub spec: BTreeMap<Key, Value>,
     /// The highest reply sequence number recorded per (host, client) channel on sending.
     pub replies_out: BTreeMap<(Id, Id), u64>,
-    /// The highest sequence number a client has delivered per (host, client) channel.
-    pub replies_in: BTreeMap<(Id, Id), u64>,
+    /// A mirror of each client's state, advanced by the client's own handler on every delivery
+    /// to it, so that a return is recorded exactly when the client code takes a reply. Shared:
+    /// the ghost is cloned on every change and a client's state changes only at its deliveries.
+    pub clients: BTreeMap<Id, Arc<KvClientState>>,
     /// Per client: invocations and returns so far.
     pub calls: BTreeMap<Id, (usize, usize)>,
     /// The clients' history.
     pub linearizability: LinearizabilityTester<Id, HashTableSpec>,
+}
+
+/// Hashes everything but the client mirrors: a mirror equals its client's own state (both start
+/// from `on_start` and take the same deliveries through the same handler), which the model
+/// state hashes already, so leaving it out loses no distinction between states and saves
+/// hashing each client's state twice.
+impl std::hash::Hash for KvGhost {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.spec.hash(state);
+        self.replies_out.hash(state);
+        self.calls.hash(state);
+        self.linearizability.hash(state);
+    }
 }
 
 impl Default for KvGhost {
@@ -77,15 +94,15 @@ impl Default for KvGhost {
         KvGhost {
             spec: BTreeMap::new(),
             replies_out: BTreeMap::new(),
-            replies_in: BTreeMap::new(),
+            clients: BTreeMap::new(),
             calls: BTreeMap::new(),
             linearizability: LinearizabilityTester::new(HashTableSpec::default()),
         }
     }
 }
 
-/// The per-channel reply counters belong to one actor each (the host that sends, the client
-/// that receives) and only grow: they touch no part. A write applied to the spec touches its
+/// The per-channel reply counters and the client mirrors belong to one actor each (the host
+/// that sends, the client that receives): they touch no part. A write applied to the spec touches its
 /// key; an invocation reads the other clients' completions and a return changes its client's.
 impl GhostHistory for KvGhost {
     fn changed_parts(&self, next: &Self) -> u64 {

@@ -1,9 +1,10 @@
 //! The IronKV model: its configuration, the recorders that keep the ghost history, the
 //! model-only switches derived from the network, and every property registered by name.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use stateright::actor::{ActorModel, Envelope, Id};
+use stateright::actor::{Actor, ActorModel, Envelope, Id, Out};
 use stateright::semantics::ConsistencyTester;
 use stateright::Property;
 
@@ -182,6 +183,18 @@ pub fn kv_liveness() -> Vec<LivenessProperty<KvModel>> {
     ]
 }
 
+/// Client `index`'s actor (the model's actors and the history recorder's mirror use the same).
+fn client_actor(cfg: &KvModelCfg, index: usize) -> KvClient {
+    KvClient::new(KvClientConfig {
+        index,
+        hosts: Arc::new((0..cfg.hosts).map(Id::from).collect()),
+        ops: Arc::new(cfg.clients[index].clone()),
+        epoch: 0,
+        params: cfg.params.clone(),
+        switches: cfg.switches(),
+    })
+}
+
 /// Builds the IronKV model: hosts `0..n`, clients after them.
 pub fn kv_model(cfg: KvModelCfg) -> KvModel {
     let host_ids: Arc<Vec<Id>> = Arc::new((0..cfg.hosts).map(Id::from).collect());
@@ -197,15 +210,8 @@ pub fn kv_model(cfg: KvModelCfg) -> KvModel {
             persistence: cfg.persistence(),
         })));
     }
-    for (index, ops) in cfg.clients.iter().enumerate() {
-        actors.push(KvNode::Client(KvClient::new(KvClientConfig {
-            index,
-            hosts: host_ids.clone(),
-            ops: Arc::new(ops.clone()),
-            epoch: 0,
-            params: cfg.params.clone(),
-            switches: switches.clone(),
-        })));
+    for index in 0..cfg.clients.len() {
+        actors.push(KvNode::Client(client_actor(&cfg, index)));
     }
     let network = cfg.network.network();
     let lossy = lossy_network(cfg.lossy);
@@ -266,25 +272,45 @@ fn record_out(cfg: &KvModelCfg, h: &KvHistory, env: Envelope<&KvMsg>) -> Option<
     None
 }
 
+/// A return is recorded when the client's own handler takes a reply as its answer: the ghost
+/// keeps a mirror of each client's state, and every delivery to a client runs the client's own
+/// `on_msg` on the mirror (SingleDelivery's in-order delivery, the match with the current
+/// operation, redirects, a closed channel); a reply the client took is the return. The history
+/// is what the client accepted, not what a correct client would have.
 fn record_in(cfg: &KvModelCfg, h: &KvHistory, env: Envelope<&KvMsg>) -> Option<KvHistory> {
     if !cfg.is_client(env.dst) {
         return None;
     }
-    let KvMsg::Single { seqno, payload, .. } = env.msg else {
+    let client = client_actor(cfg, usize::from(env.dst) - cfg.hosts);
+    let started;
+    let before = match h.clients.get(&env.dst) {
+        Some(s) => &**s,
+        None => {
+            started = client.on_start(env.dst, &None, &mut Out::new());
+            &started
+        }
+    };
+    let mut after = Cow::Borrowed(before);
+    client.on_msg(
+        env.dst,
+        &mut after,
+        env.src,
+        env.msg.clone(),
+        &mut Out::new(),
+    );
+    let Cow::Owned(after) = after else {
         return None;
     };
-    let last = h.replies_in.get(&(env.src, env.dst)).copied().unwrap_or(0);
-    if *seqno != last + 1 {
-        return None; // not delivered by the client's SingleDelivery
+    if after == *before {
+        return None; // absent from the mirror stands for the initial state
     }
     let mut n = (**h).clone();
-    n.replies_in.insert((env.src, env.dst), *seqno);
-    if let KvPayload::Reply { value, .. } = payload {
+    if after.replies.len() > before.replies.len() {
+        let value = after.replies.last().cloned().flatten();
         let (inv, ret) = n.calls.get(&env.dst).copied().unwrap_or((0, 0));
-        if inv > ret {
-            n.calls.insert(env.dst, (inv, ret + 1));
-            let _ = n.linearizability.on_return(env.dst, value.clone());
-        }
+        n.calls.insert(env.dst, (inv, ret + 1));
+        let _ = n.linearizability.on_return(env.dst, value);
     }
+    n.clients.insert(env.dst, Arc::new(after));
     Some(Arc::new(n))
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Actor, Id, Out};
 
-use super::params::{KvModelSwitches, KvParams};
+use super::params::{KvModelSwitches, KvMutation, KvParams};
 use super::single_delivery::SingleDelivery;
 use super::types::{Key, KeyRange, KvMsg, KvPayload, KvTimer, Value};
 
@@ -227,6 +227,18 @@ impl Actor for KvClient {
                             && current == Some(&key)
                             && owner != s.target =>
                     {
+                        if self
+                            .cfg
+                            .switches
+                            .has(KvMutation::ClientTakesRedirectAsAbsent)
+                        {
+                            s.replies.push(None);
+                            s.waiting = false;
+                            s.redirects = 0;
+                            s.next_op += 1;
+                            self.issue(s, o);
+                            return;
+                        }
                         if self
                             .cfg
                             .switches

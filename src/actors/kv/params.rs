@@ -144,5 +144,8 @@ mutations! {
         /// A restarted host ignores what it stored and starts as a new host (the root owning
         /// every key again): IronKV's in-memory hosts.
         ForgetStorage => "forget-storage-on-restart",
+        /// A client takes a redirect as the answer "absent" instead of following it. Caught by
+        /// linearizability because the history records what the client's own handler took.
+        ClientTakesRedirectAsAbsent => "client-takes-redirect-as-absent",
     }
 }
