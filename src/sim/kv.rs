@@ -240,11 +240,18 @@ impl SimSystem for KvSim {
                     .filter(|o| o.key().is_some())
                     .count();
                 let invoked = issued + usize::from(s.waiting);
-                let done = s.next_op >= ops.len() || s.closed || s.gave_up;
+                // A closed client starts over (`client_starts_over`): not done.
+                let done = s.next_op >= ops.len() || s.gave_up;
                 (invoked, s.replies.len(), done)
             }
             _ => (0, 0, true),
         }
+    }
+
+    /// As `KvRemote` does: told its channel was closed, a client starts a new incarnation (a
+    /// new SingleDelivery epoch) and goes on with the operations after the one it abandons.
+    fn client_starts_over(&self, state: &KvNodeState) -> bool {
+        state.client().is_some_and(|s| s.closed)
     }
 
     fn client_answer(&self, state: &KvNodeState, k: usize) -> Option<Value> {

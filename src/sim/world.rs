@@ -103,6 +103,12 @@ pub trait SimSystem {
         prev: Option<<Self::Actor as Actor>::Storage>,
         saves: Vec<<Self::Actor as Actor>::Storage>,
     ) -> Option<<Self::Actor as Actor>::Storage>;
+    /// Whether a client in `state` stopped in a way its deployed version answers by starting
+    /// a new incarnation (a KV client whose channel a host closed): the world then restarts it
+    /// at once, as a client restart, abandoning the operation it waited for.
+    fn client_starts_over(&self, _state: &<Self::Actor as Actor>::State) -> bool {
+        false
+    }
     /// A client's progress: (operations invoked, operations answered, finished).
     fn client_progress(
         &self,
@@ -395,6 +401,11 @@ enum Ev {
     Fault(usize),
     Restart {
         node: usize,
+    },
+    /// A client starts over as a new incarnation (see [`SimSystem::client_starts_over`]).
+    StartOver {
+        node: usize,
+        inc: u64,
     },
     Heal,
 }
@@ -742,8 +753,14 @@ where
             .take(invoked.saturating_sub(n.entries.len()))
             .cloned()
             .collect();
+        let starts_over = self.sys.client_starts_over(d.state());
         for (entry, ret) in new_answers {
             self.history[entry].ret = Some((self.event, ret));
+        }
+        if starts_over {
+            let inc = self.nodes[node].inc;
+            let at = self.now + MS;
+            self.push(at, Ev::StartOver { node, inc });
         }
         let n = &mut self.nodes[node];
         n.answered = n.answered.max(answered.min(n.entries.len()));
@@ -833,6 +850,33 @@ where
         self.push(at, Ev::Wake { node, inc });
     }
 
+    /// Restarts client `node` as a new incarnation on the same address: it takes the operations
+    /// after the one it abandons (which stays in the history without an answer: it may or may
+    /// not have happened).
+    fn restart_client(&mut self, node: usize, why: &str) {
+        let n = &self.nodes[node];
+        let invoked = n.entries.len();
+        let mut calls = 0;
+        let cut = n
+            .ops
+            .iter()
+            .position(|o| {
+                if self.sys.is_call(o) {
+                    calls += 1;
+                }
+                calls > invoked
+            })
+            .unwrap_or(n.ops.len());
+        let cut = if invoked == 0 { 0 } else { cut };
+        let rest: Vec<_> = n.ops[cut..].to_vec();
+        self.crash(node, why);
+        let n = &mut self.nodes[node];
+        n.ops = Arc::new(rest);
+        n.entries.clear();
+        n.answered = 0;
+        self.start(node);
+    }
+
     fn apply_fault(&mut self, i: usize) {
         let ev = self.case.schedule[i].event.clone();
         self.trace(usize::MAX, "fault", || format!("{ev:?}"));
@@ -897,30 +941,8 @@ where
                 {
                     return;
                 }
-                // The new incarnation takes the operations after the one it abandons (which
-                // stays in the history without an answer: it may or may not have happened).
-                let n = &self.nodes[node];
-                let invoked = n.entries.len();
-                let mut calls = 0;
-                let cut = n
-                    .ops
-                    .iter()
-                    .position(|o| {
-                        if self.sys.is_call(o) {
-                            calls += 1;
-                        }
-                        calls > invoked
-                    })
-                    .unwrap_or(n.ops.len());
-                let cut = if invoked == 0 { 0 } else { cut };
-                let rest: Vec<_> = n.ops[cut..].to_vec();
                 self.count("client restarts");
-                self.crash(node, "client restart");
-                let n = &mut self.nodes[node];
-                n.ops = Arc::new(rest);
-                n.entries.clear();
-                n.answered = 0;
-                self.start(node);
+                self.restart_client(node, "client restart");
             }
             FaultEvent::Pause { node, for_ms } => {
                 self.count("pauses");
@@ -1040,6 +1062,13 @@ where
                     if self.nodes[node].driver.is_none() {
                         self.count("restarts");
                         self.start(node);
+                    }
+                }
+                Ev::StartOver { node, inc } => {
+                    self.hash = mix(self.hash, node as u64 + 7);
+                    if self.nodes[node].inc == inc && self.nodes[node].driver.is_some() {
+                        self.count("clients starting over");
+                        self.restart_client(node, "starting over as a new incarnation");
                     }
                 }
                 Ev::Heal => {
