@@ -153,7 +153,8 @@ pub struct RslFlags {
     /// Switch on a deliberately broken variant to see the checker catch it:
     /// accept-below-promise, ignore-1b-votes, decide-without-quorum, execute-twice,
     /// execute-expired, truncate-beyond-quorum, forget-votes-on-restart, never-suspect
-    /// (liveness), client-never-retransmits (liveness).
+    /// (liveness), client-never-retransmits (liveness), client-accepts-stale-reply (with
+    /// --requests 2).
     #[arg(long, value_parser = Mutation::parse)]
     pub mutation: Option<Mutation>,
     /// Common flags.
@@ -568,7 +569,7 @@ pub struct KvFlags {
     pub idle_sweep: bool,
     /// Switch on a deliberately broken variant: answer-delegated, accept-duplicate,
     /// partial-shard, drop-pair, never-retransmit, forget-storage-on-restart (with --crashes),
-    /// reopen-closed-channel (with --max-client-channels).
+    /// reopen-closed-channel (with --max-client-channels), client-takes-redirect-as-absent.
     #[arg(long, value_parser = KvMutation::parse)]
     pub mutation: Option<KvMutation>,
     /// Common flags.
