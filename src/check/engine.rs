@@ -129,6 +129,9 @@ pub struct EngineOptions {
     pub stop_on_violation: bool,
     /// With `stop_on_violation`, stop only when this property in particular is violated.
     pub target: Option<&'static str>,
+    /// Stop (not exhaustive, said in the outcome) once the process's resident memory passes
+    /// this many bytes, rather than let the operating system kill it. `None`: no limit.
+    pub max_memory: Option<u64>,
 }
 
 /// What an engine run found: the figures, and a counterexample (or example) path per property
@@ -142,6 +145,9 @@ pub struct Explored<S, A> {
     pub depth: usize,
     /// Whether the whole space was explored (no depth bound, no early stop).
     pub complete: bool,
+    /// Why the search stopped before the end, if it ran out of its memory limit: the resident
+    /// bytes when it stopped.
+    pub memory_stop: Option<u64>,
     /// The path to each property's discovery, by name.
     pub paths: HashMap<&'static str, Path<S, A>>,
     /// The engine's own figures.
@@ -368,6 +374,8 @@ struct Search<'m, M: Model> {
     reexpansions: AtomicUsize,
     max_depth: AtomicUsize,
     stop: AtomicBool,
+    /// Resident bytes when the memory limit stopped the search (0: it did not).
+    memory_stop: AtomicU64,
 }
 
 impl<M> Search<'_, M>
@@ -548,17 +556,47 @@ where
     }
 }
 
-/// Prints a progress line every so often.
+/// The process's resident memory in bytes (Linux; `None` elsewhere).
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Nine tenths of the memory available when called (Linux; `None` elsewhere): the default
+/// limit of an exhaustive search, which otherwise runs until the operating system kills it.
+pub fn default_memory_limit() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 10 * 9 * 1024)
+}
+
+/// How often the main thread reads the resident memory.
+const MEMORY_POLL: Duration = Duration::from_millis(100);
+
+/// Prints a progress line every so often, and watches the memory limit.
 struct ProgressLine<'a> {
     out: &'a mut dyn Write,
     every: Duration,
     last: (Duration, usize),
     start: Instant,
+    last_memory_check: Duration,
 }
 
 impl ProgressLine<'_> {
     fn poll<M: Model>(&mut self, search: &Search<'_, M>) {
         let now = self.start.elapsed();
+        if let Some(limit) = search.opts.max_memory {
+            if now >= self.last_memory_check + MEMORY_POLL {
+                self.last_memory_check = now;
+                if let Some(rss) = resident_bytes().filter(|&r| r > limit) {
+                    search.memory_stop.store(rss, Ordering::Relaxed);
+                    search.stop.store(true, Ordering::Relaxed);
+                }
+            }
+        }
         if now < self.last.0 + self.every {
             return;
         }
@@ -749,6 +787,7 @@ where
         reexpansions: AtomicUsize::new(0),
         max_depth: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
+        memory_stop: AtomicU64::new(0),
     };
     let all_eventually = search
         .properties
@@ -782,6 +821,7 @@ where
         every: opts.progress.unwrap_or(Duration::MAX / 4),
         last: (Duration::ZERO, 0),
         start,
+        last_memory_check: Duration::ZERO,
     };
     let widest = match opts.order {
         Order::Bfs => bfs(&search, level, &mut progress),
@@ -817,6 +857,7 @@ where
         unique: search.visited.len(),
         depth: search.max_depth.load(Ordering::Relaxed),
         complete: opts.max_depth.is_none() && !stopped,
+        memory_stop: Some(search.memory_stop.load(Ordering::Relaxed)).filter(|&m| m > 0),
         paths,
         stats,
     }
@@ -904,6 +945,7 @@ mod tests {
             progress: None,
             stop_on_violation: false,
             target: None,
+            max_memory: None,
         };
         let found = explore(&model, &opts, &mut std::io::sink());
         found.paths.contains_key("not 1 then 0")

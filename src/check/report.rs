@@ -107,6 +107,15 @@ where
             " (bounded: not exhaustive)"
         }
     );
+    if let Some(rss) = outcome.memory_stop {
+        let _ = writeln!(
+            out,
+            "STOPPED at the memory limit ({:.1} GiB resident): not exhaustive, and no verdict on \
+             the whole space. `dfs` keeps only the visited set and its stacks; --max-memory \
+             sets the limit; a smaller configuration shrinks the space.",
+            rss as f64 / (1u64 << 30) as f64
+        );
+    }
     if let Some((reduction, stats)) = &outcome.engine {
         let _ = writeln!(
             out,

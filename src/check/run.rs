@@ -68,6 +68,9 @@ pub struct RunOptions {
     /// Simulation and our engine: with `stop_on_violation`, go on until this property in
     /// particular is violated.
     pub target: Option<&'static str>,
+    /// Our engine: stop once the process's resident memory passes this many bytes (the
+    /// outcome then says so). The default is nine tenths of the memory available at start.
+    pub max_memory: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -82,6 +85,7 @@ impl Default for RunOptions {
             progress: Some(Duration::from_secs(2)),
             stop_on_violation: false,
             target: None,
+            max_memory: super::engine::default_memory_limit(),
         }
     }
 }
@@ -128,6 +132,8 @@ pub struct Outcome<S, A> {
     pub elapsed: Duration,
     /// Whether the whole bounded space was explored (BFS/DFS without early stop).
     pub complete: bool,
+    /// The resident bytes at which our engine stopped for its memory limit, if it did.
+    pub memory_stop: Option<u64>,
     /// Every property's outcome, in the model's order.
     pub properties: Vec<PropertyOutcome<S, A>>,
     /// Our engine's own figures (when it ran).
@@ -246,6 +252,7 @@ where
             progress: opts.progress,
             stop_on_violation: opts.stop_on_violation,
             target: opts.target,
+            max_memory: opts.max_memory,
         };
         let found = explore(&model, &engine_opts, progress_out);
         return Outcome {
@@ -253,6 +260,7 @@ where
             unique: found.unique,
             depth: found.depth,
             complete: found.complete,
+            memory_stop: found.memory_stop,
             properties: verdicts(&model, found.paths),
             engine: Some((reduction, found.stats)),
             elapsed: start.elapsed(),
@@ -304,6 +312,7 @@ where
         depth: checker.max_depth(),
         elapsed: Duration::ZERO,
         complete: opts.max_depth.is_none() && !stopped_early,
+        memory_stop: None,
         properties: verdicts(checker.model(), discoveries),
         engine: None,
     }
@@ -632,6 +641,7 @@ where
         depth: max_depth,
         elapsed: start.elapsed(),
         complete: false,
+        memory_stop: None,
         properties: verdicts(model, found),
         engine: None,
     }

@@ -68,6 +68,11 @@ pub struct CommonFlags {
     /// Checker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// check and dfs stop (not exhaustive, exit status 2) once the checker's resident memory
+    /// passes this (e.g. 8GiB, 500MiB; default: nine tenths of the memory available at start),
+    /// instead of being killed by the operating system.
+    #[arg(long, value_parser = parse_bytes)]
+    pub max_memory: Option<u64>,
     /// How check and dfs reduce the search: none (every transition, states exactly as
     /// stateright counts them), view (states that differ only in what nothing reads are one
     /// state), sleep (view plus sleep sets: every state of the view, far fewer transitions).
@@ -111,6 +116,40 @@ fn parse_engine(s: &str) -> Result<EngineChoice, String> {
         "stateright" => Ok(EngineChoice::Stateright),
         _ => Err(format!("unknown engine '{s}': use own or stateright")),
     }
+}
+
+/// Parses a size: a number of bytes, optionally with a unit (KiB, MiB, GiB, TiB; KB, MB, GB, TB;
+/// K, M, G, T as the binary units).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (examples: 8GiB, 500MiB, 1000000)"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tib" => 1024.0f64.powi(4),
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        u => {
+            return Err(format!(
+                "'{u}' in '{s}' is not a unit (KiB, MiB, GiB, TiB, KB, MB, GB, TB)"
+            ))
+        }
+    };
+    let bytes = n * mult;
+    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(format!("'{s}' is not a usable size"));
+    }
+    Ok(bytes as u64)
 }
 
 fn parse_network(s: &str) -> Result<NetworkKind, String> {
@@ -272,6 +311,9 @@ impl CommonFlags {
         if let Some(t) = self.threads {
             opts.threads = t;
         }
+        if let Some(m) = self.max_memory {
+            opts.max_memory = Some(m);
+        }
         if opts.max_depth.is_none() && self.network.needs_depth_bound() {
             opts.max_depth = Some(24);
         }
@@ -409,7 +451,12 @@ where
     };
     let violated = print_report(&build(), &outcome, "localhost:3000", &replay, &mut out);
     out.flush()?;
-    Ok(if violated { 1 } else { 0 })
+    Ok(match (violated, outcome.memory_stop) {
+        (true, _) => 1,
+        // Out of memory before the end: no verdict on the whole space.
+        (false, Some(_)) => 2,
+        (false, None) => 0,
+    })
 }
 
 /// Runs the liveness checkers: the lasso checker for check/dfs, the bounded one for simulate.
@@ -777,4 +824,19 @@ pub fn kv_main(program: &str, verb: &Verb, flags: &KvFlags) -> Result<i32> {
         &flags.as_flags(),
         &title,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(super::parse_bytes("8GiB"), Ok(8 << 30));
+        assert_eq!(super::parse_bytes("500MiB"), Ok(500 << 20));
+        assert_eq!(super::parse_bytes("1.5G"), Ok(3 << 29));
+        assert_eq!(super::parse_bytes("2GB"), Ok(2_000_000_000));
+        assert_eq!(super::parse_bytes("4096"), Ok(4096));
+        assert!(super::parse_bytes("0").is_err());
+        assert!(super::parse_bytes("12XB").is_err());
+        assert!(super::parse_bytes("GiB").is_err());
+    }
 }
