@@ -435,3 +435,28 @@ fn a_check_past_its_memory_limit_stops_and_says_so() {
     assert!(out.contains("holds on every state explored"), "{out}");
     assert!(!out.contains("(exhaustive)"), "{out}");
 }
+
+/// The lasso liveness checker has the same limit: it stops exploring, analyses the graph it
+/// has, and exits 2. (Before, `rsl --clients 2 --max-view-changes 1 --liveness check` ran until
+/// the kernel killed it, exit status 137.)
+#[test]
+fn a_liveness_check_past_its_memory_limit_stops_and_says_so() {
+    let o = run(&[
+        "rsl",
+        "--clients",
+        "2",
+        "--max-view-changes",
+        "1",
+        "--max-memory",
+        "120MiB",
+        "--liveness",
+        "check",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(out.contains("STOPPED at the memory limit"), "{out}");
+    assert!(
+        out.contains("exploration stopped at the memory limit"),
+        "{out}"
+    );
+}

@@ -82,6 +82,9 @@ pub struct LivenessOptions {
     pub max_depth: Option<usize>,
     /// Print a progress line this often.
     pub progress: Option<Duration>,
+    /// Stop exploring (not exhaustive, said in the outcome) once the process's resident memory
+    /// passes this many bytes; the graph explored so far is still analysed.
+    pub max_memory: Option<u64>,
 }
 
 /// A lasso counterexample: from an initial state, the stem, then the cycle repeated forever (an
@@ -128,6 +131,8 @@ pub struct LiveOutcome<S, A> {
     pub complete: bool,
     /// Memory held per explored state, in bytes (graph arrays and fingerprint index).
     pub bytes_per_state: f64,
+    /// The resident bytes at which exploration stopped for the memory limit, if it did.
+    pub memory_stop: Option<u64>,
     /// Each property's verdict.
     pub properties: Vec<(&'static str, LiveVerdict<S, A>)>,
 }
@@ -161,6 +166,8 @@ struct Explored {
     labels: Vec<u64>,
     depth: usize,
     complete: bool,
+    /// The resident bytes at which exploration stopped for the memory limit, if it did.
+    memory_stop: Option<u64>,
     index_bytes: usize,
 }
 
@@ -185,6 +192,7 @@ where
         labels: Vec::new(),
         depth: 0,
         complete: true,
+        memory_stop: None,
         index_bytes: 0,
     };
     let mut depth_of: Vec<u32> = Vec::new();
@@ -233,8 +241,14 @@ where
         next += 1;
         let d = depth_of[id as usize] as usize;
         g.depth = g.depth.max(d);
+        if let (Some(limit), None, 0) = (opts.max_memory, g.memory_stop, next % 1024) {
+            g.memory_stop = super::engine::resident_bytes().filter(|&r| r > limit);
+        }
         let over_states = opts.max_states.is_some_and(|m| g.parent.len() >= m);
-        if opts.max_depth.is_some_and(|m| d >= m) || over_states && queue.len() > 1_000_000 {
+        if opts.max_depth.is_some_and(|m| d >= m)
+            || over_states && queue.len() > 1_000_000
+            || g.memory_stop.is_some()
+        {
             g.cut[id as usize] = true;
             g.complete = false;
             g.start.push(g.edges.len() as u32);
@@ -699,7 +713,9 @@ where
             None if g.complete && a.undecided == 0 => LiveVerdict::Holds,
             None => {
                 let mut why = Vec::new();
-                if !g.complete {
+                if g.memory_stop.is_some() {
+                    why.push("exploration stopped at the memory limit".to_string());
+                } else if !g.complete {
                     why.push("exploration cut by --max-depth or the state limit".to_string());
                 }
                 if a.undecided > 0 {
@@ -726,6 +742,7 @@ where
         bytes_per_state: (g.bytes() + enabled.start.capacity() * 4 + enabled.targets.capacity() * 4)
             as f64
             / g.n().max(1) as f64,
+        memory_stop: g.memory_stop,
         properties,
     }
 }

@@ -185,6 +185,15 @@ where
         outcome.bytes_per_state,
         if outcome.complete { " (exhaustive)" } else { " (cut: not exhaustive)" }
     );
+    if let Some(rss) = outcome.memory_stop {
+        let _ = writeln!(
+            out,
+            "STOPPED at the memory limit ({:.1} GiB resident): the graph explored so far is \
+             analysed, with no verdict on the whole space. --max-memory sets the limit; \
+             --max-states cuts earlier; a smaller configuration shrinks the space.",
+            rss as f64 / (1u64 << 30) as f64
+        );
+    }
     let _ = writeln!(out, "\nLiveness (weak fairness; faults stop eventually):");
     for (name, v) in &outcome.properties {
         let verdict = match v {

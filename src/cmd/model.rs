@@ -493,10 +493,18 @@ where
                 max_states: common.max_states,
                 max_depth: common.max_depth,
                 progress: Some(Duration::from_secs(2)),
+                max_memory: common
+                    .max_memory
+                    .or_else(crate::check::engine::default_memory_limit),
             };
             let outcome = check_liveness(&model, &live, &classify, &opts);
             let hint = format!("`{program} {flags} explore`");
-            print_live_report(&model, &outcome, &hint, out)
+            let violated = print_live_report(&model, &outcome, &hint, out);
+            if !violated && outcome.memory_stop.is_some() {
+                out.flush()?;
+                return Ok(2);
+            }
+            violated
         }
         Verb::Simulate { seed, walks, depth } => {
             writeln!(
