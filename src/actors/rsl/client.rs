@@ -110,14 +110,19 @@ impl ClientPosition<'_> {
     /// reply or refusal from a replica with the outstanding request's sequence number (with the
     /// mutation: with any number up to it, so a late copy of an earlier reply is taken).
     pub fn takes<A: App>(&self, src: Id, msg: &RslMsg<A>) -> Option<Answer<A::Reply>> {
-        let (seqno, answer) = match msg {
-            RslMsg::Reply { seqno, reply } => (*seqno, Answer::Reply(reply.clone())),
-            RslMsg::SessionExpired { seqno, .. } => (*seqno, Answer::Expired),
+        let seqno = match msg {
+            RslMsg::Reply { seqno, .. } | RslMsg::SessionExpired { seqno, .. } => *seqno,
             _ => return None,
         };
         let current = self.outstanding_seqno();
         let fits = seqno == current || (self.accepts_stale && seqno < current);
-        (!self.is_done() && fits && self.replicas.contains(&src)).then_some(answer)
+        if self.is_done() || !fits || !self.replicas.contains(&src) {
+            return None;
+        }
+        match msg {
+            RslMsg::Reply { reply, .. } => Some(Answer::Reply(reply.clone())),
+            _ => Some(Answer::Expired),
+        }
     }
 }
 
