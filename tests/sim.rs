@@ -224,6 +224,26 @@ fn every_kv_mutation_the_simulator_can_express_is_caught() {
     }
 }
 
+/// Channels swept when idle for 200 ms: a client whose channel closed, or that gave up at its
+/// caller's timeout, goes on as a new incarnation; seeds pass, and a host that reopens a closed
+/// channel for a late message of the old incarnation is caught.
+#[test]
+fn kv_with_idle_sweeps_passes_and_a_reopened_closed_channel_is_caught() {
+    let mut sys = KvSim::new(3, 3);
+    sys.keys = 2;
+    sys.params.client_idle_close_ms = 200;
+    let mut f = flags();
+    f.ops = 30;
+    let sum = run_seeds(&sys, &f, 0..20, &mut std::io::sink()).unwrap();
+    assert!(
+        sum.failed.is_none(),
+        "{:?}",
+        sum.failed.map(|(s, o)| (s, o.failure))
+    );
+    sys.mutation = Some(KvMutation::ReopenClosed);
+    caught(&sys, &f, 0..40, None);
+}
+
 #[test]
 fn every_lock_mutation_is_caught() {
     use FailureKind::*;

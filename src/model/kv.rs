@@ -192,6 +192,7 @@ fn client_actor(cfg: &KvModelCfg, index: usize) -> KvClient {
         epoch: 0,
         params: cfg.params.clone(),
         switches: cfg.switches(),
+        give_up_ms: None,
     })
 }
 

@@ -14,7 +14,7 @@ use stateright::actor::Id;
 
 use super::faults::FaultKind;
 use super::history::SeqSpec;
-use super::world::SimSystem;
+use super::world::{SimSystem, StartOver};
 use crate::actors::kv::{
     ClientOp, Host, HostConfig, HostSave, Key, KeyRange, KvClient, KvClientConfig, KvModelSwitches,
     KvMsg, KvMutation, KvNode, KvNodeState, KvParams, KvPayload, KvTimer, Persistence, Value,
@@ -35,6 +35,9 @@ pub struct KvSim {
     pub mutation: Option<KvMutation>,
     /// Probability that a client's next operation is a range move.
     pub move_rate: f64,
+    /// A client gives up an operation unanswered for this long (milliseconds) and goes on as a
+    /// new incarnation, as `KvRemote`'s caller does at its timeout.
+    pub give_up_ms: u64,
 }
 
 impl KvSim {
@@ -47,6 +50,7 @@ impl KvSim {
             params: KvParams::default(),
             mutation: None,
             move_rate: 0.05,
+            give_up_ms: 2_000,
         }
     }
 
@@ -194,6 +198,7 @@ impl SimSystem for KvSim {
                 epoch,
                 params: self.params.clone(),
                 switches: self.switches(),
+                give_up_ms: Some(self.give_up_ms),
             }))
         }
     }
@@ -240,7 +245,7 @@ impl SimSystem for KvSim {
                     .filter(|o| o.key().is_some())
                     .count();
                 let invoked = issued + usize::from(s.waiting);
-                // A closed client starts over (`client_starts_over`): not done.
+                // A closed or abandoned client starts over (`client_starts_over`): not done.
                 let done = s.next_op >= ops.len() || s.gave_up;
                 (invoked, s.replies.len(), done)
             }
@@ -248,10 +253,18 @@ impl SimSystem for KvSim {
         }
     }
 
-    /// As `KvRemote` does: told its channel was closed, a client starts a new incarnation (a
-    /// new SingleDelivery epoch) and goes on with the operations after the one it abandons.
-    fn client_starts_over(&self, state: &KvNodeState) -> bool {
-        state.client().is_some_and(|s| s.closed)
+    /// As `KvRemote` does: told its channel was closed, or past its caller's timeout, a client
+    /// starts a new incarnation (a new SingleDelivery epoch) and goes on with the operations
+    /// after the one it abandons.
+    fn client_starts_over(&self, state: &KvNodeState) -> Option<StartOver> {
+        let s = state.client()?;
+        if s.closed {
+            Some(StartOver::Told)
+        } else if s.abandoned {
+            Some(StartOver::GaveUp)
+        } else {
+            None
+        }
     }
 
     fn client_answer(&self, state: &KvNodeState, k: usize) -> Option<Value> {

@@ -104,10 +104,12 @@ pub trait SimSystem {
         saves: Vec<<Self::Actor as Actor>::Storage>,
     ) -> Option<<Self::Actor as Actor>::Storage>;
     /// Whether a client in `state` stopped in a way its deployed version answers by starting
-    /// a new incarnation (a KV client whose channel a host closed): the world then restarts it
-    /// at once, as a client restart, abandoning the operation it waited for.
-    fn client_starts_over(&self, _state: &<Self::Actor as Actor>::State) -> bool {
-        false
+    /// a new incarnation (a KV client whose channel a host closed, or that gave up an operation
+    /// at its caller's timeout): the world then restarts it at once, as a client restart,
+    /// abandoning the operation it waited for. Giving up an operation called after the heal is
+    /// a liveness failure: once the faults are over, every operation must be answered.
+    fn client_starts_over(&self, _state: &<Self::Actor as Actor>::State) -> Option<StartOver> {
+        None
     }
     /// A client's progress: (operations invoked, operations answered, finished).
     fn client_progress(
@@ -152,6 +154,15 @@ pub trait SimSystem {
     ) -> Option<String> {
         None
     }
+}
+
+/// Why a client starts over as a new incarnation (see [`SimSystem::client_starts_over`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartOver {
+    /// A server told it (a KV host closed its channel).
+    Told,
+    /// It gave up the operation it waited for (its caller's timeout).
+    GaveUp,
 }
 
 /// Everything a run depends on: replaying a case gives the same run, event for event.
@@ -406,6 +417,7 @@ enum Ev {
     StartOver {
         node: usize,
         inc: u64,
+        why: StartOver,
     },
     Heal,
 }
@@ -496,6 +508,8 @@ struct World<'a, S: SimSystem> {
     link_latency: Vec<u64>,
     blocked: Vec<(usize, usize, u64)>,
     healed: bool,
+    /// The event number of the heal, once it happened.
+    heal_event: Option<u64>,
     heal_at: u64,
     key: Arc<ClusterKey>,
     monitor: S::Monitor,
@@ -585,6 +599,7 @@ where
             link_latency,
             blocked: Vec::new(),
             healed: false,
+            heal_event: None,
             heal_at: case.duration_ms * MS,
             key: Arc::new(ClusterKey::from_bytes(key)),
             monitor: sys.monitor(),
@@ -754,13 +769,32 @@ where
             .cloned()
             .collect();
         let starts_over = self.sys.client_starts_over(d.state());
+        // The call time of the operation it waits for (the last one invoked, if unanswered).
+        let waiting_since = self.nodes[node]
+            .entries
+            .last()
+            .map(|&e| &self.history[e])
+            .filter(|op| op.ret.is_none())
+            .map(|op| op.call);
         for (entry, ret) in new_answers {
             self.history[entry].ret = Some((self.event, ret));
         }
-        if starts_over {
+        if let Some(why) = starts_over {
+            if why == StartOver::GaveUp
+                && self.failure.is_none()
+                && waiting_since.is_some_and(|call| self.heal_event.is_some_and(|h| call > h))
+            {
+                self.fail(
+                    FailureKind::Liveness,
+                    format!(
+                        "client {} gave up an operation it called after the heal",
+                        node - self.servers
+                    ),
+                );
+            }
             let inc = self.nodes[node].inc;
             let at = self.now + MS;
-            self.push(at, Ev::StartOver { node, inc });
+            self.push(at, Ev::StartOver { node, inc, why });
         }
         let n = &mut self.nodes[node];
         n.answered = n.answered.max(answered.min(n.entries.len()));
@@ -964,6 +998,7 @@ where
 
     fn heal(&mut self) {
         self.healed = true;
+        self.heal_event = Some(self.event);
         self.blocked.clear();
         let now = self.now;
         for i in 0..self.nodes.len() {
@@ -1064,10 +1099,13 @@ where
                         self.start(node);
                     }
                 }
-                Ev::StartOver { node, inc } => {
+                Ev::StartOver { node, inc, why } => {
                     self.hash = mix(self.hash, node as u64 + 7);
                     if self.nodes[node].inc == inc && self.nodes[node].driver.is_some() {
-                        self.count("clients starting over");
+                        self.count(match why {
+                            StartOver::Told => "clients starting over (channel closed)",
+                            StartOver::GaveUp => "clients starting over (gave up an operation)",
+                        });
                         self.restart_client(node, "starting over as a new incarnation");
                     }
                 }

@@ -55,6 +55,10 @@ pub struct KvClientConfig {
     pub params: KvParams,
     /// Model-only settings ([`KvModelSwitches::default`] at run time).
     pub switches: KvModelSwitches,
+    /// Give up an operation unanswered for this long, in milliseconds, and stop (abandoned:
+    /// its outcome unknown; a runtime client goes on as a new incarnation). The caller's
+    /// timeout; `None` in models.
+    pub give_up_ms: Option<u64>,
 }
 
 /// A client's state.
@@ -79,6 +83,8 @@ pub struct KvClientState {
     /// A host closed this client's channel: it stopped (the outcome of its current operation
     /// is unknown; a runtime client would start again as a new incarnation).
     pub closed: bool,
+    /// It gave up its current operation after `give_up_ms` and stopped (the outcome unknown).
+    pub abandoned: bool,
 }
 
 /// The client actor.
@@ -131,6 +137,10 @@ impl KvClient {
                         self.send(s, target, p, o);
                     }
                     s.waiting = true;
+                    if let Some(ms) = self.cfg.give_up_ms {
+                        let d = std::time::Duration::from_millis(ms);
+                        o.set_timer(KvTimer::GiveUp, d..d);
+                    }
                     return;
                 }
             }
@@ -165,6 +175,7 @@ impl Actor for KvClient {
             followed_redirect: false,
             gave_up: false,
             closed: false,
+            abandoned: false,
         };
         self.issue(&mut s, o);
         s
@@ -178,7 +189,7 @@ impl Actor for KvClient {
         msg: KvMsg,
         o: &mut Out<Self>,
     ) {
-        if state.closed {
+        if state.closed || state.abandoned {
             return;
         }
         match msg {
@@ -215,6 +226,9 @@ impl Actor for KvClient {
                 let current = self.cfg.ops.get(s.next_op).and_then(|op| op.key());
                 match p {
                     KvPayload::Reply { key, value, .. } if s.waiting && current == Some(&key) => {
+                        if self.cfg.give_up_ms.is_some() {
+                            o.cancel_timer(KvTimer::GiveUp);
+                        }
                         s.replies.push(value);
                         s.waiting = false;
                         s.redirects = 0;
@@ -262,7 +276,16 @@ impl Actor for KvClient {
     }
 
     fn on_timeout(&self, _id: Id, state: &mut Cow<KvClientState>, t: &KvTimer, o: &mut Out<Self>) {
-        if state.closed || *t != KvTimer::Retransmit {
+        if state.closed || state.abandoned {
+            return;
+        }
+        if *t == KvTimer::GiveUp {
+            if state.waiting {
+                state.to_mut().abandoned = true;
+            }
+            return;
+        }
+        if *t != KvTimer::Retransmit {
             return;
         }
         if let Some(timer) = self.cfg.switches.retransmit_timer(&self.cfg.params) {

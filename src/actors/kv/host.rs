@@ -495,6 +495,7 @@ impl Actor for Host {
                 let closed = self.sweep_idle_clients(state.to_mut());
                 self.persist(state, closed, None, o);
             }
+            KvTimer::GiveUp => {} // a client's timer
         }
     }
 }

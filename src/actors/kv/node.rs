@@ -42,6 +42,7 @@ impl KvNodeState {
             followed_redirect: false,
             gave_up: false,
             closed: false,
+            abandoned: false,
         })
     }
 

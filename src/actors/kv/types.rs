@@ -224,6 +224,9 @@ pub enum KvTimer {
     Retransmit,
     /// A host closes the client channels that were quiet for a whole period.
     IdleSweep,
+    /// A client gives up the operation it waits for (the caller's timeout; at run time and in
+    /// the simulator only, never in models).
+    GiveUp,
 }
 
 #[cfg(test)]
