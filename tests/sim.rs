@@ -62,21 +62,29 @@ fn rsl_seed_737_a_leader_behind_its_quorum_asks_for_the_state() {
     assert!(out.failure.is_none(), "{:?}", out.failure);
 }
 
-/// 200 seeds pass, each run twice with the same event log.
-fn seeds_pass<S>(sys: &S)
+/// Every seed of `seeds` passes under `f`, each run twice with the same event log.
+fn seeds_pass_with<S>(sys: &S, mut f: SimFlags, seeds: Range<u64>)
 where
     S: SimSystem,
 {
-    let mut f = flags();
     f.determinism = true;
-    let sum = run_seeds(sys, &f, 0..200, &mut std::io::sink()).unwrap();
+    let n = seeds.end - seeds.start;
+    let sum = run_seeds(sys, &f, seeds, &mut std::io::sink()).unwrap();
     assert!(
         sum.failed.is_none(),
         "{:?}",
         sum.failed.map(|(s, o)| (s, o.failure))
     );
-    assert_eq!(sum.seeds, 200);
-    assert!(sum.events > 200 * 50, "{} events", sum.events);
+    assert_eq!(sum.seeds, n);
+    assert!(sum.events > n * 50, "{} events", sum.events);
+}
+
+/// 200 seeds pass with the default flags, each run twice with the same event log.
+fn seeds_pass<S>(sys: &S)
+where
+    S: SimSystem,
+{
+    seeds_pass_with(sys, flags(), 0..200);
 }
 
 #[test]
@@ -87,15 +95,7 @@ fn rsl_seeds_pass_and_run_the_same_twice() {
 /// The map app: its history is checked per key.
 #[test]
 fn rsl_map_app_seeds_pass_and_a_second_execution_is_caught() {
-    let mut f = flags();
-    f.determinism = true;
-    let map = RslSim::<MapApp>::new(3, 2);
-    let sum = run_seeds(&map, &f, 0..100, &mut std::io::sink()).unwrap();
-    assert!(
-        sum.failed.is_none(),
-        "{:?}",
-        sum.failed.map(|(s, o)| (s, o.failure))
-    );
+    seeds_pass_with(&RslSim::<MapApp>::new(3, 2), flags(), 0..100);
     let mut broken = RslSim::<MapApp>::new(3, 2);
     broken.mutation = Some(Mutation::ExecuteTwice);
     caught(&broken, &flags(), 0..600, FailureKind::Safety);
@@ -107,15 +107,7 @@ fn rsl_map_app_seeds_pass_and_a_second_execution_is_caught() {
 /// replica is needed for a quorum.
 #[test]
 fn rsl_store_app_seeds_pass_and_a_state_transfer_in_one_message_is_caught() {
-    let mut f = flags();
-    f.determinism = true;
-    let store = RslSim::<StoreApp>::new(3, 2);
-    let sum = run_seeds(&store, &f, 0..40, &mut std::io::sink()).unwrap();
-    assert!(
-        sum.failed.is_none(),
-        "{:?}",
-        sum.failed.map(|(s, o)| (s, o.failure))
-    );
+    seeds_pass_with(&RslSim::<StoreApp>::new(3, 2), flags(), 0..40);
     let broken = RslSim::<StoreApp>::new(3, 2)
         .with_runtime_mutation(RuntimeMutation::StateTransferInOneMessage);
     caught(&broken, &flags(), 0..60, FailureKind::Liveness);
@@ -234,12 +226,7 @@ fn kv_with_idle_sweeps_passes_and_a_reopened_closed_channel_is_caught() {
     sys.params.client_idle_close_ms = 200;
     let mut f = flags();
     f.ops = 30;
-    let sum = run_seeds(&sys, &f, 0..20, &mut std::io::sink()).unwrap();
-    assert!(
-        sum.failed.is_none(),
-        "{:?}",
-        sum.failed.map(|(s, o)| (s, o.failure))
-    );
+    seeds_pass_with(&sys, f.clone(), 0..20);
     sys.mutation = Some(KvMutation::ReopenClosed);
     caught(&sys, &f, 0..40, None);
 }
