@@ -352,6 +352,25 @@ where
         group.append(&mut step);
     }
 
+    /// Runs a step the application asks for rather than a datagram (a runtime client handing
+    /// its actor a new operation): `f` gets the actor, the process's id, the state and the
+    /// step's own `Out`, whose commands are appended to `group`.
+    pub fn input(
+        &mut self,
+        f: impl FnOnce(&A, Id, &mut Cow<A::State>, &mut Out<A>),
+        group: &mut Out<A>,
+    ) {
+        let mut step = Out::new();
+        self.with_state(|actor, id, cow| f(actor, id, cow, &mut step));
+        group.append(&mut step);
+    }
+
+    /// Replaces the actor (its configuration: a runtime client's next operation), keeping the
+    /// state, the timers and the store.
+    pub fn replace_actor(&mut self, actor: A) {
+        self.actor = actor;
+    }
+
     /// The earliest timer deadline, if any timer is armed.
     pub fn next_deadline(&self) -> Option<Nanos> {
         self.timers.values().map(|(d, _)| *d).min()

@@ -4,14 +4,14 @@
 //! redirects, caches owners and asks for shard moves.
 //!
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use stateright::actor::Id;
+use stateright::actor::{Id, Out};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -20,11 +20,12 @@ use tokio::time::Instant;
 use super::auth::ClusterKey;
 use super::codec;
 use super::config::{load_key, KvClusterConfig};
+use super::driver::{Driver, Nanos, Sends};
 use super::runtime::{bind_udp, run_actor, Counters, RuntimeConfig};
 use super::storage::{cluster_startup, prepare_storage, Startup, Store};
 use crate::actors::kv::{
-    Host, HostConfig, HostSave, HostState, Key, KeyRange, KvModelSwitches, KvMsg, KvPayload,
-    Persistence, SingleDelivery, Value,
+    ClientOp, Host, HostConfig, HostSave, HostState, Key, KeyRange, KvClient, KvClientConfig,
+    KvClientState, KvModelSwitches, KvMsg, KvParams, KvPayload, Persistence, Value,
 };
 
 /// A running host's tables, updated after every step.
@@ -344,45 +345,32 @@ pub struct ChannelClosed {
     pub watermark: u64,
 }
 
-/// How a wait for the hosts ends.
-enum Answer {
-    /// The reply to the request waited for.
-    Value(Option<Value>),
-    /// The request waited for was redirected to this host index.
-    Redirect(usize),
-    /// Everything sent to the host waited for is acknowledged.
-    Acked,
-}
-
-/// What [`KvRemote::pump`] waits for.
-#[derive(Clone, Copy)]
-enum Want {
-    /// The answer to the request with this tag.
-    Answer(u64),
-    /// Every message to this host index acknowledged.
-    Acked(usize),
-}
-
 /// The largest number of owners a client remembers (it forgets them all beyond it).
 const MAX_CACHED_OWNERS: usize = 1 << 16;
 
-/// A client of an IronKV cluster: one operation at a time, through SingleDelivery (sequence
-/// numbers per host, cumulative acks, retransmission), following redirects and remembering the
-/// owner of each key it has heard of.
+/// A client of an IronKV cluster: one operation at a time, following redirects and remembering
+/// the owner of each key it has heard of.
 ///
-/// A reply is matched to its request by order: a host answers each request it delivers with
-/// exactly one `Reply` or `Redirect`, in delivery order on the channel, so the client keeps, per
-/// host, the tags of the requests still unanswered; an answer to an abandoned (timed-out)
-/// request is recognised and skipped.
+/// There is no protocol logic here: the client is the checked KV client actor ([`KvClient`]:
+/// SingleDelivery's sequence numbers, cumulative acks and retransmission, redirects, closed
+/// channels) run through the runtime's sans-IO [`Driver`], the same actor and driver the model
+/// checker and the simulator run. Each call hands the actor a configuration with that one
+/// operation and starts it ([`KvClient::begin`]) on the channels the earlier calls left. What
+/// stays here is the socket, the caller's deadline, the owner cache, and what a caller is told.
+///
+/// A call that times out leaves its request in flight; the client then goes on as a new
+/// incarnation (a new SingleDelivery epoch), so a late answer to it can never be taken for a
+/// later call's (the actor matches an answer to its operation by key).
 pub struct KvRemote {
     socket: UdpSocket,
     hosts: Vec<SocketAddrV4>,
-    sd: SingleDelivery<KvPayload>,
+    host_ids: Arc<Vec<Id>>,
+    id: Id,
+    driver: Driver<KvClient>,
     owners: BTreeMap<Key, usize>,
-    outstanding: BTreeMap<usize, VecDeque<u64>>,
-    next_tag: u64,
     buf: Vec<u8>,
-    max_unacked: usize,
+    counters: Arc<Counters>,
+    clock: Instant,
     /// Redirects followed so far (all operations).
     pub redirects: u64,
     /// The cluster key, if this client is an operator's: its datagrams are then sealed, which
@@ -392,6 +380,29 @@ pub struct KvRemote {
     pub retransmit: Duration,
 }
 
+/// Sends what a client's actor asked for (sealed if the client holds the key), waiting for the
+/// socket to be writable. A send error is a lost datagram: retransmission covers it. (A free
+/// function, not a method: a future holding `&KvRemote` across the send would need the driver
+/// to be `Sync`.)
+///
+/// (An earlier client used `try_send_to`, which fails with `WouldBlock` on a fresh socket until
+/// tokio has seen it writable: a one-shot CLI operation's first request was dropped that way
+/// and went out only on the first retransmission, 200 ms later.)
+async fn emit(socket: &UdpSocket, key: Option<&ClusterKey>, sends: Sends<KvMsg>) {
+    for o in sends {
+        let mut bytes = o.bytes;
+        if let Some(k) = key {
+            k.seal(&mut bytes);
+        }
+        if let Err(e) = socket.send_to(&bytes, o.to).await {
+            tracing::debug!(to = %o.to, %e, "client send failed");
+        }
+    }
+}
+
+/// The client's SingleDelivery window per host (requests sent and not yet acknowledged).
+const CLIENT_MAX_UNACKED: usize = 1024;
+
 impl KvRemote {
     /// A client on a fresh loopback socket.
     pub async fn connect(hosts: Vec<SocketAddrV4>) -> Result<Self> {
@@ -399,19 +410,96 @@ impl KvRemote {
             bail!("a client needs at least one host address");
         }
         let socket = bind_udp(SocketAddrV4::new([127, 0, 0, 1].into(), 0))?;
+        let id = Id::from(v4(socket.local_addr()?)?);
+        let host_ids: Arc<Vec<Id>> = Arc::new(hosts.iter().map(|h| Id::from(*h)).collect());
+        let counters = Arc::new(Counters::default());
+        let clock = Instant::now();
+        let retransmit = Duration::from_millis(200);
+        let driver = Self::incarnation(&hosts, &host_ids, id, &counters, retransmit, 0)?;
         Ok(KvRemote {
             socket,
             hosts,
-            sd: SingleDelivery::new(clock_epoch()),
+            host_ids,
+            id,
+            driver,
             owners: BTreeMap::new(),
-            outstanding: BTreeMap::new(),
-            next_tag: 0,
             buf: vec![0u8; codec::MAX_DATAGRAM + 1],
-            max_unacked: 1024,
+            counters,
+            clock,
             redirects: 0,
             key: None,
-            retransmit: Duration::from_millis(200),
+            retransmit,
         })
+    }
+
+    /// The client actor for one operation (`None`: none yet); `owns_only` stops it at the
+    /// first redirect instead of following it.
+    fn actor(
+        host_ids: &Arc<Vec<Id>>,
+        retransmit: Duration,
+        op: Option<ClientOp>,
+        epoch: u64,
+        owns_only: bool,
+    ) -> KvClient {
+        KvClient::new(KvClientConfig {
+            index: 0,
+            hosts: host_ids.clone(),
+            ops: Arc::new(op.into_iter().collect()),
+            epoch,
+            params: KvParams {
+                retransmit_ms: u64::try_from(retransmit.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+                max_unacked: CLIENT_MAX_UNACKED,
+                ..KvParams::default()
+            },
+            switches: KvModelSwitches {
+                max_redirects: owns_only.then_some(0),
+                ..KvModelSwitches::default()
+            },
+            give_up_ms: None,
+        })
+    }
+
+    /// A new incarnation: a driver whose actor has a fresh epoch above `above`.
+    fn incarnation(
+        hosts: &[SocketAddrV4],
+        host_ids: &Arc<Vec<Id>>,
+        id: Id,
+        counters: &Arc<Counters>,
+        retransmit: Duration,
+        above: u64,
+    ) -> Result<Driver<KvClient>> {
+        let epoch = clock_epoch().max(above.saturating_add(1));
+        let cfg = RuntimeConfig::<KvClient> {
+            peers: hosts.to_vec(),
+            // Sealing (an operator's client) is done on the way out: hosts answer clients
+            // unsealed.
+            key: None,
+            // Only the hosts speak to a client.
+            accept_from_stranger: |_| false,
+            storage: None,
+            init: false,
+            seed: epoch,
+            observe: None,
+        };
+        let actor = Self::actor(host_ids, retransmit, None, epoch, false);
+        let (driver, _) =
+            Driver::start(actor, id, cfg, counters.clone(), 0).context("starting the client")?;
+        Ok(driver)
+    }
+
+    /// Goes on as a new incarnation with an epoch above `above`.
+    fn reincarnate(&mut self, above: u64) -> Result<()> {
+        self.driver = Self::incarnation(
+            &self.hosts,
+            &self.host_ids,
+            self.id,
+            &self.counters,
+            self.retransmit,
+            above,
+        )?;
+        Ok(())
     }
 
     /// Seals this client's datagrams with the cluster key (an operator's client: hosts of a
@@ -421,28 +509,20 @@ impl KvRemote {
         self
     }
 
-    /// Sends `m` to `to` (sealed if this client holds the key), waiting for the socket to be
-    /// writable. A send error is a lost datagram: retransmission covers it.
-    ///
-    /// (It used `try_send_to`, which fails with `WouldBlock` on a fresh socket until tokio has
-    /// seen it writable: a one-shot CLI operation's first request was dropped that way and went
-    /// out only on the first retransmission, 200 ms later.)
-    async fn emit(&self, m: &KvMsg, to: SocketAddr) -> Result<()> {
-        let mut bytes = codec::encode(m)?;
-        if let Some(k) = &self.key {
-            k.seal(&mut bytes);
-        }
-        if let Err(e) = self.socket.send_to(&bytes, to).await {
-            tracing::debug!(%to, %e, "client send failed");
-        }
-        Ok(())
+    /// What this client's driver counted: datagrams in and out, and those dropped.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// Nanoseconds on the clock the driver's timers run on.
+    fn now(&self) -> Nanos {
+        u64::try_from(self.clock.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// The value of `key` (`None`: absent).
     pub async fn get(&mut self, key: impl Into<Key>, timeout: Duration) -> Result<Option<Value>> {
         let key = key.into();
-        self.call(KvPayload::Get { key: key.clone() }, key, timeout)
-            .await
+        self.call(ClientOp::Get(key), timeout).await
     }
 
     /// Sets `key` to `value` (`None`: deletes it).
@@ -453,16 +533,9 @@ impl KvRemote {
         timeout: Duration,
     ) -> Result<()> {
         let key = key.into();
-        self.call(
-            KvPayload::Set {
-                key: key.clone(),
-                value,
-            },
-            key,
-            timeout,
-        )
-        .await
-        .map(|_| ())
+        self.call(ClientOp::Set(key, value), timeout)
+            .await
+            .map(|_| ())
     }
 
     /// The host index that answered for `key` last (or was named its owner).
@@ -490,21 +563,17 @@ impl KvRemote {
         if range.is_empty() {
             bail!("{range}: an empty range moves nothing");
         }
-        let (Some(_), Some(&recipient)) = (self.hosts.get(from), self.hosts.get(to)) else {
+        if from >= self.hosts.len() || to >= self.hosts.len() {
             bail!("hosts are 0..{} (got {from} and {to})", self.hosts.len());
-        };
-        let payload = KvPayload::Shard {
-            range,
-            recipient: Id::from(recipient),
-        };
-        self.send(from, payload).await?;
-        match self
-            .pump(Want::Acked(from), Instant::now() + timeout)
-            .await?
-        {
-            Answer::Acked => Ok(()),
-            _ => unreachable!("an ack wait ends acked"),
         }
+        let dst = self.host_ids[from];
+        let op = ClientOp::Shard { range, from, to };
+        self.start(op, dst, false).await?;
+        let deadline = Instant::now() + timeout;
+        self.run_until(deadline, |s| {
+            s.sd.send.get(&dst).is_none_or(|c| c.unacked.is_empty())
+        })
+        .await
     }
 
     /// Whether host `host` answers for `key` itself (rather than redirecting).
@@ -514,173 +583,108 @@ impl KvRemote {
         key: impl Into<Key>,
         timeout: Duration,
     ) -> Result<bool> {
-        let tag = self.send(host, KvPayload::Get { key: key.into() }).await?;
-        match self
-            .pump(Want::Answer(tag.expect("a Get")), Instant::now() + timeout)
-            .await?
-        {
-            Answer::Value(_) => Ok(true),
-            _ => Ok(false),
-        }
-    }
-
-    /// Queues `payload` for host `host` and sends it; returns the request's tag if it expects
-    /// an answer.
-    async fn send(&mut self, host: usize, payload: KvPayload) -> Result<Option<u64>> {
-        let answered = matches!(payload, KvPayload::Get { .. } | KvPayload::Set { .. });
-        let dst = self.hosts[host];
-        let Some(msg) = self.sd.send(Id::from(dst), payload, self.max_unacked) else {
-            bail!(
-                "{} requests to host {host} are still unacknowledged",
-                self.max_unacked
-            );
+        let Some(&dst) = self.host_ids.get(host) else {
+            bail!("hosts are 0..{} (got {host})", self.hosts.len());
         };
-        let tag = answered.then(|| {
-            let t = self.next_tag;
-            self.next_tag += 1;
-            self.outstanding.entry(host).or_default().push_back(t);
-            t
-        });
-        self.emit(&msg, SocketAddr::V4(dst)).await?;
-        Ok(tag)
-    }
-
-    async fn call(
-        &mut self,
-        payload: KvPayload,
-        key: Key,
-        timeout: Duration,
-    ) -> Result<Option<Value>> {
+        self.start(ClientOp::Get(key.into()), dst, true).await?;
         let deadline = Instant::now() + timeout;
-        let mut target = self.owners.get(&key).copied().unwrap_or(0);
-        let mut hops = 0u32;
-        loop {
-            let tag = self
-                .send(target, payload.clone())
-                .await?
-                .expect("a Get or Set");
-            match self.pump(Want::Answer(tag), deadline).await? {
-                Answer::Value(v) => {
-                    if self.owners.len() >= MAX_CACHED_OWNERS {
-                        self.owners.clear();
-                    }
-                    self.owners.insert(key, target);
-                    return Ok(v);
-                }
-                Answer::Redirect(owner) => {
-                    self.redirects += 1;
-                    hops += 1;
-                    // While a delegation is in flight the old and the new owner send the client
-                    // back and forth; back off a little after a few rounds.
-                    if hops > 4 {
-                        let ms = 1u64 << (hops - 4).min(6);
-                        tokio::time::sleep(Duration::from_millis(ms)).await;
-                    }
-                    target = owner;
-                }
-                Answer::Acked => unreachable!("an answer wait ends with an answer"),
+        self.run_until(deadline, |s| !s.replies.is_empty() || s.gave_up)
+            .await?;
+        Ok(!self.driver.state().replies.is_empty())
+    }
+
+    /// Hands the actor `op` and starts it, the first request to `target`.
+    async fn start(&mut self, op: ClientOp, target: Id, owns_only: bool) -> Result<()> {
+        let epoch = self.driver.state().sd.epoch;
+        let actor = Self::actor(&self.host_ids, self.retransmit, Some(op), epoch, owns_only);
+        self.driver.replace_actor(actor);
+        let mut out = Out::new();
+        self.driver
+            .input(|a, _, s, o| a.begin(s.to_mut(), target, o), &mut out);
+        let sends = self.driver.commit(out, self.now())?;
+        emit(&self.socket, self.key.as_deref(), sends).await;
+        Ok(())
+    }
+
+    /// A Get or Set: to the owner it knows of (host 0 if none), following redirects.
+    async fn call(&mut self, op: ClientOp, timeout: Duration) -> Result<Option<Value>> {
+        let key = op.key().expect("a Get or Set").clone();
+        let target = self.host_ids[self.owners.get(&key).copied().unwrap_or(0)];
+        self.start(op, target, false).await?;
+        let deadline = Instant::now() + timeout;
+        self.run_until(deadline, |s| !s.replies.is_empty()).await?;
+        let s = self.driver.state();
+        let answered_by = self.host_ids.iter().position(|h| *h == s.target);
+        let value = s.replies[0].clone();
+        if let Some(h) = answered_by {
+            if self.owners.len() >= MAX_CACHED_OWNERS {
+                self.owners.clear();
             }
+            self.owners.insert(key, h);
         }
+        Ok(value)
     }
 
-    /// Whether `want` waits for acks and everything sent to its host is acknowledged.
-    fn all_acked(&self, want: Want) -> bool {
-        let Want::Acked(h) = want else { return false };
-        let dst = Id::from(self.hosts[h]);
-        self.sd.send.get(&dst).is_none_or(|c| c.unacked.is_empty())
-    }
-
-    /// Receives, acks and retransmits until `want` is met or `deadline` passes.
-    async fn pump(&mut self, want: Want, deadline: Instant) -> Result<Answer> {
+    /// Receives, steps the actor and sends what it asks for, and fires its timers, until
+    /// `done` holds of its state. A channel a host closed, a deadline passed, or a redirect
+    /// outside the cluster ends the wait with an error (the first two after starting a new
+    /// incarnation: what was in flight may or may not have been done).
+    async fn run_until(
+        &mut self,
+        deadline: Instant,
+        done: impl Fn(&KvClientState) -> bool,
+    ) -> Result<()> {
+        let mut closed: Option<(usize, u64)> = None;
         loop {
-            if self.all_acked(want) {
-                return Ok(Answer::Acked);
+            let s = self.driver.state();
+            if s.closed {
+                let (host, watermark) = closed.unwrap_or((0, s.sd.epoch));
+                self.reincarnate(watermark)?;
+                return Err(ChannelClosed { host, watermark }.into());
             }
-            let tick = (Instant::now() + self.retransmit).min(deadline);
-            loop {
-                let got = tokio::time::timeout_at(tick, self.socket.recv_from(&mut self.buf)).await;
-                let (n, from) = match got {
-                    Err(_) => break,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%e, "client recv error");
-                        continue;
+            if done(s) {
+                return Ok(());
+            }
+            if !self.host_ids.contains(&s.target) {
+                let owner = SocketAddrV4::from(s.target);
+                bail!("a host redirected to {owner}, which is not a host of this cluster");
+            }
+            let wake = self
+                .driver
+                .next_deadline()
+                .map(|d| self.clock + Duration::from_nanos(d))
+                .unwrap_or(deadline)
+                .min(deadline);
+            match tokio::time::timeout_at(wake, self.socket.recv_from(&mut self.buf)).await {
+                Err(_) => {
+                    if Instant::now() >= deadline {
+                        self.reincarnate(0)?;
+                        bail!("no answer from the hosts in time");
                     }
-                    Ok(Ok(x)) => x,
-                };
-                let Some(idx) = self.hosts.iter().position(|h| SocketAddr::V4(*h) == from) else {
-                    continue;
-                };
-                let Ok(msg) = codec::decode::<KvMsg>(&self.buf[..n]) else {
-                    continue;
-                };
-                match msg {
-                    KvMsg::Ack { epoch, from, seqno } => {
-                        self.sd.ack(Id::from(self.hosts[idx]), epoch, from, seqno);
-                        if self.all_acked(want) {
-                            return Ok(Answer::Acked);
-                        }
-                    }
-                    KvMsg::Closed { epoch, watermark } if epoch == self.sd.epoch => {
-                        // A host closed this incarnation's channel: go on as a new one, above
-                        // the watermark; what was in flight may or may not have been done.
-                        self.sd =
-                            SingleDelivery::new(clock_epoch().max(watermark.saturating_add(1)));
-                        self.outstanding.clear();
-                        return Err(ChannelClosed {
-                            host: idx,
-                            watermark,
-                        }
-                        .into());
-                    }
-                    KvMsg::Closed { .. } => {}
-                    KvMsg::Single {
-                        epoch,
-                        to,
-                        seqno,
-                        payload,
-                    } => {
-                        let r = self.sd.receive(
-                            Id::from(self.hosts[idx]),
-                            epoch,
-                            to,
-                            seqno,
-                            payload,
-                            false,
-                        );
-                        if let Some(ack) = r.ack {
-                            self.emit(&ack, from).await?;
-                        }
-                        let Some(p) = r.deliver else { continue };
-                        let answered =
-                            matches!(p, KvPayload::Reply { .. } | KvPayload::Redirect { .. });
-                        if !answered {
-                            continue;
-                        }
-                        let t = self.outstanding.entry(idx).or_default().pop_front();
-                        let Want::Answer(tag) = want else { continue };
-                        if t != Some(tag) {
-                            continue; // the answer to an abandoned request
-                        }
-                        match p {
-                            KvPayload::Reply { value, .. } => return Ok(Answer::Value(value)),
-                            KvPayload::Redirect { owner, .. } => {
-                                let owner = SocketAddrV4::from(owner);
-                                let Some(o) = self.hosts.iter().position(|h| *h == owner) else {
-                                    bail!("host {idx} redirected to {owner}, which is not a host of this cluster");
-                                };
-                                return Ok(Answer::Redirect(o));
-                            }
-                            _ => unreachable!("matched above"),
-                        }
-                    }
+                    let sends = self.driver.fire_due(self.now())?;
+                    emit(&self.socket, self.key.as_deref(), sends).await;
                 }
-            }
-            if Instant::now() >= deadline {
-                bail!("no answer from the hosts in time");
-            }
-            for (dst, m) in self.sd.unacked() {
-                self.emit(&m, SocketAddr::V4(SocketAddrV4::from(dst)))
-                    .await?;
+                Ok(Err(e)) => tracing::debug!(%e, "client recv error"),
+                Ok(Ok((n, from))) => {
+                    let Some((from, msg)) = self.driver.admit(&self.buf[..n], from) else {
+                        continue;
+                    };
+                    if let KvMsg::Closed { epoch, watermark } = &msg {
+                        if *epoch == self.driver.state().sd.epoch {
+                            let host = self.hosts.iter().position(|h| *h == from).unwrap_or(0);
+                            closed = Some((host, *watermark));
+                        }
+                    }
+                    let before = self.driver.state().redirects;
+                    let mut out = Out::new();
+                    self.driver.step(from, msg, &mut out);
+                    // A redirect followed raises the actor's count for the operation (taking
+                    // the answer resets it, in a later step).
+                    let after = self.driver.state().redirects;
+                    self.redirects += u64::from(after.saturating_sub(before));
+                    let sends = self.driver.commit(out, self.now())?;
+                    emit(&self.socket, self.key.as_deref(), sends).await;
+                }
             }
         }
     }

@@ -119,6 +119,20 @@ impl KvClient {
         }
     }
 
+    /// Starts this configuration's operations from the first, the first request going to
+    /// `target`, keeping the channels of `s`: how a runtime client (`net::kv::KvRemote`) runs
+    /// one call after another through one long-lived state, each call a configuration of its
+    /// own.
+    pub fn begin(&self, s: &mut KvClientState, target: Id, o: &mut Out<Self>) {
+        s.next_op = 0;
+        s.waiting = false;
+        s.replies.clear();
+        s.redirects = 0;
+        s.gave_up = false;
+        s.target = target;
+        self.issue(s, o);
+    }
+
     /// Issues operations from `next_op` until one waits for a reply (or all are issued).
     fn issue(&self, s: &mut KvClientState, o: &mut Out<Self>) {
         while let Some(op) = self.cfg.ops.get(s.next_op) {
