@@ -21,7 +21,7 @@ use super::auth::ClusterKey;
 use super::codec;
 use super::config::{load_key, KvClusterConfig};
 use super::driver::{Driver, Nanos, Sends};
-use super::runtime::{bind_udp, run_actor, Counters, RuntimeConfig};
+use super::runtime::{bind_udp, next_wake, run_actor, send_all, Counters, RuntimeConfig};
 use super::storage::{cluster_startup, prepare_storage, Startup, Store};
 use crate::actors::kv::{
     ClientOp, Host, HostConfig, HostSave, HostState, Key, KeyRange, KvClient, KvClientConfig,
@@ -388,16 +388,13 @@ pub struct KvRemote {
 /// (An earlier client used `try_send_to`, which fails with `WouldBlock` on a fresh socket until
 /// tokio has seen it writable: a one-shot CLI operation's first request was dropped that way
 /// and went out only on the first retransmission, 200 ms later.)
-async fn emit(socket: &UdpSocket, key: Option<&ClusterKey>, sends: Sends<KvMsg>) {
-    for o in sends {
-        let mut bytes = o.bytes;
-        if let Some(k) = key {
-            k.seal(&mut bytes);
-        }
-        if let Err(e) = socket.send_to(&bytes, o.to).await {
-            tracing::debug!(to = %o.to, %e, "client send failed");
+async fn emit(socket: &UdpSocket, key: Option<&ClusterKey>, mut sends: Sends<KvMsg>) {
+    if let Some(k) = key {
+        for o in &mut sends {
+            k.seal(&mut o.bytes);
         }
     }
+    send_all(socket, sends).await;
 }
 
 /// The client's SingleDelivery window per host (requests sent and not yet acknowledged).
@@ -649,12 +646,7 @@ impl KvRemote {
                 let owner = SocketAddrV4::from(s.target);
                 bail!("a host redirected to {owner}, which is not a host of this cluster");
             }
-            let wake = self
-                .driver
-                .next_deadline()
-                .map(|d| self.clock + Duration::from_nanos(d))
-                .unwrap_or(deadline)
-                .min(deadline);
+            let wake = next_wake(&self.driver, self.clock, deadline);
             match tokio::time::timeout_at(wake, self.socket.recv_from(&mut self.buf)).await {
                 Err(_) => {
                     if Instant::now() >= deadline {

@@ -16,8 +16,8 @@ use tokio::task::JoinHandle;
 
 use super::codec;
 use super::config::{load_key, RslClusterConfig};
-use super::driver::{Driver, Nanos, Sends};
-use super::runtime::{bind_udp, run_actor, Counters, RuntimeConfig};
+use super::driver::{Driver, Nanos};
+use super::runtime::{bind_udp, next_wake, run_actor, send_all, Counters, RuntimeConfig};
 use crate::actors::rsl::{
     App, Client, ClientConfig, ModelSwitches, Phase, Replica, ReplicaConfig, ReplicaState, RslMsg,
 };
@@ -412,15 +412,6 @@ impl<A: App> RslClient<A> {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    async fn emit(&self, sends: Sends<RslMsg<A>>) {
-        for o in sends {
-            // A send error is a lost datagram: retransmission covers it.
-            if let Err(e) = self.socket.send_to(&o.bytes, o.to).await {
-                tracing::debug!(to = %o.to, %e, "client send failed");
-            }
-        }
-    }
-
     /// Executes `op`, waiting at most `timeout`.
     ///
     /// Each call takes a fresh sequence number, whatever happened to the last one: a call that
@@ -465,7 +456,7 @@ impl<A: App> RslClient<A> {
         let (mut driver, sends) =
             Driver::start(actor, self.id, cfg, self.counters.clone(), self.now())
                 .context("starting the client")?;
-        self.emit(sends).await;
+        send_all(&self.socket, sends).await;
         let deadline = tokio::time::Instant::now() + timeout;
         let mut watermark: u64 = 0;
         loop {
@@ -478,18 +469,14 @@ impl<A: App> RslClient<A> {
                 self.next_seqno = self.next_seqno.max(watermark.saturating_add(1));
                 return Err(SessionExpired { seqno, watermark }.into());
             }
-            let wake = driver
-                .next_deadline()
-                .map(|d| self.epoch + Duration::from_nanos(d))
-                .unwrap_or(deadline)
-                .min(deadline);
+            let wake = next_wake(&driver, self.epoch, deadline);
             match tokio::time::timeout_at(wake, self.socket.recv_from(&mut self.buf)).await {
                 Err(_) => {
                     if tokio::time::Instant::now() >= deadline {
                         bail!("no reply to {op:?} (seqno {seqno}) within {timeout:?}");
                     }
                     let sends = driver.fire_due(self.now())?;
-                    self.emit(sends).await;
+                    send_all(&self.socket, sends).await;
                 }
                 // ICMP "port unreachable" from a dead replica surfaces here.
                 Ok(Err(e)) => tracing::debug!(%e, "client recv error"),
@@ -509,7 +496,7 @@ impl<A: App> RslClient<A> {
                     let mut out = Out::new();
                     driver.step(from, msg, &mut out);
                     let sends = driver.commit(out, self.now())?;
-                    self.emit(sends).await;
+                    send_all(&self.socket, sends).await;
                 }
             }
         }

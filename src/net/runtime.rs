@@ -101,10 +101,7 @@ where
     let max_group = if driver.has_store() { MAX_GROUP } else { 1 };
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     loop {
-        let deadline = match driver.next_deadline() {
-            Some(d) => epoch + Duration::from_nanos(d),
-            None => Instant::now() + Duration::from_secs(3600),
-        };
+        let deadline = next_wake(&driver, epoch, Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             _ = shutdown.changed() => {
                 if *shutdown.borrow() { return Ok(()); }
@@ -143,7 +140,23 @@ where
 }
 
 /// Sends the driver's datagrams (a send error is logged: the network may lose any datagram).
-async fn send_all<M>(socket: &UdpSocket, sends: Vec<Outgoing<M>>) {
+/// When a process must next wake: its driver's earliest timer deadline (on the clock that
+/// started at `epoch`), or `latest` if that is sooner or no timer is armed.
+pub(crate) fn next_wake<A>(driver: &Driver<A>, epoch: Instant, latest: Instant) -> Instant
+where
+    A: Actor,
+    A::Msg: Serialize + DeserializeOwned,
+    A::Timer: Ord,
+{
+    driver
+        .next_deadline()
+        .map(|d| epoch + Duration::from_nanos(d))
+        .map_or(latest, |d| d.min(latest))
+}
+
+/// Sends a step's datagrams; a send error is a lost datagram (the protocol's retransmissions
+/// cover it), logged.
+pub(crate) async fn send_all<M>(socket: &UdpSocket, sends: Vec<Outgoing<M>>) {
     for o in sends {
         if let Err(e) = socket.send_to(&o.bytes, o.to).await {
             tracing::debug!(to = %o.to, %e, "send failed");
