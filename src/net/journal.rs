@@ -20,12 +20,12 @@
 //! after it, a log of another generation ahead of the snapshot, a log of another host, or a
 //! missing log, is corruption: the host refuses to start.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::actors::kv::{HostRecord, HostSave, HostStorage};
 
+use super::fs::{FileSystem, OsFs};
 use super::storage::{sync_dir_of, StorageError, StorageFile, Store};
 
 const MAGIC: &[u8; 4] = b"IFWL";
@@ -40,8 +40,9 @@ pub struct HostLog {
     identity: String,
     /// The generation of the snapshot on disk (the log's records apply to it).
     generation: u64,
-    /// The log, open for appends once loaded or initialised.
-    log: Option<File>,
+    /// Whether the log takes appends (once loaded or initialised).
+    open: bool,
+    fs: Arc<dyn FileSystem>,
 }
 
 /// The snapshot as stored: its generation and the state.
@@ -50,12 +51,22 @@ type Snapshot = (u64, HostStorage);
 impl HostLog {
     /// The storage at `<base>.snapshot` and `<base>.log`, which must carry `identity`.
     pub fn new(base: &Path, identity: String) -> Self {
+        Self::on(Arc::new(OsFs::default()), base, identity)
+    }
+
+    /// The same, on the file system `fs`.
+    pub fn on(fs: Arc<dyn FileSystem>, base: &Path, identity: String) -> Self {
         HostLog {
-            snapshot: StorageFile::new(base.with_extension("snapshot"), identity.clone()),
+            snapshot: StorageFile::on(
+                fs.clone(),
+                base.with_extension("snapshot"),
+                identity.clone(),
+            ),
             log_path: base.with_extension("log"),
             identity,
             generation: 0,
-            log: None,
+            open: false,
+            fs,
         }
     }
 
@@ -106,38 +117,30 @@ impl HostLog {
             op,
             source,
         };
-        let mut f = File::create(&tmp).map_err(|e| io("create", e))?;
-        f.write_all(&header).map_err(|e| io("write", e))?;
-        f.sync_all().map_err(|e| io("fsync", e))?;
-        drop(f);
-        std::fs::rename(&tmp, &self.log_path).map_err(|e| self.io("rename", e))?;
-        sync_dir_of(&self.log_path)?;
-        self.open_for_append()?;
+        self.open = false;
+        self.fs.create(&tmp).map_err(|e| io("create", e))?;
+        self.fs.append(&tmp, &header).map_err(|e| io("write", e))?;
+        self.fs.sync(&tmp).map_err(|e| io("fsync", e))?;
+        self.fs
+            .rename(&tmp, &self.log_path)
+            .map_err(|e| self.io("rename", e))?;
+        sync_dir_of(&*self.fs, &self.log_path)?;
+        self.open = true;
         Ok(header.len() as u64)
-    }
-
-    fn open_for_append(&mut self) -> Result<(), StorageError> {
-        let f = OpenOptions::new()
-            .append(true)
-            .open(&self.log_path)
-            .map_err(|e| self.io("open", e))?;
-        self.log = Some(f);
-        Ok(())
     }
 
     /// The log's records after a header of this host and `generation`, and the length of the
     /// whole records (where a torn tail starts). `None`: the log is of an older generation
     /// (its records are in the snapshot).
     fn read_log(&self, generation: u64) -> Result<Option<(Vec<HostRecord>, usize)>, StorageError> {
-        let mut bytes = Vec::new();
-        match File::open(&self.log_path) {
-            Ok(mut f) => f.read_to_end(&mut bytes).map_err(|e| self.io("read", e))?,
+        let bytes = match self.fs.read(&self.log_path) {
+            Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(self.corrupt(
                     "the write-ahead log is missing: the writes it held would be lost".into(),
                 ))
             }
-            Err(e) => return Err(self.io("open", e)),
+            Err(e) => return Err(self.io("read", e)),
         };
         let id = self.identity.as_bytes();
         let header_len = 4 + 1 + 8 + 2 + id.len() + 4;
@@ -213,7 +216,7 @@ impl HostLog {
 
 impl Store<HostSave> for HostLog {
     fn init(&mut self) -> Result<(), StorageError> {
-        if self.snapshot.path().exists() || self.log_path.exists() {
+        if self.fs.exists(self.snapshot.path()) || self.fs.exists(&self.log_path) {
             return Err(StorageError::AlreadyExists {
                 path: self.snapshot.path().to_owned(),
             });
@@ -288,12 +291,11 @@ impl Store<HostSave> for HostLog {
                 op,
                 source,
             };
-            let f = self
-                .log
-                .as_mut()
-                .ok_or_else(|| io("append", std::io::Error::other("the log is not open")))?;
-            f.write_all(&buf).map_err(|e| io("append", e))?;
-            f.sync_data().map_err(|e| io("fdatasync", e))?;
+            if !self.open {
+                return Err(io("append", std::io::Error::other("the log is not open")));
+            }
+            self.fs.append(&path, &buf).map_err(|e| io("append", e))?;
+            self.fs.sync_data(&path).map_err(|e| io("fdatasync", e))?;
             written += buf.len() as u64;
         }
         Ok(written)
@@ -303,18 +305,20 @@ impl Store<HostSave> for HostLog {
 impl HostLog {
     /// Cuts the log after its whole records (a torn tail goes) and opens it for appends.
     fn cut(&mut self, whole: usize) -> Result<(), StorageError> {
-        let f = OpenOptions::new()
-            .write(true)
-            .open(&self.log_path)
-            .map_err(|e| self.io("open", e))?;
-        let len = f.metadata().map_err(|e| self.io("stat", e))?.len();
+        let len = self
+            .fs
+            .len(&self.log_path)
+            .map_err(|e| self.io("stat", e))?;
         if len != whole as u64 {
-            f.set_len(whole as u64)
+            self.fs
+                .set_len(&self.log_path, whole as u64)
                 .map_err(|e| self.io("truncate", e))?;
-            f.sync_all().map_err(|e| self.io("fsync", e))?;
+            self.fs
+                .sync(&self.log_path)
+                .map_err(|e| self.io("fsync", e))?;
         }
-        drop(f);
-        self.open_for_append()
+        self.open = true;
+        Ok(())
     }
 }
 
@@ -393,7 +397,7 @@ mod tests {
         let path = l.log_path().to_owned();
         let len = std::fs::metadata(&path).unwrap().len();
         for cut in 1..=6 {
-            let f = OpenOptions::new().write(true).open(&path).unwrap();
+            let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
             f.set_len(len - cut).unwrap();
             drop(f);
             let mut again = log(&d);

@@ -4,6 +4,8 @@
 //! * [`driver`]: the sans-IO process driver (filtering, the step, saves before sends, timers).
 //! * [`runtime`]: the tokio back end over the driver: one actor on one socket; graceful shutdown.
 //! * [`auth`]: the cluster key and the MAC on every peer datagram.
+//! * [`fs`]: the file-system calls of the storage code, over the system's files or simulated.
+//! * [`journal`]: a durable IronKV host's snapshot and write-ahead log.
 //! * [`storage`]: durable storage files: checksummed, carrying the cluster's identity, written
 //!   atomically; missing, corrupt or foreign files refused.
 //! * [`config`]: the TOML cluster files, validated with errors that name the field.
@@ -17,6 +19,7 @@ pub mod auth;
 pub mod codec;
 pub mod config;
 pub mod driver;
+pub mod fs;
 pub mod journal;
 pub mod kv;
 pub mod rsl;

@@ -19,12 +19,14 @@
 //! every failure is an error (the runtime stops the actor rather than let a message promise what
 //! was not stored).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use thiserror::Error;
+
+use super::fs::{dir_of, FileSystem, OsFs};
 
 const MAGIC: &[u8; 4] = b"IFST";
 /// 2: postcard payloads instead of JSON; IronRSL's reply cache became the bounded client
@@ -172,17 +174,32 @@ pub enum StorageError {
     },
 }
 
-/// One actor's storage file and the identity it must carry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One actor's storage file and the identity it must carry, on a file system (the operating
+/// system's, or the simulator's).
+#[derive(Clone, Debug)]
 pub struct StorageFile {
     path: PathBuf,
     identity: String,
+    fs: Arc<dyn FileSystem>,
 }
+
+impl PartialEq for StorageFile {
+    fn eq(&self, o: &Self) -> bool {
+        self.path == o.path && self.identity == o.identity
+    }
+}
+
+impl Eq for StorageFile {}
 
 impl StorageFile {
     /// The file at `path`, which must carry `identity` (the cluster and the actor's index).
     pub fn new(path: PathBuf, identity: String) -> Self {
-        StorageFile { path, identity }
+        Self::on(Arc::new(OsFs::default()), path, identity)
+    }
+
+    /// The same, on the file system `fs`.
+    pub fn on(fs: Arc<dyn FileSystem>, path: PathBuf, identity: String) -> Self {
+        StorageFile { path, identity, fs }
     }
 
     /// Where the file is.
@@ -192,7 +209,7 @@ impl StorageFile {
 
     /// Creates the file of a new actor, holding nothing yet; refuses if the file exists.
     pub fn init<S: Serialize>(&self) -> Result<(), StorageError> {
-        if self.path.exists() {
+        if self.fs.exists(&self.path) {
             return Err(StorageError::AlreadyExists {
                 path: self.path.clone(),
             });
@@ -203,7 +220,7 @@ impl StorageFile {
     /// What the actor saved last (`None`: initialised, nothing saved yet). A missing, corrupt or
     /// foreign file is an error.
     pub fn load<S: DeserializeOwned>(&self) -> Result<Option<S>, StorageError> {
-        let bytes = match std::fs::read(&self.path) {
+        let bytes = match self.fs.read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(StorageError::Missing {
@@ -247,12 +264,13 @@ impl StorageFile {
             op,
             source,
         };
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io("create", e))?;
-        f.write_all(&bytes).map_err(|e| io("write", e))?;
-        f.sync_all().map_err(|e| io("fsync", e))?;
-        drop(f);
-        std::fs::rename(&tmp, &self.path).map_err(|e| self.io("rename", e))?;
-        sync_dir_of(&self.path)?;
+        self.fs.create(&tmp).map_err(|e| io("create", e))?;
+        self.fs.append(&tmp, &bytes).map_err(|e| io("write", e))?;
+        self.fs.sync(&tmp).map_err(|e| io("fsync", e))?;
+        self.fs
+            .rename(&tmp, &self.path)
+            .map_err(|e| self.io("rename", e))?;
+        sync_dir_of(&*self.fs, &self.path)?;
         Ok(bytes.len() as u64)
     }
 
@@ -266,17 +284,9 @@ impl StorageFile {
 }
 
 /// Fsyncs the directory holding `path`, so a rename or a new file in it survives a crash.
-pub(crate) fn sync_dir_of(path: &Path) -> Result<(), StorageError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let d = std::fs::File::open(dir).map_err(|source| StorageError::Io {
-        path: dir.to_owned(),
-        op: "open directory",
-        source,
-    })?;
-    d.sync_all().map_err(|source| StorageError::Io {
+pub(crate) fn sync_dir_of(fs: &dyn FileSystem, path: &Path) -> Result<(), StorageError> {
+    let dir = dir_of(path);
+    fs.sync_dir(dir).map_err(|source| StorageError::Io {
         path: dir.to_owned(),
         op: "fsync directory",
         source,
