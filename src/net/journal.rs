@@ -6,19 +6,27 @@
 //!
 //! ```text
 //! header: "IFWL" | version (1) | generation (8 LE) | identity length (2 LE) | identity | CRC-32 (4 LE)
-//! record: payload length (4 LE) | CRC-32 of payload (4 LE) | payload (postcard of Vec<HostRecord>)
+//! record: payload length (4 LE) | number (8 LE) | CRC-32 of payload (4 LE)
+//!         | CRC-32 of the 16 bytes before (4 LE) | payload (postcard of Vec<HostRecord>)
 //! ```
 //!
-//! A group of saves is appended and made durable with one `fdatasync` (group commit: the
-//! runtime hands over every save of the steps it ran together). A snapshot is written with a
+//! A group of saves is one record, appended and made durable with one `fdatasync` (group
+//! commit: the runtime hands over every save of the steps it ran together). Records are
+//! numbered from 1 in each log. A snapshot is written with a
 //! new generation, then the log is replaced by an empty one of that generation (written aside,
 //! fsynced, renamed, directory fsynced), so a crash in between leaves an older log, which the
 //! next start ignores: its records are in the snapshot.
 //!
-//! Loading replays the log over the snapshot. The last record may be torn (a crash during an
-//! append that was never acknowledged): it is cut off. A damaged record with whole records
-//! after it, a log of another generation ahead of the snapshot, a log of another host, or a
-//! missing log, is corruption: the host refuses to start.
+//! Loading replays the log over the snapshot, up to the first place that is not a whole record
+//! with the next number. What follows is either a torn append (a crash during an append that
+//! was never acknowledged: its bytes may be cut short, zeros, or garbage) or damage to
+//! acknowledged records. They are told apart by what comes after: a whole record with a later
+//! number anywhere after that place proves the records before it were acknowledged, so the log
+//! is damaged and the host refuses to start; with none, the tail is a torn append and is cut off.
+//! (Since a group is one record, a torn append never leaves a whole record of its own behind.
+//! A damaged *last* record reads as a torn append: no log can tell the two apart without a
+//! second copy.) A log of another generation ahead of the snapshot, a log of another host, or
+//! a missing log, is corruption too.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,7 +37,10 @@ use super::fs::{FileSystem, OsFs};
 use super::storage::{sync_dir_of, StorageError, StorageFile, Store};
 
 const MAGIC: &[u8; 4] = b"IFWL";
-const VERSION: u8 = 1;
+/// 2: one numbered record per group, with a checksummed record header.
+const VERSION: u8 = 2;
+/// A record's header: length, number, payload CRC, header CRC.
+const RECORD_HEADER: usize = 4 + 8 + 4 + 4;
 /// The largest record accepted when reading (a step's records: far below this).
 const MAX_RECORD: usize = 1 << 28;
 
@@ -42,6 +53,8 @@ pub struct HostLog {
     generation: u64,
     /// Whether the log takes appends (once loaded or initialised).
     open: bool,
+    /// The number of the last record in the log.
+    last_record: u64,
     fs: Arc<dyn FileSystem>,
 }
 
@@ -66,6 +79,7 @@ impl HostLog {
             identity,
             generation: 0,
             open: false,
+            last_record: 0,
             fs,
         }
     }
@@ -126,13 +140,14 @@ impl HostLog {
             .map_err(|e| self.io("rename", e))?;
         sync_dir_of(&*self.fs, &self.log_path)?;
         self.open = true;
+        self.last_record = 0;
         Ok(header.len() as u64)
     }
 
-    /// The log's records after a header of this host and `generation`, and the length of the
-    /// whole records (where a torn tail starts). `None`: the log is of an older generation
-    /// (its records are in the snapshot).
-    fn read_log(&self, generation: u64) -> Result<Option<(Vec<HostRecord>, usize)>, StorageError> {
+    /// The log's records after a header of this host and `generation`, the length of the
+    /// whole records (where a torn tail starts), and the number of the last. `None`: the log is
+    /// of an older generation (its records are in the snapshot).
+    fn read_log(&self, generation: u64) -> Result<Option<LogContent>, StorageError> {
         let bytes = match self.fs.read(&self.log_path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -182,35 +197,39 @@ impl HostLog {
         }
         let mut records = Vec::new();
         let mut at = end;
+        let mut last = 0;
         while at < bytes.len() {
-            if bytes.len() - at < 8 {
-                break; // a torn record header
-            }
-            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
-            let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
-            if len > MAX_RECORD {
-                return Err(self.corrupt(format!("a record of {len} bytes at offset {at}")));
-            }
-            let body_end = at + 8 + len;
-            if body_end > bytes.len() {
-                break; // a torn record
-            }
-            let body = &bytes[at + 8..body_end];
-            if crc32fast::hash(body) != crc {
-                if body_end == bytes.len() {
-                    break; // the last record, torn
+            match whole_record_at(&bytes, at) {
+                Some((number, body, next)) if number == last + 1 => {
+                    let group: Vec<HostRecord> = postcard::from_bytes(body).map_err(|e| {
+                        self.corrupt(format!(
+                            "record {number} at offset {at} does not decode: {e}"
+                        ))
+                    })?;
+                    records.extend(group);
+                    last = number;
+                    at = next;
                 }
-                return Err(self.corrupt(format!(
-                    "the record at offset {at} fails its checksum and whole records follow it"
-                )));
+                _ => {
+                    // A torn append, unless a later record follows (see the module doc).
+                    if let Some((o, n)) = (at..bytes.len()).find_map(|o| {
+                        whole_record_at(&bytes, o)
+                            .and_then(|(n, _, _)| (n > last).then_some((o, n)))
+                    }) {
+                        return Err(self.corrupt(format!(
+                            "the log is damaged at offset {at} (after record {last}), and record \
+                             {n} follows at offset {o}"
+                        )));
+                    }
+                    break;
+                }
             }
-            let step: Vec<HostRecord> = postcard::from_bytes(body).map_err(|e| {
-                self.corrupt(format!("the record at offset {at} does not decode: {e}"))
-            })?;
-            records.extend(step);
-            at = body_end;
         }
-        Ok(Some((records, at)))
+        Ok(Some(LogContent {
+            records,
+            whole: at,
+            last,
+        }))
     }
 }
 
@@ -241,18 +260,18 @@ impl Store<HostSave> for HostLog {
                 self.reset_log(generation)?;
                 None
             }
-            (None, Some((records, _))) if !records.is_empty() => {
+            (None, Some(log)) if !log.records.is_empty() => {
                 return Err(self.corrupt("log records but no snapshot to apply them to".into()))
             }
-            (None, Some((_, whole))) => {
-                self.cut(whole)?;
+            (None, Some(log)) => {
+                self.cut(&log)?;
                 None
             }
-            (Some((_, mut st)), Some((records, whole))) => {
-                for r in records {
+            (Some((_, mut st)), Some(log)) => {
+                self.cut(&log)?;
+                for r in log.records {
                     st.apply(r);
                 }
-                self.cut(whole)?;
                 Some(st)
             }
         };
@@ -266,7 +285,7 @@ impl Store<HostSave> for HostLog {
             .iter()
             .rposition(|s| matches!(s, HostSave::Snapshot(_)))
             .unwrap_or(0);
-        let mut buf = Vec::new();
+        let mut group = Vec::new();
         for save in saves.into_iter().skip(from) {
             match save {
                 HostSave::Snapshot(st) => {
@@ -275,16 +294,20 @@ impl Store<HostSave> for HostLog {
                     self.generation = generation;
                     written += self.reset_log(generation)?;
                 }
-                HostSave::Journal(records) => {
-                    let body = postcard::to_allocvec(&records)
-                        .map_err(|e| self.corrupt(format!("a record does not encode: {e}")))?;
-                    buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
-                    buf.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-                    buf.extend_from_slice(&body);
-                }
+                HostSave::Journal(records) => group.extend(records),
             }
         }
-        if !buf.is_empty() {
+        if !group.is_empty() {
+            let body = postcard::to_allocvec(&group)
+                .map_err(|e| self.corrupt(format!("a record does not encode: {e}")))?;
+            if body.len() > MAX_RECORD {
+                return Err(self.corrupt(format!(
+                    "a group of {} bytes is larger than a record may be",
+                    body.len()
+                )));
+            }
+            let number = self.last_record + 1;
+            let buf = encode_record(number, &body);
             let path = self.log_path.clone();
             let io = |op, source| StorageError::Io {
                 path: path.clone(),
@@ -296,6 +319,7 @@ impl Store<HostSave> for HostLog {
             }
             self.fs.append(&path, &buf).map_err(|e| io("append", e))?;
             self.fs.sync_data(&path).map_err(|e| io("fdatasync", e))?;
+            self.last_record = number;
             written += buf.len() as u64;
         }
         Ok(written)
@@ -304,7 +328,8 @@ impl Store<HostSave> for HostLog {
 
 impl HostLog {
     /// Cuts the log after its whole records (a torn tail goes) and opens it for appends.
-    fn cut(&mut self, whole: usize) -> Result<(), StorageError> {
+    fn cut(&mut self, log: &LogContent) -> Result<(), StorageError> {
+        let whole = log.whole;
         let len = self
             .fs
             .len(&self.log_path)
@@ -318,8 +343,49 @@ impl HostLog {
                 .map_err(|e| self.io("fsync", e))?;
         }
         self.open = true;
+        self.last_record = log.last;
         Ok(())
     }
+}
+
+/// What a log holds: its records in order, where its whole records end, the last's number.
+struct LogContent {
+    records: Vec<HostRecord>,
+    whole: usize,
+    last: u64,
+}
+
+/// A record: its header and `body`.
+fn encode_record(number: u64, body: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(RECORD_HEADER + body.len());
+    b.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    b.extend_from_slice(&number.to_le_bytes());
+    b.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    b.extend_from_slice(body);
+    b
+}
+
+/// The whole record at offset `at` of `bytes`, if one is there: its number, its body, and
+/// where it ends.
+fn whole_record_at(bytes: &[u8], at: usize) -> Option<(u64, &[u8], usize)> {
+    let header = bytes.get(at..at.checked_add(RECORD_HEADER)?)?;
+    let word = |i: usize| u32::from_le_bytes(header[i..i + 4].try_into().expect("4 bytes"));
+    if crc32fast::hash(&header[..16]) != word(16) {
+        return None;
+    }
+    let len = word(0) as usize;
+    if len > MAX_RECORD {
+        return None;
+    }
+    let end = at + RECORD_HEADER + len;
+    let body = bytes.get(at + RECORD_HEADER..end)?;
+    if crc32fast::hash(body) != word(12) {
+        return None;
+    }
+    let number = u64::from_le_bytes(header[4..12].try_into().expect("8 bytes"));
+    Some((number, body, end))
 }
 
 #[cfg(test)]
@@ -392,8 +458,9 @@ mod tests {
         let d = temp_dir("torn");
         let mut l = log(&d);
         l.init().unwrap();
-        l.save_all(vec![HostSave::Snapshot(empty()), put(1, 1), put(2, 2)])
+        l.save_all(vec![HostSave::Snapshot(empty()), put(1, 1)])
             .unwrap();
+        l.save_all(vec![put(2, 2)]).unwrap();
         let path = l.log_path().to_owned();
         let len = std::fs::metadata(&path).unwrap().len();
         for cut in 1..=6 {
@@ -415,18 +482,60 @@ mod tests {
         }
     }
 
+    /// Regression: a crash during an append can leave zeros (the file grew, its blocks were
+    /// never written) or garbage after the last whole record. The log took a zero length for a
+    /// record, and a garbage length for a huge record or for a damaged record with "whole
+    /// records" after it: the host refused to start. (Found by the simulated disk.)
+    #[test]
+    fn a_torn_tail_of_zeros_or_garbage_is_cut() {
+        let d = temp_dir("garbage");
+        let mut l = log(&d);
+        l.init().unwrap();
+        l.save_all(vec![HostSave::Snapshot(empty())]).unwrap();
+        l.save_all(vec![put(1, 1)]).unwrap();
+        let path = l.log_path().to_owned();
+        let good = std::fs::read(&path).unwrap();
+        let mut tails: Vec<Vec<u8>> = vec![vec![0; 40], vec![0; 3], vec![0xff; 64]];
+        // A length field pointing at a short record inside the garbage.
+        let mut short = vec![5, 0, 0, 0];
+        short.extend_from_slice(&[0xab; 30]);
+        tails.push(short);
+        for tail in tails {
+            let mut bytes = good.clone();
+            bytes.extend_from_slice(&tail);
+            std::fs::write(&path, &bytes).unwrap();
+            let mut again = log(&d);
+            assert_eq!(table(again.load().unwrap()), vec![(1, vec![1])], "{tail:?}");
+            again.save_all(vec![put(2, 2)]).unwrap();
+            assert_eq!(
+                table(log(&d).load().unwrap()),
+                vec![(1, vec![1]), (2, vec![2])],
+                "{tail:?}"
+            );
+        }
+    }
+
     #[test]
     fn damage_before_whole_records_a_missing_log_and_a_foreign_log_are_refused() {
         let d = temp_dir("damage");
         let mut l = log(&d);
         l.init().unwrap();
-        l.save_all(vec![HostSave::Snapshot(empty()), put(1, 1), put(2, 2)])
+        l.save_all(vec![HostSave::Snapshot(empty()), put(1, 1)])
             .unwrap();
+        l.save_all(vec![put(2, 2)]).unwrap();
         let path = l.log_path().to_owned();
         let good = std::fs::read(&path).unwrap();
         let header = l.header(1).len();
+        for at in [header + 9, header + RECORD_HEADER + 1] {
+            // Inside the first record's header, then its payload: record 2 follows.
+            let mut bad = good.clone();
+            bad[at] ^= 1;
+            std::fs::write(&path, &bad).unwrap();
+            let e = log(&d).load().unwrap_err();
+            assert!(e.to_string().contains("record 2 follows"), "{e}");
+        }
         let mut bad = good.clone();
-        bad[header + 9] ^= 1; // inside the first record's payload
+        bad[header + 9] ^= 1;
         std::fs::write(&path, &bad).unwrap();
         let e = log(&d).load().unwrap_err();
         assert!(matches!(e, StorageError::Corrupt { .. }), "{e}");

@@ -2,6 +2,8 @@
 //! faults, run in virtual time through the same sans-IO driver as the UDP runtime, checked on
 //! every step, and replayable.
 //!
+//! * [`disk`]: the simulated disk under the real storage code: power cuts lose what was not
+//!   synced and tear what was being written.
 //! * [`faults`]: the fault kinds, the swarm mix a seed draws, and the timed fault schedule.
 //! * [`world`]: the simulated world (network, disks, processes, clocks) generic over any
 //!   stateright `Actor` through the [`world::SimSystem`] trait, and one run of a [`SimCase`].
@@ -10,6 +12,7 @@
 //!   safety monitors.
 //! * [`shrink`]: minimising a failing case; seeds, summaries and the determinism check.
 
+pub mod disk;
 pub mod faults;
 pub mod history;
 pub mod kv;
