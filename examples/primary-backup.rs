@@ -18,6 +18,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,8 @@ use clap::{Parser, Subcommand};
 use ironfleet::check::run::{run, Mode, RunOptions};
 use ironfleet::cmd::sim::{sim_main, SimFlags};
 use ironfleet::net::runtime::{bind_udp, run_actor, Counters, RuntimeConfig};
+use ironfleet::net::storage::{StorageFile, Store};
+use ironfleet::sim::disk::SimFs;
 use ironfleet::sim::faults::FaultKind;
 use ironfleet::sim::history::SeqSpec;
 use ironfleet::sim::world::SimSystem;
@@ -437,8 +440,11 @@ impl SimSystem for PbSim {
     fn accept_from_stranger(&self) -> fn(&PbMsg) -> bool {
         |m| matches!(m, PbMsg::Put { .. } | PbMsg::Get { .. })
     }
-    fn fold_saves(prev: Option<Durable>, saves: Vec<Durable>) -> Option<Durable> {
-        saves.into_iter().last().or(prev)
+    fn store(&self, fs: Arc<SimFs>, node: usize) -> (Box<dyn Store<Durable>>, PathBuf) {
+        // The storage file the UDP runtime would use, on the simulated disk.
+        let path = PathBuf::from(format!("/sim/pb-{node}.storage"));
+        let file = StorageFile::on(fs, path.clone(), format!("pb {node}"));
+        (Box::new(file), path)
     }
     fn client_progress(&self, actor: &Pb, s: &PbState) -> (usize, usize, bool) {
         match (actor, s) {

@@ -118,6 +118,18 @@ fn kv_seeds_pass_and_run_the_same_twice() {
     seeds_pass(&kv(None));
 }
 
+/// Every crash a power cut, some inside a storage write, and failing saves: the storage code
+/// (the runtime's own `StorageFile` and `HostLog` over the simulated disk) loses nothing a
+/// server acknowledged, and every server restarts from what is left.
+#[test]
+fn power_cuts_inside_writes_lose_nothing_acknowledged() {
+    use ironfleet::sim::FaultKind::*;
+    let mut f = flags();
+    f.faults = Some(vec![Crash, TornWrite, DiskError]);
+    seeds_pass_with(&rsl(None), f.clone(), 0..100);
+    seeds_pass_with(&kv(None), f, 0..100);
+}
+
 #[test]
 fn lock_seeds_pass_and_run_the_same_twice() {
     seeds_pass(&lock(None));
@@ -267,6 +279,18 @@ fn runtime_mutations_are_caught() {
     f.runtime_mutation = Some(RuntimeMutation::RestartWithoutStorage);
     caught(&kv(None), &f, 0..20, None);
     caught(&rsl(None), &f, 0..20, None);
+    // Storage code that skips its fsyncs (of the files, or of the directory after a rename):
+    // a power cut loses or tears what a server acknowledged. The server's storage does not
+    // load, or a replica comes back with older votes and the replicas' executions disagree,
+    // or a KV host comes back with an older channel state and its client is stranded.
+    for m in [
+        RuntimeMutation::StorageSkipsFsync,
+        RuntimeMutation::StorageSkipsDirectoryFsync,
+    ] {
+        f.runtime_mutation = Some(m);
+        caught(&rsl(None), &f, 0..20, Safety);
+        caught(&kv(None), &f, 0..20, None);
+    }
 }
 
 /// Shrinking a caught mutation gives a shorter run that still fails the same way; the shrunk

@@ -38,7 +38,8 @@ pub struct SimFlags {
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub liveness_bound: Duration,
     /// Pin the fault kinds instead of drawing them per seed: all, none, or a list of loss,
-    /// dup, reorder, corrupt, partition, crash, pause, clock, disk-error, disk-corrupt.
+    /// dup, reorder, corrupt, partition, crash, pause, clock, disk-error, disk-corrupt,
+    /// client-restart, torn-write.
     #[arg(long, value_parser = parse_kinds)]
     pub faults: Option<std::vec::Vec<FaultKind>>,
     /// On a failure, minimise the case and write it to `sim-case-SEED.json`.
@@ -49,7 +50,7 @@ pub struct SimFlags {
     pub trace: Option<PathBuf>,
     /// A deliberately broken runtime behaviour: send-after-failed-save,
     /// send-postpones-timers, client-reuses-seqno (rsl), restart-without-storage,
-    /// state-transfer-in-one-message (rsl).
+    /// state-transfer-in-one-message (rsl), storage-skips-fsync, storage-skips-directory-fsync.
     #[arg(long, value_parser = parse_runtime_mutation)]
     pub runtime_mutation: Option<RuntimeMutation>,
     /// Check safety after every k-th step.
@@ -87,10 +88,12 @@ pub fn parse_runtime_mutation(s: &str) -> Result<RuntimeMutation, String> {
         "client-reuses-seqno" => Ok(RuntimeMutation::ClientReusesSeqno),
         "restart-without-storage" => Ok(RuntimeMutation::RestartWithoutStorage),
         "state-transfer-in-one-message" => Ok(RuntimeMutation::StateTransferInOneMessage),
+        "storage-skips-fsync" => Ok(RuntimeMutation::StorageSkipsFsync),
+        "storage-skips-directory-fsync" => Ok(RuntimeMutation::StorageSkipsDirectoryFsync),
         _ => Err(format!(
             "unknown runtime mutation '{s}' (known: send-after-failed-save, \
              send-postpones-timers, client-reuses-seqno, restart-without-storage, \
-             state-transfer-in-one-message)"
+             state-transfer-in-one-message, storage-skips-fsync, storage-skips-directory-fsync)"
         )),
     }
 }

@@ -158,6 +158,12 @@ pub enum RuntimeMutation {
     /// sent, and a replica behind the log's truncation point never catches up. Not the
     /// driver's: the simulated RSL system reads it when it sets the replicas' parameters.
     StateTransferInOneMessage,
+    /// The storage code's file `fsync`s and `fdatasync`s do nothing: acknowledged records live
+    /// in the page cache only. Not the driver's: the simulated disk applies it.
+    StorageSkipsFsync,
+    /// The storage code's directory `fsync`s do nothing: a record renamed into place may come
+    /// back as the old one after a power cut. Not the driver's: the simulated disk applies it.
+    StorageSkipsDirectoryFsync,
 }
 
 /// A datagram the driver wants sent, with the message it carries (for observers such as the

@@ -16,8 +16,10 @@
 //! This is pessimistic where POSIX allows it and no more: code that syncs a file before renaming
 //! it over the old one, and syncs the directory before it acknowledges, loses nothing; code that
 //! skips either may lose or tear what it acknowledged, and the simulator sees what follows.
-//! A failed `fsync` drops the unsynced content it was to write (Linux marks the pages clean: the
-//! data is gone, not merely late); a failed append or create does nothing.
+//! A save fails with the drawn rate ([`SimFs::draw_save_failure`], once per save the driver
+//! hands the storage code): ENOSPC fails its next append, which then does nothing; EIO fails
+//! its next `fsync`, which drops the unsynced content it was to write (Linux marks the pages
+//! clean: the data is gone, not merely late).
 //!
 //! **Crashes inside a write.** [`SimFs::arm_power_cut`] makes the `k`-th file operation from now
 //! a power cut: an append is half done when it comes (some of its bytes reach the file, to be
@@ -32,17 +34,17 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use crate::net::driver::RuntimeMutation;
+use crate::net::fs::FileSystem;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
-
-use crate::net::fs::FileSystem;
 
 /// The size of the piece of a torn write that may be garbage.
 const SECTOR: usize = 512;
 
-/// A deliberately broken storage behaviour, for the simulator to catch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A deliberately broken storage behaviour, for the simulator to catch (the runtime mutations
+/// `storage-skips-fsync` and `storage-skips-directory-fsync`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DiskMutation {
     /// The storage code is correct.
     #[default]
@@ -56,11 +58,14 @@ pub enum DiskMutation {
 }
 
 impl DiskMutation {
-    /// Every mutation with its command-line name.
-    pub const ALL: [(DiskMutation, &'static str); 2] = [
-        (DiskMutation::SkipFileSync, "storage-skips-fsync"),
-        (DiskMutation::SkipDirSync, "storage-skips-directory-fsync"),
-    ];
+    /// The disk's part of a runtime mutation.
+    pub fn of(m: RuntimeMutation) -> Self {
+        match m {
+            RuntimeMutation::StorageSkipsFsync => DiskMutation::SkipFileSync,
+            RuntimeMutation::StorageSkipsDirectoryFsync => DiskMutation::SkipDirSync,
+            _ => DiskMutation::None,
+        }
+    }
 }
 
 /// One file: what the process sees, and what is on the disk for sure.
@@ -68,6 +73,13 @@ impl DiskMutation {
 struct Inode {
     seen: Vec<u8>,
     synced: Vec<u8>,
+}
+
+/// Which operation of a save fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failing {
+    Append,
+    Sync,
 }
 
 /// A name change not yet made durable by a directory `fsync`.
@@ -86,6 +98,10 @@ struct FsState {
     next_inode: u64,
     rng: ChaCha8Rng,
     fail_p: f64,
+    /// Draws the failures of saves (its own stream, so that power cuts draw apart).
+    fail_rng: ChaCha8Rng,
+    /// A failure drawn for the save under way: its next append (ENOSPC) or sync (EIO) fails.
+    fail_next: Option<Failing>,
     failed: u64,
     /// A power cut at the `n`-th next file operation.
     cut_in: Option<u32>,
@@ -114,8 +130,9 @@ fn not_found(path: &Path) -> io::Error {
 }
 
 impl FsState {
-    /// Counts down to an armed power cut, then draws a failure; `Err` if the operation fails.
-    fn enter(&mut self, fails: bool) -> io::Result<()> {
+    /// Counts down to an armed power cut, then fails the operation if a failure was drawn for
+    /// an operation of its kind (`fails`).
+    fn enter(&mut self, fails: Option<Failing>) -> io::Result<()> {
         if self.cut {
             return Err(cut_error());
         }
@@ -126,23 +143,15 @@ impl FsState {
             }
             self.cut_in = Some(n - 1);
         }
-        if fails && self.fail_p > 0.0 && self.rng.random_bool(self.fail_p) {
-            self.failed += 1;
-            let (code, what) = if self.rng.random_bool(0.5) {
-                (5, "EIO")
-            } else {
-                (28, "ENOSPC")
-            };
-            return Err(io::Error::new(
-                io::Error::from_raw_os_error(code).kind(),
-                format!("{what} (simulated)"),
-            ));
+        if fails.is_some() && self.fail_next == fails {
+            self.fail_next = None;
+            return Err(failure(fails));
         }
         Ok(())
     }
 
     /// `enter`, turning an armed cut into the power cut itself.
-    fn begin(&mut self, fails: bool) -> io::Result<()> {
+    fn begin(&mut self, fails: Option<Failing>) -> io::Result<()> {
         let was_cut = self.cut;
         let armed = self.cut_in == Some(1);
         let r = self.enter(fails);
@@ -203,6 +212,18 @@ impl FsState {
     }
 }
 
+/// The error of a failed append (ENOSPC) or sync (EIO).
+fn failure(which: Option<Failing>) -> io::Error {
+    let (code, what) = match which {
+        Some(Failing::Append) => (28, "ENOSPC"),
+        _ => (5, "EIO"),
+    };
+    io::Error::new(
+        io::Error::from_raw_os_error(code).kind(),
+        format!("{what} (simulated)"),
+    )
+}
+
 fn apply(names: &mut BTreeMap<PathBuf, u64>, change: NameChange) {
     match change {
         NameChange::Link(p, id) => {
@@ -217,7 +238,7 @@ fn apply(names: &mut BTreeMap<PathBuf, u64>, change: NameChange) {
 }
 
 impl SimFs {
-    /// An empty disk whose writes fail with probability `fail_p`, drawing from `seed`.
+    /// An empty disk whose saves fail with probability `fail_p`, drawing from `seed`.
     pub fn new(seed: u64, fail_p: f64, mutation: DiskMutation) -> Self {
         SimFs {
             state: Mutex::new(FsState {
@@ -226,8 +247,10 @@ impl SimFs {
                 synced_names: BTreeMap::new(),
                 pending: Vec::new(),
                 next_inode: 0,
-                rng: ChaCha8Rng::seed_from_u64(seed),
+                rng: ChaCha8Rng::seed_from_u64(seed ^ 0x706f_7765_7263_7574),
                 fail_p,
+                fail_rng: ChaCha8Rng::seed_from_u64(seed),
+                fail_next: None,
                 failed: 0,
                 cut_in: None,
                 cut: false,
@@ -242,9 +265,13 @@ impl SimFs {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether the disk holds no file (a node that has never started).
-    pub fn is_empty(&self) -> bool {
-        self.lock().names.is_empty()
+    /// Removes every file (a node initialised again, before it ever ran).
+    pub fn wipe(&self) {
+        let mut s = self.lock();
+        s.inodes.clear();
+        s.names.clear();
+        s.synced_names.clear();
+        s.pending.clear();
     }
 
     /// Sets the probability that a write fails (0 at the heal).
@@ -252,7 +279,28 @@ impl SimFs {
         self.lock().fail_p = p;
     }
 
-    /// How many writes failed (EIO, ENOSPC).
+    /// Draws whether the save about to be made fails (see the module doc).
+    pub fn draw_save_failure(&self) {
+        let mut s = self.lock();
+        let p = s.fail_p;
+        if p > 0.0 && s.fail_rng.random_bool(p) {
+            s.failed += 1;
+            s.fail_next = Some(if s.fail_rng.random_bool(0.5) {
+                Failing::Sync
+            } else {
+                Failing::Append
+            });
+        }
+    }
+
+    /// A failure drawn for a save that made no operation it could hit: the save fails as a
+    /// whole, before it writes anything.
+    pub fn take_unused_failure(&self) -> Option<io::Error> {
+        let mut s = self.lock();
+        s.fail_next.take().map(|f| failure(Some(f)))
+    }
+
+    /// How many saves failed (EIO, ENOSPC).
     pub fn failed_writes(&self) -> u64 {
         self.lock().failed
     }
@@ -282,6 +330,11 @@ impl SimFs {
     /// Calls off an armed power cut that has not come.
     pub fn disarm_power_cut(&self) {
         self.lock().cut_in = None;
+    }
+
+    /// Whether the power is off (a cut came and the node has not restarted).
+    pub fn is_cut(&self) -> bool {
+        self.lock().cut
     }
 
     /// Whether the power went (an armed cut came); turns it on again for the restart.
@@ -315,7 +368,7 @@ impl SimFs {
 impl FileSystem for SimFs {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         let mut s = self.lock();
-        s.begin(false)?;
+        s.begin(None)?;
         Ok(s.inode(path)?.seen.clone())
     }
 
@@ -325,7 +378,7 @@ impl FileSystem for SimFs {
 
     fn create(&self, path: &Path) -> io::Result<()> {
         let mut s = self.lock();
-        s.begin(true)?;
+        s.begin(None)?;
         if let Ok(inode) = s.inode(path) {
             inode.seen.clear();
             return Ok(());
@@ -350,20 +403,20 @@ impl FileSystem for SimFs {
             s.power_cut();
             return Err(cut_error());
         }
-        s.begin(true)?;
+        s.begin(Some(Failing::Append))?;
         s.inode(path)?.seen.extend_from_slice(bytes);
         Ok(())
     }
 
     fn len(&self, path: &Path) -> io::Result<u64> {
         let mut s = self.lock();
-        s.begin(false)?;
+        s.begin(None)?;
         Ok(s.inode(path)?.seen.len() as u64)
     }
 
     fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
         let mut s = self.lock();
-        s.begin(true)?;
+        s.begin(None)?;
         let len = usize::try_from(len).map_err(io::Error::other)?;
         s.inode(path)?.seen.resize(len, 0);
         Ok(())
@@ -375,7 +428,7 @@ impl FileSystem for SimFs {
 
     fn sync_data(&self, path: &Path) -> io::Result<()> {
         let mut s = self.lock();
-        if let Err(e) = s.begin(true) {
+        if let Err(e) = s.begin(Some(Failing::Sync)) {
             if !s.cut {
                 // A failed fsync: the data it was to write is dropped.
                 if let Ok(inode) = s.inode(path) {
@@ -394,7 +447,7 @@ impl FileSystem for SimFs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.lock();
-        s.begin(true)?;
+        s.begin(None)?;
         let id = s.names.remove(from).ok_or_else(|| not_found(from))?;
         s.names.insert(to.to_owned(), id);
         s.pending
@@ -404,7 +457,7 @@ impl FileSystem for SimFs {
 
     fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
         let mut s = self.lock();
-        s.begin(true)?;
+        s.begin(None)?;
         if s.mutation == DiskMutation::SkipDirSync {
             return Ok(());
         }
@@ -491,7 +544,7 @@ mod tests {
             let got = d.read(p).unwrap();
             assert!(got.len() <= 2000);
             shapes.insert((
-                got.len() == 0,
+                got.is_empty(),
                 got.len() == 2000,
                 got.iter().all(|&b| b == 7),
             ));

@@ -36,11 +36,14 @@ pub enum FaultKind {
     /// A client process restarts as a new incarnation on the same address, abandoning the
     /// operation it was waiting for.
     ClientRestart,
+    /// Some server crashes come as a power cut in the middle of a storage write: what was not
+    /// synced is lost and the write may be torn (see `sim::disk`).
+    TornWrite,
 }
 
 impl FaultKind {
     /// Every kind, in order.
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::Loss,
         FaultKind::Duplication,
         FaultKind::Reordering,
@@ -52,6 +55,7 @@ impl FaultKind {
         FaultKind::DiskError,
         FaultKind::DiskCorruption,
         FaultKind::ClientRestart,
+        FaultKind::TornWrite,
     ];
 
     /// The name used by `--faults`.
@@ -68,6 +72,7 @@ impl FaultKind {
             FaultKind::DiskError => "disk-error",
             FaultKind::DiskCorruption => "disk-corrupt",
             FaultKind::ClientRestart => "client-restart",
+            FaultKind::TornWrite => "torn-write",
         }
     }
 }
@@ -112,6 +117,9 @@ pub struct FaultMix {
     pub mean_gap_ms: u64,
     /// Largest clock drift, parts per million.
     pub drift_ppm: u64,
+    /// Probability that a server crash is a power cut inside its next storage write.
+    #[serde(default)]
+    pub torn_write: f64,
 }
 
 impl FaultMix {
@@ -132,6 +140,7 @@ impl FaultMix {
             jitter_us: 100,
             mean_gap_ms: 1_000,
             drift_ppm: 0,
+            torn_write: 0.0,
         }
     }
 
@@ -139,14 +148,14 @@ impl FaultMix {
     /// kind in `pinned`, if given), and rates are drawn per kind (swarm testing).
     pub fn draw(seed: u64, allowed: &[FaultKind], pinned: Option<&[FaultKind]>) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5357_4152_4d00_0000);
-        // Client restarts came last: their coin is drawn after everything else, so that the
-        // other kinds and rates of a seed are what they were before.
+        // Client restarts and torn writes came last: their coins are drawn after everything
+        // else, so that the other kinds and rates of a seed are what they were before.
         let mut kinds: Vec<FaultKind> = match pinned {
             Some(p) => p.iter().copied().filter(|k| allowed.contains(k)).collect(),
             None => allowed
                 .iter()
                 .copied()
-                .filter(|k| *k != FaultKind::ClientRestart)
+                .filter(|k| *k != FaultKind::ClientRestart && *k != FaultKind::TornWrite)
                 .filter(|_| rng.random_bool(0.5))
                 .collect(),
         };
@@ -177,6 +186,14 @@ impl FaultMix {
         if pinned.is_none() && allowed.contains(&FaultKind::ClientRestart) && rng.random_bool(0.5) {
             kinds.push(FaultKind::ClientRestart);
         }
+        if pinned.is_none() && allowed.contains(&FaultKind::TornWrite) && rng.random_bool(0.5) {
+            kinds.push(FaultKind::TornWrite);
+        }
+        let torn_write = if kinds.contains(&FaultKind::TornWrite) {
+            rng.random_range(0.2..0.8)
+        } else {
+            0.0
+        };
         FaultMix {
             kinds,
             loss,
@@ -187,6 +204,7 @@ impl FaultMix {
             jitter_us,
             mean_gap_ms,
             drift_ppm,
+            torn_write,
         }
     }
 }

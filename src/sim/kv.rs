@@ -6,12 +6,14 @@
 //! linearizable per key.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use stateright::actor::Id;
 
+use super::disk::SimFs;
 use super::faults::FaultKind;
 use super::history::SeqSpec;
 use super::world::{SimSystem, StartOver};
@@ -19,6 +21,8 @@ use crate::actors::kv::{
     ClientOp, Host, HostConfig, HostSave, Key, KeyRange, KvClient, KvClientConfig, KvModelSwitches,
     KvMsg, KvMutation, KvNode, KvNodeState, KvParams, KvPayload, KvTimer, Persistence, Value,
 };
+use crate::net::journal::HostLog;
+use crate::net::storage::Store;
 
 /// A KV cluster to simulate.
 #[derive(Clone, Debug)]
@@ -216,24 +220,11 @@ impl SimSystem for KvSim {
         }
     }
 
-    fn fold_saves(prev: Option<HostSave>, saves: Vec<HostSave>) -> Option<HostSave> {
-        let mut cur = match prev {
-            Some(HostSave::Snapshot(s)) => Some(s),
-            _ => None,
-        };
-        for save in saves {
-            match save {
-                HostSave::Snapshot(s) => cur = Some(s),
-                HostSave::Journal(records) => {
-                    if let Some(st) = cur.as_mut() {
-                        for r in records {
-                            st.apply(r);
-                        }
-                    }
-                }
-            }
-        }
-        cur.map(HostSave::Snapshot)
+    fn store(&self, fs: Arc<SimFs>, node: usize) -> (Box<dyn Store<HostSave>>, PathBuf) {
+        let base = PathBuf::from(format!("/sim/host-{node}"));
+        let log = HostLog::on(fs, &base, format!("sim kv host {node}"));
+        let snapshot = log.snapshot_path().to_owned();
+        (Box::new(log), snapshot)
     }
 
     fn client_progress(&self, actor: &KvNode, state: &KvNodeState) -> (usize, usize, bool) {

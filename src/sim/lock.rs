@@ -8,15 +8,18 @@
 //! those it is meant to survive: duplication, reordering, pauses and clocks.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 use stateright::actor::Id;
 
+use super::disk::SimFs;
 use super::faults::FaultKind;
 use super::history::SeqSpec;
 use super::world::SimSystem;
 use crate::actors::lock::{LockConfig, LockMsg, LockMutation, LockNode, LockState, LockTimer};
+use crate::net::storage::{StorageFile, Store};
 
 /// A ring to simulate.
 #[derive(Clone, Debug)]
@@ -107,8 +110,10 @@ impl SimSystem for LockSim {
         |_| false
     }
 
-    fn fold_saves(prev: Option<()>, saves: Vec<()>) -> Option<()> {
-        saves.into_iter().last().or(prev)
+    fn store(&self, fs: Arc<SimFs>, node: usize) -> (Box<dyn Store<()>>, PathBuf) {
+        let path = PathBuf::from(format!("/sim/lock-{node}.storage"));
+        let file = StorageFile::on(fs, path.clone(), format!("sim lock node {node}"));
+        (Box::new(file), path)
     }
 
     fn client_progress(&self, _: &LockNode, _: &LockState) -> (usize, usize, bool) {

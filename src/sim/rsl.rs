@@ -8,12 +8,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use stateright::actor::Id;
 
+use super::disk::SimFs;
 use super::faults::FaultKind;
 use super::history::SeqSpec;
 use super::world::SimSystem;
@@ -23,6 +25,7 @@ use crate::actors::rsl::{
     RslNode, RslNodeState, RslTimer, StoreApp, StoreOp, StoreReply,
 };
 use crate::net::driver::RuntimeMutation;
+use crate::net::storage::{StorageFile, Store};
 
 /// An RSL cluster to simulate, running app `A` (the counter by default).
 #[derive(Clone, Debug)]
@@ -337,11 +340,10 @@ impl<A: SimApp> SimSystem for RslSim<A> {
         |m| matches!(m, RslMsg::Request { .. })
     }
 
-    fn fold_saves(
-        prev: Option<ReplicaStorage<A>>,
-        saves: Vec<ReplicaStorage<A>>,
-    ) -> Option<ReplicaStorage<A>> {
-        saves.into_iter().last().or(prev)
+    fn store(&self, fs: Arc<SimFs>, node: usize) -> (Box<dyn Store<ReplicaStorage<A>>>, PathBuf) {
+        let path = PathBuf::from(format!("/sim/replica-{node}.storage"));
+        let file = StorageFile::on(fs, path.clone(), format!("sim replica {node}"));
+        (Box::new(file), path)
     }
 
     fn client_progress(&self, actor: &RslNode<A>, state: &RslNodeState<A>) -> (usize, usize, bool) {

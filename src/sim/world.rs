@@ -6,12 +6,14 @@
 //! concern, all seeded from the case. The network carries the driver's encoded, MAC-sealed
 //! datagrams with a per-link base latency plus jitter (wide jitter reorders), loss,
 //! duplication, byte corruption, and partitions (symmetric, one-way, or a node isolated); the
-//! receiving driver decodes and filters them exactly as over UDP. Each server has a disk with
-//! the [`Store`] contract: a write is durable when it returns, may fail (EIO or ENOSPC: the
-//! driver then stops the process before any of the group's messages leave), and a disk may be
-//! found corrupt at the next start (the driver must refuse to start). Processes crash (their
-//! state and timers are gone) and restart from their disk, pause (what arrives waits), and run
-//! on their own clock, which drifts and jumps; timer deadlines are on the node's clock.
+//! receiving driver decodes and filters them exactly as over UDP. Each server has a simulated
+//! disk ([`SimFs`]) under the real storage code (the same `StorageFile` and `HostLog` as at run
+//! time): a crash is a power cut that keeps only what was synced, some crashes fall inside a
+//! storage write and tear it (`torn-write`), appends and syncs fail with EIO or ENOSPC (the
+//! driver then stops the process before any of the group's messages leave), and a record file
+//! may be found damaged at the next start (the driver must refuse to start). Processes crash
+//! (their state and timers are gone) and restart from their disk, pause (what arrives waits),
+//! and run on their own clock, which drifts and jumps; timer deadlines are on the node's clock.
 //!
 //! **What is checked.** After every step (or every k-th), the system's safety monitor looks at
 //! the node's actual state and at every message sent; at the end, the clients' history (taken
@@ -20,16 +22,15 @@
 //! a readable disk restarts, pauses end, clocks run at the true rate) and every client must
 //! finish its operations within the stated virtual-time bound.
 //!
-//! **What is not.** The disk is the `Store` contract, not the file code under it (the storage
-//! tests cover the files: checksums, torn log tails, renames); a crash never falls inside a
-//! storage write (a torn write that was never acknowledged is, to the protocol, a write that
-//! failed). The socket layer of the tokio back end is not run (listed in its module doc).
+//! **What is not.** The socket layer of the tokio back end is not run (listed in its module
+//! doc), nor the operating system's file calls under [`crate::net::fs::OsFs`].
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::Write;
 use std::net::{SocketAddr, SocketAddrV4};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -37,6 +38,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Actor, Id, Out};
 
+use super::disk::{DiskMutation, SimFs};
 use super::faults::{draw_schedule, FaultEvent, FaultKind, FaultMix, Scheduled};
 use super::history::{self, Operation, SeqSpec};
 use crate::net::auth::ClusterKey;
@@ -98,11 +100,9 @@ pub trait SimSystem {
     }
     /// Which messages a server takes from a node that is not a peer.
     fn accept_from_stranger(&self) -> fn(&<Self::Actor as Actor>::Msg) -> bool;
-    /// What a disk holds after `saves` are made durable over `prev`.
-    fn fold_saves(
-        prev: Option<<Self::Actor as Actor>::Storage>,
-        saves: Vec<<Self::Actor as Actor>::Storage>,
-    ) -> Option<<Self::Actor as Actor>::Storage>;
+    /// Server `node`'s storage code over its simulated disk (the code the runtime runs, on
+    /// another file system), and the record file a damaged disk has a byte flipped in.
+    fn store(&self, fs: Arc<SimFs>, node: usize) -> (Box<dyn Store<Self::Storage>>, PathBuf);
     /// Whether a client in `state` stopped in a way its deployed version answers by starting
     /// a new incarnation (a KV client whose channel a host closed, or that gave up an operation
     /// at its caller's timeout): the world then restarts it at once, as a client restart,
@@ -277,92 +277,33 @@ pub struct Observe {
     pub keep_hashes: bool,
 }
 
-/// A disk with the `Store` contract, in memory: what it holds, and its faults.
-struct DiskState<T> {
-    exists: bool,
-    content: Option<T>,
-    corrupt: bool,
-    fail_p: f64,
-    rng: ChaCha8Rng,
-    writes_failed: u64,
+/// A node's storage code with the disk's drawn failures: each save draws whether one of its
+/// appends or syncs fails (see [`SimFs::draw_save_failure`]).
+struct FailingSaves<T> {
+    store: Box<dyn Store<T>>,
+    disk: Arc<SimFs>,
 }
 
-/// A handle on a simulated disk (the driver's store and the world share it).
-struct SimDisk<T> {
-    inner: Arc<Mutex<DiskState<T>>>,
-    fold: fn(Option<T>, Vec<T>) -> Option<T>,
-    name: String,
-}
-
-impl<T> Clone for SimDisk<T> {
-    fn clone(&self) -> Self {
-        SimDisk {
-            inner: self.inner.clone(),
-            fold: self.fold,
-            name: self.name.clone(),
-        }
-    }
-}
-
-impl<T> SimDisk<T> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, DiskState<T>> {
-        // Single-threaded: a poisoned lock means a panic already happened; take it anyway.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl<T: Clone + Send> Store<T> for SimDisk<T> {
+impl<T> Store<T> for FailingSaves<T> {
     fn init(&mut self) -> Result<(), StorageError> {
-        let mut d = self.lock();
-        if d.exists {
-            return Err(StorageError::AlreadyExists {
-                path: self.name.clone().into(),
-            });
-        }
-        d.exists = true;
-        d.content = None;
-        Ok(())
+        self.store.init()
     }
 
     fn load(&mut self) -> Result<Option<T>, StorageError> {
-        let d = self.lock();
-        if d.corrupt {
-            return Err(StorageError::Corrupt {
-                path: self.name.clone().into(),
-                why: "checksum mismatch (simulated)".into(),
-            });
-        }
-        if !d.exists {
-            return Err(StorageError::Missing {
-                path: self.name.clone().into(),
-            });
-        }
-        Ok(d.content.clone())
+        self.store.load()
     }
 
     fn save_all(&mut self, saves: Vec<T>) -> Result<u64, StorageError> {
-        let mut d = self.lock();
-        let p = d.fail_p;
-        if p > 0.0 && d.rng.random_bool(p) {
-            d.writes_failed += 1;
-            let (code, what) = if d.rng.random_bool(0.5) {
-                (5, "EIO")
-            } else {
-                (28, "ENOSPC")
-            };
-            return Err(StorageError::Io {
-                path: self.name.clone().into(),
+        self.disk.draw_save_failure();
+        let r = self.store.save_all(saves);
+        match self.disk.take_unused_failure() {
+            Some(source) if r.is_ok() => Err(StorageError::Io {
+                path: "/sim".into(),
                 op: "write",
-                source: std::io::Error::new(
-                    std::io::Error::from_raw_os_error(code).kind(),
-                    format!("{what} (simulated)"),
-                ),
-            });
+                source,
+            }),
+            _ => r,
         }
-        let n = saves.len() as u64;
-        let prev = d.content.take();
-        d.content = (self.fold)(prev, saves);
-        Ok(n)
     }
 }
 
@@ -413,6 +354,12 @@ enum Ev {
     Restart {
         node: usize,
     },
+    /// A power cut armed inside the next write of `node` did not come (it wrote nothing): the
+    /// power goes now.
+    CutDue {
+        node: usize,
+        inc: u64,
+    },
     /// A client starts over as a new incarnation (see [`SimSystem::client_starts_over`]).
     StartOver {
         node: usize,
@@ -448,8 +395,12 @@ impl Ord for Queued {
 struct Node<A: Actor, Op> {
     driver: Option<Driver<A>>,
     inc: u64,
-    disk: Option<SimDisk<A::Storage>>,
+    disk: Option<Arc<SimFs>>,
     lost: bool,
+    /// A power cut is armed inside the next storage write: the server stays down this long.
+    cut_down_ms: Option<u64>,
+    /// Whether the server has started once (later starts are from its disk).
+    initialised: bool,
     paused_until: u64,
     clock: Clock,
     wake: Option<u64>,
@@ -505,6 +456,8 @@ struct World<'a, S: SimSystem> {
     steps: u64,
     hash: u64,
     net_rng: ChaCha8Rng,
+    /// Whether a crash falls inside a write, and where (drawn apart from every other draw).
+    torn_rng: ChaCha8Rng,
     link_latency: Vec<u64>,
     blocked: Vec<(usize, usize, u64)>,
     healed: bool,
@@ -552,23 +505,20 @@ where
             } else {
                 Arc::new(Vec::new())
             };
-            let disk = (i < servers).then(|| SimDisk {
-                inner: Arc::new(Mutex::new(DiskState {
-                    exists: false,
-                    content: None,
-                    corrupt: false,
-                    fail_p: case.mix.disk_error,
-                    rng: ChaCha8Rng::seed_from_u64(case.seed ^ (i as u64) << 32 ^ 0xd15c),
-                    writes_failed: 0,
-                })),
-                fold: S::fold_saves,
-                name: format!("sim://{}/server-{i}", sys.name()),
+            let disk = (i < servers).then(|| {
+                Arc::new(SimFs::new(
+                    case.seed ^ (i as u64) << 32 ^ 0xd15c,
+                    case.mix.disk_error,
+                    DiskMutation::of(case.runtime_mutation),
+                ))
             });
             nodes.push(Node {
                 driver: None,
                 inc: 0,
                 disk,
                 lost: false,
+                cut_down_ms: None,
+                initialised: false,
                 paused_until: 0,
                 clock: Clock {
                     anchor_g: 0,
@@ -596,6 +546,7 @@ where
             steps: 0,
             hash: mix(0, case.seed),
             net_rng: ChaCha8Rng::seed_from_u64(case.seed ^ 0x6e65_7477),
+            torn_rng: ChaCha8Rng::seed_from_u64(case.seed ^ 0x546f_726e_5772_6974),
             link_latency,
             blocked: Vec::new(),
             healed: false,
@@ -653,14 +604,25 @@ where
         n.inc += 1;
         n.wake = None;
         let servers: Vec<SocketAddrV4> = (0..self.servers).map(addr).collect();
+        n.cut_down_ms = None;
+        // A server that never started is initialised, on a wiped disk (an operator running
+        // `--init` again: it never promised anything); one that did starts from its disk.
         let init = match n.disk.as_ref() {
-            Some(d) => !d.lock().exists,
+            Some(d) => {
+                d.take_power_cut(); // the power is back
+                if !n.initialised {
+                    d.wipe();
+                }
+                !n.initialised
+            }
             None => false,
         };
-        let store = n
-            .disk
-            .clone()
-            .map(|d| Box::new(d) as Box<dyn Store<<S::Actor as Actor>::Storage>>);
+        let store = n.disk.clone().map(|d| {
+            Box::new(FailingSaves {
+                store: self.sys.store(d.clone(), node).0,
+                disk: d,
+            }) as Box<dyn Store<S::Storage>>
+        });
         // Servers are peers (every datagram between them sealed with the cluster key); a client
         // is a stranger to them, and takes what it gets (its own code filters replies).
         let is_server = node < self.servers;
@@ -685,18 +647,33 @@ where
         let mutation = self.case.runtime_mutation;
         match Driver::start_mutated(actor, Id::from(node), cfg, counters, local, mutation) {
             Ok((d, sends)) => {
-                self.sys.started(&mut self.monitor, node);
                 self.nodes[node].driver = Some(d);
+                if self.power_cut_inside_a_write(node) {
+                    return;
+                }
+                self.nodes[node].initialised = true;
+                self.sys.started(&mut self.monitor, node);
                 let inc = self.nodes[node].inc;
                 self.trace(node, "start", || format!("incarnation {inc}"));
                 self.after_step(node, sends);
             }
             Err(e) => {
                 self.nodes[node].driver = None;
+                if self.power_cut_inside_a_write(node) {
+                    return;
+                }
                 if self.nodes[node].lost {
                     // The disk is corrupt: refusing to start is the right answer; it stays down.
                     self.count("refused to start (corrupt disk)");
                     self.trace(node, "refused-start", || e.to_string());
+                } else if self.nodes[node].initialised && !matches!(e, StorageError::Io { .. }) {
+                    // Only a failed write or a power cut may stop a start: storage that does
+                    // not load after a crash lost what the server acknowledged.
+                    self.trace(node, "refused-start", || e.to_string());
+                    self.fail(
+                        FailureKind::Safety,
+                        format!("server {node}'s storage does not load after a crash: {e}"),
+                    );
                 } else {
                     // The start's own save failed: the process stops, and is restarted.
                     self.count("stops on a failed write");
@@ -708,6 +685,32 @@ where
         }
     }
 
+    /// If the power of `node` went inside a storage write (an armed cut came): it is down
+    /// until its restart.
+    fn power_cut_inside_a_write(&mut self, node: usize) -> bool {
+        if !self.nodes[node].disk.as_ref().is_some_and(|d| d.is_cut()) {
+            return false;
+        }
+        self.count("crashes inside a write");
+        let down_ms = self.nodes[node].cut_down_ms.take().unwrap_or(50);
+        self.crash(node, "power cut inside a storage write");
+        let at = (self.now + down_ms * MS).min(self.heal_at.max(self.now));
+        self.push(at, Ev::Restart { node });
+        true
+    }
+
+    /// A crash of server `node` as a power cut (what was not synced is lost); it restarts
+    /// `down_ms` later (at the heal at the latest).
+    fn power_down(&mut self, node: usize, why: &str, down_ms: u64) {
+        if let Some(d) = self.nodes[node].disk.as_ref() {
+            d.power_cut();
+        }
+        self.nodes[node].cut_down_ms = None;
+        self.crash(node, why);
+        let at = (self.now + down_ms * MS).min(self.heal_at.max(self.now));
+        self.push(at, Ev::Restart { node });
+    }
+
     fn crash(&mut self, node: usize, why: &str) {
         if self.nodes[node].driver.take().is_some() {
             self.nodes[node].inc += 1;
@@ -716,9 +719,10 @@ where
         }
     }
 
+    /// Servers down, or about to go down at a power cut armed inside their next write.
     fn servers_down(&self) -> usize {
         (0..self.servers)
-            .filter(|&i| self.nodes[i].driver.is_none())
+            .filter(|&i| self.nodes[i].driver.is_none() || self.nodes[i].cut_down_ms.is_some())
             .count()
     }
 
@@ -921,10 +925,23 @@ where
                     self.count("crashes skipped (too many down)");
                     return;
                 }
+                if self.case.mix.has(FaultKind::TornWrite)
+                    && self.torn_rng.random_bool(self.case.mix.torn_write)
+                {
+                    // The power goes at the k-th file operation of the next writes.
+                    let k = self.torn_rng.random_range(1..=6);
+                    self.count("power cuts armed inside a write");
+                    if let Some(d) = self.nodes[node].disk.as_ref() {
+                        d.arm_power_cut(k);
+                    }
+                    self.nodes[node].cut_down_ms = Some(down_ms);
+                    let inc = self.nodes[node].inc;
+                    let at = self.now + 200 * MS;
+                    self.push(at, Ev::CutDue { node, inc });
+                    return;
+                }
                 self.count("crashes");
-                self.crash(node, "scheduled crash");
-                let at = (self.now + down_ms * MS).min(self.heal_at.max(self.now));
-                self.push(at, Ev::Restart { node });
+                self.power_down(node, "scheduled crash (power cut)", down_ms);
             }
             FaultEvent::LoseDisk { node } => {
                 let lost = (0..self.servers).filter(|&s| self.nodes[s].lost).count();
@@ -939,7 +956,9 @@ where
                 self.count("disk losses");
                 self.nodes[node].lost = true;
                 if let Some(d) = self.nodes[node].disk.as_ref() {
-                    d.lock().corrupt = true;
+                    d.power_cut();
+                    let (_, record) = self.sys.store(d.clone(), node);
+                    d.damage(&record);
                 }
                 self.crash(node, "disk lost");
                 // It tries to come back at once: the driver must refuse the corrupt disk.
@@ -1006,8 +1025,10 @@ where
             n.paused_until = n.paused_until.min(now);
             n.clock.reanchor(now, 0, 0);
             if let Some(d) = n.disk.as_ref() {
-                d.lock().fail_p = 0.0;
+                d.set_fail_p(0.0);
+                d.disarm_power_cut();
             }
+            n.cut_down_ms = None;
             n.wake = None;
             if i < self.servers && n.driver.is_none() && !n.lost {
                 self.count("restarts at heal");
@@ -1099,6 +1120,23 @@ where
                         self.start(node);
                     }
                 }
+                Ev::CutDue { node, inc } => {
+                    self.hash = mix(self.hash, node as u64 + 11);
+                    let n = &self.nodes[node];
+                    let armed = n.disk.as_ref().is_some_and(|d| d.power_cut_armed());
+                    if !self.healed && n.inc == inc && n.driver.is_some() && armed {
+                        if let Some(d) = n.disk.as_ref() {
+                            d.disarm_power_cut();
+                        }
+                        let down_ms = self.nodes[node].cut_down_ms.unwrap_or(50);
+                        self.count("crashes");
+                        self.power_down(
+                            node,
+                            "scheduled crash (power cut, no write came)",
+                            down_ms,
+                        );
+                    }
+                }
                 Ev::StartOver { node, inc, why } => {
                     self.hash = mix(self.hash, node as u64 + 7);
                     if self.nodes[node].inc == inc && self.nodes[node].driver.is_some() {
@@ -1185,14 +1223,14 @@ where
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect();
-        let failed_writes: u64 = self
-            .nodes
-            .iter()
-            .filter_map(|n| n.disk.as_ref())
-            .map(|d| d.lock().writes_failed)
-            .sum();
+        let disks = || self.nodes.iter().filter_map(|n| n.disk.as_ref());
+        let failed_writes: u64 = disks().map(|d| d.failed_writes()).sum();
         if failed_writes > 0 {
             faults.push(("failed disk writes".into(), failed_writes));
+        }
+        let torn: u64 = disks().map(|d| d.torn_writes()).sum();
+        if torn > 0 {
+            faults.push(("torn writes".into(), torn));
         }
         let dropped = self.nodes.iter().map(|n| n.counters.dropped()).sum();
         SimOutcome {
@@ -1231,10 +1269,8 @@ where
         d.step(src, msg, &mut out);
         let local = self.nodes[to].clock.local(self.now);
         let d = self.nodes[to].driver.as_mut().expect("checked above");
-        match d.commit(out, local) {
-            Ok(sends) => self.after_step(to, sends),
-            Err(e) => self.storage_failed(to, e),
-        }
+        let r = d.commit(out, local);
+        self.committed(to, r);
     }
 
     fn wake(&mut self, node: usize) {
@@ -1244,7 +1280,18 @@ where
         }
         self.trace(node, "timers", String::new);
         let d = self.nodes[node].driver.as_mut().expect("checked above");
-        match d.fire_due(local) {
+        let r = d.fire_due(local);
+        self.committed(node, r);
+    }
+
+    /// After a step's commit: its sends leave, or the process stops on a failed save. If the
+    /// power went inside one of the step's writes, the process is gone whatever the driver
+    /// made of the failure, and nothing leaves.
+    fn committed(&mut self, node: usize, r: Result<Vec<Outgoing<S::Msg>>, StorageError>) {
+        if self.power_cut_inside_a_write(node) {
+            return;
+        }
+        match r {
             Ok(sends) => self.after_step(node, sends),
             Err(e) => self.storage_failed(node, e),
         }
