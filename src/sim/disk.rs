@@ -31,7 +31,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use crate::net::driver::RuntimeMutation;
@@ -73,6 +73,8 @@ impl DiskMutation {
 struct Inode {
     seen: Vec<u8>,
     synced: Vec<u8>,
+    /// Only appended to since the last sync (`seen` extends `synced`).
+    appended: bool,
 }
 
 /// Which operation of a save fails.
@@ -82,18 +84,25 @@ enum Failing {
     Sync,
 }
 
+/// A file's name, as bytes (compared far faster than a `Path`'s components).
+type Name = Vec<u8>;
+
+fn name(path: &Path) -> &[u8] {
+    path.as_os_str().as_encoded_bytes()
+}
+
 /// A name change not yet made durable by a directory `fsync`.
 #[derive(Clone, Debug)]
 enum NameChange {
-    Link(PathBuf, u64),
-    Rename(PathBuf, PathBuf),
+    Link(Name, u64),
+    Rename(Name, Name),
 }
 
 #[derive(Debug)]
 struct FsState {
     inodes: BTreeMap<u64, Inode>,
-    names: BTreeMap<PathBuf, u64>,
-    synced_names: BTreeMap<PathBuf, u64>,
+    names: BTreeMap<Name, u64>,
+    synced_names: BTreeMap<Name, u64>,
     pending: Vec<NameChange>,
     next_inode: u64,
     rng: ChaCha8Rng,
@@ -162,7 +171,7 @@ impl FsState {
     }
 
     fn inode(&mut self, path: &Path) -> io::Result<&mut Inode> {
-        let id = *self.names.get(path).ok_or_else(|| not_found(path))?;
+        let id = *self.names.get(name(path)).ok_or_else(|| not_found(path))?;
         Ok(self.inodes.get_mut(&id).expect("a name points at a file"))
     }
 
@@ -208,6 +217,7 @@ impl FsState {
                 inode.synced = image;
             }
             inode.seen = inode.synced.clone();
+            inode.appended = true;
         }
     }
 }
@@ -224,7 +234,7 @@ fn failure(which: Option<Failing>) -> io::Error {
     )
 }
 
-fn apply(names: &mut BTreeMap<PathBuf, u64>, change: NameChange) {
+fn apply(names: &mut BTreeMap<Name, u64>, change: NameChange) {
     match change {
         NameChange::Link(p, id) => {
             names.insert(p, id);
@@ -347,7 +357,7 @@ impl SimFs {
     /// if there is no such file.
     pub fn damage(&self, path: &Path) -> bool {
         let mut s = self.lock();
-        let Some(&id) = s.synced_names.get(path) else {
+        let Some(&id) = s.synced_names.get(name(path)) else {
             return false;
         };
         let len = s.inodes[&id].synced.len();
@@ -373,7 +383,7 @@ impl FileSystem for SimFs {
     }
 
     fn exists(&self, path: &Path) -> bool {
-        self.lock().names.contains_key(path)
+        self.lock().names.contains_key(name(path))
     }
 
     fn create(&self, path: &Path) -> io::Result<()> {
@@ -381,13 +391,20 @@ impl FileSystem for SimFs {
         s.begin(None)?;
         if let Ok(inode) = s.inode(path) {
             inode.seen.clear();
+            inode.appended = false;
             return Ok(());
         }
         let id = s.next_inode;
         s.next_inode += 1;
-        s.inodes.insert(id, Inode::default());
-        s.names.insert(path.to_owned(), id);
-        s.pending.push(NameChange::Link(path.to_owned(), id));
+        s.inodes.insert(
+            id,
+            Inode {
+                appended: true,
+                ..Inode::default()
+            },
+        );
+        s.names.insert(name(path).to_vec(), id);
+        s.pending.push(NameChange::Link(name(path).to_vec(), id));
         Ok(())
     }
 
@@ -418,7 +435,9 @@ impl FileSystem for SimFs {
         let mut s = self.lock();
         s.begin(None)?;
         let len = usize::try_from(len).map_err(io::Error::other)?;
-        s.inode(path)?.seen.resize(len, 0);
+        let inode = s.inode(path)?;
+        inode.seen.resize(len, 0);
+        inode.appended = false;
         Ok(())
     }
 
@@ -433,6 +452,7 @@ impl FileSystem for SimFs {
                 // A failed fsync: the data it was to write is dropped.
                 if let Ok(inode) = s.inode(path) {
                     inode.seen = inode.synced.clone();
+                    inode.appended = true;
                 }
             }
             return Err(e);
@@ -441,17 +461,23 @@ impl FileSystem for SimFs {
             return Ok(());
         }
         let inode = s.inode(path)?;
-        inode.synced = inode.seen.clone();
+        if inode.appended {
+            let from = inode.synced.len();
+            inode.synced.extend_from_slice(&inode.seen[from..]);
+        } else {
+            inode.synced.clone_from(&inode.seen);
+        }
+        inode.appended = true;
         Ok(())
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.lock();
         s.begin(None)?;
-        let id = s.names.remove(from).ok_or_else(|| not_found(from))?;
-        s.names.insert(to.to_owned(), id);
+        let id = s.names.remove(name(from)).ok_or_else(|| not_found(from))?;
+        s.names.insert(name(to).to_vec(), id);
         s.pending
-            .push(NameChange::Rename(from.to_owned(), to.to_owned()));
+            .push(NameChange::Rename(name(from).to_vec(), name(to).to_vec()));
         Ok(())
     }
 
