@@ -346,6 +346,34 @@ impl<A: SimApp> SimSystem for RslSim<A> {
         (Box::new(file), path)
     }
 
+    fn request_id(&self, actor: &RslNode<A>, k: usize) -> Option<u64> {
+        match actor {
+            RslNode::Client(c) => c.cfg.first_seqno.checked_add(k as u64),
+            _ => None,
+        }
+    }
+
+    /// The chosen batches in slot order (up to the first slot not chosen), each request taken
+    /// the first time it would execute: above its client's last executed sequence number.
+    fn witness(&self, mon: &RslMonitor<A>) -> Option<Vec<(usize, u64)>> {
+        let mut last: BTreeMap<Id, u64> = BTreeMap::new();
+        let mut order = Vec::new();
+        for (i, (&opn, batch)) in mon.chosen.iter().enumerate() {
+            if opn != i as OpNum {
+                break;
+            }
+            for req in batch.iter() {
+                let l = last.entry(req.client).or_insert(0);
+                if req.seqno > *l {
+                    *l = req.seqno;
+                    let client = usize::from(req.client).checked_sub(self.replicas)?;
+                    order.push((client, req.seqno));
+                }
+            }
+        }
+        Some(order)
+    }
+
     fn client_progress(&self, actor: &RslNode<A>, state: &RslNodeState<A>) -> (usize, usize, bool) {
         match (actor, state.client()) {
             (RslNode::Client(c), Some(s)) => {

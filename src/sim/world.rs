@@ -93,6 +93,17 @@ pub trait SimSystem {
         variant: u64,
         ops: &Arc<Vec<<Self::Spec as SeqSpec>::Op>>,
     ) -> Self::Actor;
+    /// The unique id the servers know client `actor`'s `k`-th call of this incarnation by (an
+    /// RSL request's sequence number), to match their [`SimSystem::witness`] to the history.
+    fn request_id(&self, _actor: &Self::Actor, _k: usize) -> Option<u64> {
+        None
+    }
+    /// The order in which the servers executed the clients' requests, as (client index,
+    /// request id): a claimed linearization that the history check verifies first (see
+    /// [`history::check_with_witness`]). `None`: search.
+    fn witness(&self, _mon: &Self::Monitor) -> Option<Vec<(usize, u64)>> {
+        None
+    }
     /// Whether a client operation is a call the history records (one the client waits for an
     /// answer to); others (an admin's range move) are not.
     fn is_call(&self, _op: &<Self::Spec as SeqSpec>::Op) -> bool {
@@ -467,6 +478,8 @@ struct World<'a, S: SimSystem> {
     key: Arc<ClusterKey>,
     monitor: S::Monitor,
     history: Vec<Operation<S::Spec>>,
+    /// The history entry of each (client index, request id) (see [`SimSystem::request_id`]).
+    requests: std::collections::HashMap<(usize, u64), usize>,
     faults: std::collections::BTreeMap<&'static str, u64>,
     failure: Option<Failure>,
     undecided: bool,
@@ -555,6 +568,7 @@ where
             key: Arc::new(ClusterKey::from_bytes(key)),
             monitor: sys.monitor(),
             history: Vec::new(),
+            requests: std::collections::HashMap::new(),
             faults: Default::default(),
             failure: None,
             undecided: false,
@@ -770,7 +784,13 @@ where
             .filter(|o| self.sys.is_call(o))
             .skip(n.entries.len())
             .take(invoked.saturating_sub(n.entries.len()))
-            .cloned()
+            .enumerate()
+            .map(|(i, o)| {
+                (
+                    o.clone(),
+                    self.sys.request_id(d.actor(), n.entries.len() + i),
+                )
+            })
             .collect();
         let starts_over = self.sys.client_starts_over(d.state());
         // The call time of the operation it waits for (the last one invoked, if unanswered).
@@ -802,8 +822,11 @@ where
         }
         let n = &mut self.nodes[node];
         n.answered = n.answered.max(answered.min(n.entries.len()));
-        for op in new_calls {
+        for (op, id) in new_calls {
             n.entries.push(self.history.len());
+            if let Some(id) = id {
+                self.requests.insert((client, id), self.history.len());
+            }
             self.history.push(Operation {
                 client,
                 op,
@@ -1203,7 +1226,13 @@ where
             );
         }
         if self.failure.is_none() {
-            match history::check::<S::Spec>(&self.history) {
+            // The servers' execution order, if every request in it is one the history holds.
+            let witness: Option<Vec<usize>> = self.sys.witness(&self.monitor).and_then(|w| {
+                w.iter()
+                    .map(|key| self.requests.get(key).copied())
+                    .collect()
+            });
+            match history::check_with_witness::<S::Spec>(&self.history, witness.as_deref()) {
                 Ok(_) => {}
                 // The search gave up: not a proof of anything. Counted and reported, so a
                 // person sees which seeds were not judged; the seed does not fail.
