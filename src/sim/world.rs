@@ -682,11 +682,11 @@ where
                     self.trace(node, "refused-start", || e.to_string());
                 } else if self.nodes[node].initialised && !matches!(e, StorageError::Io { .. }) {
                     // Only a failed write or a power cut may stop a start: storage that does
-                    // not load after a crash lost what the server acknowledged.
+                    // not load at a restart lost what the server acknowledged.
                     self.trace(node, "refused-start", || e.to_string());
                     self.fail(
                         FailureKind::Safety,
-                        format!("server {node}'s storage does not load after a crash: {e}"),
+                        format!("server {node}'s storage does not load at its restart: {e}"),
                     );
                 } else {
                     // The start's own save failed: the process stops, and is restarted.
