@@ -624,6 +624,7 @@ where
         let init = match n.disk.as_ref() {
             Some(d) => {
                 d.take_power_cut(); // the power is back
+                d.disarm_power_cut(); // a cut armed for the last incarnation never came
                 if !n.initialised {
                     d.wipe();
                 }
