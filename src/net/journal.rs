@@ -34,7 +34,7 @@ use std::sync::Arc;
 use crate::actors::kv::{HostRecord, HostSave, HostStorage};
 
 use super::fs::{FileSystem, OsFs};
-use super::storage::{sync_dir_of, StorageError, StorageFile, Store};
+use super::storage::{replace_durably, StorageError, StorageFile, Store};
 
 const MAGIC: &[u8; 4] = b"IFWL";
 /// 2: one numbered record per group, with a checksummed record header.
@@ -126,19 +126,8 @@ impl HostLog {
     fn reset_log(&mut self, generation: u64) -> Result<u64, StorageError> {
         let header = self.header(generation);
         let tmp = self.log_path.with_extension("log.tmp");
-        let io = |op, source| StorageError::Io {
-            path: tmp.clone(),
-            op,
-            source,
-        };
         self.open = false;
-        self.fs.create(&tmp).map_err(|e| io("create", e))?;
-        self.fs.append(&tmp, &header).map_err(|e| io("write", e))?;
-        self.fs.sync(&tmp).map_err(|e| io("fsync", e))?;
-        self.fs
-            .rename(&tmp, &self.log_path)
-            .map_err(|e| self.io("rename", e))?;
-        sync_dir_of(&*self.fs, &self.log_path)?;
+        replace_durably(&*self.fs, &self.log_path, &tmp, &header)?;
         self.open = true;
         self.last_record = 0;
         Ok(header.len() as u64)

@@ -258,19 +258,12 @@ impl StorageFile {
             why: format!("the record does not encode: {e}"),
         })?;
         let bytes = encode(&self.identity, &payload);
-        let tmp = self.path.with_extension("tmp");
-        let io = |op, source| StorageError::Io {
-            path: tmp.clone(),
-            op,
-            source,
-        };
-        self.fs.create(&tmp).map_err(|e| io("create", e))?;
-        self.fs.append(&tmp, &bytes).map_err(|e| io("write", e))?;
-        self.fs.sync(&tmp).map_err(|e| io("fsync", e))?;
-        self.fs
-            .rename(&tmp, &self.path)
-            .map_err(|e| self.io("rename", e))?;
-        sync_dir_of(&*self.fs, &self.path)?;
+        replace_durably(
+            &*self.fs,
+            &self.path,
+            &self.path.with_extension("tmp"),
+            &bytes,
+        )?;
         Ok(bytes.len() as u64)
     }
 
@@ -281,6 +274,27 @@ impl StorageFile {
             source,
         }
     }
+}
+
+/// Replaces the file at `path` by `bytes`, durably and atomically: written to `tmp`, fsynced,
+/// renamed over `path`, the directory fsynced. A crash at any point leaves the old file or the
+/// new one, whole.
+pub(crate) fn replace_durably(
+    fs: &dyn FileSystem,
+    path: &Path,
+    tmp: &Path,
+    bytes: &[u8],
+) -> Result<(), StorageError> {
+    let io = |at: &Path, op, source| StorageError::Io {
+        path: at.to_owned(),
+        op,
+        source,
+    };
+    fs.create(tmp).map_err(|e| io(tmp, "create", e))?;
+    fs.append(tmp, bytes).map_err(|e| io(tmp, "write", e))?;
+    fs.sync(tmp).map_err(|e| io(tmp, "fsync", e))?;
+    fs.rename(tmp, path).map_err(|e| io(path, "rename", e))?;
+    sync_dir_of(fs, path)
 }
 
 /// Fsyncs the directory holding `path`, so a rename or a new file in it survives a crash.
