@@ -426,7 +426,7 @@ fn a_check_past_its_memory_limit_stops_and_says_so() {
         "--crashes",
         "1",
         "--max-memory",
-        "150MiB",
+        "60MiB",
         "check",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
@@ -434,6 +434,23 @@ fn a_check_past_its_memory_limit_stops_and_says_so() {
     assert!(out.contains("STOPPED at the memory limit"), "{out}");
     assert!(out.contains("holds on every state explored"), "{out}");
     assert!(!out.contains("(exhaustive)"), "{out}");
+}
+
+/// A breadth-first check whose frontier passes half its memory limit goes on depth-first and
+/// finishes: the same states, exhaustive, exit status 0. (Before, it stopped at the limit, or
+/// was killed without it: a BFS level holds whole states, thousands of bytes each.)
+#[test]
+fn a_breadth_first_check_past_half_its_memory_goes_depth_first_and_finishes() {
+    let o = run(&["rsl", "--max-memory", "300MiB", "check"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("breadth-first until the frontier passed half the memory limit"),
+        "{out}"
+    );
+    assert!(out.contains("161699 unique"), "{out}");
+    assert!(out.contains("(exhaustive)"), "{out}");
+    assert!(!out.contains("STOPPED"), "{out}");
 }
 
 /// The lasso liveness checker has the same limit: it stops exploring, analyses the graph it

@@ -88,6 +88,35 @@ where
         assert_eq!(o.complete, max_depth.is_none());
     }
     assert!(sleep.states <= view.states);
+    // Breadth-first that goes on depth-first early (as it does past half the memory limit).
+    let hybrid = run(
+        build(),
+        &RunOptions {
+            mode: Mode::Bfs,
+            engine: Engine::Own(Reduction::Sleep),
+            threads: 2,
+            max_depth,
+            progress: None,
+            depth_first_beyond: Some(4),
+            ..RunOptions::default()
+        },
+        &mut std::io::sink(),
+    );
+    assert_eq!(
+        hybrid.unique, view.unique,
+        "BFS then DFS visits every state"
+    );
+    assert_eq!(
+        verdicts(&hybrid),
+        verdicts(&none),
+        "BFS then DFS: same verdicts"
+    );
+    assert_eq!(hybrid.complete, max_depth.is_none());
+    let (_, stats) = hybrid.engine.as_ref().expect("our engine");
+    assert!(
+        stats.depth_first_from.is_some() || stats.widest_level <= 4,
+        "a next level of more than 4 states sends the search depth-first"
+    );
     (none.unique, view.unique, sleep.states)
 }
 
@@ -190,13 +219,16 @@ fn lock_rings() {
 /// in seconds (breadth-first needs minutes: they sit about 15 steps deep).
 #[test]
 fn mutations_are_caught_under_reduction() {
+    // The last field: breadth-first goes on depth-first past levels of that many states (as it
+    // does past half the memory limit); the violation is then found depth-first and replays.
     let cases = [
-        (Mutation::DecideWithoutQuorum, 1, 0, Mode::Bfs),
-        (Mutation::AcceptBelowPromise, 2, 1, Mode::Dfs),
-        (Mutation::IgnoreOneBVotes, 2, 1, Mode::Dfs),
-        (Mutation::ExecuteTwice, 2, 1, Mode::Dfs),
+        (Mutation::DecideWithoutQuorum, 1, 0, Mode::Bfs, None),
+        (Mutation::DecideWithoutQuorum, 1, 0, Mode::Bfs, Some(1)),
+        (Mutation::AcceptBelowPromise, 2, 1, Mode::Dfs, None),
+        (Mutation::IgnoreOneBVotes, 2, 1, Mode::Dfs, None),
+        (Mutation::ExecuteTwice, 2, 1, Mode::Dfs, None),
     ];
-    for (m, clients, view_changes, mode) in cases {
+    for (m, clients, view_changes, mode, depth_first_beyond) in cases {
         let mut c = common::cfg(clients);
         c.mutation = Some(m);
         c.max_view_changes = view_changes;
@@ -206,6 +238,7 @@ fn mutations_are_caught_under_reduction() {
             threads: 1,
             progress: None,
             stop_on_violation: true,
+            depth_first_beyond,
             ..RunOptions::default()
         };
         let o = run(rsl_model(c.clone()), &opts, &mut std::io::sink());
@@ -213,6 +246,10 @@ fn mutations_are_caught_under_reduction() {
             .violations()
             .next()
             .unwrap_or_else(|| panic!("{m:?} not caught"));
+        if depth_first_beyond.is_some() {
+            let (_, stats) = o.engine.as_ref().expect("our engine");
+            assert!(stats.depth_first_from.is_some(), "it went depth-first");
+        }
         let path = v.path.as_ref().expect("a counterexample");
         let model = rsl_model(c);
         let prop = model.properties.iter().find(|p| p.name == v.name).unwrap();

@@ -132,6 +132,9 @@ pub struct EngineOptions {
     /// Stop (not exhaustive, said in the outcome) once the process's resident memory passes
     /// this many bytes, rather than let the operating system kill it. `None`: no limit.
     pub max_memory: Option<u64>,
+    /// Breadth-first only: go on depth-first once the next level holds more than this many
+    /// states (as it does anyway once the process passes half of `max_memory`; see [`bfs`]).
+    pub depth_first_beyond: Option<usize>,
 }
 
 /// What an engine run found: the figures, and a counterexample (or example) path per property
@@ -163,6 +166,9 @@ pub struct EngineStats {
     pub widest_level: usize,
     /// Bytes held by the visited set at the end (table and sleep sets).
     pub visited_bytes: usize,
+    /// A breadth-first search whose frontier passed half the memory limit went on depth-first
+    /// from there: the unique states visited and the depth reached when it did.
+    pub depth_first_from: Option<(usize, usize)>,
 }
 
 /// The visited-set hasher: fingerprints are already uniform hashes, but every shard holds the
@@ -434,6 +440,8 @@ struct Search<'m, M: Model> {
     stop: AtomicBool,
     /// Resident bytes when the memory limit stopped the search (0: it did not).
     memory_stop: AtomicU64,
+    /// Breadth-first only: the frontier passed half the memory limit; go on depth-first.
+    go_depth_first: AtomicBool,
 }
 
 impl<M> Search<'_, M>
@@ -649,9 +657,12 @@ impl ProgressLine<'_> {
         if let Some(limit) = search.opts.max_memory {
             if now >= self.last_memory_check + MEMORY_POLL {
                 self.last_memory_check = now;
-                if let Some(rss) = resident_bytes().filter(|&r| r > limit) {
+                let rss = resident_bytes();
+                if let Some(rss) = rss.filter(|&r| r > limit) {
                     search.memory_stop.store(rss, Ordering::Relaxed);
                     search.stop.store(true, Ordering::Relaxed);
+                } else if search.opts.order == Order::Bfs && rss.is_some_and(|r| r > limit / 2) {
+                    search.go_depth_first.store(true, Ordering::Relaxed);
                 }
             }
         }
@@ -675,12 +686,20 @@ impl ProgressLine<'_> {
 }
 
 /// Breadth-first, one level at a time, the level split among the threads. Returns the widest
-/// level.
+/// level (or the largest depth-first stack, if larger), and where it went on depth-first.
+///
+/// A level of whole states can outgrow memory long before the visited set does (about 4.5 KB a
+/// state on the RSL model against 52-68 bytes in the visited set). Once the process passes half
+/// the memory limit, the search goes on depth-first from where it is: the states of the current
+/// level not yet expanded and the next level found so far (visited, not expanded) become the
+/// roots of [`dfs`], which expands them the same way ([`Search::expand`]) with the same visited
+/// set. The space explored is the same; only counterexamples found from there on are not
+/// shortest by construction (every counterexample is minimised afterwards anyway).
 fn bfs<M>(
     search: &Search<'_, M>,
     mut level: Vec<Task<M::State>>,
     progress: &mut ProgressLine<'_>,
-) -> usize
+) -> (usize, Option<(usize, usize)>)
 where
     M: Reduce + Sync,
     M::State: Clone + Debug + Hash + PartialEq + Send + Sync,
@@ -690,6 +709,7 @@ where
     while !level.is_empty() && !search.stop.load(Ordering::Relaxed) {
         widest = widest.max(level.len());
         let next_index = AtomicUsize::new(0);
+        let found = AtomicUsize::new(0);
         let level_ref = &level;
         let mut next: Vec<Task<M::State>> = Vec::new();
         std::thread::scope(|scope| {
@@ -698,12 +718,23 @@ where
                     scope.spawn(|| {
                         let mut local = Vec::new();
                         loop {
-                            let from = next_index.fetch_add(CHUNK, Ordering::Relaxed);
-                            if from >= level_ref.len() || search.stop.load(Ordering::Relaxed) {
+                            if search.stop.load(Ordering::Relaxed)
+                                || search.go_depth_first.load(Ordering::Relaxed)
+                            {
                                 break;
                             }
+                            let from = next_index.fetch_add(CHUNK, Ordering::Relaxed);
+                            if from >= level_ref.len() {
+                                break;
+                            }
+                            let before = local.len();
                             for task in &level_ref[from..(from + CHUNK).min(level_ref.len())] {
                                 search.expand(task, &mut local);
+                            }
+                            let next_len = found.fetch_add(local.len() - before, Ordering::Relaxed)
+                                + (local.len() - before);
+                            if search.opts.depth_first_beyond.is_some_and(|n| next_len > n) {
+                                search.go_depth_first.store(true, Ordering::Relaxed);
                             }
                         }
                         local
@@ -714,9 +745,23 @@ where
                 next.append(&mut local);
             }
         });
+        if search.go_depth_first.load(Ordering::Relaxed) && !search.stop.load(Ordering::Relaxed) {
+            // Every chunk taken was expanded whole: what is left of the level starts here.
+            let expanded = next_index.load(Ordering::Relaxed).min(level.len());
+            let at = (
+                search.unique.load(Ordering::Relaxed),
+                search.max_depth.load(Ordering::Relaxed),
+            );
+            let mut roots: Vec<Task<M::State>> = level.drain(expanded..).collect();
+            drop(level);
+            roots.append(&mut next);
+            widest = widest.max(roots.len());
+            let deepest = dfs(search, roots, progress);
+            return (widest.max(deepest), Some(at));
+        }
         level = next;
     }
-    widest
+    (widest, None)
 }
 
 /// Waits for the workers, printing progress meanwhile, and returns what each returned (a worker's
@@ -846,6 +891,7 @@ where
         max_depth: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
         memory_stop: AtomicU64::new(0),
+        go_depth_first: AtomicBool::new(false),
     };
     let all_eventually = search
         .properties
@@ -881,9 +927,9 @@ where
         start,
         last_memory_check: Duration::ZERO,
     };
-    let widest = match opts.order {
+    let (widest, depth_first_from) = match opts.order {
         Order::Bfs => bfs(&search, level, &mut progress),
-        Order::Dfs => dfs(&search, level, &mut progress),
+        Order::Dfs => (dfs(&search, level, &mut progress), None),
     };
     let stopped = search.stop.load(Ordering::Relaxed);
     let discoveries = search
@@ -909,6 +955,7 @@ where
         reexpansions: search.reexpansions.load(Ordering::Relaxed),
         widest_level: widest,
         visited_bytes: search.visited.bytes(),
+        depth_first_from,
     };
     Explored {
         states: search.generated.load(Ordering::Relaxed),
@@ -1004,6 +1051,7 @@ mod tests {
             stop_on_violation: false,
             target: None,
             max_memory: None,
+            depth_first_beyond: None,
         };
         let found = explore(&model, &opts, &mut std::io::sink());
         found.paths.contains_key("not 1 then 0")
@@ -1017,6 +1065,66 @@ mod tests {
         // from "1 fired" the sleeping 0 is never taken).
         assert!(finds_one_then_zero::<true>());
         assert!(!finds_one_then_zero::<false>());
+    }
+
+    /// One state fanning out to `WIDE` states, each with two successors, each with one: levels
+    /// wider than the chunk a worker takes, so that going depth-first in the middle of the
+    /// second level hands over both that level's unexpanded rest and the next level found so
+    /// far (the test fails if either is dropped).
+    struct Fan;
+
+    const WIDE: u32 = 200;
+
+    impl Model for Fan {
+        type State = (u32, u32);
+        type Action = u32;
+        fn init_states(&self) -> Vec<(u32, u32)> {
+            vec![(0, 0)]
+        }
+        fn actions(&self, s: &(u32, u32), actions: &mut Vec<u32>) {
+            match s.0 {
+                0 => actions.extend(0..WIDE),
+                1 => actions.extend([0, 1]),
+                2 => actions.push(0),
+                _ => {}
+            }
+        }
+        fn next_state(&self, s: &(u32, u32), a: u32) -> Option<(u32, u32)> {
+            Some(match s.0 {
+                0 => (1, a),
+                1 => (2, 2 * s.1 + a),
+                _ => (s.0 + 1, s.1),
+            })
+        }
+        fn properties(&self) -> Vec<stateright::Property<Self>> {
+            vec![stateright::Property::always(
+                "shallow",
+                |_, s: &(u32, u32)| s.0 < 4,
+            )]
+        }
+    }
+
+    impl Reduce for Fan {}
+
+    #[test]
+    fn breadth_first_goes_depth_first_mid_level_and_visits_everything() {
+        for threads in [1, 2] {
+            let opts = EngineOptions {
+                order: Order::Bfs,
+                reduction: Reduction::Sleep,
+                threads,
+                max_depth: None,
+                progress: None,
+                stop_on_violation: false,
+                target: None,
+                max_memory: None,
+                depth_first_beyond: Some(300),
+            };
+            let found = explore(&Fan, &opts, &mut std::io::sink());
+            assert_eq!(found.unique, 1 + 5 * WIDE as usize, "{threads} threads");
+            assert!(found.complete);
+            assert!(found.stats.depth_first_from.is_some());
+        }
     }
 
     #[test]

@@ -116,6 +116,16 @@ where
             rss as f64 / (1u64 << 30) as f64
         );
     }
+    if let Some((_, stats)) = &outcome.engine {
+        if let Some((unique, depth)) = stats.depth_first_from {
+            let _ = writeln!(
+                out,
+                "breadth-first until the frontier passed half the memory limit ({unique} states, \
+                 depth {depth}), depth-first from there: the same states, and counterexamples \
+                 found after that minimised rather than shortest by construction"
+            );
+        }
+    }
     if let Some((reduction, stats)) = &outcome.engine {
         let _ = writeln!(
             out,

@@ -71,6 +71,9 @@ pub struct RunOptions {
     /// Our engine: stop once the process's resident memory passes this many bytes (the
     /// outcome then says so). The default is nine tenths of the memory available at start.
     pub max_memory: Option<u64>,
+    /// Our engine's breadth-first search goes on depth-first once the next level holds more
+    /// than this many states (it does anyway past half of `max_memory`). `None`: only then.
+    pub depth_first_beyond: Option<usize>,
 }
 
 impl Default for RunOptions {
@@ -86,6 +89,7 @@ impl Default for RunOptions {
             stop_on_violation: false,
             target: None,
             max_memory: super::engine::default_memory_limit(),
+            depth_first_beyond: None,
         }
     }
 }
@@ -253,6 +257,7 @@ where
             stop_on_violation: opts.stop_on_violation,
             target: opts.target,
             max_memory: opts.max_memory,
+            depth_first_beyond: opts.depth_first_beyond,
         };
         let found = explore(&model, &engine_opts, progress_out);
         return Outcome {

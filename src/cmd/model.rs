@@ -70,7 +70,8 @@ pub struct CommonFlags {
     pub threads: Option<usize>,
     /// check and dfs stop (not exhaustive, exit status 2) once the checker's resident memory
     /// passes this (e.g. 8GiB, 500MiB; default: nine tenths of the memory available at start),
-    /// instead of being killed by the operating system.
+    /// instead of being killed by the operating system; check goes on depth-first once it
+    /// passes half of it.
     #[arg(long, value_parser = parse_bytes)]
     pub max_memory: Option<u64>,
     /// How check and dfs reduce the search: none (every transition, states exactly as
