@@ -133,7 +133,7 @@ pub struct EngineOptions {
     /// this many bytes, rather than let the operating system kill it. `None`: no limit.
     pub max_memory: Option<u64>,
     /// Breadth-first only: go on depth-first once the next level holds more than this many
-    /// states (as it does anyway once the process passes half of `max_memory`; see [`bfs`]).
+    /// states (as it does anyway once the process passes half of `max_memory`).
     pub depth_first_beyond: Option<usize>,
 }
 
