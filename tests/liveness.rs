@@ -76,14 +76,14 @@ fn rsl_bounded(cfg: RslModelCfg<Counter>, walks: u64) -> (bool, String) {
 
 #[test]
 fn rsl_every_client_is_answered_exhaustively() {
-    assert_eq!(rsl_lasso(common::cfg(1)), Ok(665)); // 2,544 without the view
+    assert_eq!(rsl_lasso(common::cfg(1)), Ok(431)); // 1,785 without the view
 }
 
 #[test]
 fn rsl_every_client_is_answered_with_a_crash() {
     let mut cfg = common::cfg(1);
     cfg.max_crashes = 1;
-    assert_eq!(rsl_lasso(cfg), Ok(37_584)); // 180,272 without the view
+    assert_eq!(rsl_lasso(cfg), Ok(25_608)); // 129,516 without the view
 }
 
 #[test]

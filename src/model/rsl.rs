@@ -94,6 +94,7 @@ impl<A: App> RslModelCfg<A> {
             max_view: Some(self.max_view_changes),
             eager_heartbeats: self.network.redelivers_for_ever(self.lossy),
             report_checkpoints: self.truncation,
+            timeless: true,
             mutation: self.mutation,
         }
     }

@@ -18,7 +18,8 @@ pub struct Election {
     /// Replicas (by index) known to suspect `view`.
     pub suspectors: BTreeSet<u32>,
     /// The current epoch length in milliseconds: doubles on each view change, resets to the
-    /// baseline after an epoch in which no request was pending.
+    /// baseline after an epoch in which no request was pending. Stays at the baseline in a
+    /// model, where timers carry no time ([`ModelSwitches::timeless`]).
     pub epoch_length_ms: u64,
     /// Unexecuted requests seen before the current epoch began.
     pub seen_prev_epochs: BTreeSet<(Id, u64)>,
@@ -81,7 +82,7 @@ impl Election {
         if !self.seen_prev_epochs.is_empty() && !sw.has(Mutation::NeverSuspect) {
             newly = self.suspectors.insert(me);
         }
-        if self.seen_prev_epochs.is_empty() && self.seen_this_epoch.is_empty() {
+        if self.seen_prev_epochs.is_empty() && self.seen_this_epoch.is_empty() && !sw.timeless {
             self.epoch_length_ms = params.baseline_view_timeout_ms;
         }
         let now = std::mem::take(&mut self.seen_this_epoch);
@@ -102,7 +103,12 @@ impl Election {
 
     /// If a quorum suspects the view, moves to the next one (and doubles the epoch length).
     /// Returns whether the view changed.
-    pub(crate) fn check_quorum_of_suspicions(&mut self, params: &Params, n: usize) -> bool {
+    pub(crate) fn check_quorum_of_suspicions(
+        &mut self,
+        params: &Params,
+        sw: &ModelSwitches,
+        n: usize,
+    ) -> bool {
         if self.suspectors.len() < n / 2 + 1 {
             return false;
         }
@@ -113,15 +119,45 @@ impl Election {
         self.view = Ballot::of_view(next, n);
         assert!(self.view > before, "the view only grows");
         self.suspectors.clear();
-        self.epoch_length_ms = self
-            .epoch_length_ms
-            .saturating_mul(2)
-            .min(params.max_view_timeout_ms);
+        if !sw.timeless {
+            self.epoch_length_ms = self
+                .epoch_length_ms
+                .saturating_mul(2)
+                .min(params.max_view_timeout_ms);
+        }
         true
     }
 
     /// Whether replica `me` suspects the current view.
     pub fn suspicious(&self, me: u32) -> bool {
         self.suspectors.contains(&me)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three replicas, all suspecting view 0: the view changes. Returns the epoch length after.
+    fn change_view(sw: &ModelSwitches) -> u64 {
+        let params = Params::default();
+        let mut e = Election::new(&params, 3);
+        for idx in 0..3 {
+            e.reflect_heartbeat(idx, e.view, true);
+        }
+        assert!(e.check_quorum_of_suspicions(&params, sw, 3));
+        assert_eq!(e.view.seqno, 1);
+        e.epoch_length_ms
+    }
+
+    #[test]
+    fn the_view_timeout_doubles_at_run_time_and_stays_put_in_a_model() {
+        let baseline = Params::default().baseline_view_timeout_ms;
+        assert_eq!(change_view(&ModelSwitches::default()), 2 * baseline);
+        let timeless = ModelSwitches {
+            timeless: true,
+            ..ModelSwitches::default()
+        };
+        assert_eq!(change_view(&timeless), baseline);
     }
 }

@@ -62,7 +62,8 @@ impl ReplicaConfig {
 /// reaches the interesting mechanisms (and so an operator can see them). Each is a single bit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Milestones {
-    /// Answered a retransmitted request from the session table.
+    /// Answered a retransmitted request from the session table, while not the view's leader
+    /// (the leader's cached reply is the very message it sent at execution; see `process_msg`).
     pub served_from_cache: bool,
     /// Caught up through state transfer.
     pub state_transfer: bool,
@@ -346,7 +347,15 @@ impl<A: App> Replica<A> {
                         if let Some(reply) = cached {
                             let reply = reply.clone();
                             o.send(src, RslMsg::Reply { seqno, reply });
-                            s.milestones.served_from_cache = true;
+                            // Only a replica other than the view's leader marks it: the
+                            // leader's cached reply repeats the one it sent when it executed
+                            // the request (the same message), so marking it would split every
+                            // later model state in two by a flag nothing reads (measured: 1.5
+                            // times the states of the default check). A follower's cached reply
+                            // is a message of its own, so its mark costs no state.
+                            if s.election.view.proposer != self.me() {
+                                s.milestones.served_from_cache = true;
+                            }
                         }
                         return;
                     }
@@ -487,7 +496,7 @@ impl<A: App> Replica<A> {
         let n = self.cfg.n();
 
         // Check for a quorum of view suspicions.
-        if s.election.check_quorum_of_suspicions(params, n) {
+        if s.election.check_quorum_of_suspicions(params, sw, n) {
             o.set_timer(RslTimer::Epoch, self.epoch_timer(s));
         }
 
