@@ -392,6 +392,18 @@ fn single_delivery_that_never_retransmits_is_caught_as_a_lasso() {
     insta::assert_snapshot!(trace);
 }
 
+/// A permanent redirect loop is a liveness bug, not the model's redirect bound. Before the
+/// exemption followed the hosts' redirects, a client that gave up excused every path after it
+/// ("some client gave up"), and this mutation passed the lasso checker.
+#[test]
+fn a_redirect_loop_is_caught_not_excused_as_the_redirect_bound() {
+    let mut cfg = KvModelCfg::small();
+    cfg.mutation = Some(KvMutation::OwnerRedirects);
+    let trace = lasso(cfg).expect_err("the loop must be caught");
+    assert!(trace.contains("Redirect"), "{trace}");
+    insta::assert_snapshot!(trace);
+}
+
 #[test]
 fn check_kv_exit_codes() {
     let bin = env!("CARGO_BIN_EXE_ironfleet");

@@ -163,21 +163,22 @@ pub fn kv_properties(cfg: &KvModelCfg) -> Vec<Property<KvModel>> {
 }
 
 /// The KV liveness properties for the lasso and bounded checkers. A continuation in which some
-/// client gave up after the model's redirect bound is excused if it stays so for good (see
-/// [`live::some_client_gave_up`]; giving up is final, so this excuses every path after it).
+/// client gave up after the model's redirect bound is excused only if, throughout it, every
+/// client that gave up would be answered by following the hosts' redirects
+/// ([`live::gave_up_where_the_route_answers`]): the bound stopped it, not a redirect loop.
 pub fn kv_liveness() -> Vec<LivenessProperty<KvModel>> {
     vec![
         LivenessProperty::eventually(live::EVERY_REQUEST_ANSWERED, |m: &KvModel, s: &KvState| {
             live::all_clients_done(m.cfg.hosts, &m.cfg.clients, s)
         })
         .unless_stuck_by_bound(|m: &KvModel, s: &KvState| {
-            live::some_client_gave_up(m.cfg.hosts, &m.cfg.clients, s)
+            live::gave_up_where_the_route_answers(&m.actors, m.cfg.hosts, &m.cfg.clients, s)
         }),
         LivenessProperty::eventually(live::EVERYTHING_DELIVERED, |m: &KvModel, s: &KvState| {
             live::all_clients_done(m.cfg.hosts, &m.cfg.clients, s) && live::nothing_undelivered(s)
         })
         .unless_stuck_by_bound(|m: &KvModel, s: &KvState| {
-            live::some_client_gave_up(m.cfg.hosts, &m.cfg.clients, s)
+            live::gave_up_where_the_route_answers(&m.actors, m.cfg.hosts, &m.cfg.clients, s)
                 && live::nothing_undelivered(s)
         }),
     ]

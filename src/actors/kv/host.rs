@@ -113,6 +113,25 @@ impl Host {
         &self.cfg.switches
     }
 
+    /// Where this host sends a client's Get (`write: false`) or Set of `key`: `None` when it
+    /// answers it itself, else the host it redirects the client to (the owner in its delegation
+    /// map). The request handler decides by it, and so does the KV liveness exemption, which
+    /// follows these redirects to tell a route that leads to an answer from a redirect loop.
+    pub fn redirect_for(&self, s: &HostState, key: &Key, write: bool) -> Option<Id> {
+        let me = self.me();
+        let owner = s.delegation.owner(key);
+        if owner == me && self.switches().has(KvMutation::OwnerRedirects) {
+            let hosts = &self.cfg.hosts;
+            return Some(hosts[(self.cfg.me + 1) % hosts.len()]);
+        }
+        let answers_delegated = !write && self.switches().has(KvMutation::AnswerDelegated);
+        if owner == me || answers_delegated {
+            None
+        } else {
+            Some(owner)
+        }
+    }
+
     /// Whether `id` is a client (any peer that is not a host of the configuration).
     fn is_client(&self, id: Id) -> bool {
         !self.cfg.hosts.contains(&id)
@@ -267,22 +286,23 @@ impl Host {
         let p = self.params();
         match payload {
             KvPayload::Get { key } => {
-                let owner = s.delegation.owner(&key);
-                let reply = if owner == me || self.switches().has(KvMutation::AnswerDelegated) {
-                    let value = s.table.get(&key).cloned();
-                    KvPayload::Reply {
-                        key,
-                        value,
-                        write: false,
+                let reply = match self.redirect_for(s, &key, false) {
+                    None => {
+                        let value = s.table.get(&key).cloned();
+                        KvPayload::Reply {
+                            key,
+                            value,
+                            write: false,
+                        }
                     }
-                } else {
-                    KvPayload::Redirect { key, owner }
+                    Some(owner) => KvPayload::Redirect { key, owner },
                 };
                 self.send(s, src, reply, o);
             }
             KvPayload::Set { key, value } => {
-                let owner = s.delegation.owner(&key);
-                let reply = if owner == me {
+                let reply = if let Some(owner) = self.redirect_for(s, &key, true) {
+                    KvPayload::Redirect { key, owner }
+                } else {
                     match &value {
                         Some(v) => s.table.insert(key.clone(), v.clone()),
                         None => s.table.remove(&key),
@@ -296,8 +316,6 @@ impl Host {
                         value,
                         write: true,
                     }
-                } else {
-                    KvPayload::Redirect { key, owner }
                 };
                 self.send(s, src, reply, o);
             }

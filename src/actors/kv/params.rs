@@ -147,5 +147,10 @@ mutations! {
         /// A client takes a redirect as the answer "absent" instead of following it. Caught by
         /// linearizability because the history records what the client's own handler took.
         ClientTakesRedirectAsAbsent => "client-takes-redirect-as-absent",
+        /// The owner of a key redirects a client's Get or Set of it to the next host instead of
+        /// answering: with two hosts each sends the client to the other for ever (a liveness
+        /// bug; the model's redirect bound makes the client give up, which the KV liveness
+        /// exemption must not excuse).
+        OwnerRedirects => "owner-redirects",
     }
 }
