@@ -78,6 +78,15 @@ impl Election {
             self.seen_this_epoch.clear();
             return false;
         }
+        if sw.timeless {
+            // An epoch may end at any moment in a model, so two ends back to back are always
+            // possible: "seen before this epoch began" is just "seen before now". Counting the
+            // requests of this epoch at once shows every behaviour of the two-step rule and
+            // saves the silent state in between (a request seen, one epoch ended, no
+            // suspicion yet), which nothing else could tell apart.
+            let now = std::mem::take(&mut self.seen_this_epoch);
+            self.seen_prev_epochs.extend(now);
+        }
         let mut newly = false;
         if !self.seen_prev_epochs.is_empty() && !sw.has(Mutation::NeverSuspect) {
             newly = self.suspectors.insert(me);
