@@ -477,3 +477,31 @@ fn a_liveness_check_past_its_memory_limit_stops_and_says_so() {
         "{out}"
     );
 }
+
+/// `--reduction symmetry` visits one state per orbit of the two interchangeable clients and
+/// says which; a model or configuration without the symmetry is refused with the reason and
+/// exit status 2.
+#[test]
+fn symmetry_over_clients_halves_the_default_and_is_refused_where_unsound() {
+    let o = run(&["rsl", "--reduction", "symmetry", "dfs"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("reduction symmetry (actors 3, 4 interchangeable)"),
+        "{out}"
+    );
+    assert!(out.contains("52419 unique"), "{out}");
+    for args in [
+        &["kv", "--reduction", "symmetry", "check"][..],
+        &["rsl", "--truncation", "--reduction", "symmetry", "check"],
+        &["rsl", "--clients", "1", "--reduction", "symmetry", "check"],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stdout(&o));
+        assert!(
+            stderr(&o).contains("--reduction symmetry: "),
+            "{}",
+            stderr(&o)
+        );
+    }
+}

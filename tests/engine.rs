@@ -10,14 +10,19 @@ use std::fmt::Debug;
 use std::hash::Hash;
 
 use ironfleet::actors::kv::KvMutation;
+use ironfleet::actors::rsl::Counter;
 use ironfleet::actors::rsl::Mutation;
 use ironfleet::check::engine::Reduction;
 use ironfleet::check::reduce::Reduce;
 use ironfleet::check::run::{run, Engine, Mode, Outcome, RunOptions, Verdict};
+use ironfleet::check::symmetry::rename;
+use ironfleet::cmd::model::rsl_symmetry;
 use ironfleet::model::kv::{kv_model, KvModelCfg};
 use ironfleet::model::lock::{lock_model, LockModelCfg};
-use ironfleet::model::rsl::rsl_model;
+use ironfleet::model::rsl::{rsl_model, RslModel, RslModelCfg};
 use ironfleet::model::NetworkKind;
+use stateright::actor::{ActorModelAction, Id};
+use stateright::Model;
 
 fn go<M>(
     model: M,
@@ -263,4 +268,136 @@ fn mutations_are_caught_under_reduction() {
     c.mutation = Some(KvMutation::DropPair);
     let o = go(kv_model(c), Engine::Own(Reduction::Sleep), Mode::Bfs, None);
     assert!(o.violations().next().is_some(), "drop-pair caught");
+}
+
+/// Runs an RSL configuration with symmetry over its clients, breadth- and depth-first, against
+/// the view: the same verdict on every property, one state per orbit (at least half the view's
+/// states with two clients, fewer than all of them). Returns (view states, symmetric states).
+fn symmetric(c: RslModelCfg<Counter>) -> (usize, usize) {
+    let symmetry = rsl_symmetry(&c).expect("two interchangeable clients");
+    let view = go(
+        rsl_model(c.clone()),
+        Engine::Own(Reduction::View),
+        Mode::Bfs,
+        None,
+    );
+    let mut counts = Vec::new();
+    for mode in [Mode::Bfs, Mode::Dfs] {
+        let opts = RunOptions {
+            mode: mode.clone(),
+            engine: Engine::Own(Reduction::Symmetry),
+            threads: 2,
+            progress: None,
+            symmetry: Some(symmetry.clone()),
+            ..RunOptions::default()
+        };
+        let o = run(rsl_model(c.clone()), &opts, &mut std::io::sink());
+        assert!(o.complete);
+        assert_eq!(verdicts(&o), verdicts(&view), "{mode:?}: same verdicts");
+        counts.push(o.unique);
+    }
+    assert_eq!(counts[0], counts[1], "BFS and DFS visit the same orbits");
+    let sym = counts[0];
+    assert!(
+        2 * sym >= view.unique && sym < view.unique,
+        "{sym} orbits of {} states",
+        view.unique
+    );
+    (view.unique, sym)
+}
+
+#[test]
+fn rsl_symmetry_over_clients_keeps_every_verdict() {
+    // Two replicas, two clients of two requests each.
+    assert_eq!(symmetric(RslModelCfg::counter(2, 2, 2)), (14_359, 7_181));
+    // With a crash.
+    let mut crash = RslModelCfg::counter(2, 2, 1);
+    crash.max_crashes = 1;
+    assert_eq!(symmetric(crash), (6_618, 3_318));
+}
+
+/// The orbit fingerprint is the same for a state and the state with its two clients' ids
+/// swapped everywhere, and the plain view tells them apart.
+#[test]
+fn a_state_and_its_client_swap_share_an_orbit_fingerprint() {
+    // A view change allowed, so that followers note the requests they see.
+    let mut c = common::cfg(2);
+    c.max_view_changes = 1;
+    let model = rsl_model(c.clone());
+    let symmetry = rsl_symmetry(&c).unwrap();
+    let orbit = symmetry.for_model::<RslModel<Counter>>().unwrap();
+    // Client 3's request delivered to replica 0, then to replica 1.
+    let mut s = model.init_states().remove(0);
+    for dst in [0, 1] {
+        let mut actions = Vec::new();
+        model.actions(&s, &mut actions);
+        let a = actions
+            .into_iter()
+            .find(|a| matches!(a, ActorModelAction::Deliver { src, dst: d, .. } if *src == Id::from(3) && *d == Id::from(dst)))
+            .expect("the request is deliverable");
+        s = model.next_state(&s, a).unwrap();
+    }
+    let swap: Vec<Id> = [0, 1, 2, 4, 3].into_iter().map(Id::from).collect();
+    let swapped = rename(&s, &swap);
+    assert_ne!(
+        model.fingerprint(&s, false),
+        model.fingerprint(&swapped, false)
+    );
+    assert_eq!(orbit(&model, &s), orbit(&model, &swapped));
+    // Swapping replicas is no symmetry of this model: a different orbit.
+    let replicas: Vec<Id> = [1, 0, 2, 3, 4].into_iter().map(Id::from).collect();
+    assert_ne!(orbit(&model, &s), orbit(&model, &rename(&s, &replicas)));
+}
+
+/// Where the protocol breaks ties by client id (a session table that evicts) or keeps ids out
+/// of a renaming's reach (state transfer), symmetry is refused, and so it is where no two
+/// clients have the same work.
+#[test]
+fn symmetry_is_refused_where_rsl_is_not_symmetric_in_its_clients() {
+    let mut evicting = RslModelCfg::counter(2, 2, 1);
+    evicting.params.max_client_sessions = 1;
+    assert!(rsl_symmetry(&evicting)
+        .unwrap_err()
+        .contains("tie broken by id"));
+    let mut truncating = common::cfg(2);
+    truncating.truncation = true;
+    assert!(rsl_symmetry(&truncating)
+        .unwrap_err()
+        .contains("truncation"));
+    let mut different = common::cfg(2);
+    different.client_ops[1].push(ironfleet::actors::rsl::CounterOp::Get);
+    assert!(rsl_symmetry(&different).is_err());
+}
+
+/// Mutations are caught under symmetry too, with a counterexample that replays in the actors'
+/// own names.
+#[test]
+fn mutations_are_caught_under_symmetry() {
+    for (m, replicas, view_changes, mode) in [
+        (Mutation::DecideWithoutQuorum, 3, 0, Mode::Dfs),
+        (Mutation::IgnoreOneBVotes, 2, 1, Mode::Bfs),
+        (Mutation::AcceptBelowPromise, 2, 1, Mode::Bfs),
+    ] {
+        let mut c = RslModelCfg::counter(replicas, 2, 1);
+        c.mutation = Some(m);
+        c.max_view_changes = view_changes;
+        let opts = RunOptions {
+            mode,
+            engine: Engine::Own(Reduction::Symmetry),
+            threads: 1,
+            progress: None,
+            stop_on_violation: true,
+            symmetry: Some(rsl_symmetry(&c).unwrap()),
+            ..RunOptions::default()
+        };
+        let o = run(rsl_model(c.clone()), &opts, &mut std::io::sink());
+        let v = o
+            .violations()
+            .next()
+            .unwrap_or_else(|| panic!("{m:?} not caught"));
+        let path = v.path.as_ref().expect("a counterexample");
+        let model = rsl_model(c);
+        let prop = model.properties.iter().find(|p| p.name == v.name).unwrap();
+        assert!(!(prop.condition)(&model, path.last_state()), "{m:?}");
+    }
 }

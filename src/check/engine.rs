@@ -59,6 +59,8 @@ use std::time::{Duration, Instant};
 
 use stateright::{Expectation, Model, Path};
 
+use super::symmetry::{OrbitFingerprint, Symmetry};
+
 use super::reduce::{Reduce, ALL_PARTS};
 
 /// How the engine reduces the exploration. Each level includes the one before.
@@ -74,14 +76,19 @@ pub enum Reduction {
     /// Sleep sets over the model's independence relation: every state of the view is visited,
     /// far fewer transitions are taken.
     Sleep,
+    /// The view, with states identified up to the model's symmetry ([`EngineOptions::symmetry`],
+    /// see [`super::symmetry`]): one state per orbit is visited, every transition is taken
+    /// (sleep sets are not combined with it).
+    Symmetry,
 }
 
 impl Reduction {
     /// Every reduction, with its command-line name.
-    pub const ALL: [(Reduction, &'static str); 3] = [
+    pub const ALL: [(Reduction, &'static str); 4] = [
         (Reduction::None, "none"),
         (Reduction::View, "view"),
         (Reduction::Sleep, "sleep"),
+        (Reduction::Symmetry, "symmetry"),
     ];
 
     /// Parses a command-line name.
@@ -90,7 +97,7 @@ impl Reduction {
             .iter()
             .find(|(_, n)| *n == s)
             .map(|(r, _)| *r)
-            .ok_or_else(|| format!("unknown reduction '{s}': use none, view or sleep"))
+            .ok_or_else(|| format!("unknown reduction '{s}': use none, view, sleep or symmetry"))
     }
 
     /// The command-line name.
@@ -135,6 +142,8 @@ pub struct EngineOptions {
     /// Breadth-first only: go on depth-first once the next level holds more than this many
     /// states (as it does anyway once the process passes half of `max_memory`).
     pub depth_first_beyond: Option<usize>,
+    /// The model's symmetry, which [`Reduction::Symmetry`] needs.
+    pub symmetry: Option<Symmetry>,
 }
 
 /// What an engine run found: the figures, and a counterexample (or example) path per property
@@ -427,6 +436,8 @@ struct Search<'m, M: Model> {
     model: &'m M,
     opts: &'m EngineOptions,
     exact: bool,
+    /// With [`Reduction::Symmetry`]: the fingerprint of a state's orbit.
+    orbit: Option<OrbitFingerprint<M>>,
     properties: Vec<stateright::Property<M>>,
     /// Bit `i`: property `i` has a discovery (its condition is then no longer evaluated).
     found: AtomicU64,
@@ -450,6 +461,14 @@ where
     M::State: Clone + Hash + PartialEq,
     M::Action: Clone + Hash + PartialEq,
 {
+    /// The state's fingerprint: of its orbit under symmetry, else of its view (or exact).
+    fn fingerprint(&self, state: &M::State) -> u64 {
+        match self.orbit {
+            Some(orbit) => orbit(self.model, state).max(1),
+            None => self.model.fingerprint(state, self.exact),
+        }
+    }
+
     fn discover(&self, index: usize, fp: u64, depth: u32) {
         let mut d = self.discoveries.lock().unwrap_or_else(|e| e.into_inner());
         if d[index].is_none_or(|(_, old)| depth < old) {
@@ -550,7 +569,7 @@ where
                 child_sleep.sort_unstable_by_key(|z| z.0);
                 before.push((key, actors, parts));
             }
-            let fp = self.model.fingerprint(&next, self.exact);
+            let fp = self.fingerprint(&next);
             let child_depth = depth + 1;
             match self
                 .visited
@@ -605,9 +624,7 @@ where
             cur = parent;
         }
         steps.reverse();
-        let init = inits
-            .iter()
-            .find(|s| self.model.fingerprint(s, self.exact) == cur)?;
+        let init = inits.iter().find(|s| self.fingerprint(s) == cur)?;
         let mut state = init.clone();
         let mut taken = Vec::with_capacity(steps.len());
         let mut actions = Vec::new();
@@ -867,12 +884,21 @@ pub fn explore<M>(
     progress_out: &mut dyn Write,
 ) -> Explored<M::State, M::Action>
 where
-    M: Reduce + Sync,
+    M: Reduce + Sync + 'static,
     M::State: Clone + Debug + Hash + PartialEq + Send + Sync,
     M::Action: Clone + Debug + Hash + PartialEq + Send + Sync,
 {
     let start = Instant::now();
     let properties = model.properties();
+    let orbit = match opts.reduction {
+        Reduction::Symmetry => Some(
+            opts.symmetry
+                .as_ref()
+                .and_then(Symmetry::for_model::<M>)
+                .expect("Reduction::Symmetry needs EngineOptions::symmetry for this model"),
+        ),
+        _ => None,
+    };
     assert!(
         properties.len() <= MAX_PROPERTIES,
         "the engine tracks at most {MAX_PROPERTIES} properties"
@@ -881,6 +907,7 @@ where
         model,
         opts,
         exact: opts.reduction == Reduction::None,
+        orbit,
         discoveries: Mutex::new(vec![None; properties.len()]),
         properties,
         found: AtomicU64::new(0),
@@ -906,7 +933,7 @@ where
         .collect();
     let mut level = Vec::new();
     for s in &inits {
-        let fp = model.fingerprint(s, search.exact);
+        let fp = search.fingerprint(s);
         search.generated.fetch_add(1, Ordering::Relaxed);
         if let Visit::New = search.visited.visit(fp, 0, 0, 1, &[]) {
             let pending = search.judge(s, fp, 1, all_eventually);
@@ -1052,6 +1079,7 @@ mod tests {
             target: None,
             max_memory: None,
             depth_first_beyond: None,
+            symmetry: None,
         };
         let found = explore(&model, &opts, &mut std::io::sink());
         found.paths.contains_key("not 1 then 0")
@@ -1119,6 +1147,7 @@ mod tests {
                 target: None,
                 max_memory: None,
                 depth_first_beyond: Some(300),
+                symmetry: None,
             };
             let found = explore(&Fan, &opts, &mut std::io::sink());
             assert_eq!(found.unique, 1 + 5 * WIDE as usize, "{threads} threads");

@@ -11,6 +11,8 @@
 //!   strongly connected components, fair lassos or a proof for the bounded model.
 //! * [`bounded`]: the cheaper liveness mode for configurations too large to keep: from states on
 //!   seeded walks, faults stop and a weakly fair scheduler must reach the goal in K steps.
+//! * [`symmetry`]: states identified up to a renaming of interchangeable actors (clients with
+//!   the same workload), by the fingerprint of their orbit.
 //! * [`fairness`]: which actions of an actor model are faults and which are weakly fair tasks.
 //! * [`report`]: what every checker prints: figures, verdicts, numbered traces, replay paths
 //!   and explorer links.
@@ -25,3 +27,4 @@ pub mod lasso;
 pub mod reduce;
 pub mod report;
 pub mod run;
+pub mod symmetry;

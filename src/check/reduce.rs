@@ -69,7 +69,6 @@ fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
     h.finish()
 }
 
-
 /// What the reducing engine needs to know of a model. Every method has a default that makes the
 /// reduction do nothing, so any `Model` can opt in with an empty `impl`.
 pub trait Reduce: Model {

@@ -22,6 +22,7 @@ use stateright::{Checker, Expectation, HasDiscoveries, Model, Path};
 
 use super::engine::{explore, EngineOptions, EngineStats, Order, Reduction, MAX_PROPERTIES};
 use super::reduce::Reduce;
+use super::symmetry::Symmetry;
 
 /// How to run a model.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +75,9 @@ pub struct RunOptions {
     /// Our engine's breadth-first search goes on depth-first once the next level holds more
     /// than this many states (it does anyway past half of `max_memory`). `None`: only then.
     pub depth_first_beyond: Option<usize>,
+    /// The model's symmetry, for `Engine::Own(Reduction::Symmetry)` (see
+    /// [`super::symmetry`]).
+    pub symmetry: Option<Symmetry>,
 }
 
 impl Default for RunOptions {
@@ -90,6 +94,7 @@ impl Default for RunOptions {
             target: None,
             max_memory: super::engine::default_memory_limit(),
             depth_first_beyond: None,
+            symmetry: None,
         }
     }
 }
@@ -258,6 +263,7 @@ where
             target: opts.target,
             max_memory: opts.max_memory,
             depth_first_beyond: opts.depth_first_beyond,
+            symmetry: opts.symmetry.clone(),
         };
         let found = explore(&model, &engine_opts, progress_out);
         return Outcome {

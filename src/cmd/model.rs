@@ -19,10 +19,13 @@ use crate::check::fairness::{actor_action_kind, same_actor_state};
 use crate::check::lasso::{check_liveness, LivenessOptions};
 use crate::check::report::{print_bounded_report, print_live_report, print_report};
 use crate::check::run::{self as runner, Engine, Mode, RunOptions};
+use crate::check::symmetry::{actor_orbit_fingerprint, Symmetry};
+use crate::invariants::rsl::RslState;
+use crate::invariants::spec::AppSpec;
 use crate::liveness::LivenessProperty;
 use crate::model::kv::{kv_liveness, kv_model, KvModelCfg};
 use crate::model::lock::{lock_liveness, lock_model, LockModelCfg};
-use crate::model::rsl::{rsl_liveness, rsl_model, RslModelCfg};
+use crate::model::rsl::{rsl_liveness, rsl_model, RslModel, RslModelCfg};
 use crate::model::NetworkKind;
 
 /// What to do with the model.
@@ -377,6 +380,8 @@ impl LockFlags {
 /// Runs a verb on an actor model (built by `build`, called once for the run and once for the
 /// report) and prints the report. Returns the process exit code: 0 when no property was
 /// violated, 1 otherwise.
+// Each system passes its model, properties, flags, labels and symmetry: one call site each.
+#[allow(clippy::too_many_arguments)]
 fn drive_and_report<A, C, H>(
     build: impl Fn() -> ActorModel<A, C, H>,
     live: Vec<LivenessProperty<ActorModel<A, C, H>>>,
@@ -385,6 +390,7 @@ fn drive_and_report<A, C, H>(
     program: &str,
     flags: &str,
     title: &str,
+    symmetry: impl FnOnce() -> std::result::Result<Symmetry, String>,
 ) -> Result<i32>
 where
     A: Actor + Send + Sync + 'static,
@@ -417,8 +423,20 @@ where
         let _ = build().checker().threads(threads).serve(addr.as_str());
         return Ok(0);
     }
-    let opts = common.run_options(verb);
+    let mut opts = common.run_options(verb);
+    let exhaustive = matches!(opts.mode, Mode::Bfs | Mode::Dfs);
+    if opts.engine == Engine::Own(Reduction::Symmetry) && exhaustive {
+        let sym = symmetry().map_err(|e| anyhow::anyhow!("--reduction symmetry: {e}"))?;
+        opts.symmetry = Some(sym);
+    }
     let (checker, reduction) = match opts.engine {
+        Engine::Own(Reduction::Symmetry) if exhaustive => (
+            "",
+            format!(
+                ", reduction symmetry ({})",
+                opts.symmetry.as_ref().map_or("", |s| s.what())
+            ),
+        ),
         Engine::Own(r) => ("", format!(", reduction {}", r.name())),
         Engine::Stateright => (" (stateright's checker)", String::new()),
     };
@@ -558,7 +576,37 @@ pub fn rsl_main(program: &str, verb: &Verb, flags: &RslFlags) -> Result<i32> {
         program,
         &flags.as_flags(),
         &title,
+        || rsl_symmetry(&cfg),
     )
+}
+
+/// The RSL model's symmetry: clients with the same workload are interchangeable, where the
+/// protocol is symmetric in them (see [`RslModelCfg::interchangeable_clients`]).
+pub fn rsl_symmetry<A: AppSpec>(cfg: &RslModelCfg<A>) -> std::result::Result<Symmetry, String> {
+    let groups = cfg.interchangeable_clients()?;
+    let what: Vec<String> = groups
+        .iter()
+        .map(|g| {
+            let ids: Vec<String> = g.iter().map(|c| usize::from(*c).to_string()).collect();
+            format!("actors {} interchangeable", ids.join(", "))
+        })
+        .collect();
+    Ok(Symmetry::new::<RslModel<A>>(
+        rsl_orbit::<A>,
+        what.join("; "),
+    ))
+}
+
+fn rsl_orbit<A: AppSpec>(m: &RslModel<A>, s: &RslState<A>) -> u64 {
+    let groups = m.cfg.interchangeable_clients().unwrap_or_default();
+    actor_orbit_fingerprint(m, s, &groups)
+}
+
+/// What the models without a symmetry say to `--reduction symmetry`.
+fn no_symmetry(system: &str) -> std::result::Result<Symmetry, String> {
+    Err(format!(
+        "the {system} model offers none (its states do not implement the renaming of actor ids)"
+    ))
 }
 
 /// `check-lock`: runs a verb on the lock model described by `flags`.
@@ -579,6 +627,7 @@ pub fn lock_main(program: &str, verb: &Verb, flags: &LockFlags) -> Result<i32> {
         program,
         &flags.as_flags(),
         &title,
+        || no_symmetry("IronLock"),
     )
 }
 
@@ -832,6 +881,7 @@ pub fn kv_main(program: &str, verb: &Verb, flags: &KvFlags) -> Result<i32> {
         program,
         &flags.as_flags(),
         &title,
+        || no_symmetry("IronKV"),
     )
 }
 

@@ -9,6 +9,7 @@
 
 pub mod ghost;
 pub mod kv;
+pub mod linearizability;
 pub mod lock;
 pub mod rsl;
 pub mod spec;

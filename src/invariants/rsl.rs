@@ -2,7 +2,7 @@
 //!
 //! The history ([`RslGhost`]) records what was sent, never what an actor believes: every 2a, every
 //! 2b (the votes), the highest ballot each acceptor promised in a 1b or 2b, every reply sent,
-//! and the clients' invocations and returns (fed to stateright's `LinearizabilityTester`). From it
+//! and the clients' invocations and returns (fed to a linearizability tester, [`Linearizability`]). From it
 //! a slot is **chosen** when a quorum of acceptors sent a 2b for the same batch in the same
 //! ballot.
 //!
@@ -23,10 +23,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use stateright::actor::{ActorModelState, Id};
-use stateright::semantics::{LinearizabilityTester, SequentialSpec};
+use stateright::semantics::SequentialSpec;
+use stateright::{Rewrite, RewritePlan};
 
 use crate::actors::rsl::{Ballot, Batch, OpNum, Params, Phase, ReplicaState, RslNode};
 use crate::invariants::ghost::{tester_invoke, tester_return, GhostHistory, ALL_PARTS};
+use crate::invariants::linearizability::Linearizability;
 use crate::invariants::spec::AppSpec;
 
 /// What was sent, recorded by the model (a ghost: no actor reads it).
@@ -53,7 +55,7 @@ pub struct RslGhost<A: AppSpec> {
     /// takes an answer.
     pub answered: BTreeMap<Id, (usize, bool)>,
     /// The clients' history, checked for linearizability against the app's spec.
-    pub linearizability: LinearizabilityTester<Id, A::Spec>,
+    pub linearizability: Linearizability<A::Spec>,
 }
 
 /// The replicas' records (2a, 2b, chosen slots, promises, replies) are insertions into sets and
@@ -80,6 +82,53 @@ impl<A: AppSpec> GhostHistory for RslGhost<A> {
     }
 }
 
+/// Renames client ids everywhere in the history (for symmetry reduction over clients; replica
+/// ids are left as they are by a renaming of clients).
+impl<A: AppSpec> Rewrite<Id> for RslGhost<A> {
+    fn rewrite<S>(&self, plan: &RewritePlan<Id, S>) -> Self {
+        let batch =
+            |b: &Batch<A>| -> Batch<A> { Arc::new(b.iter().map(|r| r.rewrite(plan)).collect()) };
+        RslGhost {
+            two_a: self
+                .two_a
+                .iter()
+                .map(|(bal, opn, b)| (*bal, *opn, batch(b)))
+                .collect(),
+            two_b: self
+                .two_b
+                .iter()
+                .map(|(opn, bal, b, id)| (*opn, *bal, batch(b), plan.rewrite(id)))
+                .collect(),
+            chosen: self
+                .chosen
+                .iter()
+                .map(|(opn, bs)| (*opn, bs.iter().map(batch).collect()))
+                .collect(),
+            promised: self
+                .promised
+                .iter()
+                .map(|(id, bal)| (plan.rewrite(id), *bal))
+                .collect(),
+            replies: self
+                .replies
+                .iter()
+                .map(|(c, seqno, r)| (plan.rewrite(c), *seqno, r.clone()))
+                .collect(),
+            invoked: self
+                .invoked
+                .iter()
+                .map(|(c, q)| (plan.rewrite(c), *q))
+                .collect(),
+            answered: self
+                .answered
+                .iter()
+                .map(|(c, a)| (plan.rewrite(c), *a))
+                .collect(),
+            linearizability: self.linearizability.rewrite(plan),
+        }
+    }
+}
+
 /// The history type of RSL models: shared, since most steps leave it unchanged.
 pub type RslHistory<A> = Arc<RslGhost<A>>;
 
@@ -93,7 +142,7 @@ impl<A: AppSpec> Default for RslGhost<A> {
             replies: BTreeSet::new(),
             invoked: BTreeMap::new(),
             answered: BTreeMap::new(),
-            linearizability: LinearizabilityTester::new(A::Spec::default()),
+            linearizability: Linearizability::new(A::Spec::default()),
         }
     }
 }
@@ -226,7 +275,7 @@ pub fn executed_at_most_once<A: AppSpec>(s: &RslState<A>) -> bool {
 
 /// The clients' history is linearizable against the app's sequential spec.
 pub fn linearizable<A: AppSpec>(s: &RslState<A>) -> bool {
-    s.history.linearizability.serialized_history().is_some()
+    s.history.linearizability.is_linearizable()
 }
 
 /// Refinement (see the module doc): every replica's executor is the spec run over the chosen

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use stateright::actor::{ActorModel, Envelope, Id};
-use stateright::semantics::ConsistencyTester;
 use stateright::Property;
 
 use super::{lossy_network, with_properties, NetworkKind};
@@ -79,6 +78,48 @@ impl<A: App> RslModelCfg<A> {
     fn is_client(&self, id: Id) -> bool {
         let i = usize::from(id);
         i >= self.replicas && i < self.replicas + self.client_ops.len()
+    }
+}
+
+impl<A: App> RslModelCfg<A> {
+    /// The groups of clients a checker may treat as interchangeable (symmetry reduction): those
+    /// with the same operations, two or more to a group, by actor id. Refused, with the reason,
+    /// where the protocol is not symmetric in its clients: a session table that can evict (it
+    /// evicts the lowest (sequence number, client id), a tie broken by id), and state transfer
+    /// (its chunks carry the session table serialised, beyond a renaming's reach).
+    pub fn interchangeable_clients(&self) -> Result<Vec<Vec<Id>>, String> {
+        if self.truncation {
+            return Err(
+                "not with truncation: a state transfer carries the session table \
+                 serialised, where client ids cannot be renamed"
+                    .into(),
+            );
+        }
+        if self.client_ops.len() > self.params.max_client_sessions {
+            return Err(format!(
+                "not with more clients ({}) than sessions ({}): the session table evicts the \
+                 lowest (sequence number, client id), a tie broken by id",
+                self.client_ops.len(),
+                self.params.max_client_sessions
+            ));
+        }
+        let mut groups: Vec<(&Vec<A::Op>, Vec<Id>)> = Vec::new();
+        for (i, ops) in self.client_ops.iter().enumerate() {
+            let id = Id::from(self.replicas + i);
+            match groups.iter_mut().find(|(o, _)| *o == ops) {
+                Some((_, ids)) => ids.push(id),
+                None => groups.push((ops, vec![id])),
+            }
+        }
+        let groups: Vec<Vec<Id>> = groups
+            .into_iter()
+            .map(|(_, ids)| ids)
+            .filter(|ids| ids.len() > 1)
+            .collect();
+        if groups.is_empty() {
+            return Err("no two clients have the same operations: none is interchangeable".into());
+        }
+        Ok(groups)
     }
 }
 

@@ -14,6 +14,7 @@ mod learner;
 mod node;
 mod params;
 mod proposer;
+mod rename;
 mod replica;
 mod sessions;
 mod transfer;

@@ -27,6 +27,7 @@ use std::hash::{Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
 use stateright::actor::Id;
+use stateright::{Rewrite, RewritePlan};
 
 /// What the table says about a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +77,21 @@ impl<R: Hash> Hash for ClientSessions<R> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.watermark.hash(state);
         self.by_client.hash(state);
+    }
+}
+
+/// Renames client ids (see `super::rename`). The eviction order is rebuilt from the renamed
+/// ids, so it can change: a table that evicts is not symmetric in its clients, and a model
+/// refuses symmetry where sessions can be evicted.
+impl<R: Clone> Rewrite<Id> for ClientSessions<R> {
+    fn rewrite<S>(&self, plan: &RewritePlan<Id, S>) -> Self {
+        let by_client = super::rename::rename_keys(&self.by_client, plan);
+        let by_seqno = by_client.iter().map(|(c, (s, _))| (*s, *c)).collect();
+        ClientSessions {
+            by_client,
+            by_seqno,
+            watermark: self.watermark,
+        }
     }
 }
 

@@ -1,0 +1,258 @@
+//! Symmetry reduction: states identified up to a renaming of interchangeable actors.
+//!
+//! Two clients with the same workload are interchangeable when the protocol never tells them
+//! apart by id: swapping their ids everywhere in a state (actor slots, messages, the ghost
+//! history) gives a state with the same future, up to the same swap, and every property here
+//! reads clients only through what they did, never through which id did it. So a search may
+//! visit one state per *orbit* (the states reachable from each other by such renamings) and
+//! reach every verdict it would reach unreduced.
+//!
+//! The engine does it by fingerprint, not by canonical state: a state's fingerprint is the
+//! smallest view fingerprint ([`Reduce::fingerprint`]) over every renaming in the group, so all
+//! the states of an orbit share one, and the first of them reached is the one expanded. The
+//! search still expands real states along real transitions, so every counterexample replays as
+//! it was found, in the actors' own names; it never shows a renamed state.
+//!
+//! Not combined with sleep sets: a sleep set names actions in the ids of the state it was
+//! computed in, and a state of the same orbit reached later names them differently; the engine
+//! runs symmetry with every transition taken (the view plus symmetry).
+//!
+//! What a model must give: the groups of interchangeable actors, and stateright's [`Rewrite`]
+//! over [`Id`] for its actor states, messages, storage and history
+//! ([`actor_orbit_fingerprint`] does the rest for any actor model). Where the protocol breaks a
+//! tie by id, or keeps ids where a renaming cannot reach them, it is not symmetric and the model
+//! must not offer this (the RSL model refuses it with evicting session tables and with state
+//! transfer: see `actors::rsl::rename`).
+
+use std::any::Any;
+use std::collections::hash_map::DefaultHasher;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use stateright::actor::{Actor, ActorModel, ActorModelState, Id, Network};
+use stateright::util::DenseNatMap;
+use stateright::{Model, Rewrite, RewritePlan};
+
+use super::reduce::Reduce;
+
+/// A model's symmetry for the engine: the function that gives a state the fingerprint of its
+/// orbit. Type-erased, so that run options stay free of the model's type; the engine takes it
+/// back for its model ([`Symmetry::for_model`]).
+#[derive(Clone)]
+pub struct Symmetry {
+    orbit_fingerprint: Arc<dyn Any + Send + Sync>,
+    what: String,
+}
+
+/// The orbit fingerprint of a model's states.
+pub type OrbitFingerprint<M> = fn(&M, &<M as Model>::State) -> u64;
+
+impl Symmetry {
+    /// A symmetry of models of type `M`, described by `what` (for the report).
+    pub fn new<M: Model + 'static>(orbit_fingerprint: OrbitFingerprint<M>, what: String) -> Self {
+        Symmetry {
+            orbit_fingerprint: Arc::new(orbit_fingerprint),
+            what,
+        }
+    }
+
+    /// The orbit fingerprint, if this symmetry is for models of type `M`.
+    pub fn for_model<M: Model + 'static>(&self) -> Option<OrbitFingerprint<M>> {
+        self.orbit_fingerprint
+            .downcast_ref::<OrbitFingerprint<M>>()
+            .copied()
+    }
+
+    /// What is interchangeable, in words.
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+}
+
+impl fmt::Debug for Symmetry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Symmetry({})", self.what)
+    }
+}
+
+/// Every permutation of `0..k`, the identity first.
+fn permutations(k: usize) -> Vec<Vec<usize>> {
+    if k == 0 {
+        return vec![Vec::new()];
+    }
+    let mut out = Vec::new();
+    for p in permutations(k - 1) {
+        for at in (0..k).rev() {
+            let mut q = p.clone();
+            q.insert(at, k - 1);
+            out.push(q);
+        }
+    }
+    out
+}
+
+/// `state` with every actor id renamed by `map` (actor `i` becomes actor `map[i]`): actor
+/// slots, messages, timers, crash flags, storage and the history.
+pub fn rename<A, H>(state: &ActorModelState<A, H>, map: &[Id]) -> ActorModelState<A, H>
+where
+    A: Actor,
+    A::State: Rewrite<Id>,
+    A::Msg: Rewrite<Id>,
+    A::Random: Rewrite<Id>,
+    A::Storage: Rewrite<Id>,
+    H: Rewrite<Id>,
+{
+    let map: DenseNatMap<Id, Id> = map.to_vec().into();
+    let plan = RewritePlan::new(map, |x, m| *m.get(*x).unwrap_or(x));
+    ActorModelState {
+        actor_states: plan.reindex(&state.actor_states),
+        network: match &state.network {
+            Network::UnorderedDuplicating(set, _) => {
+                // The last message delivered is left out of the view anyway; renaming it would
+                // only allocate.
+                Network::UnorderedDuplicating(set.rewrite(&plan), None)
+            }
+            other => other.rewrite(&plan),
+        },
+        timers_set: plan.reindex(&state.timers_set),
+        random_choices: plan.reindex(&state.random_choices),
+        crashed: plan.reindex(&state.crashed),
+        actor_storages: plan.reindex(&state.actor_storages),
+        history: state.history.rewrite(&plan),
+    }
+}
+
+/// A signature of actor `c` that no renaming within its group changes: its state with every
+/// member of the group written as the group's first (so which member it names does not
+/// matter), its crash flag, its timers, and how many envelopes it sent and is sent. A state and
+/// any renaming of it give each actor the same signature as its image.
+fn signature<A, H>(state: &ActorModelState<A, H>, c: Id, collapse: &[Id]) -> u64
+where
+    A: Actor,
+    A::State: Rewrite<Id>,
+{
+    let map: DenseNatMap<Id, Id> = collapse.to_vec().into();
+    let plan = RewritePlan::new(map, |x, m| *m.get(*x).unwrap_or(x));
+    let i = usize::from(c);
+    let (mut sent, mut received) = (0usize, 0usize);
+    for env in state.network.iter_all() {
+        sent += usize::from(env.src == c);
+        received += usize::from(env.dst == c);
+    }
+    let mut h = DefaultHasher::new();
+    state.actor_states[i].rewrite(&plan).hash(&mut h);
+    state.crashed[i].hash(&mut h);
+    state.timers_set[i].hash(&mut h);
+    (sent, received).hash(&mut h);
+    h.finish()
+}
+
+/// The renamings worth trying for `state`: within each group, the members ordered by
+/// [`signature`] take the group's ids in order; members with equal signatures take them in
+/// every order. The set is the same, up to the renaming, for every state of an orbit, so the
+/// smallest fingerprint over it is still the orbit's, and a state whose interchangeable actors
+/// all differ costs one fingerprint instead of one per renaming of the group.
+fn candidate_renamings<A, H>(state: &ActorModelState<A, H>, groups: &[Vec<Id>]) -> Vec<Vec<Id>>
+where
+    A: Actor,
+    A::State: Rewrite<Id>,
+{
+    let n = state.actor_states.len();
+    let mut all = vec![(0..n).map(Id::from).collect::<Vec<Id>>()];
+    for group in groups {
+        let mut ids = group.clone();
+        ids.sort();
+        let mut collapse: Vec<Id> = (0..n).map(Id::from).collect();
+        for &m in &ids {
+            collapse[usize::from(m)] = ids[0];
+        }
+        let mut members: Vec<(u64, Id)> = ids
+            .iter()
+            .map(|&m| (signature(state, m, &collapse), m))
+            .collect();
+        members.sort();
+        // Runs of equal signatures: each run's members may take its slots in any order.
+        let mut orders: Vec<Vec<Id>> = vec![Vec::new()];
+        let mut at = 0;
+        while at < members.len() {
+            let end = members[at..]
+                .iter()
+                .position(|m| m.0 != members[at].0)
+                .map_or(members.len(), |k| at + k);
+            let run: Vec<Id> = members[at..end].iter().map(|m| m.1).collect();
+            let mut next = Vec::new();
+            for perm in permutations(run.len()) {
+                for prefix in &orders {
+                    let mut o = prefix.clone();
+                    o.extend(perm.iter().map(|&k| run[k]));
+                    next.push(o);
+                }
+            }
+            orders = next;
+            at = end;
+        }
+        let mut next = Vec::new();
+        for order in &orders {
+            for base in &all {
+                let mut map = base.clone();
+                for (slot, member) in order.iter().enumerate() {
+                    map[usize::from(*member)] = ids[slot];
+                }
+                next.push(map);
+            }
+        }
+        all = next;
+    }
+    all
+}
+
+/// The fingerprint of `state`'s orbit under the renamings of `groups`: the smallest view
+/// fingerprint over the renamings `candidate_renamings` picks (by signature; ties in every order). Equal for every state of an
+/// orbit.
+pub fn actor_orbit_fingerprint<A, C, H>(
+    model: &ActorModel<A, C, H>,
+    state: &ActorModelState<A, H>,
+    groups: &[Vec<Id>],
+) -> u64
+where
+    ActorModel<A, C, H>: Reduce<State = ActorModelState<A, H>>,
+    A: Actor,
+    A::Msg: Ord,
+    A::Timer: Ord,
+    H: Clone + fmt::Debug + std::hash::Hash,
+    A::State: Rewrite<Id>,
+    A::Msg: Rewrite<Id>,
+    A::Random: Rewrite<Id>,
+    A::Storage: Rewrite<Id>,
+    H: Rewrite<Id>,
+{
+    let mut best = u64::MAX;
+    for map in candidate_renamings(state, groups) {
+        let identity = map.iter().enumerate().all(|(i, id)| usize::from(*id) == i);
+        let fp = if identity {
+            model.fingerprint(state, false)
+        } else {
+            model.fingerprint(&rename(state, &map), false)
+        };
+        best = best.min(fp);
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permutations_are_all_distinct_the_identity_first() {
+        let p = permutations(3);
+        assert_eq!(p.len(), 6);
+        assert_eq!(p[0], vec![0, 1, 2]);
+        let mut sorted = p.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 6);
+        assert_eq!(permutations(0), vec![Vec::<usize>::new()]);
+    }
+}
