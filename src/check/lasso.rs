@@ -49,7 +49,7 @@
 //! actor model, stateright's duplicating network's memory of the last message delivered is left
 //! out. States that differ only there have the same enabled actions, the same successors (up to
 //! that memory again) and the same labels, so the quotient graph has the same fair cycles and
-//! dead ends, and every verdict is the one on the full graph: 2,544 states become 665 for one
+//! dead ends, and every verdict is the one on the full graph: 1,785 states become 431 for one
 //! RSL client. No other reduction applies here (sleep sets drop edges a cycle may need).
 
 use std::collections::{HashMap, VecDeque};
