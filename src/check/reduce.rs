@@ -52,7 +52,7 @@ pub const CRASH_BUDGET: u64 = 1 << 63;
 /// a bit are only treated as dependent: sound, less reduction).
 pub const ACTOR_BITS: usize = 63;
 /// A fast hasher with fixed keys, so fingerprints are the same in every run and on every thread.
-fn hasher() -> ahash::AHasher {
+pub(crate) fn hasher() -> ahash::AHasher {
     ahash::RandomState::with_seeds(
         0x243f_6a88_85a3_08d3,
         0x1319_8a2e_0370_7344,

@@ -30,11 +30,11 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use stateright::actor::{Actor, ActorModel, ActorModelState, Id, Network};
+use stateright::actor::{Actor, ActorModelState, Envelope, Id, Network};
 use stateright::util::DenseNatMap;
 use stateright::{Model, Rewrite, RewritePlan};
 
-use super::reduce::Reduce;
+use super::reduce::hasher;
 
 /// A model's symmetry for the engine: the function that gives a state the fingerprint of its
 /// orbit. Type-erased, so that run options stay free of the model's type; the engine takes it
@@ -207,37 +207,98 @@ where
     all
 }
 
-/// The fingerprint of `state`'s orbit under the renamings of `groups`: the smallest view
-/// fingerprint over the renamings `candidate_renamings` picks (by signature; ties in every order). Equal for every state of an
-/// orbit.
-pub fn actor_orbit_fingerprint<A, C, H>(
-    model: &ActorModel<A, C, H>,
-    state: &ActorModelState<A, H>,
-    groups: &[Vec<Id>],
-) -> u64
+/// The fingerprint of `state` renamed by `map`, computed without building the renamed state's
+/// network set: each actor's renamed state, storage, timers and crash flag in its new slot, the
+/// wrapping sum of the renamed envelopes' hashes, the renamed history. The same function for
+/// every map (the identity renames nothing), so equal renamed states get equal values.
+fn renamed_fingerprint<A, H>(state: &ActorModelState<A, H>, map: &[Id]) -> u64
 where
-    ActorModel<A, C, H>: Reduce<State = ActorModelState<A, H>>,
     A: Actor,
-    A::Msg: Ord,
-    A::Timer: Ord,
-    H: Clone + fmt::Debug + std::hash::Hash,
     A::State: Rewrite<Id>,
     A::Msg: Rewrite<Id>,
     A::Random: Rewrite<Id>,
     A::Storage: Rewrite<Id>,
-    H: Rewrite<Id>,
+    H: Rewrite<Id> + Hash,
 {
-    let mut best = u64::MAX;
-    for map in candidate_renamings(state, groups) {
-        let identity = map.iter().enumerate().all(|(i, id)| usize::from(*id) == i);
-        let fp = if identity {
-            model.fingerprint(state, false)
-        } else {
-            model.fingerprint(&rename(state, &map), false)
-        };
-        best = best.min(fp);
+    let identity = map.iter().enumerate().all(|(i, id)| usize::from(*id) == i);
+    let dense: DenseNatMap<Id, Id> = map.to_vec().into();
+    let plan = RewritePlan::new(dense, |x, m| *m.get(*x).unwrap_or(x));
+    let n = state.actor_states.len();
+    // The actor that lands in slot `j`.
+    let mut from = vec![0usize; n];
+    for (i, id) in map.iter().enumerate() {
+        from[usize::from(*id)] = i;
     }
-    best
+    let mut h = hasher();
+    h.write_usize(n);
+    for &i in &from {
+        if identity {
+            state.actor_states[i].hash(&mut h);
+            state.actor_storages[i].hash(&mut h);
+        } else {
+            state.actor_states[i].rewrite(&plan).hash(&mut h);
+            state.actor_storages[i].rewrite(&plan).hash(&mut h);
+        }
+        state.timers_set[i].hash(&mut h);
+        state.random_choices[i].hash(&mut h);
+        state.crashed[i].hash(&mut h);
+    }
+    let envelope_hash = |env: &Envelope<A::Msg>| -> u64 {
+        let mut e = hasher();
+        if identity {
+            env.hash(&mut e);
+        } else {
+            Envelope {
+                src: plan.rewrite(&env.src),
+                dst: plan.rewrite(&env.dst),
+                msg: env.msg.rewrite(&plan),
+            }
+            .hash(&mut e);
+        }
+        e.finish()
+    };
+    match &state.network {
+        // The last message delivered is left out, as in the view.
+        Network::UnorderedDuplicating(set, _) => {
+            h.write_usize(set.len());
+            let sum = set
+                .iter()
+                .fold(0u64, |sum, env| sum.wrapping_add(envelope_hash(env)));
+            h.write_u64(sum);
+        }
+        other => {
+            if identity {
+                other.hash(&mut h);
+            } else {
+                other.rewrite(&plan).hash(&mut h);
+            }
+        }
+    }
+    if identity {
+        state.history.hash(&mut h);
+    } else {
+        state.history.rewrite(&plan).hash(&mut h);
+    }
+    h.finish().max(1)
+}
+
+/// The fingerprint of `state`'s orbit under the renamings of `groups`: the smallest fingerprint
+/// of the state renamed by each of the renamings `candidate_renamings` picks (by signature;
+/// ties in every order). Equal for every state of an orbit.
+pub fn actor_orbit_fingerprint<A, H>(state: &ActorModelState<A, H>, groups: &[Vec<Id>]) -> u64
+where
+    A: Actor,
+    A::State: Rewrite<Id>,
+    A::Msg: Rewrite<Id>,
+    A::Random: Rewrite<Id>,
+    A::Storage: Rewrite<Id>,
+    H: Rewrite<Id> + Hash,
+{
+    candidate_renamings(state, groups)
+        .iter()
+        .map(|map| renamed_fingerprint(state, map))
+        .min()
+        .unwrap_or(1)
 }
 
 #[cfg(test)]

@@ -599,7 +599,7 @@ pub fn rsl_symmetry<A: AppSpec>(cfg: &RslModelCfg<A>) -> std::result::Result<Sym
 
 fn rsl_orbit<A: AppSpec>(m: &RslModel<A>, s: &RslState<A>) -> u64 {
     let groups = m.cfg.interchangeable_clients().unwrap_or_default();
-    actor_orbit_fingerprint(m, s, &groups)
+    actor_orbit_fingerprint(s, &groups)
 }
 
 /// What the models without a symmetry say to `--reduction symmetry`.
