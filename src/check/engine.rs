@@ -10,9 +10,10 @@
 //! stateright 0.31's checker has no reduction of any kind. On the RSL model it generates every
 //! unique state about nine times, and it counts as different the states that differ only in the
 //! last message its duplicating network delivered, which nothing reads (759,319 states where
-//! there are 104,831 on the default RSL configuration). This engine runs the same model, the same properties and the same
-//! verdicts; unreduced it explores exactly stateright's states and transitions, and stateright's
-//! checker stays selectable (`--engine stateright`) for comparison.
+//! there are 104,831 on the default RSL configuration). This engine runs the same model, the
+//! same properties and the same verdicts; unreduced it explores exactly stateright's states and
+//! transitions, and stateright's checker stays selectable (`--engine stateright`) for
+//! comparison.
 //!
 //! ## Hash compaction
 //! The visited set holds a 64-bit fingerprint per state, not the state. Two distinct states with
@@ -64,7 +65,8 @@ use super::symmetry::{OrbitFingerprint, Symmetry};
 
 use super::reduce::{Reduce, ALL_PARTS};
 
-/// How the engine reduces the exploration. Each level includes the one before.
+/// How the engine reduces the exploration. `None`, `View` and `Sleep` each include the one
+/// before; `Symmetry` is the view with symmetry, without sleep sets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reduction {
     /// No reduction: every enabled action of every state is taken, and states are identified
@@ -214,8 +216,9 @@ struct Entry {
 }
 
 /// Sleep sets, interned: far fewer distinct sets than states (6,418 for the 161,699 states the
-/// default RSL configuration had when this was measured), so a state's entry keeps a 4-byte id instead of its own
-/// allocation (48 bytes for an average set of three, plus the allocator's overhead). Id 0 is
+/// default RSL configuration had when this was measured), so a state's entry keeps a 4-byte id
+/// instead of its own allocation (48 bytes for an average set of three, plus the allocator's
+/// overhead). Id 0 is
 /// the empty set. Written only when a set is new; read under a shared lock otherwise.
 struct SleepSets {
     inner: RwLock<Interned>,

@@ -76,6 +76,12 @@ impl fmt::Debug for Symmetry {
     }
 }
 
+/// stateright's rewrite plan for the renaming `map` (actor `i` becomes `map[i]`).
+fn plan_of(map: &[Id]) -> RewritePlan<Id, DenseNatMap<Id, Id>> {
+    let dense: DenseNatMap<Id, Id> = map.to_vec().into();
+    RewritePlan::new(dense, |x, m| *m.get(*x).unwrap_or(x))
+}
+
 /// Every permutation of `0..k`, the identity first.
 fn permutations(k: usize) -> Vec<Vec<usize>> {
     if k == 0 {
@@ -103,8 +109,7 @@ where
     A::Storage: Rewrite<Id>,
     H: Rewrite<Id>,
 {
-    let map: DenseNatMap<Id, Id> = map.to_vec().into();
-    let plan = RewritePlan::new(map, |x, m| *m.get(*x).unwrap_or(x));
+    let plan = plan_of(map);
     ActorModelState {
         actor_states: plan.reindex(&state.actor_states),
         network: match &state.network {
@@ -132,8 +137,7 @@ where
     A: Actor,
     A::State: Rewrite<Id>,
 {
-    let map: DenseNatMap<Id, Id> = collapse.to_vec().into();
-    let plan = RewritePlan::new(map, |x, m| *m.get(*x).unwrap_or(x));
+    let plan = plan_of(collapse);
     let i = usize::from(c);
     let (mut sent, mut received) = (0usize, 0usize);
     for env in state.network.iter_all() {
@@ -221,8 +225,7 @@ where
     H: Rewrite<Id> + Hash,
 {
     let identity = map.iter().enumerate().all(|(i, id)| usize::from(*id) == i);
-    let dense: DenseNatMap<Id, Id> = map.to_vec().into();
-    let plan = RewritePlan::new(dense, |x, m| *m.get(*x).unwrap_or(x));
+    let plan = plan_of(map);
     let n = state.actor_states.len();
     // The actor that lands in slot `j`.
     let mut from = vec![0usize; n];

@@ -159,6 +159,30 @@ mod tests {
         e.epoch_length_ms
     }
 
+    /// At run time a request must be pending across a whole epoch (two epoch ends) before a
+    /// replica suspects; in a model one end suffices, since two can always come back to back.
+    #[test]
+    fn a_model_suspects_at_the_first_epoch_end_after_a_pending_request() {
+        let params = Params::default();
+        let client = stateright::actor::Id::from(3);
+        for (timeless, ends_needed) in [(false, 2), (true, 1)] {
+            let sw = ModelSwitches {
+                timeless,
+                max_view: Some(1),
+                ..ModelSwitches::default()
+            };
+            let mut e = Election::new(&params, 3);
+            e.saw_request(&params, &sw, client, 1);
+            let mut ends = 0;
+            while !e.suspicious(0) {
+                assert!(ends < 3, "never suspects");
+                e.end_epoch(&params, &sw, 0);
+                ends += 1;
+            }
+            assert_eq!(ends, ends_needed, "timeless {timeless}");
+        }
+    }
+
     #[test]
     fn the_view_timeout_doubles_at_run_time_and_stays_put_in_a_model() {
         let baseline = Params::default().baseline_view_timeout_ms;
