@@ -8,8 +8,10 @@
 //! reach every verdict it would reach unreduced.
 //!
 //! The engine does it by fingerprint, not by canonical state: a state's fingerprint is the
-//! smallest view fingerprint ([`Reduce::fingerprint`]) over every renaming in the group, so all
-//! the states of an orbit share one, and the first of them reached is the one expanded. The
+//! smallest fingerprint of its renamings (what the view hashes, renamed in place), so all the
+//! states of an orbit share one, and the first of them reached is the one expanded. Only the
+//! renamings that could give the smallest are tried: within a group, actors are ordered by a
+//! signature no renaming changes, and only ties are tried in every order. The
 //! search still expands real states along real transitions, so every counterexample replays as
 //! it was found, in the actors' own names; it never shows a renamed state.
 //!
