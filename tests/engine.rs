@@ -219,6 +219,32 @@ fn lock_rings() {
     }
 }
 
+/// Runs the mutated configuration `c`: some property must be violated, with a counterexample
+/// whose last state violates it. Returns the outcome.
+fn caught_and_replays(
+    c: RslModelCfg<Counter>,
+    opts: &RunOptions,
+) -> ironfleet::check::run::ActorOutcome<
+    ironfleet::actors::rsl::RslNode<Counter>,
+    ironfleet::invariants::rsl::RslHistory<Counter>,
+> {
+    let m = c.mutation;
+    let o = run(rsl_model(c.clone()), opts, &mut std::io::sink());
+    let v = o
+        .violations()
+        .next()
+        .unwrap_or_else(|| panic!("{m:?} not caught"));
+    let path = v.path.as_ref().expect("a counterexample");
+    let model = rsl_model(c);
+    let prop = model.properties.iter().find(|p| p.name == v.name).unwrap();
+    assert!(
+        !(prop.condition)(&model, path.last_state()),
+        "{m:?}: the trace ends in a violation of {}",
+        v.name
+    );
+    o
+}
+
 /// Mutations are still caught under reduction, with a counterexample that replays to a
 /// violating state: depth-first with a stop at the first violation finds the view-change bugs
 /// in seconds (breadth-first needs minutes: they sit about 15 steps deep).
@@ -246,23 +272,11 @@ fn mutations_are_caught_under_reduction() {
             depth_first_beyond,
             ..RunOptions::default()
         };
-        let o = run(rsl_model(c.clone()), &opts, &mut std::io::sink());
-        let v = o
-            .violations()
-            .next()
-            .unwrap_or_else(|| panic!("{m:?} not caught"));
+        let o = caught_and_replays(c, &opts);
         if depth_first_beyond.is_some() {
             let (_, stats) = o.engine.as_ref().expect("our engine");
             assert!(stats.depth_first_from.is_some(), "it went depth-first");
         }
-        let path = v.path.as_ref().expect("a counterexample");
-        let model = rsl_model(c);
-        let prop = model.properties.iter().find(|p| p.name == v.name).unwrap();
-        assert!(
-            !(prop.condition)(&model, path.last_state()),
-            "{m:?}: the trace ends in a violation of {}",
-            v.name
-        );
     }
     let mut c = KvModelCfg::small();
     c.mutation = Some(KvMutation::DropPair);
@@ -390,14 +404,6 @@ fn mutations_are_caught_under_symmetry() {
             symmetry: Some(rsl_symmetry(&c).unwrap()),
             ..RunOptions::default()
         };
-        let o = run(rsl_model(c.clone()), &opts, &mut std::io::sink());
-        let v = o
-            .violations()
-            .next()
-            .unwrap_or_else(|| panic!("{m:?} not caught"));
-        let path = v.path.as_ref().expect("a counterexample");
-        let model = rsl_model(c);
-        let prop = model.properties.iter().find(|p| p.name == v.name).unwrap();
-        assert!(!(prop.condition)(&model, path.last_state()), "{m:?}");
+        caught_and_replays(c, &opts);
     }
 }
