@@ -467,7 +467,7 @@ where
 {
     /// The state's fingerprint: of its orbit under symmetry, else of its view (or exact).
     fn fingerprint(&self, state: &M::State) -> u64 {
-        match self.orbit {
+        match &self.orbit {
             Some(orbit) => orbit(self.model, state).max(1),
             None => self.model.fingerprint(state, self.exact),
         }

@@ -48,13 +48,18 @@ pub struct Symmetry {
 }
 
 /// The orbit fingerprint of a model's states.
-pub type OrbitFingerprint<M> = fn(&M, &<M as Model>::State) -> u64;
+pub type OrbitFingerprint<M> = Arc<dyn Fn(&M, &<M as Model>::State) -> u64 + Send + Sync>;
 
 impl Symmetry {
-    /// A symmetry of models of type `M`, described by `what` (for the report).
-    pub fn new<M: Model + 'static>(orbit_fingerprint: OrbitFingerprint<M>, what: String) -> Self {
+    /// A symmetry of models of type `M`, described by `what` (for the report). The function
+    /// may hold what it needs (the groups), computed once.
+    pub fn new<M: Model + 'static>(
+        orbit_fingerprint: impl Fn(&M, &M::State) -> u64 + Send + Sync + 'static,
+        what: String,
+    ) -> Self {
+        let f: OrbitFingerprint<M> = Arc::new(orbit_fingerprint);
         Symmetry {
-            orbit_fingerprint: Arc::new(orbit_fingerprint),
+            orbit_fingerprint: Arc::new(f),
             what,
         }
     }
@@ -63,7 +68,7 @@ impl Symmetry {
     pub fn for_model<M: Model + 'static>(&self) -> Option<OrbitFingerprint<M>> {
         self.orbit_fingerprint
             .downcast_ref::<OrbitFingerprint<M>>()
-            .copied()
+            .cloned()
     }
 
     /// What is interchangeable, in words.

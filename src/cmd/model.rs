@@ -592,14 +592,9 @@ pub fn rsl_symmetry<A: AppSpec>(cfg: &RslModelCfg<A>) -> std::result::Result<Sym
         })
         .collect();
     Ok(Symmetry::new::<RslModel<A>>(
-        rsl_orbit::<A>,
+        move |_: &RslModel<A>, s: &RslState<A>| actor_orbit_fingerprint(s, &groups),
         what.join("; "),
     ))
-}
-
-fn rsl_orbit<A: AppSpec>(m: &RslModel<A>, s: &RslState<A>) -> u64 {
-    let groups = m.cfg.interchangeable_clients().unwrap_or_default();
-    actor_orbit_fingerprint(s, &groups)
 }
 
 /// What the models without a symmetry say to `--reduction symmetry`.
