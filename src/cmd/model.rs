@@ -79,7 +79,8 @@ pub struct CommonFlags {
     pub max_memory: Option<u64>,
     /// How check and dfs reduce the search: none (every transition, states exactly as
     /// stateright counts them), view (states that differ only in what nothing reads are one
-    /// state), sleep (view plus sleep sets: every state of the view, far fewer transitions).
+    /// state), sleep (view plus sleep sets: every state of the view, far fewer transitions),
+    /// symmetry (view plus one state per orbit of interchangeable clients; RSL only).
     #[arg(long, default_value = "sleep", value_parser = Reduction::parse)]
     pub reduction: Reduction,
     /// Which engine runs check and dfs: own (ours, with --reduction) or stateright
