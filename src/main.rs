@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use ironfleet::actors::kv::KeyRange;
 use ironfleet::actors::rsl::CounterOp;
 use ironfleet::cmd::bench::{parse_duration, BenchFlags};
@@ -21,6 +21,7 @@ use ironfleet::cmd::model::{kv_main, lock_main, rsl_main, KvFlags, LockFlags, Rs
 use ironfleet::cmd::rsl::{self as rslc, RslTarget};
 use ironfleet::cmd::sim::SimFlags;
 use ironfleet::cmd::soak::{rsl_soak, SoakFlags};
+use ironfleet::cmd::suite::{configuration_given, rsl_default_check};
 use ironfleet::net::rsl::Startup;
 
 /// IronFleet's systems as stateright actors: model check, simulate and explore them, and run
@@ -38,7 +39,8 @@ enum System {
     Rsl {
         #[command(flatten)]
         flags: RslFlags,
-        /// What to do (default: check).
+        /// What to do (default: the default check of several configurations; with a
+        /// configuration flag, check).
         #[command(subcommand)]
         verb: Option<RslVerb>,
     },
@@ -275,10 +277,17 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match &cli.system {
         System::Rsl { flags, verb } => match verb {
-            None => rsl_main("ironfleet rsl", &Verb::Check, flags),
+            None if matches
+                .subcommand_matches("rsl")
+                .is_some_and(configuration_given) =>
+            {
+                rsl_main("ironfleet rsl", &Verb::Check, flags)
+            }
+            None => rsl_default_check("ironfleet rsl", flags),
             Some(RslVerb::Model(v)) => rsl_main("ironfleet rsl", v, flags),
             Some(RslVerb::Replica {
                 config,

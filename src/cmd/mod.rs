@@ -1,5 +1,6 @@
 //! The command layer: everything the `ironfleet` binary and the examples parse and print. Model
-//! verbs ([`model`]: check, dfs, simulate, explore, for every system), the runtime verbs of each
+//! verbs ([`model`]: check, dfs, simulate, explore, for every system), RSL's default check of
+//! several configurations ([`suite`]), the runtime verbs of each
 //! system ([`rsl`], [`kv`], [`lock`]), the benchmarks ([`bench`]), the memory soak ([`soak`])
 //! and the charts (`plot`).
 //!
@@ -16,6 +17,7 @@ mod plot;
 pub mod rsl;
 pub mod sim;
 pub mod soak;
+pub mod suite;
 
 use std::net::SocketAddrV4;
 
