@@ -407,3 +407,41 @@ fn mutations_are_caught_under_symmetry() {
         caught_and_replays(c, &opts);
     }
 }
+
+/// Random walks on two threads give exactly what they give on one: the same counts, the same
+/// first path to every property, and the same stop (walks run in batches merged in walk order).
+#[test]
+fn random_walks_do_not_depend_on_the_number_of_threads() {
+    let mut c = RslModelCfg::counter(3, 1, 2);
+    c.max_view_changes = 1;
+    c.max_crashes = 1;
+    c.mutation = Some(Mutation::ForgetVotesOnRestart);
+    let summary = |threads, stop| {
+        let opts = RunOptions {
+            mode: common::walks(3, 700, 60),
+            threads,
+            stop_on_violation: stop,
+            progress: None,
+            ..RunOptions::default()
+        };
+        let o = run(rsl_model(c.clone()), &opts, &mut std::io::sink());
+        let paths: Vec<String> = o
+            .properties
+            .iter()
+            .map(|p| {
+                let actions = p.path.as_ref().map(|path| path.clone().into_actions());
+                format!("{} {:?} {:?}", p.name, p.verdict, actions)
+            })
+            .collect();
+        (o.states, o.unique, o.depth, paths)
+    };
+    for stop in [false, true] {
+        let one = summary(1, stop);
+        assert!(
+            one.3.iter().any(|p| p.starts_with("agreement Violated")),
+            "agreement not violated in {} states",
+            one.0
+        );
+        assert_eq!(one, summary(2, stop), "stop on violation: {stop}");
+    }
+}

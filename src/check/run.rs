@@ -244,7 +244,7 @@ where
     let start = Instant::now();
     if let Mode::Simulate { seed, walks, depth } = opts.mode {
         let stop = opts.stop_on_violation.then_some(opts.target);
-        return simulate(&model, seed, walks, depth, stop, start);
+        return simulate(&model, seed, walks, depth, stop, opts.threads, start);
     }
     // Our engine keeps one bit per property; a model with more runs on stateright's checker.
     let fits = model.properties().len() <= MAX_PROPERTIES;
@@ -554,97 +554,189 @@ fn state_hash<S: Hash>(s: &S) -> u64 {
     h.finish()
 }
 
-/// Seeded random walks. Walk `i` uses a ChaCha8 generator seeded with `seed + i`; at each step it
-/// picks uniformly among the enabled actions that change the state.
-fn simulate<M>(
+/// What one random walk found: its counts, the hashes of the states it visited, and for each
+/// property it hit, the path to the first state where it did.
+struct Walk<S, A> {
+    /// Which walk (its seed is the first seed plus this).
+    index: u64,
+    states: usize,
+    depth: usize,
+    hashes: Vec<u64>,
+    found: Vec<(&'static str, Path<S, A>)>,
+    /// The walk ended because the stop condition was met.
+    stopped: bool,
+}
+
+/// Walk `w` of a simulation: a ChaCha8 generator seeded with `seed + w` picks uniformly among
+/// the enabled actions that change the state. Properties in `skip` (found by earlier walks) are
+/// not evaluated.
+fn walk<M>(
     model: &M,
+    inits: &[M::State],
     seed: u64,
-    walks: u64,
     depth: usize,
     stop: Option<Option<&'static str>>,
-    start: Instant,
-) -> Outcome<M::State, M::Action>
+    skip: &std::collections::HashSet<&'static str>,
+) -> Walk<M::State, M::Action>
 where
     M: Model,
     M::State: Clone + Debug + Hash + PartialEq,
     M::Action: Clone + Debug + PartialEq,
 {
     let properties = model.properties();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let init = inits[rng.random_range(0..inits.len())].clone();
+    let mut out = Walk {
+        index: 0,
+        states: 0,
+        depth: 0,
+        hashes: Vec::with_capacity(depth + 1),
+        found: Vec::new(),
+        stopped: false,
+    };
+    let known = |out: &Walk<M::State, M::Action>, name| {
+        skip.contains(name) || out.found.iter().any(|(n, _)| *n == name)
+    };
+    let mut actions_taken = Vec::new();
+    let mut state = init.clone();
+    let mut terminal = false;
+    for step in 0..=depth {
+        out.states += 1;
+        out.hashes.push(state_hash(&state));
+        out.depth = out.depth.max(step);
+        for p in &properties {
+            if known(&out, p.name) {
+                continue;
+            }
+            let holds = (p.condition)(model, &state);
+            let hit = match p.expectation {
+                Expectation::Always => !holds,
+                Expectation::Sometimes => holds,
+                Expectation::Eventually => false,
+            };
+            if hit {
+                if let Some(path) = Path::from_actions(model, init.clone(), &actions_taken) {
+                    out.found.push((p.name, path));
+                }
+            }
+        }
+        let stop_now = match stop {
+            None => false,
+            Some(Some(target)) => known(&out, target),
+            Some(None) => properties
+                .iter()
+                .any(|p| p.expectation == Expectation::Always && known(&out, p.name)),
+        };
+        if stop_now {
+            out.stopped = true;
+            return out;
+        }
+        if step == depth {
+            break;
+        }
+        let mut actions = Vec::new();
+        model.actions(&state, &mut actions);
+        actions.shuffle(&mut rng);
+        let next = actions.into_iter().find_map(|a| {
+            let n = model.next_state(&state, a.clone())?;
+            model.within_boundary(&n).then_some((a, n))
+        });
+        match next {
+            Some((a, n)) => {
+                actions_taken.push(a);
+                state = n;
+            }
+            None => {
+                terminal = true;
+                break;
+            }
+        }
+    }
+    if terminal {
+        for p in &properties {
+            if p.expectation == Expectation::Eventually
+                && !known(&out, p.name)
+                && !(p.condition)(model, &state)
+            {
+                if let Some(path) = Path::from_actions(model, init.clone(), &actions_taken) {
+                    out.found.push((p.name, path));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Seeded random walks (see [`walk`]) on `threads` threads. The result does not depend on the
+/// number of threads: walks run in batches, and each batch is merged in walk order, so every
+/// count, every reported path (the first walk to hit a property) and where a stop happens are
+/// those of running the walks one after another. (A walk in a batch does not know what the
+/// walks before it in the same batch found, so it may evaluate a property they already hit;
+/// the merge keeps the earlier walk's path, as the sequential run would.)
+fn simulate<M>(
+    model: &M,
+    seed: u64,
+    walks: u64,
+    depth: usize,
+    stop: Option<Option<&'static str>>,
+    threads: usize,
+    start: Instant,
+) -> Outcome<M::State, M::Action>
+where
+    M: Model + Sync,
+    M::State: Clone + Debug + Hash + PartialEq + Send + Sync,
+    M::Action: Clone + Debug + PartialEq + Send,
+{
+    let threads = threads.max(1);
+    let batch = threads as u64 * 16;
     let mut found: std::collections::HashMap<&'static str, Path<M::State, M::Action>> =
         Default::default();
     let mut states = 0usize;
     let mut max_depth = 0usize;
     let mut seen = std::collections::HashSet::new();
     let inits = model.init_states();
-    'walks: for w in 0..walks {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(w));
-        let init = inits[rng.random_range(0..inits.len())].clone();
-        let mut actions_taken = Vec::new();
-        let mut state = init.clone();
-        let mut terminal = false;
-        for step in 0..=depth {
-            states += 1;
-            seen.insert(state_hash(&state));
-            max_depth = max_depth.max(step);
-            for p in &properties {
-                if found.contains_key(p.name) {
-                    continue;
-                }
-                let holds = (p.condition)(model, &state);
-                let hit = match p.expectation {
-                    Expectation::Always => !holds,
-                    Expectation::Sometimes => holds,
-                    Expectation::Eventually => false,
-                };
-                if hit {
-                    if let Some(path) = Path::from_actions(model, init.clone(), &actions_taken) {
-                        found.insert(p.name, path);
-                    }
-                }
+    let mut first = 0u64;
+    'batches: while first < walks {
+        let last = walks.min(first + batch);
+        let skip: std::collections::HashSet<&'static str> = found.keys().copied().collect();
+        let next = std::sync::atomic::AtomicU64::new(first);
+        let mut results: Vec<Walk<M::State, M::Action>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let w = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if w >= last {
+                                break;
+                            }
+                            let seed = seed.wrapping_add(w);
+                            let mut done = walk(model, &inits, seed, depth, stop, &skip);
+                            done.index = w;
+                            mine.push(done);
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|h| h.join().expect("a simulation thread panicked"))
+                .collect()
+        });
+        results.sort_by_key(|r| r.index);
+        for r in results {
+            states += r.states;
+            max_depth = max_depth.max(r.depth);
+            seen.extend(r.hashes);
+            for (name, path) in r.found {
+                found.entry(name).or_insert(path);
             }
-            let stop_now = match stop {
-                None => false,
-                Some(Some(target)) => found.contains_key(target),
-                Some(None) => properties
-                    .iter()
-                    .any(|p| p.expectation == Expectation::Always && found.contains_key(p.name)),
-            };
-            if stop_now {
-                break 'walks;
-            }
-            if step == depth {
-                break;
-            }
-            let mut actions = Vec::new();
-            model.actions(&state, &mut actions);
-            actions.shuffle(&mut rng);
-            let next = actions.into_iter().find_map(|a| {
-                let n = model.next_state(&state, a.clone())?;
-                model.within_boundary(&n).then_some((a, n))
-            });
-            match next {
-                Some((a, n)) => {
-                    actions_taken.push(a);
-                    state = n;
-                }
-                None => {
-                    terminal = true;
-                    break;
-                }
+            if r.stopped {
+                break 'batches;
             }
         }
-        if terminal {
-            for p in &properties {
-                if p.expectation == Expectation::Eventually
-                    && !found.contains_key(p.name)
-                    && !(p.condition)(model, &state)
-                {
-                    if let Some(path) = Path::from_actions(model, init.clone(), &actions_taken) {
-                        found.insert(p.name, path);
-                    }
-                }
-            }
-        }
+        first = last;
     }
     Outcome {
         states,
