@@ -106,3 +106,28 @@ fn a_configuration_flag_checks_that_configuration_alone() {
     );
     assert!(out.contains("exhaustive BFS"), "{out}");
 }
+
+/// `--reduction symmetry` applies to the configurations with interchangeable clients and the
+/// others fall back to sleep sets. (Found by trying it: the whole default check stopped with an
+/// error at the second configuration, which has one client.)
+#[test]
+fn symmetry_applies_where_it_can_and_the_rest_run_with_sleep_sets() {
+    let (code, out) = rsl(&[
+        "--reduction",
+        "symmetry",
+        "--mutation",
+        "execute-twice",
+        "--stop-on-violation",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("reduction symmetry (actors 3, 4 interchangeable)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("--reduction symmetry does not apply here (no two clients"),
+        "{out}"
+    );
+    let line = summary_line(&out, 2).unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains(" VIOLATED "), "{line}\n{out}");
+}

@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use clap::ArgMatches;
 
-use super::model::{rsl_main, RslFlags, Verb};
+use super::model::{rsl_main, rsl_symmetry, RslFlags, Verb};
+use crate::check::engine::Reduction;
 
 /// The flags that describe one configuration (or the liveness mode): given any of them without
 /// a verb, `check-paxos` checks that one configuration, as `check` does.
@@ -209,19 +210,31 @@ pub fn rsl_default_check(program: &str, base: &RslFlags) -> Result<i32> {
     let mut done: Vec<(usize, String, &'static str, Duration)> = Vec::new();
     let mut code = 0;
     for (i, phase) in phases.iter().enumerate() {
-        let flags = phase.flags(base);
+        let mut flags = phase.flags(base);
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "\n=== {}/{}: {} ({}) ===",
+            i + 1,
+            phases.len(),
+            phase.what,
+            phase.how()
+        )?;
+        // Symmetry applies where the configuration has interchangeable clients; elsewhere this
+        // configuration runs with the default reduction rather than stop the whole check.
+        if flags.common.reduction == Reduction::Symmetry
+            && matches!(phase.verb, Verb::Check | Verb::Dfs)
         {
-            let mut out = std::io::stdout().lock();
-            writeln!(
-                out,
-                "\n=== {}/{}: {} ({}) ===",
-                i + 1,
-                phases.len(),
-                phase.what,
-                phase.how()
-            )?;
-            out.flush()?;
+            if let Err(why) = rsl_symmetry(&flags.model_cfg()?) {
+                writeln!(
+                    out,
+                    "--reduction symmetry does not apply here ({why}): sleep sets instead"
+                )?;
+                flags.common.reduction = Reduction::Sleep;
+            }
         }
+        out.flush()?;
+        drop(out);
         let phase_start = Instant::now();
         let phase_code = rsl_main(program, &phase.verb, &flags)?;
         let verdict = match phase_code {
