@@ -9,9 +9,11 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use ironfleet::cmd::model::{rsl_main, RslFlags, Verb};
 use ironfleet::cmd::suite::{configuration_given, rsl_default_check};
 
-/// Model check IronRSL (MultiPaxos) with stateright.
+/// Model check IronRSL (MultiPaxos) with stateright. With no verb and no flag that describes a
+/// configuration: the default check of nine configurations (about a minute); with a verb or any
+/// configuration flag: that one configuration.
 #[derive(Parser, Debug)]
-#[command(name = "check-paxos", version, about)]
+#[command(name = "check-paxos", version)]
 struct Cli {
     #[command(flatten)]
     flags: RslFlags,

@@ -35,7 +35,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum System {
-    /// IronRSL: the MultiPaxos replicated state machine (a counter app at run time).
+    /// IronRSL: the MultiPaxos replicated state machine (a counter app at run time). With no
+    /// verb and no flag that describes a configuration: the default model check of nine
+    /// configurations (about a minute).
     Rsl {
         #[command(flatten)]
         flags: RslFlags,
