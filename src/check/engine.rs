@@ -61,12 +61,13 @@ use std::time::{Duration, Instant};
 
 use stateright::{Expectation, Model, Path};
 
-use super::symmetry::{OrbitFingerprint, Symmetry};
+use super::symmetry::{Renaming, Symmetry, SymmetryFns};
 
 use super::reduce::{Reduce, ALL_PARTS};
 
 /// How the engine reduces the exploration. `None`, `View` and `Sleep` each include the one
-/// before; `Symmetry` is the view with symmetry, without sleep sets.
+/// before; `Symmetry` is the view with symmetry, without sleep sets; `All` is sleep sets and
+/// symmetry together.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reduction {
     /// No reduction: every enabled action of every state is taken, and states are identified
@@ -83,15 +84,19 @@ pub enum Reduction {
     /// see [`super::symmetry`]): one state per orbit is visited, every transition is taken
     /// (sleep sets are not combined with it).
     Symmetry,
+    /// Sleep sets and symmetry together: one state per orbit, and the sleep sets kept in each
+    /// orbit's canonical names (see [`super::symmetry`]).
+    All,
 }
 
 impl Reduction {
     /// Every reduction, with its command-line name.
-    pub const ALL: [(Reduction, &'static str); 4] = [
+    pub const ALL: [(Reduction, &'static str); 5] = [
         (Reduction::None, "none"),
         (Reduction::View, "view"),
         (Reduction::Sleep, "sleep"),
         (Reduction::Symmetry, "symmetry"),
+        (Reduction::All, "all"),
     ];
 
     /// Parses a command-line name.
@@ -100,7 +105,9 @@ impl Reduction {
             .iter()
             .find(|(_, n)| *n == s)
             .map(|(r, _)| *r)
-            .ok_or_else(|| format!("unknown reduction '{s}': use none, view, sleep or symmetry"))
+            .ok_or_else(|| {
+                format!("unknown reduction '{s}': use none, view, sleep, symmetry or all")
+            })
     }
 
     /// The command-line name.
@@ -434,14 +441,17 @@ struct Task<S> {
     /// set. (A first expansion reads its sleep set and depth from the visited set, where every
     /// path that reached the state before it was expanded has narrowed them.)
     reexpand: Option<(Option<Vec<Asleep>>, Vec<Asleep>)>,
+    /// With sleep sets and symmetry: the renaming that gives the state its orbit's fingerprint,
+    /// in whose names its stored sleep set is kept.
+    renaming: Option<Renaming>,
 }
 
 struct Search<'m, M: Model> {
     model: &'m M,
     opts: &'m EngineOptions,
     exact: bool,
-    /// With [`Reduction::Symmetry`]: the fingerprint of a state's orbit.
-    orbit: Option<OrbitFingerprint<M>>,
+    /// With [`Reduction::Symmetry`] or [`Reduction::All`]: the model's symmetry.
+    symmetry: Option<SymmetryFns<M>>,
     properties: Vec<stateright::Property<M>>,
     /// Bit `i`: property `i` has a discovery (its condition is then no longer evaluated).
     found: AtomicU64,
@@ -467,9 +477,18 @@ where
 {
     /// The state's fingerprint: of its orbit under symmetry, else of its view (or exact).
     fn fingerprint(&self, state: &M::State) -> u64 {
-        match &self.orbit {
-            Some(orbit) => orbit(self.model, state).max(1),
-            None => self.model.fingerprint(state, self.exact),
+        self.fingerprint_and_renaming(state).0
+    }
+
+    /// The state's fingerprint and, with sleep sets and symmetry, its canonical renaming.
+    fn fingerprint_and_renaming(&self, state: &M::State) -> (u64, Option<Renaming>) {
+        match &self.symmetry {
+            Some(sym) => {
+                let (fp, renaming) = (sym.orbit)(self.model, state);
+                let keep = self.opts.reduction == Reduction::All;
+                (fp.max(1), renaming.filter(|_| keep))
+            }
+            None => (self.model.fingerprint(state, self.exact), None),
         }
     }
 
@@ -526,18 +545,44 @@ where
         }
         let mut actions = Vec::new();
         self.model.actions(&task.state, &mut actions);
-        let sleep_on = self.opts.reduction == Reduction::Sleep;
-        let keys: Vec<u64> = actions.iter().map(|a| self.model.action_key(a)).collect();
+        let sleep_on = matches!(self.opts.reduction, Reduction::Sleep | Reduction::All);
+        // With symmetry, sleep sets are stored in the names of each state's canonical renaming:
+        // keys and history parts are renamed on the way in and out (see `super::symmetry`).
+        let canon = match (&self.symmetry, &task.renaming) {
+            (Some(sym), Some(r)) if sleep_on => sym
+                .rename_key
+                .clone()
+                .zip(sym.rename_parts.clone())
+                .map(|(key, parts)| (key, parts, r.clone())),
+            _ => None,
+        };
+        let keys: Vec<u64> = actions
+            .iter()
+            .map(|a| match &canon {
+                Some((key, _, r)) => key(a, r),
+                None => self.model.action_key(a),
+            })
+            .collect();
+        let kept: Vec<M::Action> = if canon.is_some() {
+            actions.clone()
+        } else {
+            Vec::new()
+        };
         // The sleep set of this state, each element with its full footprint: (key, actors,
-        // history parts). A sleeping action is enabled here (independent steps do not disable
-        // it); one not among the actions is dropped, which only sleeps less.
-        let mut asleep: Vec<(u64, u64, u64)> = Vec::new();
+        // history parts in this state's names, index of the action). A sleeping action is
+        // enabled here (independent steps do not disable it); one not among the actions is
+        // dropped, which only sleeps less.
+        let mut asleep: Vec<(u64, u64, u64, usize)> = Vec::new();
         for z in &sleep {
             if let Some(j) = keys.iter().position(|k| *k == z.0) {
-                asleep.push((z.0, self.model.footprint(&actions[j]), z.1));
+                let parts = match &canon {
+                    Some((_, rename, r)) => rename(z.1, r, true),
+                    None => z.1,
+                };
+                asleep.push((z.0, self.model.footprint(&actions[j]), parts, j));
             }
         }
-        let mut before: Vec<(u64, u64, u64)> = Vec::new();
+        let mut before: Vec<(u64, u64, u64, usize)> = Vec::new();
         let mut enabled = !asleep.is_empty();
         for (i, action) in actions.into_iter().enumerate() {
             let key = keys[i];
@@ -549,7 +594,7 @@ where
                 if !only.iter().any(|o| o.0 == key) {
                     // Taken at an earlier expansion; what it changed in the history is not known
                     // here, so it counts as touching every part (more dependent: sound).
-                    before.push((key, actors, ALL_PARTS));
+                    before.push((key, actors, ALL_PARTS, i));
                     enabled = true;
                     continue;
                 }
@@ -562,18 +607,29 @@ where
             }
             enabled = true;
             self.generated.fetch_add(1, Ordering::Relaxed);
+            let (fp, renaming) = self.fingerprint_and_renaming(&next);
             let mut child_sleep: Vec<Asleep> = Vec::new();
             if sleep_on {
                 let parts = self.model.history_parts(&task.state, &next);
-                for &(k, a, h) in asleep.iter().chain(before.iter()) {
+                for &(k, a, h, j) in asleep.iter().chain(before.iter()) {
                     if a & actors == 0 && h & parts == 0 {
-                        child_sleep.push((k, h));
+                        match (&canon, &renaming) {
+                            // The child's canonical names are this state's (the common case):
+                            // the key is already in them.
+                            (Some((_, rename, mine)), Some(r)) if r == mine => {
+                                child_sleep.push((k, rename(h, r, false)));
+                            }
+                            (Some((key, rename, _)), Some(r)) => {
+                                child_sleep.push((key(&kept[j], r), rename(h, r, false)));
+                            }
+                            _ => child_sleep.push((k, h)),
+                        }
                     }
                 }
                 child_sleep.sort_unstable_by_key(|z| z.0);
-                before.push((key, actors, parts));
+                child_sleep.dedup();
+                before.push((key, actors, parts, i));
             }
-            let fp = self.fingerprint(&next);
             let child_depth = depth + 1;
             match self
                 .visited
@@ -590,6 +646,7 @@ where
                         depth: child_depth,
                         pending,
                         reexpand: None,
+                        renaming,
                     });
                 }
                 Visit::Seen => {}
@@ -601,6 +658,7 @@ where
                         depth,
                         pending: task.pending,
                         reexpand: Some((only, sleep)),
+                        renaming,
                     });
                 }
             }
@@ -894,15 +952,20 @@ where
 {
     let start = Instant::now();
     let properties = model.properties();
-    let orbit = match opts.reduction {
-        Reduction::Symmetry => Some(
+    let symmetry = match opts.reduction {
+        Reduction::Symmetry | Reduction::All => Some(
             opts.symmetry
                 .as_ref()
                 .and_then(Symmetry::for_model::<M>)
-                .expect("Reduction::Symmetry needs EngineOptions::symmetry for this model"),
+                .expect("symmetry reductions need EngineOptions::symmetry for this model"),
         ),
         _ => None,
     };
+    assert!(
+        opts.reduction != Reduction::All
+            || symmetry.as_ref().is_some_and(|s| s.rename_key.is_some()),
+        "Reduction::All needs a symmetry that renames actions (Symmetry::actors)"
+    );
     assert!(
         properties.len() <= MAX_PROPERTIES,
         "the engine tracks at most {MAX_PROPERTIES} properties"
@@ -911,7 +974,7 @@ where
         model,
         opts,
         exact: opts.reduction == Reduction::None,
-        orbit,
+        symmetry,
         discoveries: Mutex::new(vec![None; properties.len()]),
         properties,
         found: AtomicU64::new(0),
@@ -937,7 +1000,7 @@ where
         .collect();
     let mut level = Vec::new();
     for s in &inits {
-        let fp = search.fingerprint(s);
+        let (fp, renaming) = search.fingerprint_and_renaming(s);
         search.generated.fetch_add(1, Ordering::Relaxed);
         if let Visit::New = search.visited.visit(fp, 0, 0, 1, &[]) {
             let pending = search.judge(s, fp, 1, all_eventually);
@@ -947,6 +1010,7 @@ where
                 depth: 1,
                 pending,
                 reexpand: None,
+                renaming,
             });
         }
     }

@@ -15,9 +15,27 @@
 //! search still expands real states along real transitions, so every counterexample replays as
 //! it was found, in the actors' own names; it never shows a renamed state.
 //!
-//! Not combined with sleep sets: a sleep set names actions in the ids of the state it was
-//! computed in, and a state of the same orbit reached later names them differently; the engine
-//! runs symmetry with every transition taken (the view plus symmetry).
+//! ## With sleep sets (`--reduction all`)
+//! A sleep set names actions in the ids of the state it was computed in, and another state of
+//! the same orbit names them differently. So under symmetry the visited set keeps sleep sets in
+//! the ids of the orbit's *canonical renaming*: the renaming whose fingerprint is the orbit's
+//! (the smallest). The engine expands a real state `t`, computes each child's sleep set in
+//! `t`'s ids (independence does not depend on names), and stores it renamed by the child's
+//! canonical renaming: each action's key is the key of the renamed action, each history part
+//! moves with its client ([`crate::invariants::ghost::rename_parts`]). When it expands a state it
+//! renames the stored set back through that state's own canonical renaming.
+//!
+//! Why this is sound: every notion the sleep-set argument uses is invariant under renaming. Two
+//! actions are independent in `t` exactly when their renamings are independent in the renamed
+//! state (footprints are actor sets, history parts client sets), and the renamed successor of
+//! `t` by `a` is the successor of the renamed `t` by the renamed `a`. So the search over orbits
+//! is the sleep-set search over the quotient system, whose states are the canonical renamings.
+//! Where a canonical state has automorphisms (two renamings with the smallest fingerprint), the
+//! renaming picked is one of them; an automorphism maps the state to itself and an action to
+//! one whose successor lies in the same orbit, so a set stored through either names transitions
+//! whose targets are covered alike. The tests check the consequence: with sleep sets and
+//! symmetry together the engine visits exactly the orbits symmetry alone visits, with the same
+//! verdicts, and catches every mutation.
 //!
 //! What a model must give: the groups of interchangeable actors, and stateright's [`Rewrite`]
 //! over [`Id`] for its actor states, messages, storage and history
@@ -32,49 +50,182 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use stateright::actor::{Actor, ActorModelState, Envelope, Id, Network};
+use stateright::actor::{
+    Actor, ActorModel, ActorModelAction, ActorModelState, Envelope, Id, Network,
+};
 use stateright::util::DenseNatMap;
 use stateright::{Model, Rewrite, RewritePlan};
 
 use super::reduce::hasher;
+use crate::invariants::ghost::rename_parts;
+
+fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
+    let mut h = hasher();
+    value.hash(&mut h);
+    h.finish()
+}
 
 /// A model's symmetry for the engine: the function that gives a state the fingerprint of its
-/// orbit. Type-erased, so that run options stay free of the model's type; the engine takes it
-/// back for its model ([`Symmetry::for_model`]).
+/// orbit and, for actor models, the renaming that gives it (to rename sleep sets, see the
+/// module doc). Type-erased, so that run options stay free of the model's type; the engine takes
+/// it back for its model ([`Symmetry::for_model`]).
 #[derive(Clone)]
 pub struct Symmetry {
-    orbit_fingerprint: Arc<dyn Any + Send + Sync>,
+    fns: Arc<dyn Any + Send + Sync>,
     what: String,
 }
 
-/// The orbit fingerprint of a model's states.
-pub type OrbitFingerprint<M> = Arc<dyn Fn(&M, &<M as Model>::State) -> u64 + Send + Sync>;
+/// A renaming of actor ids (actor `i` becomes `self.0[i]`), opaque to the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Renaming(Arc<[Id]>);
+
+/// What the engine uses of a symmetry for models of type `M`.
+pub struct SymmetryFns<M: Model> {
+    /// The orbit's fingerprint, with the renaming that gives it when the symmetry can rename
+    /// actions (`None` otherwise).
+    pub orbit: Orbit<M>,
+    /// An action's key in the names of a renaming (`None`: this symmetry cannot rename
+    /// actions, so it cannot be combined with sleep sets).
+    pub rename_key: Option<RenameKey<M>>,
+    /// A step's history parts in the names of a renaming (`false`) or back from them (`true`).
+    pub rename_parts: Option<RenameParts>,
+}
+
+/// A state's orbit fingerprint, with the renaming that gives it.
+pub type Orbit<M> = Arc<dyn Fn(&M, &<M as Model>::State) -> (u64, Option<Renaming>) + Send + Sync>;
+
+/// History parts renamed into the names of a renaming (`false`) or back from them (`true`).
+pub type RenameParts = Arc<dyn Fn(u64, &Renaming, bool) -> u64 + Send + Sync>;
+
+/// An action's key in the names of a renaming.
+pub type RenameKey<M> = Arc<dyn Fn(&<M as Model>::Action, &Renaming) -> u64 + Send + Sync>;
+
+impl<M: Model> Clone for SymmetryFns<M> {
+    fn clone(&self) -> Self {
+        SymmetryFns {
+            orbit: self.orbit.clone(),
+            rename_key: self.rename_key.clone(),
+            rename_parts: self.rename_parts.clone(),
+        }
+    }
+}
 
 impl Symmetry {
-    /// A symmetry of models of type `M`, described by `what` (for the report). The function
-    /// may hold what it needs (the groups), computed once.
+    /// A symmetry of models of type `M` given by its orbit fingerprint alone, described by
+    /// `what` (for the report). The function may hold what it needs, computed once. Such a
+    /// symmetry cannot be combined with sleep sets.
     pub fn new<M: Model + 'static>(
         orbit_fingerprint: impl Fn(&M, &M::State) -> u64 + Send + Sync + 'static,
         what: String,
     ) -> Self {
-        let f: OrbitFingerprint<M> = Arc::new(orbit_fingerprint);
+        let fns: SymmetryFns<M> = SymmetryFns {
+            orbit: Arc::new(move |m: &M, s: &M::State| (orbit_fingerprint(m, s), None)),
+            rename_key: None,
+            rename_parts: None,
+        };
         Symmetry {
-            orbit_fingerprint: Arc::new(f),
+            fns: Arc::new(fns),
             what,
         }
     }
 
-    /// The orbit fingerprint, if this symmetry is for models of type `M`.
-    pub fn for_model<M: Model + 'static>(&self) -> Option<OrbitFingerprint<M>> {
-        self.orbit_fingerprint
-            .downcast_ref::<OrbitFingerprint<M>>()
-            .cloned()
+    /// The symmetry of an actor model whose actors in each of `groups` are interchangeable (see
+    /// the module doc for what that takes), described by `what`. It can be combined with sleep
+    /// sets.
+    pub fn actors<A, C, H>(groups: Vec<Vec<Id>>, what: String) -> Self
+    where
+        A: Actor + 'static,
+        A::State: Rewrite<Id>,
+        A::Msg: Rewrite<Id> + Hash + Ord,
+        A::Timer: Hash + Ord,
+        A::Random: Rewrite<Id> + Hash,
+        A::Storage: Rewrite<Id>,
+        C: 'static,
+        H: Rewrite<Id> + Hash + Clone + std::fmt::Debug + 'static,
+        ActorModel<A, C, H>: Model<
+            State = ActorModelState<A, H>,
+            Action = ActorModelAction<A::Msg, A::Timer, A::Random>,
+        >,
+    {
+        let fns: SymmetryFns<ActorModel<A, C, H>> = SymmetryFns {
+            orbit: Arc::new(move |_: &ActorModel<A, C, H>, s: &ActorModelState<A, H>| {
+                let (fp, map) = actor_orbit(s, &groups);
+                (fp, Some(Renaming(map.into())))
+            }),
+            rename_key: Some(Arc::new(
+                |a: &ActorModelAction<A::Msg, A::Timer, A::Random>, r: &Renaming| {
+                    renamed_action_key(a, &r.0)
+                },
+            )),
+            rename_parts: Some(Arc::new(|parts: u64, r: &Renaming, back: bool| {
+                if !back {
+                    return rename_parts(parts, &r.0);
+                }
+                let mut inverse = r.0.to_vec();
+                for (i, id) in r.0.iter().enumerate() {
+                    inverse[usize::from(*id)] = Id::from(i);
+                }
+                rename_parts(parts, &inverse)
+            })),
+        };
+        Symmetry {
+            fns: Arc::new(fns),
+            what,
+        }
+    }
+
+    /// What the engine uses, if this symmetry is for models of type `M`.
+    pub fn for_model<M: Model + 'static>(&self) -> Option<SymmetryFns<M>> {
+        self.fns.downcast_ref::<SymmetryFns<M>>().cloned()
+    }
+
+    /// Whether this symmetry can rename actions (and so be combined with sleep sets).
+    pub fn renames_actions<M: Model + 'static>(&self) -> bool {
+        self.for_model::<M>()
+            .is_some_and(|f| f.rename_key.is_some())
     }
 
     /// What is interchangeable, in words.
     pub fn what(&self) -> &str {
         &self.what
     }
+}
+
+/// The key of `action` renamed by `map`: the key [`crate::check::reduce::Reduce::action_key`]
+/// gives the renamed action (the same value, unrenamed, for the identity).
+fn renamed_action_key<M, T, R>(action: &ActorModelAction<M, T, R>, map: &[Id]) -> u64
+where
+    M: Rewrite<Id> + Hash,
+    T: Hash + Clone,
+    R: Rewrite<Id> + Hash,
+{
+    let identity = map.iter().enumerate().all(|(i, id)| usize::from(*id) == i);
+    if identity {
+        return hash_of(action);
+    }
+    let plan = plan_of(map);
+    let id = |i: &Id| plan.rewrite(i);
+    let renamed = match action {
+        ActorModelAction::Deliver { src, dst, msg } => ActorModelAction::Deliver {
+            src: id(src),
+            dst: id(dst),
+            msg: msg.rewrite(&plan),
+        },
+        ActorModelAction::Drop(env) => ActorModelAction::Drop(Envelope {
+            src: id(&env.src),
+            dst: id(&env.dst),
+            msg: env.msg.rewrite(&plan),
+        }),
+        ActorModelAction::Timeout(a, t) => ActorModelAction::Timeout(id(a), t.clone()),
+        ActorModelAction::Crash(a) => ActorModelAction::Crash(id(a)),
+        ActorModelAction::Recover(a) => ActorModelAction::Recover(id(a)),
+        ActorModelAction::SelectRandom { actor, key, random } => ActorModelAction::SelectRandom {
+            actor: id(actor),
+            key: key.clone(),
+            random: random.rewrite(&plan),
+        },
+    };
+    hash_of(&renamed)
 }
 
 impl fmt::Debug for Symmetry {
@@ -304,11 +455,25 @@ where
     A::Storage: Rewrite<Id>,
     H: Rewrite<Id> + Hash,
 {
+    actor_orbit(state, groups).0
+}
+
+/// [`actor_orbit_fingerprint`] with the renaming that gives it (the first such in the order
+/// `candidate_renamings` lists them).
+pub fn actor_orbit<A, H>(state: &ActorModelState<A, H>, groups: &[Vec<Id>]) -> (u64, Vec<Id>)
+where
+    A: Actor,
+    A::State: Rewrite<Id>,
+    A::Msg: Rewrite<Id>,
+    A::Random: Rewrite<Id>,
+    A::Storage: Rewrite<Id>,
+    H: Rewrite<Id> + Hash,
+{
     candidate_renamings(state, groups)
-        .iter()
-        .map(|map| renamed_fingerprint(state, map))
-        .min()
-        .unwrap_or(1)
+        .into_iter()
+        .map(|map| (renamed_fingerprint(state, &map), map))
+        .min_by_key(|(fp, _)| *fp)
+        .unwrap_or_else(|| (1, (0..state.actor_states.len()).map(Id::from).collect()))
 }
 
 #[cfg(test)]

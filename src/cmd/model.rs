@@ -12,20 +12,20 @@ use stateright::Model;
 
 use crate::actors::kv::{ClientOp, Key, KeyRange, KvMutation, KvParams};
 use crate::actors::lock::LockMutation;
-use crate::actors::rsl::{Counter, Mutation};
+use crate::actors::rsl::{Counter, Mutation, RslNode};
 use crate::check::bounded::{check_bounded, BoundedOptions};
 use crate::check::engine::Reduction;
 use crate::check::fairness::{actor_action_kind, same_actor_state};
 use crate::check::lasso::{check_liveness, LivenessOptions};
 use crate::check::report::{print_bounded_report, print_live_report, print_report};
 use crate::check::run::{self as runner, Engine, Mode, RunOptions};
-use crate::check::symmetry::{actor_orbit_fingerprint, Symmetry};
-use crate::invariants::rsl::RslState;
+use crate::check::symmetry::Symmetry;
+use crate::invariants::rsl::RslHistory;
 use crate::invariants::spec::AppSpec;
 use crate::liveness::LivenessProperty;
 use crate::model::kv::{kv_liveness, kv_model, KvModelCfg};
 use crate::model::lock::{lock_liveness, lock_model, LockModelCfg};
-use crate::model::rsl::{rsl_liveness, rsl_model, RslModel, RslModelCfg};
+use crate::model::rsl::{rsl_liveness, rsl_model, RslModelCfg};
 use crate::model::NetworkKind;
 
 /// What to do with the model.
@@ -80,7 +80,9 @@ pub struct CommonFlags {
     /// How check and dfs reduce the search: none (every transition, states exactly as
     /// stateright counts them), view (states that differ only in what nothing reads are one
     /// state), sleep (view plus sleep sets: every state of the view, far fewer transitions),
-    /// symmetry (view plus one state per orbit of interchangeable clients; RSL only).
+    /// symmetry (view plus one state per orbit of interchangeable clients; RSL only), all (sleep
+    /// sets and symmetry together where the model offers a symmetry, sleep sets alone where it
+    /// does not).
     #[arg(long, default_value = "sleep", value_parser = Reduction::parse)]
     pub reduction: Reduction,
     /// Which engine runs check and dfs: own (ours, with --reduction) or stateright
@@ -426,18 +428,42 @@ where
     }
     let mut opts = common.run_options(verb);
     let exhaustive = matches!(opts.mode, Mode::Bfs | Mode::Dfs);
-    if opts.engine == Engine::Own(Reduction::Symmetry) && exhaustive {
-        let sym = symmetry().map_err(|e| anyhow::anyhow!("--reduction symmetry: {e}"))?;
-        opts.symmetry = Some(sym);
+    let mut no_symmetry_here = String::new();
+    match opts.engine {
+        Engine::Own(Reduction::Symmetry) if exhaustive => {
+            let sym = symmetry().map_err(|e| anyhow::anyhow!("--reduction symmetry: {e}"))?;
+            opts.symmetry = Some(sym);
+        }
+        // All: sleep sets with symmetry where the model offers one, sleep sets alone elsewhere.
+        Engine::Own(Reduction::All) if exhaustive => match symmetry() {
+            Ok(sym) if sym.renames_actions::<ActorModel<A, C, H>>() => opts.symmetry = Some(sym),
+            Ok(_) => {
+                no_symmetry_here = " (its symmetry cannot rename actions)".into();
+                opts.engine = Engine::Own(Reduction::Sleep);
+            }
+            Err(e) => {
+                no_symmetry_here = format!(" (no symmetry: {e})");
+                opts.engine = Engine::Own(Reduction::Sleep);
+            }
+        },
+        _ => {}
     }
     let (checker, reduction) = match opts.engine {
-        Engine::Own(Reduction::Symmetry) if exhaustive => (
+        Engine::Own(r @ (Reduction::Symmetry | Reduction::All)) if exhaustive => (
             "",
             format!(
-                ", reduction symmetry ({})",
+                ", reduction {} ({})",
+                if r == Reduction::All {
+                    "sleep + symmetry"
+                } else {
+                    "symmetry"
+                },
                 opts.symmetry.as_ref().map_or("", |s| s.what())
             ),
         ),
+        Engine::Own(Reduction::Sleep) if !no_symmetry_here.is_empty() => {
+            ("", format!(", reduction sleep{no_symmetry_here}"))
+        }
         Engine::Own(r) => ("", format!(", reduction {}", r.name())),
         Engine::Stateright => (" (stateright's checker)", String::new()),
     };
@@ -592,10 +618,7 @@ pub fn rsl_symmetry<A: AppSpec>(cfg: &RslModelCfg<A>) -> std::result::Result<Sym
             format!("actors {} interchangeable", ids.join(", "))
         })
         .collect();
-    Ok(Symmetry::new::<RslModel<A>>(
-        move |_: &RslModel<A>, s: &RslState<A>| actor_orbit_fingerprint(s, &groups),
-        what.join("; "),
-    ))
+    Ok(Symmetry::actors::<RslNode<A>, RslModelCfg<A>, RslHistory<A>>(groups, what.join("; ")))
 }
 
 /// What the models without a symmetry say to `--reduction symmetry`.

@@ -70,6 +70,33 @@ pub fn tester_return(thread: Id) -> u64 {
     }
 }
 
+/// `parts` (of a step, as [`GhostHistory::changed_parts`] gives them) in the names of a
+/// renaming of actor ids (actor `i` becomes `map[i]`): the per-client parts
+/// ([`tester_invoke`], [`tester_return`]) move with their clients. Any other part (a
+/// [`keyed_part`], whose key may name an actor) cannot be renamed, so a renamed step with one
+/// is taken to touch every part: more dependent, which is sound for sleep sets.
+pub fn rename_parts(parts: u64, map: &[Id]) -> u64 {
+    let clients = (1u64 << CLIENT_PARTS) - 1;
+    let identity = map.iter().enumerate().all(|(i, id)| usize::from(*id) == i);
+    if parts == ALL_PARTS || identity {
+        return parts;
+    }
+    if parts & !clients != 0 {
+        return ALL_PARTS;
+    }
+    let mut out = 0u64;
+    for bit in 0..CLIENT_PARTS {
+        if parts & (1 << bit) != 0 {
+            let to = map.get(bit).map_or(bit, |id| usize::from(*id));
+            if to >= CLIENT_PARTS {
+                return ALL_PARTS;
+            }
+            out |= 1 << to;
+        }
+    }
+    out
+}
+
 /// The part of a keyed piece of a spec (a key of a table): changes to different keys commute
 /// (two keys may share a part, which only makes their changes dependent).
 pub fn keyed_part<K: Hash + ?Sized>(key: &K) -> u64 {
@@ -79,6 +106,30 @@ pub fn keyed_part<K: Hash + ?Sized>(key: &K) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renamed_parts_move_with_their_clients() {
+        let ids = |v: &[usize]| v.iter().map(|&i| Id::from(i)).collect::<Vec<Id>>();
+        let swap = ids(&[0, 1, 2, 4, 3]);
+        let (a, b) = (Id::from(3), Id::from(4));
+        assert_eq!(rename_parts(tester_return(a), &swap), tester_return(b));
+        assert_eq!(rename_parts(tester_invoke(a), &swap), tester_invoke(b));
+        assert_eq!(
+            rename_parts(tester_invoke(b) | tester_return(a), &swap),
+            tester_invoke(a) | tester_return(b)
+        );
+        assert_eq!(rename_parts(0, &swap), 0);
+        assert_eq!(rename_parts(ALL_PARTS, &swap), ALL_PARTS);
+        // The identity renames nothing, keyed parts included; another renaming cannot rename a
+        // keyed part, so it touches everything.
+        let keyed = keyed_part(&7u8);
+        assert_eq!(rename_parts(keyed, &ids(&[0, 1, 2, 3, 4])), keyed);
+        assert_eq!(rename_parts(keyed | tester_return(a), &swap), ALL_PARTS);
+        // Renaming there and back is the identity.
+        let back = swap.clone();
+        let p = tester_invoke(a) | tester_return(b);
+        assert_eq!(rename_parts(rename_parts(p, &swap), &back), p);
+    }
 
     #[test]
     fn invocations_depend_on_other_clients_returns() {
