@@ -448,7 +448,7 @@ fn a_breadth_first_check_past_half_its_memory_goes_depth_first_and_finishes() {
         out.contains("breadth-first until the frontier passed half the memory limit"),
         "{out}"
     );
-    assert!(out.contains("104831 unique"), "{out}");
+    assert!(out.contains("52419 unique"), "{out}");
     assert!(out.contains("(exhaustive)"), "{out}");
     assert!(!out.contains("STOPPED"), "{out}");
 }

@@ -83,7 +83,7 @@ pub struct CommonFlags {
     /// symmetry (view plus one state per orbit of interchangeable clients; RSL only), all (sleep
     /// sets and symmetry together where the model offers a symmetry, sleep sets alone where it
     /// does not).
-    #[arg(long, default_value = "sleep", value_parser = Reduction::parse)]
+    #[arg(long, default_value = "all", value_parser = Reduction::parse)]
     pub reduction: Reduction,
     /// Which engine runs check and dfs: own (ours, with --reduction) or stateright
     /// (stateright's own checker, unreduced, for comparison).
@@ -442,7 +442,7 @@ where
                 opts.engine = Engine::Own(Reduction::Sleep);
             }
             Err(e) => {
-                no_symmetry_here = format!(" (no symmetry: {e})");
+                no_symmetry_here = format!(" (no symmetry here: {e})");
                 opts.engine = Engine::Own(Reduction::Sleep);
             }
         },
