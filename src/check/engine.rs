@@ -82,7 +82,7 @@ pub enum Reduction {
     Sleep,
     /// The view, with states identified up to the model's symmetry ([`EngineOptions::symmetry`],
     /// see [`super::symmetry`]): one state per orbit is visited, every transition is taken
-    /// (sleep sets are not combined with it).
+    /// ([`Reduction::All`] adds sleep sets).
     Symmetry,
     /// Sleep sets and symmetry together: one state per orbit, and the sleep sets kept in each
     /// orbit's canonical names (see [`super::symmetry`]).

@@ -199,7 +199,7 @@ where
     T: Hash + Clone,
     R: Rewrite<Id> + Hash,
 {
-    let identity = map.iter().enumerate().all(|(i, id)| usize::from(*id) == i);
+    let identity = is_identity(map);
     if identity {
         return hash_of(action);
     }
@@ -232,6 +232,11 @@ impl fmt::Debug for Symmetry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Symmetry({})", self.what)
     }
+}
+
+/// Whether `map` renames no actor.
+fn is_identity(map: &[Id]) -> bool {
+    map.iter().enumerate().all(|(i, id)| usize::from(*id) == i)
 }
 
 /// stateright's rewrite plan for the renaming `map` (actor `i` becomes `map[i]`).
@@ -382,7 +387,7 @@ where
     A::Storage: Rewrite<Id>,
     H: Rewrite<Id> + Hash,
 {
-    let identity = map.iter().enumerate().all(|(i, id)| usize::from(*id) == i);
+    let identity = is_identity(map);
     let plan = plan_of(map);
     let n = state.actor_states.len();
     // The actor that lands in slot `j`.

@@ -186,7 +186,8 @@ impl Phase {
             s += &format!(", {} crash{es} at a time", f.crashes);
         }
         if f.max_view_changes > 0 {
-            s += &format!(", {} view change", f.max_view_changes);
+            let vc = usize::try_from(f.max_view_changes).unwrap_or(usize::MAX);
+            s += &format!(", {}", plural(vc, "view change"));
         }
         if f.truncation {
             s += ", truncation";
@@ -221,7 +222,8 @@ pub fn rsl_default_check(program: &str, base: &RslFlags) -> Result<i32> {
             phase.how()
         )?;
         // Symmetry applies where the configuration has interchangeable clients; elsewhere this
-        // configuration runs with the default reduction rather than stop the whole check.
+        // configuration runs with sleep sets rather than stop the whole check. (`all`, the
+        // default, falls back to sleep sets by itself.)
         if flags.common.reduction == Reduction::Symmetry
             && matches!(phase.verb, Verb::Check | Verb::Dfs)
         {
