@@ -62,8 +62,9 @@ pub(crate) fn hasher() -> ahash::AHasher {
     .build_hasher()
 }
 
-/// Hashes a value with [`hasher`].
-fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
+/// Hashes a value with [`hasher`] (also the key of an action, [`Reduce::action_key`], which
+/// symmetry's renamed keys must equal for the identity).
+pub(crate) fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
     let mut h = hasher();
     value.hash(&mut h);
     h.finish()

@@ -56,14 +56,8 @@ use stateright::actor::{
 use stateright::util::DenseNatMap;
 use stateright::{Model, Rewrite, RewritePlan};
 
-use super::reduce::hasher;
+use super::reduce::{hash_of, hasher};
 use crate::invariants::ghost::rename_parts;
-
-fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
-    let mut h = hasher();
-    value.hash(&mut h);
-    h.finish()
-}
 
 /// A model's symmetry for the engine: the function that gives a state the fingerprint of its
 /// orbit and, for actor models, the renaming that gives it (to rename sleep sets, see the
