@@ -39,7 +39,7 @@
 //!
 //! What a model must give: the groups of interchangeable actors, and stateright's [`Rewrite`]
 //! over [`Id`] for its actor states, messages, storage and history
-//! ([`actor_orbit_fingerprint`] does the rest for any actor model). Where the protocol breaks a
+//! ([`Symmetry::actors`] does the rest for any actor model). Where the protocol breaks a
 //! tie by id, or keeps ids where a renaming cannot reach them, it is not symmetric and the model
 //! must not offer this (the RSL model refuses it with evicting session tables and with state
 //! transfer: see `actors::rsl::rename`).
@@ -442,23 +442,10 @@ where
     h.finish().max(1)
 }
 
-/// The fingerprint of `state`'s orbit under the renamings of `groups`: the smallest fingerprint
-/// of the state renamed by each of the renamings `candidate_renamings` picks (by signature;
-/// ties in every order). Equal for every state of an orbit.
-pub fn actor_orbit_fingerprint<A, H>(state: &ActorModelState<A, H>, groups: &[Vec<Id>]) -> u64
-where
-    A: Actor,
-    A::State: Rewrite<Id>,
-    A::Msg: Rewrite<Id>,
-    A::Random: Rewrite<Id>,
-    A::Storage: Rewrite<Id>,
-    H: Rewrite<Id> + Hash,
-{
-    actor_orbit(state, groups).0
-}
-
-/// [`actor_orbit_fingerprint`] with the renaming that gives it (the first such in the order
-/// `candidate_renamings` lists them).
+/// The fingerprint of `state`'s orbit under the renamings of `groups`, with the renaming that
+/// gives it: the smallest fingerprint of the state renamed by each of the renamings
+/// `candidate_renamings` picks (by signature; ties in every order), equal for every state of an
+/// orbit, and the first renaming in that order to give it.
 pub fn actor_orbit<A, H>(state: &ActorModelState<A, H>, groups: &[Vec<Id>]) -> (u64, Vec<Id>)
 where
     A: Actor,
