@@ -39,7 +39,9 @@
 //! it: on every small configuration the reduced runs, breadth- and depth-first, visit exactly the
 //! states of the view. Independence comes from [`Reduce::footprint`] (for actor models, the
 //! actors an action touches) and the parts of the ghost history a step changed
-//! ([`Reduce::history_parts`]; see [`super::reduce`]).
+//! ([`Reduce::history_parts`]), and, with [`EngineOptions::conditional`], from
+//! [`Reduce::commute`] for two steps the footprints call dependent: whether they commute in the
+//! state being expanded (conditional independence; the argument is in [`super::reduce`]).
 //!
 //! `eventually` properties are judged as stateright judges them: at terminal states, with the
 //! properties not yet satisfied on the path that first reached the state. A state whose only
@@ -154,6 +156,10 @@ pub struct EngineOptions {
     pub depth_first_beyond: Option<usize>,
     /// The model's symmetry, which [`Reduction::Symmetry`] needs.
     pub symmetry: Option<Symmetry>,
+    /// With sleep sets: also count as independent two steps the footprints call dependent
+    /// where [`Reduce::commute`] finds that they commute in the state at hand (conditional
+    /// independence). Off: the footprints alone, for comparison.
+    pub conditional: bool,
 }
 
 /// What an engine run found: the figures, and a counterexample (or example) path per property
@@ -370,6 +376,12 @@ impl Visited {
         }
     }
 
+    /// The sleep set stored for a visited state (`None` if it is not visited).
+    fn stored_sleep(&self, fp: u64) -> Option<Arc<[Asleep]>> {
+        let id = self.shard(fp).get(&fp).map(|e| e.sleep)?;
+        Some(self.sleep_sets.get(id))
+    }
+
     /// Marks the state expanded and returns the sleep set and depth to expand it with.
     fn start_expanding(&self, fp: u64, depth: u32) -> (Vec<Asleep>, u32) {
         let mut shard = self.shard(fp);
@@ -563,11 +575,6 @@ where
                 None => self.model.action_key(a),
             })
             .collect();
-        let kept: Vec<M::Action> = if canon.is_some() {
-            actions.clone()
-        } else {
-            Vec::new()
-        };
         // The sleep set of this state, each element with its full footprint: (key, actors,
         // history parts in this state's names, index of the action). A sleeping action is
         // enabled here (independent steps do not disable it); one not among the actions is
@@ -584,12 +591,12 @@ where
         }
         let mut before: Vec<(u64, u64, u64, usize)> = Vec::new();
         let mut enabled = !asleep.is_empty();
-        for (i, action) in actions.into_iter().enumerate() {
+        for (i, action) in actions.iter().enumerate() {
             let key = keys[i];
             if asleep.iter().any(|z| z.0 == key) {
                 continue;
             }
-            let actors = self.model.footprint(&action);
+            let actors = self.model.footprint(action);
             if let Some(only) = only {
                 if !only.iter().any(|o| o.0 == key) {
                     // Taken at an earlier expansion; what it changed in the history is not known
@@ -599,7 +606,7 @@ where
                     continue;
                 }
             }
-            let Some(next) = self.model.next_state(&task.state, action) else {
+            let Some(next) = self.model.next_state(&task.state, action.clone()) else {
                 continue;
             };
             if !self.model.within_boundary(&next) {
@@ -611,19 +618,31 @@ where
             let mut child_sleep: Vec<Asleep> = Vec::new();
             if sleep_on {
                 let parts = self.model.history_parts(&task.state, &next);
+                // The sleep set the child is stored with, if it is visited already: an action
+                // that only a conditional test could add to the child's set is tested only if
+                // that set holds it (otherwise the child's set does not need it).
+                let mut stored: Option<Option<Arc<[Asleep]>>> = None;
                 for &(k, a, h, j) in asleep.iter().chain(before.iter()) {
-                    if a & actors == 0 && h & parts == 0 {
-                        match (&canon, &renaming) {
-                            // The child's canonical names are this state's (the common case):
-                            // the key is already in them.
-                            (Some((_, rename, mine)), Some(r)) if r == mine => {
-                                child_sleep.push((k, rename(h, r, false)));
-                            }
-                            (Some((key, rename, _)), Some(r)) => {
-                                child_sleep.push((key(&kept[j], r), rename(h, r, false)));
-                            }
-                            _ => child_sleep.push((k, h)),
+                    let element = match (&canon, &renaming) {
+                        // The child's canonical names are this state's (the common case): the
+                        // key is already in them.
+                        (Some((_, rename, mine)), Some(r)) if r == mine => (k, rename(h, r, false)),
+                        (Some((key, rename, _)), Some(r)) => {
+                            (key(&actions[j], r), rename(h, r, false))
                         }
+                        _ => (k, h),
+                    };
+                    let independent = (a & actors == 0 && h & parts == 0)
+                        || self.opts.conditional && {
+                            let stored =
+                                stored.get_or_insert_with(|| self.visited.stored_sleep(fp));
+                            let needed = stored.as_ref().is_none_or(|set| {
+                                set.binary_search_by_key(&element.0, |z| z.0).is_ok()
+                            });
+                            needed && self.model.commute(&task.state, &actions[j], action)
+                        };
+                    if independent {
+                        child_sleep.push(element);
                     }
                 }
                 child_sleep.sort_unstable_by_key(|z| z.0);
@@ -1148,6 +1167,7 @@ mod tests {
             max_memory: None,
             depth_first_beyond: None,
             symmetry: None,
+            conditional: true,
         };
         let found = explore(&model, &opts, &mut std::io::sink());
         found.paths.contains_key("not 1 then 0")
@@ -1216,6 +1236,7 @@ mod tests {
                 max_memory: None,
                 depth_first_beyond: Some(300),
                 symmetry: None,
+                conditional: true,
             };
             let found = explore(&Fan, &opts, &mut std::io::sink());
             assert_eq!(found.unique, 1 + 5 * WIDE as usize, "{threads} threads");

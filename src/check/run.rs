@@ -78,6 +78,9 @@ pub struct RunOptions {
     /// The model's symmetry, for `Engine::Own(Reduction::Symmetry)` (see
     /// [`super::symmetry`]).
     pub symmetry: Option<Symmetry>,
+    /// Our engine's sleep sets also test whether two steps of one actor commute where they are
+    /// taken (see [`super::engine::EngineOptions::conditional`]).
+    pub conditional: bool,
 }
 
 impl Default for RunOptions {
@@ -95,6 +98,7 @@ impl Default for RunOptions {
             max_memory: super::engine::default_memory_limit(),
             depth_first_beyond: None,
             symmetry: None,
+            conditional: true,
         }
     }
 }
@@ -264,6 +268,7 @@ where
             max_memory: opts.max_memory,
             depth_first_beyond: opts.depth_first_beyond,
             symmetry: opts.symmetry.clone(),
+            conditional: opts.conditional,
         };
         let found = explore(&model, &engine_opts, progress_out);
         return Outcome {

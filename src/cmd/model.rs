@@ -85,6 +85,10 @@ pub struct CommonFlags {
     /// does not).
     #[arg(long, default_value = "all", value_parser = Reduction::parse)]
     pub reduction: Reduction,
+    /// With sleep sets, call two steps of one actor dependent without testing whether they
+    /// commute where they are taken: the actor structure alone decides (for comparison).
+    #[arg(long)]
+    pub static_independence: bool,
     /// Which engine runs check and dfs: own (ours, with --reduction) or stateright
     /// (stateright's own checker, unreduced, for comparison).
     #[arg(long, default_value = "own", value_parser = parse_engine)]
@@ -313,6 +317,7 @@ impl CommonFlags {
             stop_on_violation: self.stop_on_violation,
             max_depth: self.max_depth,
             progress: Some(Duration::from_secs(2)),
+            conditional: !self.static_independence,
             ..RunOptions::default()
         };
         if let Some(t) = self.threads {
@@ -466,6 +471,12 @@ where
         }
         Engine::Own(r) => ("", format!(", reduction {}", r.name())),
         Engine::Stateright => (" (stateright's checker)", String::new()),
+    };
+    let sleeps = matches!(opts.engine, Engine::Own(Reduction::Sleep | Reduction::All));
+    let reduction = if sleeps && !opts.conditional {
+        format!("{reduction}, static independence")
+    } else {
+        reduction
     };
     let mode = match &opts.mode {
         Mode::Bfs => format!(

@@ -29,6 +29,18 @@ pub trait GhostHistory: Hash {
             ALL_PARTS
         }
     }
+
+    /// Whether the records of `actor`'s own steps (the messages delivered to it and those it
+    /// sends) are insertions that commute with each other and are idempotent: from any history,
+    /// a sequence of them leaves a history that depends only on the set of messages recorded.
+    /// The engine's test of whether two steps of one actor commute ([`Reduce::commute`]) then
+    /// compares the messages instead of building the history both ways. The default: no.
+    ///
+    /// [`Reduce::commute`]: crate::check::reduce::Reduce::commute
+    fn records_commute(&self, actor: Id) -> bool {
+        let _ = actor;
+        false
+    }
 }
 
 fn hash<T: Hash + ?Sized>(value: &T) -> u64 {
@@ -46,6 +58,10 @@ impl<T: GhostHistory> GhostHistory for Arc<T> {
         } else {
             (**self).changed_parts(next)
         }
+    }
+
+    fn records_commute(&self, actor: Id) -> bool {
+        (**self).records_commute(actor)
     }
 }
 

@@ -34,6 +34,8 @@ use crate::invariants::spec::AppSpec;
 /// What was sent, recorded by the model (a ghost: no actor reads it).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RslGhost<A: AppSpec> {
+    /// How many replicas there are (ids below it): their records are the commuting ones.
+    pub replicas: usize,
     /// Every 2a: (ballot, slot, batch).
     pub two_a: BTreeSet<(Ballot, OpNum, Batch<A>)>,
     /// Every 2b: (slot, ballot, batch, acceptor).
@@ -80,6 +82,12 @@ impl<A: AppSpec> GhostHistory for RslGhost<A> {
         }
         parts
     }
+
+    /// A replica's records are the commuting insertions and maxima above; a client's are its
+    /// invocations and returns, ordered.
+    fn records_commute(&self, actor: Id) -> bool {
+        usize::from(actor) < self.replicas
+    }
 }
 
 /// Renames client ids everywhere in the history (for symmetry reduction over clients; replica
@@ -89,6 +97,7 @@ impl<A: AppSpec> Rewrite<Id> for RslGhost<A> {
         let batch =
             |b: &Batch<A>| -> Batch<A> { Arc::new(b.iter().map(|r| r.rewrite(plan)).collect()) };
         RslGhost {
+            replicas: self.replicas,
             two_a: self
                 .two_a
                 .iter()
@@ -132,9 +141,11 @@ impl<A: AppSpec> Rewrite<Id> for RslGhost<A> {
 /// The history type of RSL models: shared, since most steps leave it unchanged.
 pub type RslHistory<A> = Arc<RslGhost<A>>;
 
-impl<A: AppSpec> Default for RslGhost<A> {
-    fn default() -> Self {
+impl<A: AppSpec> RslGhost<A> {
+    /// The empty history of a system of `replicas` replicas.
+    pub fn new(replicas: usize) -> Self {
         RslGhost {
+            replicas,
             two_a: BTreeSet::new(),
             two_b: BTreeSet::new(),
             chosen: BTreeMap::new(),

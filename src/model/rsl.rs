@@ -269,7 +269,8 @@ pub fn rsl_model<A: AppSpec>(cfg: RslModelCfg<A>) -> RslModel<A> {
     let lossy = lossy_network(cfg.lossy);
     let crashes = cfg.max_crashes;
     let properties = rsl_properties(&cfg);
-    let model = ActorModel::new(cfg, Arc::new(RslGhost::default()))
+    let ghost = RslGhost::new(cfg.replicas);
+    let model = ActorModel::new(cfg, Arc::new(ghost))
         .actors(actors)
         .init_network(network)
         .lossy_network(lossy)
