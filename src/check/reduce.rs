@@ -250,9 +250,12 @@ where
         if id != other || s.crashed.get(i) != Some(&false) {
             return false;
         }
-        let (Some(start), Some(timers)) = (s.actor_states.get(i), s.timers_set.get(i)) else {
+        let Some(start) = s.actor_states.get(i) else {
             return false;
         };
+        // stateright grows the timer sets only as far as the last actor that set a timer.
+        let none = Timers::new();
+        let timers = s.timers_set.get(i).unwrap_or(&none);
         let ab = self.take_in_turn(s, id, start, timers, [a, b]);
         let ba = self.take_in_turn(s, id, start, timers, [b, a]);
         match (ab, ba) {
