@@ -62,6 +62,18 @@ fn verdicts<S, A>(o: &Outcome<S, A>) -> Vec<(&'static str, Verdict)> {
         .collect()
 }
 
+/// Breadth-first with sleep sets on two threads, progress off.
+fn sleep_bfs(max_depth: Option<usize>) -> RunOptions {
+    RunOptions {
+        mode: Mode::Bfs,
+        engine: Engine::Own(Reduction::Sleep),
+        threads: 2,
+        max_depth,
+        progress: None,
+        ..RunOptions::default()
+    }
+}
+
 /// Runs `build()` unreduced on both engines (same states, same transitions), then with the view
 /// and with sleep sets, BFS and DFS (same states as each other); every run must give the same
 /// verdicts. Returns (unreduced unique, view unique, sleep BFS transitions).
@@ -97,13 +109,8 @@ where
     let static_sleep = run(
         build(),
         &RunOptions {
-            mode: Mode::Bfs,
-            engine: Engine::Own(Reduction::Sleep),
-            threads: 2,
-            max_depth,
-            progress: None,
             conditional: false,
-            ..RunOptions::default()
+            ..sleep_bfs(max_depth)
         },
         &mut std::io::sink(),
     );
@@ -119,13 +126,8 @@ where
     let hybrid = run(
         build(),
         &RunOptions {
-            mode: Mode::Bfs,
-            engine: Engine::Own(Reduction::Sleep),
-            threads: 2,
-            max_depth,
-            progress: None,
             depth_first_beyond: Some(4),
-            ..RunOptions::default()
+            ..sleep_bfs(max_depth)
         },
         &mut std::io::sink(),
     );

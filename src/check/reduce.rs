@@ -256,8 +256,8 @@ where
         // stateright grows the timer sets only as far as the last actor that set a timer.
         let none = Timers::new();
         let timers = s.timers_set.get(i).unwrap_or(&none);
-        let ab = self.take_in_turn(s, id, start, timers, [a, b]);
-        let ba = self.take_in_turn(s, id, start, timers, [b, a]);
+        let ab = take_in_turn(self, s, id, start, timers, [a, b]);
+        let ba = take_in_turn(self, s, id, start, timers, [b, a]);
         match (ab, ba) {
             (Some(mut ab), Some(mut ba)) => {
                 for e in [&mut ab, &mut ba] {
@@ -294,125 +294,111 @@ fn local_actor<M, T, R>(action: &ActorModelAction<M, T, R>) -> Option<Id> {
     }
 }
 
-/// Two local steps of one actor taken in turn, as stateright's `ActorModel` takes them, with
-/// their effect gathered ([`Reduce::commute`]).
-trait LocalSteps<A: Actor, H> {
-    /// The effect of taking both steps at `id` (whose state is `start` and timers `timers`), in
-    /// the order given; `None` if either is disabled or a no-op where it is taken.
-    fn take_in_turn(
-        &self,
-        s: &ActorModelState<A, H>,
-        id: Id,
-        start: &A::State,
-        timers: &Timers<A::Timer>,
-        steps: [&ActorModelAction<A::Msg, A::Timer, A::Random>; 2],
-    ) -> Option<LocalEffect<A>>;
-}
-
-impl<A, C, H> LocalSteps<A, H> for ActorModel<A, C, H>
+/// Two local steps of actor `id` (whose state is `start` and timers `timers`) taken in turn, in
+/// the order given, as stateright's `ActorModel` takes them, with their effect gathered
+/// ([`Reduce::commute`]); `None` if either is disabled or a no-op where it is taken.
+fn take_in_turn<A, C, H>(
+    model: &ActorModel<A, C, H>,
+    s: &ActorModelState<A, H>,
+    id: Id,
+    start: &A::State,
+    timers: &Timers<A::Timer>,
+    steps: [&ActorModelAction<A::Msg, A::Timer, A::Random>; 2],
+) -> Option<LocalEffect<A>>
 where
     A: Actor,
     A::Msg: Ord + Hash,
     A::Timer: Ord,
     H: Clone + std::fmt::Debug + GhostHistory,
 {
-    fn take_in_turn(
-        &self,
-        s: &ActorModelState<A, H>,
-        id: Id,
-        start: &A::State,
-        timers: &Timers<A::Timer>,
-        steps: [&ActorModelAction<A::Msg, A::Timer, A::Random>; 2],
-    ) -> Option<LocalEffect<A>> {
-        let actor = &self.actors[usize::from(id)];
-        let mut state = Cow::Borrowed(start);
-        let mut history = Cow::Borrowed(&s.history);
-        // Where the actor's records commute, equal messages make equal histories: the
-        // history is not built.
-        let record = !s.history.records_commute(id);
-        let mut sends = Vec::new();
-        let mut timer_changes = BTreeMap::new();
-        let mut randoms = BTreeMap::new();
-        let mut saved = None;
-        for step in steps {
-            let mut cow = Cow::Borrowed(&*state);
-            let mut out = Out::new();
-            match step {
-                ActorModelAction::Deliver { src, msg, .. } => {
-                    actor.on_msg(id, &mut cow, *src, msg.clone(), &mut out);
-                    if matches!(cow, Cow::Borrowed(_)) && out.is_empty() {
-                        // A no-op: stateright does not enable it.
-                        return None;
+    let actor = &model.actors[usize::from(id)];
+    let mut state = Cow::Borrowed(start);
+    let mut history = Cow::Borrowed(&s.history);
+    // Where the actor's records commute, equal messages make equal histories: the
+    // history is not built.
+    let record = !s.history.records_commute(id);
+    let mut sends = Vec::new();
+    let mut timer_changes = BTreeMap::new();
+    let mut randoms = BTreeMap::new();
+    let mut saved = None;
+    for step in steps {
+        let mut cow = Cow::Borrowed(&*state);
+        let mut out = Out::new();
+        match step {
+            ActorModelAction::Deliver { src, msg, .. } => {
+                actor.on_msg(id, &mut cow, *src, msg.clone(), &mut out);
+                if matches!(cow, Cow::Borrowed(_)) && out.is_empty() {
+                    // A no-op: stateright does not enable it.
+                    return None;
+                }
+                let envelope = Envelope {
+                    src: *src,
+                    dst: id,
+                    msg,
+                };
+                if record {
+                    if let Some(h) = (model.record_msg_in)(&model.cfg, &history, envelope) {
+                        history = Cow::Owned(h);
                     }
+                }
+            }
+            ActorModelAction::Timeout(_, timer) => {
+                let set = match timer_changes.get(timer) {
+                    Some(set) => *set,
+                    None => timers.iter().any(|t| t == timer),
+                };
+                if !set {
+                    return None;
+                }
+                actor.on_timeout(id, &mut cow, timer, &mut out);
+                let renews_only =
+                    out.len() == 1 && matches!(&out[0], Command::SetTimer(t, _) if t == timer);
+                if matches!(cow, Cow::Borrowed(_)) && renews_only {
+                    // A no-op: stateright does not enable it.
+                    return None;
+                }
+                timer_changes.insert(timer.clone(), false);
+            }
+            _ => return None,
+        }
+        let next = cow.into_owned();
+        for command in out {
+            match command {
+                Command::Send(dst, msg) => {
                     let envelope = Envelope {
-                        src: *src,
-                        dst: id,
-                        msg,
+                        src: id,
+                        dst,
+                        msg: &msg,
                     };
                     if record {
-                        if let Some(h) = (self.record_msg_in)(&self.cfg, &history, envelope) {
+                        if let Some(h) = (model.record_msg_out)(&model.cfg, &history, envelope) {
                             history = Cow::Owned(h);
                         }
                     }
+                    sends.push((dst, msg));
                 }
-                ActorModelAction::Timeout(_, timer) => {
-                    let set = match timer_changes.get(timer) {
-                        Some(set) => *set,
-                        None => timers.iter().any(|t| t == timer),
-                    };
-                    if !set {
-                        return None;
-                    }
-                    actor.on_timeout(id, &mut cow, timer, &mut out);
-                    let renews_only =
-                        out.len() == 1 && matches!(&out[0], Command::SetTimer(t, _) if t == timer);
-                    if matches!(cow, Cow::Borrowed(_)) && renews_only {
-                        // A no-op: stateright does not enable it.
-                        return None;
-                    }
-                    timer_changes.insert(timer.clone(), false);
+                Command::SetTimer(t, _) => {
+                    timer_changes.insert(t, true);
                 }
-                _ => return None,
+                Command::CancelTimer(t) => {
+                    timer_changes.insert(t, false);
+                }
+                Command::ChooseRandom(key, random) => {
+                    randoms.insert(key, random);
+                }
+                Command::Save(storage) => saved = Some(storage),
             }
-            let next = cow.into_owned();
-            for command in out {
-                match command {
-                    Command::Send(dst, msg) => {
-                        let envelope = Envelope {
-                            src: id,
-                            dst,
-                            msg: &msg,
-                        };
-                        if record {
-                            if let Some(h) = (self.record_msg_out)(&self.cfg, &history, envelope) {
-                                history = Cow::Owned(h);
-                            }
-                        }
-                        sends.push((dst, msg));
-                    }
-                    Command::SetTimer(t, _) => {
-                        timer_changes.insert(t, true);
-                    }
-                    Command::CancelTimer(t) => {
-                        timer_changes.insert(t, false);
-                    }
-                    Command::ChooseRandom(key, random) => {
-                        randoms.insert(key, random);
-                    }
-                    Command::Save(storage) => saved = Some(storage),
-                }
-            }
-            state = Cow::Owned(next);
         }
-        Some(LocalEffect {
-            state: state.into_owned(),
-            history: if record { hash_of(&*history) } else { 0 },
-            sends,
-            timers: timer_changes,
-            randoms,
-            saved,
-        })
+        state = Cow::Owned(next);
     }
+    Some(LocalEffect {
+        state: state.into_owned(),
+        history: if record { hash_of(&*history) } else { 0 },
+        sends,
+        timers: timer_changes,
+        randoms,
+        saved,
+    })
 }
 
 #[cfg(test)]
