@@ -160,8 +160,8 @@ pub trait Reduce: Model {
 /// actor's state, the ghost history (by hash), the messages sent, the timers set or cancelled,
 /// the random choices made and the storage saved. Two orders of the same deliveries that leave
 /// equal effects reach the same state of the view ([`Reduce::commute`]).
-struct LocalEffect<A: Actor> {
-    state: A::State,
+struct LocalEffect<'a, A: Actor> {
+    state: Cow<'a, A::State>,
     history: u64,
     sends: Vec<(Id, A::Msg)>,
     timers: BTreeMap<A::Timer, bool>,
@@ -169,7 +169,7 @@ struct LocalEffect<A: Actor> {
     saved: Option<A::Storage>,
 }
 
-impl<A: Actor> PartialEq for LocalEffect<A>
+impl<A: Actor> PartialEq for LocalEffect<'_, A>
 where
     A::Msg: Ord,
 {
@@ -297,14 +297,14 @@ fn local_actor<M, T, R>(action: &ActorModelAction<M, T, R>) -> Option<Id> {
 /// Two local steps of actor `id` (whose state is `start` and timers `timers`) taken in turn, in
 /// the order given, as stateright's `ActorModel` takes them, with their effect gathered
 /// ([`Reduce::commute`]); `None` if either is disabled or a no-op where it is taken.
-fn take_in_turn<A, C, H>(
+fn take_in_turn<'s, A, C, H>(
     model: &ActorModel<A, C, H>,
     s: &ActorModelState<A, H>,
     id: Id,
-    start: &A::State,
+    start: &'s A::State,
     timers: &Timers<A::Timer>,
     steps: [&ActorModelAction<A::Msg, A::Timer, A::Random>; 2],
-) -> Option<LocalEffect<A>>
+) -> Option<LocalEffect<'s, A>>
 where
     A: Actor,
     A::Msg: Ord + Hash,
@@ -361,7 +361,11 @@ where
             }
             _ => return None,
         }
-        let next = cow.into_owned();
+        // A step that only sends leaves the state borrowed: no copy.
+        let next = match cow {
+            Cow::Owned(next) => Some(next),
+            Cow::Borrowed(_) => None,
+        };
         for command in out {
             match command {
                 Command::Send(dst, msg) => {
@@ -389,10 +393,12 @@ where
                 Command::Save(storage) => saved = Some(storage),
             }
         }
-        state = Cow::Owned(next);
+        if let Some(next) = next {
+            state = Cow::Owned(next);
+        }
     }
     Some(LocalEffect {
-        state: state.into_owned(),
+        state,
         history: if record { hash_of(&*history) } else { 0 },
         sends,
         timers: timer_changes,
