@@ -73,8 +73,6 @@
 //! (`exact`), which is what `--reduction none` uses to match stateright's count state for state.
 
 use std::hash::{BuildHasher, Hash, Hasher};
-#[cfg(test)]
-use std::time::Duration;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -331,12 +329,12 @@ where
                     // A no-op: stateright does not enable it.
                     return None;
                 }
-                let envelope = Envelope {
-                    src: *src,
-                    dst: id,
-                    msg,
-                };
                 if record {
+                    let envelope = Envelope {
+                        src: *src,
+                        dst: id,
+                        msg,
+                    };
                     if let Some(h) = (model.record_msg_in)(&model.cfg, &history, envelope) {
                         history = Cow::Owned(h);
                     }
@@ -369,12 +367,12 @@ where
         for command in out {
             match command {
                 Command::Send(dst, msg) => {
-                    let envelope = Envelope {
-                        src: id,
-                        dst,
-                        msg: &msg,
-                    };
                     if record {
+                        let envelope = Envelope {
+                            src: id,
+                            dst,
+                            msg: &msg,
+                        };
                         if let Some(h) = (model.record_msg_out)(&model.cfg, &history, envelope) {
                             history = Cow::Owned(h);
                         }
@@ -412,6 +410,7 @@ mod tests {
     use super::*;
     use stateright::actor::{Envelope, Out};
     use std::borrow::Cow;
+    use std::time::Duration;
 
     /// An actor that does nothing: only its action footprints are looked at.
     struct Idle;
