@@ -98,7 +98,7 @@ impl Default for RunOptions {
             max_memory: super::engine::default_memory_limit(),
             depth_first_beyond: None,
             symmetry: None,
-            conditional: true,
+            conditional: false,
         }
     }
 }

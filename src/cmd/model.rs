@@ -85,10 +85,11 @@ pub struct CommonFlags {
     /// does not).
     #[arg(long, default_value = "all", value_parser = Reduction::parse)]
     pub reduction: Reduction,
-    /// With sleep sets, call two steps of one actor dependent without testing whether they
-    /// commute where they are taken: the actor structure alone decides (for comparison).
+    /// Experimental: with sleep sets, also sleep two steps of one actor that commute where they
+    /// are taken (conditional independence). Off by default: a multi-threaded search has been
+    /// seen to lose states with it.
     #[arg(long)]
-    pub static_independence: bool,
+    pub conditional_independence: bool,
     /// Which engine runs check and dfs: own (ours, with --reduction) or stateright
     /// (stateright's own checker, unreduced, for comparison).
     #[arg(long, default_value = "own", value_parser = parse_engine)]
@@ -317,7 +318,7 @@ impl CommonFlags {
             stop_on_violation: self.stop_on_violation,
             max_depth: self.max_depth,
             progress: Some(Duration::from_secs(2)),
-            conditional: !self.static_independence,
+            conditional: self.conditional_independence,
             ..RunOptions::default()
         };
         if let Some(t) = self.threads {
@@ -473,8 +474,8 @@ where
         Engine::Stateright => (" (stateright's checker)", String::new()),
     };
     let sleeps = matches!(opts.engine, Engine::Own(Reduction::Sleep | Reduction::All));
-    let reduction = if sleeps && !opts.conditional {
-        format!("{reduction}, static independence")
+    let reduction = if sleeps && opts.conditional {
+        format!("{reduction}, conditional independence (experimental)")
     } else {
         reduction
     };
