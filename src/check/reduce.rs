@@ -626,6 +626,7 @@ mod tests {
                 depth_first_beyond: None,
                 symmetry: None,
                 conditional,
+                schedule_seed: None,
             };
             explore(&model, &opts, &mut std::io::sink())
         };

@@ -81,6 +81,9 @@ pub struct RunOptions {
     /// Our engine's sleep sets also test whether two steps of one actor commute where they are
     /// taken (see [`super::engine::EngineOptions::conditional`]).
     pub conditional: bool,
+    /// Our engine's depth-first search: expand pending states in an order picked by this seed
+    /// (see [`super::engine::EngineOptions::schedule_seed`]).
+    pub schedule_seed: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -99,6 +102,7 @@ impl Default for RunOptions {
             depth_first_beyond: None,
             symmetry: None,
             conditional: false,
+            schedule_seed: None,
         }
     }
 }
@@ -269,6 +273,7 @@ where
             depth_first_beyond: opts.depth_first_beyond,
             symmetry: opts.symmetry.clone(),
             conditional: opts.conditional,
+            schedule_seed: opts.schedule_seed,
         };
         let found = explore(&model, &engine_opts, progress_out);
         return Outcome {

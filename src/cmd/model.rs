@@ -34,7 +34,13 @@ pub enum Verb {
     /// Exhaustive breadth-first check on all cores (shortest counterexamples).
     Check,
     /// Exhaustive depth-first check (much less memory).
-    Dfs,
+    Dfs {
+        /// Expand next a pending state picked by this seed instead of the newest (reproducible
+        /// on one thread, `--threads 1`): one of the orders in which racing threads may expand
+        /// states, to check that the reductions visit the same states in any order.
+        #[arg(long)]
+        schedule_seed: Option<u64>,
+    },
     /// Seeded random walks through the same model (deeper, reproducible from the seed).
     Simulate {
         /// Seed of the first walk (walk i uses seed + i).
@@ -85,9 +91,9 @@ pub struct CommonFlags {
     /// does not).
     #[arg(long, default_value = "all", value_parser = Reduction::parse)]
     pub reduction: Reduction,
-    /// Experimental: with sleep sets, also sleep two steps of one actor that commute where they
-    /// are taken (conditional independence). Off by default: a multi-threaded search has been
-    /// seen to lose states with it.
+    /// With sleep sets, also sleep two steps of one actor that commute where they are taken
+    /// (conditional independence): fewer transitions, each test costing four runs of the actor's
+    /// handlers.
     #[arg(long)]
     pub conditional_independence: bool,
     /// Which engine runs check and dfs: own (ours, with --reduction) or stateright
@@ -302,7 +308,7 @@ impl CommonFlags {
     fn run_options(&self, verb: &Verb) -> RunOptions {
         let mode = match verb {
             Verb::Check | Verb::Explore { .. } => Mode::Bfs,
-            Verb::Dfs => Mode::Dfs,
+            Verb::Dfs { .. } => Mode::Dfs,
             Verb::Simulate { seed, walks, depth } => Mode::Simulate {
                 seed: *seed,
                 walks: *walks,
@@ -319,6 +325,10 @@ impl CommonFlags {
             max_depth: self.max_depth,
             progress: Some(Duration::from_secs(2)),
             conditional: self.conditional_independence,
+            schedule_seed: match verb {
+                Verb::Dfs { schedule_seed } => *schedule_seed,
+                _ => None,
+            },
             ..RunOptions::default()
         };
         if let Some(t) = self.threads {
@@ -475,7 +485,7 @@ where
     };
     let sleeps = matches!(opts.engine, Engine::Own(Reduction::Sleep | Reduction::All));
     let reduction = if sleeps && opts.conditional {
-        format!("{reduction}, conditional independence (experimental)")
+        format!("{reduction}, conditional independence")
     } else {
         reduction
     };
@@ -485,8 +495,12 @@ where
             opts.threads
         ),
         Mode::Dfs => format!(
-            "exhaustive DFS{checker}, {} threads{reduction}",
-            opts.threads
+            "exhaustive DFS{checker}, {} threads{}{reduction}",
+            opts.threads,
+            opts.schedule_seed
+                .filter(|_| checker.is_empty())
+                .map(|s| format!(", schedule seed {s}"))
+                .unwrap_or_default()
         ),
         Mode::Simulate { seed, walks, depth } => {
             format!("simulation: {walks} walks of {depth} steps from seed {seed}")
@@ -537,7 +551,7 @@ where
     let model = build();
     let classify = |a: &ActorModelAction<A::Msg, A::Timer, A::Random>| actor_action_kind(a);
     let violated = match verb {
-        Verb::Check | Verb::Dfs => {
+        Verb::Check | Verb::Dfs { .. } => {
             writeln!(
                 out,
                 "liveness: exhaustive lasso search under weak fairness (faults stop eventually){}",

@@ -136,13 +136,17 @@ fn phases() -> Vec<Phase> {
             what: "liveness: one crash at a time",
             shape: (3, 1, 1, 1, 0),
             extra: |f| f.common.liveness = true,
-            verb: Verb::Dfs,
+            verb: Verb::Dfs {
+                schedule_seed: None,
+            },
         },
         Phase {
             what: "a view change and a crash, two requests",
             shape: (2, 1, 2, 1, 1),
             extra: nothing,
-            verb: Verb::Dfs,
+            verb: Verb::Dfs {
+                schedule_seed: None,
+            },
         },
     ]
 }
@@ -165,7 +169,7 @@ impl Phase {
     fn how(&self) -> String {
         match &self.verb {
             Verb::Check => "exhaustive".into(),
-            Verb::Dfs => "exhaustive (depth-first)".into(),
+            Verb::Dfs { .. } => "exhaustive (depth-first)".into(),
             Verb::Simulate { walks, .. } => format!("{walks} random walks"),
             Verb::Explore { .. } => unreachable!("no phase explores"),
         }
@@ -225,7 +229,7 @@ pub fn rsl_default_check(program: &str, base: &RslFlags) -> Result<i32> {
         // configuration runs with sleep sets rather than stop the whole check. (`all`, the
         // default, falls back to sleep sets by itself.)
         if flags.common.reduction == Reduction::Symmetry
-            && matches!(phase.verb, Verb::Check | Verb::Dfs)
+            && matches!(phase.verb, Verb::Check | Verb::Dfs { .. })
         {
             if let Err(why) = rsl_symmetry(&flags.model_cfg()?) {
                 writeln!(
