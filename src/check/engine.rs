@@ -228,6 +228,43 @@ impl Hasher for FingerprintHasher {
     }
 }
 
+/// The answers of [`Reduce::commute`], remembered by the tests' contexts and actions
+/// ([`Reduce::commute_context`]): a direct-mapped table of `MEMO_SLOTS` words, each holding a
+/// 64-bit key and its answer, written and read without locks (a newer key takes an older one's
+/// slot). Two tests share a key only if their contexts and actions hash alike: a wrong answer
+/// is as unlikely as two states colliding in the visited set.
+struct CommuteMemo {
+    slots: Vec<AtomicU64>,
+}
+
+/// Slots of the [`CommuteMemo`] (8 bytes each: 8 MiB).
+const MEMO_SLOTS: usize = 1 << 20;
+
+impl CommuteMemo {
+    fn new() -> Self {
+        CommuteMemo {
+            slots: (0..MEMO_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn slot(&self, key: u64) -> &AtomicU64 {
+        &self.slots[(key as usize) % MEMO_SLOTS]
+    }
+
+    /// The remembered answer for `key`, if its slot holds it. (A word holds the key with bit 1
+    /// set, so that no word is 0, and the answer in bit 0; the slot index is the key's low
+    /// bits, so every bit of the key is compared.)
+    fn get(&self, key: u64) -> Option<bool> {
+        let word = self.slot(key).load(Ordering::Relaxed);
+        (word != 0 && word | 3 == key | 3).then_some(word & 1 == 1)
+    }
+
+    fn put(&self, key: u64, answer: bool) {
+        let word = ((key | 2) & !1) | u64::from(answer);
+        self.slot(key).store(word, Ordering::Relaxed);
+    }
+}
+
 /// What the visited set keeps per state.
 struct Entry {
     /// The fingerprint of the state it was first reached from (0 for an initial state).
@@ -492,6 +529,8 @@ struct Search<'m, M: Model> {
     memory_stop: AtomicU64,
     /// Breadth-first only: the frontier passed half the memory limit; go on depth-first.
     go_depth_first: AtomicBool,
+    /// With [`EngineOptions::conditional`]: the answers of the commute tests.
+    memo: Option<CommuteMemo>,
 }
 
 impl<M> Search<'_, M>
@@ -556,6 +595,40 @@ where
         pending
     }
 
+    /// Whether `actions[a]` and `actions[b]` commute in `state` ([`Reduce::commute`]),
+    /// remembered by their contexts and keys where the model gives contexts.
+    fn commute(
+        &self,
+        state: &M::State,
+        actions: &[M::Action],
+        a: usize,
+        b: usize,
+        contexts: &mut Vec<Option<Option<u64>>>,
+    ) -> bool {
+        let Some(memo) = &self.memo else {
+            return self.model.commute(state, &actions[a], &actions[b]);
+        };
+        if contexts.is_empty() {
+            contexts.resize(actions.len(), None);
+        }
+        let mut context = |i: usize| {
+            *contexts[i].get_or_insert_with(|| self.model.commute_context(state, &actions[i]))
+        };
+        let (Some(ca), Some(cb)) = (context(a), context(b)) else {
+            return self.model.commute(state, &actions[a], &actions[b]);
+        };
+        // The test is symmetric: the pair is keyed in a fixed order.
+        let x = (ca, self.model.action_key(&actions[a]));
+        let y = (cb, self.model.action_key(&actions[b]));
+        let key = super::reduce::hash_of(&(x.min(y), x.max(y)));
+        if let Some(answer) = memo.get(key) {
+            return answer;
+        }
+        let answer = self.model.commute(state, &actions[a], &actions[b]);
+        memo.put(key, answer);
+        answer
+    }
+
     /// Expands one state, appending the states to expand next to `out`.
     fn expand(&self, task: &Task<M::State>, out: &mut Vec<Task<M::State>>) {
         let (only, sleep, depth) = match &task.reexpand {
@@ -604,6 +677,8 @@ where
         }
         let mut before: Vec<(u64, u64, u64, usize)> = Vec::new();
         let mut enabled = !asleep.is_empty();
+        // Each action's commute context, computed the first time a test needs it.
+        let mut contexts: Vec<Option<Option<u64>>> = Vec::new();
         for (i, action) in actions.iter().enumerate() {
             let key = keys[i];
             if asleep.iter().any(|z| z.0 == key) {
@@ -654,7 +729,7 @@ where
                             let needed = stored.as_ref().is_none_or(|set| {
                                 set.binary_search_by_key(&element.0, |z| z.0).is_ok()
                             });
-                            needed && self.model.commute(&task.state, &actions[j], action)
+                            needed && self.commute(&task.state, &actions, j, i, &mut contexts)
                         };
                     if independent {
                         child_sleep.push(element);
@@ -1030,6 +1105,7 @@ where
         stop: AtomicBool::new(false),
         memory_stop: AtomicU64::new(0),
         go_depth_first: AtomicBool::new(false),
+        memo: opts.conditional.then(CommuteMemo::new),
     };
     let all_eventually = search
         .properties
@@ -1269,6 +1345,28 @@ mod tests {
             assert_eq!(found.unique, 1 + 5 * WIDE as usize, "{threads} threads");
             assert!(found.complete);
             assert!(found.stats.depth_first_from.is_some());
+        }
+    }
+
+    #[test]
+    fn the_commute_memo_returns_what_was_put_for_that_key_only() {
+        let memo = CommuteMemo::new();
+        let slots = MEMO_SLOTS as u64;
+        for key in [0, 1, 2, 3, u64::MAX, 0x1234_5678_9abc_def0] {
+            assert_eq!(memo.get(key), None, "{key:#x} empty");
+            memo.put(key, true);
+            assert_eq!(memo.get(key), Some(true), "{key:#x}");
+            memo.put(key, false);
+            assert_eq!(memo.get(key), Some(false), "{key:#x}");
+            // Same slot, another key: not its answer; putting it takes the slot.
+            let other = key ^ slots;
+            assert_eq!(memo.get(other), None, "{other:#x} shares the slot only");
+            memo.put(other, true);
+            assert_eq!(memo.get(other), Some(true));
+            assert_eq!(memo.get(key), None, "{key:#x} was replaced");
+            // Keys that differ in their lowest two bits have different slots.
+            assert_eq!(memo.get(key ^ 1), None);
+            assert_eq!(memo.get(key ^ 2), None);
         }
     }
 

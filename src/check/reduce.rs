@@ -152,6 +152,15 @@ pub trait Reduce: Model {
         let _ = (state, a, b);
         false
     }
+
+    /// A fingerprint of everything in `state` that [`Reduce::commute`] reads for `action`,
+    /// besides the actions themselves: two tests whose actions are equal and whose contexts are
+    /// equal give the same answer, so the engine remembers answers by them. `None`: not
+    /// remembered (the default).
+    fn commute_context(&self, state: &Self::State, action: &Self::Action) -> Option<u64> {
+        let _ = (state, action);
+        None
+    }
 }
 
 /// What one actor's deliveries did to everything but the network's other messages: the
@@ -268,6 +277,33 @@ where
             }
             _ => false,
         }
+    }
+
+    /// What [`Reduce::commute`] reads for a delivery or timer of actor `i`: `i`, its state,
+    /// whether it is up, its timers, the kind of network, and the ghost history unless the
+    /// history says `i`'s records commute. The same for every step of one actor in one state,
+    /// and the same in every state where that actor's part is the same: RSL's replicas meet the
+    /// same replica state in many global states.
+    fn commute_context(
+        &self,
+        s: &ActorModelState<A, H>,
+        action: &ActorModelAction<A::Msg, A::Timer, A::Random>,
+    ) -> Option<u64> {
+        let duplicating = match &s.network {
+            Network::UnorderedDuplicating(..) => true,
+            Network::UnorderedNonDuplicating(..) => false,
+            Network::Ordered(..) => return None,
+        };
+        let id = local_actor(action)?;
+        let i = usize::from(id);
+        let mut h = hasher();
+        (i, duplicating, s.crashed.get(i)).hash(&mut h);
+        s.actor_states.get(i).hash(&mut h);
+        s.timers_set.get(i).hash(&mut h);
+        if !s.history.records_commute(id) {
+            s.history.hash(&mut h);
+        }
+        Some(h.finish())
     }
 
     fn footprint(&self, action: &ActorModelAction<A::Msg, A::Timer, A::Random>) -> u64 {
