@@ -99,8 +99,8 @@ where
 
 /// Runs `build()` unreduced on both engines (same states, same transitions), then with the view
 /// and with sleep sets, BFS and DFS (same states as each other); every run must give the same
-/// verdicts. Returns (unreduced unique, view unique, sleep BFS transitions).
-fn cross_check<M>(build: impl Fn() -> M, max_depth: Option<usize>) -> (usize, usize, usize)
+/// verdicts. Returns (unreduced unique, view unique).
+fn cross_check<M>(build: impl Fn() -> M, max_depth: Option<usize>) -> (usize, usize)
 where
     M: Reduce + Send + Sync + 'static,
     M::State: Clone + Debug + Hash + PartialEq + Send + Sync,
@@ -138,26 +138,29 @@ where
         );
         assert_eq!(verdicts(&o), verdicts(&none), "schedule seed {seed}");
     }
-    // Conditional independence on one thread breadth-first.
-    let conditional = run(
-        build(),
-        &RunOptions {
-            conditional: true,
-            threads: 1,
-            ..sleep_bfs(max_depth)
-        },
-        &mut std::io::sink(),
-    );
-    assert_eq!(
-        conditional.unique, view.unique,
-        "conditional sleep sets too"
-    );
-    assert_eq!(verdicts(&conditional), verdicts(&none));
+    // Static independence (the footprints alone) against conditional (the default), on one
+    // thread breadth-first.
+    let one_thread = |conditional| {
+        run(
+            build(),
+            &RunOptions {
+                conditional,
+                threads: 1,
+                ..sleep_bfs(max_depth)
+            },
+            &mut std::io::sink(),
+        )
+    };
+    let (fixed, conditional) = (one_thread(false), one_thread(true));
+    for (name, o) in [("static", &fixed), ("conditional", &conditional)] {
+        assert_eq!(o.unique, view.unique, "{name} sleep sets on one thread");
+        assert_eq!(verdicts(o), verdicts(&none), "{name}: same verdicts");
+    }
     assert!(
-        conditional.states <= sleep.states,
+        conditional.states <= fixed.states,
         "conditional independence cuts transitions ({} against {})",
         conditional.states,
-        sleep.states
+        fixed.states
     );
     // Breadth-first that goes on depth-first early (as it does past half the memory limit).
     let hybrid = run(
@@ -183,7 +186,7 @@ where
         stats.depth_first_from.is_some() || stats.widest_level <= 4,
         "a next level of more than 4 states sends the search depth-first"
     );
-    (none.unique, view.unique, sleep.states)
+    (none.unique, view.unique)
 }
 
 /// Racing threads expand pending states in any order; the states visited must not depend on
@@ -207,7 +210,7 @@ fn sleeps_through_no_state_whatever_the_schedule() {
 
 #[test]
 fn rsl_one_request() {
-    let (none, view, _) = cross_check(|| rsl_model(common::cfg(1)), None);
+    let (none, view) = cross_check(|| rsl_model(common::cfg(1)), None);
     assert_eq!((none, view), (1_785, 431));
 }
 
@@ -233,7 +236,7 @@ fn rsl_two_clients() {
     // Two requests each: a client's return and its next invocation are one step, which the
     // other client's return must not commute with.
     let c = ironfleet::model::rsl::RslModelCfg::counter(2, 2, 2);
-    let (none, view, _) = cross_check(|| rsl_model(c.clone()), None);
+    let (none, view) = cross_check(|| rsl_model(c.clone()), None);
     assert_eq!((none, view), (76_303, 14_359));
 }
 
@@ -241,7 +244,7 @@ fn rsl_two_clients() {
 fn rsl_one_request_with_a_crash() {
     let mut c = common::cfg(1);
     c.max_crashes = 1;
-    let (none, view, _) = cross_check(|| rsl_model(c.clone()), None);
+    let (none, view) = cross_check(|| rsl_model(c.clone()), None);
     assert_eq!((none, view), (129_516, 25_608));
 }
 
@@ -249,7 +252,7 @@ fn rsl_one_request_with_a_crash() {
 fn rsl_two_replicas_with_a_view_change() {
     let mut c = ironfleet::model::rsl::RslModelCfg::counter(2, 1, 1);
     c.max_view_changes = 1;
-    let (none, view, _) = cross_check(|| rsl_model(c.clone()), None);
+    let (none, view) = cross_check(|| rsl_model(c.clone()), None);
     assert_eq!((none, view), (5_782, 1_617));
 }
 
@@ -258,13 +261,13 @@ fn rsl_lossy_unordered_to_a_depth() {
     let mut c = common::cfg(1);
     c.network = NetworkKind::Unordered;
     c.lossy = true;
-    let (none, view, _) = cross_check(|| rsl_model(c.clone()), Some(8));
+    let (none, view) = cross_check(|| rsl_model(c.clone()), Some(8));
     assert_eq!((none, view), (90_907, 90_907));
 }
 
 #[test]
 fn kv_small() {
-    let (none, view, _) = cross_check(|| kv_model(KvModelCfg::small()), None);
+    let (none, view) = cross_check(|| kv_model(KvModelCfg::small()), None);
     assert_eq!((none, view), (55_054, 9_111));
 }
 
@@ -274,11 +277,11 @@ fn kv_lossy_and_kv_ordered_to_a_depth() {
     lossy.lossy = true;
     lossy.clients[1].clear();
     lossy.clients.pop();
-    let (none, view, _) = cross_check(|| kv_model(lossy.clone()), None);
+    let (none, view) = cross_check(|| kv_model(lossy.clone()), None);
     assert_eq!((none, view), (60_330, 14_114));
     let mut ordered = KvModelCfg::small();
     ordered.network = NetworkKind::Ordered;
-    let (none, view, _) = cross_check(|| kv_model(ordered.clone()), Some(11));
+    let (none, view) = cross_check(|| kv_model(ordered.clone()), Some(11));
     assert_eq!((none, view), (40_772, 40_772));
 }
 

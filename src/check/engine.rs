@@ -40,8 +40,8 @@
 //! under some `schedule_seed`s, lost 160 or 320 of the 88,220 states of the RSL truncation
 //! configuration.) Every order of expansions the threads can produce keeps this: a state's
 //! narrowings happen one at a time under its shard's lock, and each re-expansion carries the set
-//! it narrowed to. Under a depth bound, a state reached again closer to the root is expanded again from
-//! there (depth-first search meets states deep first). So every state of the view is still
+//! it narrowed to. Under a depth bound, a state reached again closer to the root is expanded
+//! again from there (depth-first search meets states deep first). So every state of the view is still
 //! visited: sleep sets cut redundant *transitions* only, never states, and every `always` and
 //! `sometimes` property is judged on every reachable state, as without reduction. The tests check
 //! it: on every small configuration the reduced runs, breadth- and depth-first, visit exactly the

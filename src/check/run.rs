@@ -79,7 +79,7 @@ pub struct RunOptions {
     /// [`super::symmetry`]).
     pub symmetry: Option<Symmetry>,
     /// Our engine's sleep sets also test whether two steps of one actor commute where they are
-    /// taken (see [`super::engine::EngineOptions::conditional`]).
+    /// taken (see [`super::engine::EngineOptions::conditional`]; on by default).
     pub conditional: bool,
     /// Our engine's depth-first search: expand pending states in an order picked by this seed
     /// (see [`super::engine::EngineOptions::schedule_seed`]).
@@ -101,7 +101,7 @@ impl Default for RunOptions {
             max_memory: super::engine::default_memory_limit(),
             depth_first_beyond: None,
             symmetry: None,
-            conditional: false,
+            conditional: true,
             schedule_seed: None,
         }
     }

@@ -91,11 +91,12 @@ pub struct CommonFlags {
     /// does not).
     #[arg(long, default_value = "all", value_parser = Reduction::parse)]
     pub reduction: Reduction,
-    /// With sleep sets, also sleep two steps of one actor that commute where they are taken
-    /// (conditional independence): fewer transitions, each test costing four runs of the actor's
-    /// handlers.
-    #[arg(long)]
-    pub conditional_independence: bool,
+    /// What sleep sets count as independent: conditional (two steps of different actors, and
+    /// two steps of one actor that commute where they are taken: fewer transitions, each new
+    /// test costing four runs of the actor's handlers) or static (steps of different actors
+    /// only).
+    #[arg(long, default_value = "conditional", value_parser = parse_independence)]
+    pub independence: Independence,
     /// Which engine runs check and dfs: own (ours, with --reduction) or stateright
     /// (stateright's own checker, unreduced, for comparison).
     #[arg(long, default_value = "own", value_parser = parse_engine)]
@@ -126,6 +127,25 @@ pub enum EngineChoice {
     Own,
     /// stateright's checker.
     Stateright,
+}
+
+/// What the sleep sets count as independent (`--independence`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Independence {
+    /// Steps of different actors only (the footprints).
+    Static,
+    /// Also two steps of one actor that commute where they are taken.
+    Conditional,
+}
+
+fn parse_independence(s: &str) -> Result<Independence, String> {
+    match s {
+        "static" => Ok(Independence::Static),
+        "conditional" => Ok(Independence::Conditional),
+        _ => Err(format!(
+            "unknown independence '{s}': use conditional or static"
+        )),
+    }
 }
 
 fn parse_engine(s: &str) -> Result<EngineChoice, String> {
@@ -324,7 +344,7 @@ impl CommonFlags {
             stop_on_violation: self.stop_on_violation,
             max_depth: self.max_depth,
             progress: Some(Duration::from_secs(2)),
-            conditional: self.conditional_independence,
+            conditional: self.independence == Independence::Conditional,
             schedule_seed: match verb {
                 Verb::Dfs { schedule_seed } => *schedule_seed,
                 _ => None,
@@ -484,10 +504,10 @@ where
         Engine::Stateright => (" (stateright's checker)", String::new()),
     };
     let sleeps = matches!(opts.engine, Engine::Own(Reduction::Sleep | Reduction::All));
-    let reduction = if sleeps && opts.conditional {
-        format!("{reduction}, conditional independence")
-    } else {
-        reduction
+    let reduction = match (sleeps, opts.conditional) {
+        (true, true) => format!("{reduction}, conditional independence"),
+        (true, false) => format!("{reduction}, static independence"),
+        (false, _) => reduction,
     };
     let mode = match &opts.mode {
         Mode::Bfs => format!(
