@@ -188,6 +188,26 @@ pub struct EngineOptions {
     pub schedule_seed: Option<u64>,
 }
 
+/// Options for the tests: `order`, `reduction`, `threads`, conditional independence, and
+/// nothing else (no bound, no progress, no limit, no symmetry).
+#[cfg(test)]
+pub(crate) fn test_options(order: Order, reduction: Reduction, threads: usize) -> EngineOptions {
+    EngineOptions {
+        order,
+        reduction,
+        threads,
+        max_depth: None,
+        progress: None,
+        stop_on_violation: false,
+        target: None,
+        max_memory: None,
+        depth_first_beyond: None,
+        symmetry: None,
+        conditional: true,
+        schedule_seed: None,
+    }
+}
+
 /// What an engine run found: the figures, and a counterexample (or example) path per property
 /// with a discovery. [`super::run`] turns it into verdicts.
 pub struct Explored<S, A> {
@@ -1302,20 +1322,7 @@ mod tests {
                 "not 1 then 0",
                 not_one_then_zero::<HONEST>,
             );
-        let opts = EngineOptions {
-            order: Order::Bfs,
-            reduction: Reduction::Sleep,
-            threads: 1,
-            max_depth: None,
-            progress: None,
-            stop_on_violation: false,
-            target: None,
-            max_memory: None,
-            depth_first_beyond: None,
-            symmetry: None,
-            conditional: true,
-            schedule_seed: None,
-        };
+        let opts = test_options(Order::Bfs, Reduction::Sleep, 1);
         let found = explore(&model, &opts, &mut std::io::sink());
         found.paths.contains_key("not 1 then 0")
     }
@@ -1373,18 +1380,8 @@ mod tests {
     fn breadth_first_goes_depth_first_mid_level_and_visits_everything() {
         for threads in [1, 2] {
             let opts = EngineOptions {
-                order: Order::Bfs,
-                reduction: Reduction::Sleep,
-                threads,
-                max_depth: None,
-                progress: None,
-                stop_on_violation: false,
-                target: None,
-                max_memory: None,
                 depth_first_beyond: Some(300),
-                symmetry: None,
-                conditional: true,
-                schedule_seed: None,
+                ..test_options(Order::Bfs, Reduction::Sleep, threads)
             };
             let found = explore(&Fan, &opts, &mut std::io::sink());
             assert_eq!(found.unique, 1 + 5 * WIDE as usize, "{threads} threads");
@@ -1444,20 +1441,7 @@ mod tests {
     #[test]
     fn a_self_loop_sleeps_where_it_commutes_and_only_there() {
         for threads in [1, 2] {
-            let opts = EngineOptions {
-                order: Order::Dfs,
-                reduction: Reduction::Sleep,
-                threads,
-                max_depth: None,
-                progress: None,
-                stop_on_violation: false,
-                target: None,
-                max_memory: None,
-                depth_first_beyond: None,
-                symmetry: None,
-                conditional: true,
-                schedule_seed: None,
-            };
+            let opts = test_options(Order::Dfs, Reduction::Sleep, threads);
             let found = explore(&Loops, &opts, &mut std::io::sink());
             // x = 0..=LAST, then y, then z: every state. After action 2, on which it depends,
             // action 1 is taken again (sleeping it there would lose z).

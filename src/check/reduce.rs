@@ -638,7 +638,7 @@ mod tests {
 
     #[test]
     fn sleep_sets_with_conditional_independence_keep_every_state() {
-        use crate::check::engine::{explore, EngineOptions, Order, Reduction};
+        use crate::check::engine::{explore, test_options, EngineOptions, Order, Reduction};
         // Actor 0 gets 5 (from actor 1) and 1 (from actor 2): in one order it reports size 1,
         // in the other size 2. A test that ignored what is sent would sleep through one.
         let model = tally::<false>(false).property(
@@ -651,18 +651,8 @@ mod tests {
         });
         let run = |reduction, conditional| {
             let opts = EngineOptions {
-                order: Order::Dfs,
-                reduction,
-                threads: 1,
-                max_depth: None,
-                progress: None,
-                stop_on_violation: false,
-                target: None,
-                max_memory: None,
-                depth_first_beyond: None,
-                symmetry: None,
                 conditional,
-                schedule_seed: None,
+                ..test_options(Order::Dfs, reduction, 1)
             };
             explore(&model, &opts, &mut std::io::sink())
         };
