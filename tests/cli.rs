@@ -97,6 +97,15 @@ fn bad_flags_exit_2() {
         &["rsl", "--max-memory", "0", "check"],
         &["rsl", "--independence", "sometimes", "check"],
         &["rsl", "check", "--schedule-seed", "1"],
+        &["rsl", "--liveness", "dfs", "--schedule-seed", "1"],
+        &[
+            "rsl",
+            "--engine",
+            "stateright",
+            "dfs",
+            "--schedule-seed",
+            "1",
+        ],
     ] {
         let o = run(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));

@@ -450,6 +450,14 @@ where
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     writeln!(out, "{title}")?;
+    if let Verb::Dfs {
+        schedule_seed: Some(_),
+    } = verb
+    {
+        if common.liveness || common.engine == EngineChoice::Stateright {
+            bail!("--schedule-seed orders our engine's safety search: not with --liveness or --engine stateright");
+        }
+    }
     if common.liveness {
         return drive_liveness(build, live, verb, common, program, flags, &mut out);
     }
@@ -518,7 +526,6 @@ where
             "exhaustive DFS{checker}, {} threads{}{reduction}",
             opts.threads,
             opts.schedule_seed
-                .filter(|_| checker.is_empty())
                 .map(|s| format!(", schedule seed {s}"))
                 .unwrap_or_default()
         ),
