@@ -245,10 +245,8 @@ where
         a: &ActorModelAction<A::Msg, A::Timer, A::Random>,
         b: &ActorModelAction<A::Msg, A::Timer, A::Random>,
     ) -> bool {
-        let duplicating = match &s.network {
-            Network::UnorderedDuplicating(..) => true,
-            Network::UnorderedNonDuplicating(..) => false,
-            Network::Ordered(..) => return false,
+        let Some(duplicating) = unordered_duplicating(&s.network) else {
+            return false;
         };
         let (Some(id), Some(other)) = (local_actor(a), local_actor(b)) else {
             return false;
@@ -289,11 +287,7 @@ where
         s: &ActorModelState<A, H>,
         action: &ActorModelAction<A::Msg, A::Timer, A::Random>,
     ) -> Option<u64> {
-        let duplicating = match &s.network {
-            Network::UnorderedDuplicating(..) => true,
-            Network::UnorderedNonDuplicating(..) => false,
-            Network::Ordered(..) => return None,
-        };
+        let duplicating = unordered_duplicating(&s.network)?;
         let id = local_actor(action)?;
         let i = usize::from(id);
         let mut h = hasher();
@@ -316,6 +310,16 @@ where
             }
             ActorModelAction::Drop(env) => actor_bit(env.src) | actor_bit(env.dst),
         }
+    }
+}
+
+/// For an unordered network, whether it duplicates; `None` for an ordered one, whose steps
+/// [`Reduce::commute`] leaves to the footprints.
+fn unordered_duplicating<M: Eq + Hash>(network: &Network<M>) -> Option<bool> {
+    match network {
+        Network::UnorderedDuplicating(..) => Some(true),
+        Network::UnorderedNonDuplicating(..) => Some(false),
+        Network::Ordered(..) => None,
     }
 }
 
