@@ -629,14 +629,15 @@ where
     }
 
     /// Whether `actions[a]` and `actions[b]` commute in `state` ([`Reduce::commute`]),
-    /// remembered by their contexts and keys where the model gives contexts.
+    /// remembered by their contexts and keys where the model gives contexts. `contexts` holds
+    /// each action's context and key, computed the first time a test needs them.
     fn commute(
         &self,
         state: &M::State,
         actions: &[M::Action],
         a: usize,
         b: usize,
-        contexts: &mut Vec<Option<Option<u64>>>,
+        contexts: &mut Vec<Option<Option<(u64, u64)>>>,
     ) -> bool {
         let Some(memo) = &self.memo else {
             return self.model.commute(state, &actions[a], &actions[b]);
@@ -645,14 +646,15 @@ where
             contexts.resize(actions.len(), None);
         }
         let mut context = |i: usize| {
-            *contexts[i].get_or_insert_with(|| self.model.commute_context(state, &actions[i]))
+            *contexts[i].get_or_insert_with(|| {
+                let context = self.model.commute_context(state, &actions[i])?;
+                Some((context, self.model.action_key(&actions[i])))
+            })
         };
-        let (Some(ca), Some(cb)) = (context(a), context(b)) else {
+        let (Some(x), Some(y)) = (context(a), context(b)) else {
             return self.model.commute(state, &actions[a], &actions[b]);
         };
         // The test is symmetric: the pair is keyed in a fixed order.
-        let x = (ca, self.model.action_key(&actions[a]));
-        let y = (cb, self.model.action_key(&actions[b]));
         let key = super::reduce::hash_of(&(x.min(y), x.max(y)));
         if let Some(answer) = memo.get(key) {
             return answer;
@@ -710,8 +712,8 @@ where
         }
         let mut before: Vec<(u64, u64, u64, usize)> = Vec::new();
         let mut enabled = !asleep.is_empty();
-        // Each action's commute context, computed the first time a test needs it.
-        let mut contexts: Vec<Option<Option<u64>>> = Vec::new();
+        // Each action's commute context and key (see `Search::commute`).
+        let mut contexts: Vec<Option<Option<(u64, u64)>>> = Vec::new();
         // The successors, first all of them: with sleep sets, a step that leads back to this
         // very state (a self-loop: a redelivery that changes nothing the view keeps) sleeps in
         // every child whose step it commutes with, whichever comes first (see the module doc).
