@@ -106,6 +106,18 @@ fn bad_flags_exit_2() {
             "--schedule-seed",
             "1",
         ],
+        &["rsl", "--max-time", "5x", "check"],
+        &["rsl", "--max-time", "0s", "dfs"],
+        &["rsl", "--max-time", "10s", "--liveness", "check"],
+        &[
+            "rsl",
+            "--max-time",
+            "10s",
+            "--engine",
+            "stateright",
+            "check",
+        ],
+        &["rsl", "--max-time", "10s", "simulate"],
     ] {
         let o = run(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
@@ -447,6 +459,29 @@ fn a_check_past_its_memory_limit_stops_and_says_so() {
     assert!(!out.contains("(exhaustive)"), "{out}");
 }
 
+/// A check past its time limit stops, says so, judges the states it explored and exits 2, BFS
+/// and DFS alike (the one-view-change space takes minutes).
+#[test]
+fn a_check_past_its_time_limit_stops_and_says_so() {
+    for verb in ["check", "dfs"] {
+        let o = run(&[
+            "rsl",
+            "--clients",
+            "1",
+            "--max-view-changes",
+            "1",
+            "--max-time",
+            "1.5s",
+            verb,
+        ]);
+        let out = stdout(&o);
+        assert_eq!(o.status.code(), Some(2), "{verb}: {out}");
+        assert!(out.contains("STOPPED at the time limit (after 1."), "{out}");
+        assert!(out.contains("holds on every state explored"), "{out}");
+        assert!(!out.contains("(exhaustive)"), "{out}");
+    }
+}
+
 /// A breadth-first check whose frontier passes half its memory limit goes on depth-first and
 /// finishes: the same states, exhaustive, exit status 0. (Before, it stopped at the limit, or
 /// was killed without it: a BFS level holds whole states, thousands of bytes each.)
@@ -489,9 +524,6 @@ fn a_liveness_check_past_its_memory_limit_stops_and_says_so() {
     );
 }
 
-/// `--reduction symmetry` visits one state per orbit of the two interchangeable clients and
-/// says which; a model or configuration without the symmetry is refused with the reason and
-/// exit status 2.
 /// A seeded schedule of depth-first search on one thread, with either independence, says so
 /// in its header and visits every state (seed 6 lost 160 states before re-expansions were
 /// fixed).
@@ -525,6 +557,9 @@ fn a_seeded_schedule_visits_every_state_with_either_independence() {
     }
 }
 
+/// `--reduction symmetry` visits one state per orbit of the two interchangeable clients and
+/// says which; a model or configuration without the symmetry is refused with the reason and
+/// exit status 2.
 #[test]
 fn symmetry_over_clients_halves_the_default_and_is_refused_where_unsound() {
     let o = run(&["rsl", "--reduction", "symmetry", "dfs"]);

@@ -172,6 +172,9 @@ pub struct EngineOptions {
     /// Stop (not exhaustive, said in the outcome) once the process's resident memory passes
     /// this many bytes, rather than let the operating system kill it. `None`: no limit.
     pub max_memory: Option<u64>,
+    /// Stop (not exhaustive, said in the outcome) once the search has run this long. `None`:
+    /// no limit.
+    pub max_time: Option<Duration>,
     /// Breadth-first only: go on depth-first once the next level holds more than this many
     /// states (as it does anyway once the process passes half of `max_memory`).
     pub depth_first_beyond: Option<usize>,
@@ -201,6 +204,7 @@ pub(crate) fn test_options(order: Order, reduction: Reduction, threads: usize) -
         stop_on_violation: false,
         target: None,
         max_memory: None,
+        max_time: None,
         depth_first_beyond: None,
         symmetry: None,
         conditional: true,
@@ -222,6 +226,9 @@ pub struct Explored<S, A> {
     /// Why the search stopped before the end, if it ran out of its memory limit: the resident
     /// bytes when it stopped.
     pub memory_stop: Option<u64>,
+    /// Why the search stopped before the end, if it ran out of its time limit: how long it had
+    /// run when it stopped.
+    pub time_stop: Option<Duration>,
     /// The path to each property's discovery, by name.
     pub paths: HashMap<&'static str, Path<S, A>>,
     /// The engine's own figures.
@@ -560,6 +567,8 @@ struct Search<'m, M: Model> {
     stop: AtomicBool,
     /// Resident bytes when the memory limit stopped the search (0: it did not).
     memory_stop: AtomicU64,
+    /// The search passed its time limit.
+    time_stop: AtomicBool,
     /// Breadth-first only: the frontier passed half the memory limit; go on depth-first.
     go_depth_first: AtomicBool,
     /// With [`EngineOptions::conditional`]: the answers of the commute tests.
@@ -897,7 +906,7 @@ pub fn default_memory_limit() -> Option<u64> {
 /// How often the main thread reads the resident memory.
 const MEMORY_POLL: Duration = Duration::from_millis(100);
 
-/// Prints a progress line every so often, and watches the memory limit.
+/// Prints a progress line every so often, and watches the memory and time limits.
 struct ProgressLine<'a> {
     out: &'a mut dyn Write,
     every: Duration,
@@ -909,6 +918,10 @@ struct ProgressLine<'a> {
 impl ProgressLine<'_> {
     fn poll<M: Model>(&mut self, search: &Search<'_, M>) {
         let now = self.start.elapsed();
+        if search.opts.max_time.is_some_and(|limit| now >= limit) {
+            search.time_stop.store(true, Ordering::Relaxed);
+            search.stop.store(true, Ordering::Relaxed);
+        }
         if let Some(limit) = search.opts.max_memory {
             if now >= self.last_memory_check + MEMORY_POLL {
                 self.last_memory_check = now;
@@ -1171,6 +1184,7 @@ where
         max_depth: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
         memory_stop: AtomicU64::new(0),
+        time_stop: AtomicBool::new(false),
         go_depth_first: AtomicBool::new(false),
         memo: opts.conditional.then(CommuteMemo::new),
     };
@@ -1245,6 +1259,10 @@ where
         depth: search.max_depth.load(Ordering::Relaxed),
         complete: opts.max_depth.is_none() && !stopped,
         memory_stop: Some(search.memory_stop.load(Ordering::Relaxed)).filter(|&m| m > 0),
+        time_stop: search
+            .time_stop
+            .load(Ordering::Relaxed)
+            .then(|| start.elapsed()),
         paths,
         stats,
     }

@@ -116,6 +116,14 @@ where
             rss as f64 / (1u64 << 30) as f64
         );
     }
+    if let Some(after) = outcome.time_stop {
+        let _ = writeln!(
+            out,
+            "STOPPED at the time limit (after {:.1} s): not exhaustive, and no verdict on the \
+             whole space. --max-time sets the limit; a smaller configuration shrinks the space.",
+            after.as_secs_f64()
+        );
+    }
     if let Some((_, stats)) = &outcome.engine {
         if let Some((unique, depth)) = stats.depth_first_from {
             let _ = writeln!(

@@ -72,6 +72,9 @@ pub struct RunOptions {
     /// Our engine: stop once the process's resident memory passes this many bytes (the
     /// outcome then says so). The default is nine tenths of the memory available at start.
     pub max_memory: Option<u64>,
+    /// Our engine: stop once the search has run this long (the outcome then says so). `None`:
+    /// no limit.
+    pub max_time: Option<Duration>,
     /// Our engine's breadth-first search goes on depth-first once the next level holds more
     /// than this many states (it does anyway past half of `max_memory`). `None`: only then.
     pub depth_first_beyond: Option<usize>,
@@ -99,6 +102,7 @@ impl Default for RunOptions {
             stop_on_violation: false,
             target: None,
             max_memory: super::engine::default_memory_limit(),
+            max_time: None,
             depth_first_beyond: None,
             symmetry: None,
             conditional: true,
@@ -151,6 +155,8 @@ pub struct Outcome<S, A> {
     pub complete: bool,
     /// The resident bytes at which our engine stopped for its memory limit, if it did.
     pub memory_stop: Option<u64>,
+    /// How long our engine had run when it stopped for its time limit, if it did.
+    pub time_stop: Option<Duration>,
     /// Every property's outcome, in the model's order.
     pub properties: Vec<PropertyOutcome<S, A>>,
     /// Our engine's own figures (when it ran).
@@ -270,6 +276,7 @@ where
             stop_on_violation: opts.stop_on_violation,
             target: opts.target,
             max_memory: opts.max_memory,
+            max_time: opts.max_time,
             depth_first_beyond: opts.depth_first_beyond,
             symmetry: opts.symmetry.clone(),
             conditional: opts.conditional,
@@ -282,6 +289,7 @@ where
             depth: found.depth,
             complete: found.complete,
             memory_stop: found.memory_stop,
+            time_stop: found.time_stop,
             properties: verdicts(&model, found.paths),
             engine: Some((reduction, found.stats)),
             elapsed: start.elapsed(),
@@ -334,6 +342,7 @@ where
         elapsed: Duration::ZERO,
         complete: opts.max_depth.is_none() && !stopped_early,
         memory_stop: None,
+        time_stop: None,
         properties: verdicts(checker.model(), discoveries),
         engine: None,
     }
@@ -755,6 +764,7 @@ where
         elapsed: start.elapsed(),
         complete: false,
         memory_stop: None,
+        time_stop: None,
         properties: verdicts(model, found),
         engine: None,
     }

@@ -83,6 +83,11 @@ pub struct CommonFlags {
     /// passes half of it.
     #[arg(long, value_parser = parse_bytes)]
     pub max_memory: Option<u64>,
+    /// check and dfs stop (not exhaustive, exit status 2) once they have run this long (e.g.
+    /// 90s, 10m, 1.5h; a bare number is seconds), and report what they explored. Not with
+    /// --engine stateright; with --liveness, --max-states bounds the search instead.
+    #[arg(long, value_parser = parse_duration)]
+    pub max_time: Option<Duration>,
     /// How check and dfs reduce the search: none (every transition, states exactly as
     /// stateright counts them), view (states that differ only in what nothing reads are one
     /// state), sleep (view plus sleep sets: every state of the view, far fewer transitions),
@@ -188,6 +193,32 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         return Err(format!("'{s}' is not a usable size"));
     }
     Ok(bytes as u64)
+}
+
+/// A duration with a unit (`90s`, `10m`, `1.5h`; a bare number is seconds), above zero and at
+/// most a year.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (examples: 90s, 10m, 1.5h)"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        u => return Err(format!("'{u}' in '{s}' is not a unit of time (s, m, h)")),
+    };
+    let secs = n * mult;
+    if !(secs > 0.0 && secs <= 365.0 * 24.0 * 3600.0) {
+        return Err(format!(
+            "'{s}' is not a usable duration (above zero, at most a year)"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 fn parse_network(s: &str) -> Result<NetworkKind, String> {
@@ -357,6 +388,7 @@ impl CommonFlags {
         if let Some(m) = self.max_memory {
             opts.max_memory = Some(m);
         }
+        opts.max_time = self.max_time;
         if opts.max_depth.is_none() && self.network.needs_depth_bound() {
             opts.max_depth = Some(24);
         }
@@ -458,6 +490,17 @@ where
             bail!("--schedule-seed orders our engine's safety search: not with --liveness or --engine stateright");
         }
     }
+    if common.max_time.is_some() {
+        if common.liveness {
+            bail!("--max-time bounds our engine's safety search: with --liveness, bound the search with --max-states");
+        }
+        if common.engine == EngineChoice::Stateright {
+            bail!("--max-time bounds our engine's search: not with --engine stateright");
+        }
+        if matches!(verb, Verb::Simulate { .. } | Verb::Explore { .. }) {
+            bail!("--max-time bounds check and dfs: simulate is bounded by --walks and --depth");
+        }
+    }
     if common.liveness {
         return drive_liveness(build, live, verb, common, program, flags, &mut out);
     }
@@ -535,9 +578,12 @@ where
     };
     writeln!(
         out,
-        "{mode}{}",
+        "{mode}{}{}",
         opts.max_depth
             .map(|d| format!(", depth bound {d}"))
+            .unwrap_or_default(),
+        opts.max_time
+            .map(|t| format!(", time limit {} s", t.as_secs_f64()))
             .unwrap_or_default()
     )?;
     out.flush()?;
@@ -550,11 +596,12 @@ where
     };
     let violated = print_report(&build(), &outcome, "localhost:3000", &replay, &mut out);
     out.flush()?;
-    Ok(match (violated, outcome.memory_stop) {
+    let stopped = outcome.memory_stop.is_some() || outcome.time_stop.is_some();
+    Ok(match (violated, stopped) {
         (true, _) => 1,
-        // Out of memory before the end: no verdict on the whole space.
-        (false, Some(_)) => 2,
-        (false, None) => 0,
+        // Out of memory or time before the end: no verdict on the whole space.
+        (false, true) => 2,
+        (false, false) => 0,
     })
 }
 
@@ -969,5 +1016,19 @@ mod tests {
         assert!(super::parse_bytes("0").is_err());
         assert!(super::parse_bytes("12XB").is_err());
         assert!(super::parse_bytes("GiB").is_err());
+    }
+
+    #[test]
+    fn durations_parse_with_units_and_refuse_nonsense() {
+        use std::time::Duration;
+        assert_eq!(super::parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(super::parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(super::parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(super::parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(super::parse_duration("0").is_err());
+        assert!(super::parse_duration("5x").is_err());
+        assert!(super::parse_duration("m").is_err());
+        assert!(super::parse_duration("1e9h").is_err());
+        assert!(super::parse_duration("-3s").is_err());
     }
 }
