@@ -85,6 +85,9 @@ pub struct LivenessOptions {
     /// Stop exploring (not exhaustive, said in the outcome) once the process's resident memory
     /// passes this many bytes; the graph explored so far is still analysed.
     pub max_memory: Option<u64>,
+    /// Stop exploring (not exhaustive, said in the outcome) once exploration has run this
+    /// long; the graph explored so far is still analysed.
+    pub max_time: Option<Duration>,
 }
 
 /// A lasso counterexample: from an initial state, the stem, then the cycle repeated forever (an
@@ -133,6 +136,8 @@ pub struct LiveOutcome<S, A> {
     pub bytes_per_state: f64,
     /// The resident bytes at which exploration stopped for the memory limit, if it did.
     pub memory_stop: Option<u64>,
+    /// How long exploration had run when it stopped for the time limit, if it did.
+    pub time_stop: Option<Duration>,
     /// Each property's verdict.
     pub properties: Vec<(&'static str, LiveVerdict<S, A>)>,
 }
@@ -168,6 +173,8 @@ struct Explored {
     complete: bool,
     /// The resident bytes at which exploration stopped for the memory limit, if it did.
     memory_stop: Option<u64>,
+    /// How long exploration had run when it stopped for the time limit, if it did.
+    time_stop: Option<Duration>,
     index_bytes: usize,
 }
 
@@ -193,6 +200,7 @@ where
         depth: 0,
         complete: true,
         memory_stop: None,
+        time_stop: None,
         index_bytes: 0,
     };
     let mut depth_of: Vec<u32> = Vec::new();
@@ -244,10 +252,14 @@ where
         if let (Some(limit), None, 0) = (opts.max_memory, g.memory_stop, next % 1024) {
             g.memory_stop = super::engine::resident_bytes().filter(|&r| r > limit);
         }
+        if let (Some(limit), None, 0) = (opts.max_time, g.time_stop, next % 1024) {
+            g.time_stop = Some(started.elapsed()).filter(|&t| t >= limit);
+        }
         let over_states = opts.max_states.is_some_and(|m| g.parent.len() >= m);
         if opts.max_depth.is_some_and(|m| d >= m)
             || over_states && queue.len() > 1_000_000
             || g.memory_stop.is_some()
+            || g.time_stop.is_some()
         {
             g.cut[id as usize] = true;
             g.complete = false;
@@ -715,6 +727,8 @@ where
                 let mut why = Vec::new();
                 if g.memory_stop.is_some() {
                     why.push("exploration stopped at the memory limit".to_string());
+                } else if g.time_stop.is_some() {
+                    why.push("exploration stopped at the time limit".to_string());
                 } else if !g.complete {
                     why.push("exploration cut by --max-depth or the state limit".to_string());
                 }
@@ -743,6 +757,7 @@ where
             as f64
             / g.n().max(1) as f64,
         memory_stop: g.memory_stop,
+        time_stop: g.time_stop,
         properties,
     }
 }

@@ -212,6 +212,15 @@ where
             rss as f64 / (1u64 << 30) as f64
         );
     }
+    if let Some(after) = outcome.time_stop {
+        let _ = writeln!(
+            out,
+            "STOPPED at the time limit (after {:.1} s): the graph explored so far is analysed, \
+             with no verdict on the whole space. --max-time sets the limit; a smaller \
+             configuration shrinks the space.",
+            after.as_secs_f64()
+        );
+    }
     let _ = writeln!(out, "\nLiveness (weak fairness; faults stop eventually):");
     for (name, v) in &outcome.properties {
         let verdict = match v {

@@ -84,8 +84,8 @@ pub struct CommonFlags {
     #[arg(long, value_parser = parse_bytes)]
     pub max_memory: Option<u64>,
     /// check and dfs stop (not exhaustive, exit status 2) once they have run this long (e.g.
-    /// 90s, 10m, 1.5h; a bare number is seconds), and report what they explored. Not with
-    /// --engine stateright; with --liveness, --max-states bounds the search instead.
+    /// 90s, 10m, 1.5h; a bare number is seconds), and report what they explored (with
+    /// --liveness: the graph explored so far is analysed). Not with --engine stateright.
     #[arg(long, value_parser = parse_duration)]
     pub max_time: Option<Duration>,
     /// How check and dfs reduce the search: none (every transition, states exactly as
@@ -491,9 +491,6 @@ where
         }
     }
     if common.max_time.is_some() {
-        if common.liveness {
-            bail!("--max-time bounds our engine's safety search: with --liveness, bound the search with --max-states");
-        }
         if common.engine == EngineChoice::Stateright {
             bail!("--max-time bounds our engine's search: not with --engine stateright");
         }
@@ -642,11 +639,12 @@ where
                 max_memory: common
                     .max_memory
                     .or_else(crate::check::engine::default_memory_limit),
+                max_time: common.max_time,
             };
             let outcome = check_liveness(&model, &live, &classify, &opts);
             let hint = format!("`{program} {flags} explore`");
             let violated = print_live_report(&model, &outcome, &hint, out);
-            if !violated && outcome.memory_stop.is_some() {
+            if !violated && (outcome.memory_stop.is_some() || outcome.time_stop.is_some()) {
                 out.flush()?;
                 return Ok(2);
             }
