@@ -90,15 +90,74 @@ pub const CRASH_BUDGET: u64 = 1 << 63;
 /// How many footprint bits name actors; actor `i` gets bit `i % ACTOR_BITS` (two actors sharing
 /// a bit are only treated as dependent: sound, less reduction).
 pub const ACTOR_BITS: usize = 63;
-/// A fast hasher with fixed keys, so fingerprints are the same in every run and on every thread.
-pub(crate) fn hasher() -> ahash::AHasher {
-    ahash::RandomState::with_seeds(
-        0x243f_6a88_85a3_08d3,
-        0x1319_8a2e_0370_7344,
-        0xa409_3822_299f_31d0,
-        0x082e_fa98_ec4e_6c89,
-    )
-    .build_hasher()
+/// The hasher of fingerprints, action keys and commute contexts: two `ahash` hashers with
+/// fixed keys (the same in every run and on every thread) fed the same writes, their results
+/// combined.
+///
+/// Why two. Without AES instructions `ahash` folds each write into its 64-bit state by a
+/// multiplication whose high and low halves are added: a fast step, but not one-to-one, so two
+/// states can meet halfway through their writes, and the chance of that grows with the number
+/// of writes (hundreds for an RSL state), beyond the `n² / 2⁶⁵` of an ideal 64-bit hash. It was
+/// seen: two different states of the one-view-change space (24.6 M states) shared a
+/// fingerprint, and the second was never visited. Two hashers with independent keys meet
+/// halfway only together, so the combined fingerprint collides about as rarely as an ideal one.
+pub(crate) struct Fingerprinter {
+    a: ahash::AHasher,
+    b: ahash::AHasher,
+}
+
+impl Hasher for Fingerprinter {
+    fn finish(&self) -> u64 {
+        self.a.finish() ^ self.b.finish().rotate_left(29)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.a.write(bytes);
+        self.b.write(bytes);
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.a.write_u8(i);
+        self.b.write_u8(i);
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.a.write_u16(i);
+        self.b.write_u16(i);
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.a.write_u32(i);
+        self.b.write_u32(i);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.a.write_u64(i);
+        self.b.write_u64(i);
+    }
+    fn write_u128(&mut self, i: u128) {
+        self.a.write_u128(i);
+        self.b.write_u128(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.a.write_usize(i);
+        self.b.write_usize(i);
+    }
+}
+
+/// A [`Fingerprinter`] with its fixed keys.
+pub(crate) fn hasher() -> Fingerprinter {
+    Fingerprinter {
+        a: ahash::RandomState::with_seeds(
+            0x243f_6a88_85a3_08d3,
+            0x1319_8a2e_0370_7344,
+            0xa409_3822_299f_31d0,
+            0x082e_fa98_ec4e_6c89,
+        )
+        .build_hasher(),
+        b: ahash::RandomState::with_seeds(
+            0x4528_21e6_38d0_1377,
+            0xbe54_66cf_34e9_0c6c,
+            0xc0ac_29b7_c97c_50dd,
+            0x3f84_d5b5_b547_0917,
+        )
+        .build_hasher(),
+    }
 }
 
 /// Hashes a value with [`hasher`] (also the key of an action, [`Reduce::action_key`], which
