@@ -161,18 +161,23 @@ fn parse_engine(s: &str) -> Result<EngineChoice, String> {
     }
 }
 
-/// Parses a size: a number of bytes, optionally with a unit (KiB, MiB, GiB, TiB; KB, MB, GB, TB;
-/// K, M, G, T as the binary units).
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
+/// Splits a flag's value into its number and its unit (trimmed, in lower case); `what` names
+/// what the value should be, for the error.
+fn number_and_unit(s: &str, what: &str) -> Result<(f64, String), String> {
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size (examples: 8GiB, 500MiB, 1000000)"))?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+    let n: f64 = num.parse().map_err(|_| format!("'{s}' is not {what}"))?;
+    Ok((n, unit.trim().to_ascii_lowercase()))
+}
+
+/// Parses a size: a number of bytes, optionally with a unit (KiB, MiB, GiB, TiB; KB, MB, GB, TB;
+/// K, M, G, T as the binary units).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let (n, unit) = number_and_unit(s, "a size (examples: 8GiB, 500MiB, 1000000)")?;
+    let mult: f64 = match unit.as_str() {
         "" | "b" => 1.0,
         "k" | "kib" => 1024.0,
         "m" | "mib" => 1024.0 * 1024.0,
@@ -198,15 +203,8 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
 /// A duration with a unit (`90s`, `10m`, `1.5h`; a bare number is seconds), above zero and at
 /// most a year.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration (examples: 90s, 10m, 1.5h)"))?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+    let (n, unit) = number_and_unit(s, "a duration (examples: 90s, 10m, 1.5h)")?;
+    let mult: f64 = match unit.as_str() {
         "" | "s" => 1.0,
         "m" | "min" => 60.0,
         "h" => 3600.0,
