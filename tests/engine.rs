@@ -253,7 +253,7 @@ fn rsl_two_replicas_with_a_view_change() {
     let mut c = ironfleet::model::rsl::RslModelCfg::counter(2, 1, 1);
     c.max_view_changes = 1;
     let (none, view) = cross_check(|| rsl_model(c.clone()), None);
-    assert_eq!((none, view), (5_782, 1_617));
+    assert_eq!((none, view), (3_666, 1_008));
 }
 
 #[test]

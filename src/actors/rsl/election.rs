@@ -45,6 +45,18 @@ impl Election {
         sw.max_view.is_none_or(|max| self.view.seqno < max)
     }
 
+    /// In a view this replica may not suspect (a model's `max_view`), nothing reads the requests
+    /// it saw: `saw_request` files none and `end_epoch` suspects nothing. Those it saw before it
+    /// reached that view are dropped at once rather than at the next epoch end, which only
+    /// cleared them: otherwise two states that behave alike stay apart until then (in the
+    /// one-view-change space of three replicas, about half the states differed only so).
+    pub(crate) fn forget_seen_if_unread(&mut self, sw: &ModelSwitches) {
+        if !self.may_suspect(sw) {
+            self.seen_prev_epochs.clear();
+            self.seen_this_epoch.clear();
+        }
+    }
+
     /// Notes a request that is not yet executed (bounded by `max_request_queue`).
     pub(crate) fn saw_request(
         &mut self,

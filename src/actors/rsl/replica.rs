@@ -499,6 +499,7 @@ impl<A: App> Replica<A> {
         if s.election.check_quorum_of_suspicions(params, sw, n) {
             o.set_timer(RslTimer::Epoch, self.epoch_timer(s));
         }
+        s.election.forget_seen_if_unread(sw);
 
         // Step down when the view moved on; maybe enter a new view and send 1a.
         let view = s.election.view;
@@ -774,5 +775,76 @@ impl<A: App> Actor for Replica<A> {
             RslTimer::Batch => self.step(state, o, |_, _| true),
             RslTimer::Retransmit => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::rsl::app::{Counter, CounterOp};
+
+    /// Replica 2 of three in a model bounded at one view change.
+    fn follower() -> Replica<Counter> {
+        Replica::new(ReplicaConfig {
+            replicas: Arc::new((0..3).map(Id::from).collect()),
+            me: 2,
+            params: Params::default(),
+            switches: ModelSwitches {
+                max_view: Some(1),
+                eager_heartbeats: true,
+                timeless: true,
+                ..ModelSwitches::default()
+            },
+        })
+    }
+
+    fn deliver(
+        r: &Replica<Counter>,
+        s: &ReplicaState<Counter>,
+        src: usize,
+        msg: RslMsg<Counter>,
+    ) -> ReplicaState<Counter> {
+        let mut state = Cow::Borrowed(s);
+        r.on_msg(Id::from(2), &mut state, Id::from(src), msg, &mut Out::new());
+        state.into_owned()
+    }
+
+    /// A replica that saw a request in view 0 and then reached the last view a model allows
+    /// keeps nothing of it: in that view no epoch end can make it suspect, and an epoch end
+    /// (which used to be what cleared it) changes nothing. The request it saw used to stay until
+    /// that epoch end and split the states in two.
+    #[test]
+    fn a_replica_in_the_last_view_of_a_model_keeps_no_requests_seen() {
+        let r = follower();
+        let s = r.on_start(Id::from(2), &None, &mut Out::new());
+        let request = RslMsg::Request {
+            seqno: 1,
+            op: CounterOp::Inc,
+        };
+        let s = deliver(&r, &s, 3, request);
+        assert!(
+            !s.election.seen_prev_epochs.is_empty(),
+            "view 0: the request counts"
+        );
+        let view_1 = Ballot::of_view(1, 3);
+        let heartbeat = RslMsg::Heartbeat {
+            bal: view_1,
+            suspicious: false,
+            opn_ckpt: 0,
+        };
+        let s = deliver(&r, &s, 1, heartbeat);
+        assert_eq!(s.election.view, view_1);
+        assert!(s.election.seen_prev_epochs.is_empty() && s.election.seen_this_epoch.is_empty());
+        let mut after_epoch = Cow::Borrowed(&s);
+        r.on_timeout(
+            Id::from(2),
+            &mut after_epoch,
+            &RslTimer::Epoch,
+            &mut Out::new(),
+        );
+        assert_eq!(
+            *after_epoch, s,
+            "an epoch end in the last view changes nothing"
+        );
     }
 }
