@@ -594,7 +594,16 @@ where
                 let keep = self.opts.reduction == Reduction::All;
                 (fp.max(1), renaming.filter(|_| keep))
             }
-            None => (self.model.fingerprint(state, self.exact), None),
+            None => (self.view_fingerprint(state), None),
+        }
+    }
+
+    /// The state's fingerprint without symmetry: exact, or of its reduced view.
+    fn view_fingerprint(&self, state: &M::State) -> u64 {
+        if self.exact {
+            self.model.fingerprint(state, true)
+        } else {
+            self.model.fingerprint_reduced(state)
         }
     }
 
@@ -761,9 +770,9 @@ where
             for (i, next, fp, _) in &successors {
                 let same = *fp == task.fp
                     && (self.symmetry.is_none() || {
-                        let own = *own_view
-                            .get_or_insert_with(|| self.model.fingerprint(&task.state, self.exact));
-                        self.model.fingerprint(next, self.exact) == own
+                        let own =
+                            *own_view.get_or_insert_with(|| self.view_fingerprint(&task.state));
+                        self.view_fingerprint(next) == own
                     });
                 if same {
                     let action = &actions[*i];
@@ -857,29 +866,53 @@ where
         }
     }
 
-    /// The path to the state with fingerprint `fp`, replayed from the action indices of its
+    /// The path to the state with fingerprint `fp`, replayed along the fingerprints of its
     /// parent links (`None` if a link is missing or does not replay: a fingerprint collision).
+    ///
+    /// A link's action index counts the actions of the state that was expanded when the child
+    /// was found, and that is not always the state the replay reaches: a state reached again
+    /// is re-expanded as it was reached, and another state with the same fingerprint may list
+    /// its actions in another order (a renaming of it under symmetry, whose network iterates
+    /// in another order) or list others (a view that leaves out messages no step can use any
+    /// more). So each step takes the recorded index only if it leads to the recorded child's
+    /// fingerprint, and otherwise the action that does: every state with a fingerprint has a
+    /// successor with each fingerprint another state with it has (they are one state of the
+    /// view, or renamings of each other). Trusting the index alone replayed some paths to
+    /// another state, and a violation whose replay ended elsewhere was dropped.
     fn path_to(&self, inits: &[M::State], fp: u64) -> Option<Path<M::State, M::Action>> {
-        let mut steps = Vec::new();
+        let mut links = Vec::new();
         let mut cur = fp;
         loop {
             let (parent, action) = self.visited.parent(cur)?;
             if parent == 0 {
                 break;
             }
-            steps.push(action as usize);
+            links.push((action as usize, cur));
             cur = parent;
         }
-        steps.reverse();
+        links.reverse();
         let init = inits.iter().find(|s| self.fingerprint(s) == cur)?;
         let mut state = init.clone();
-        let mut taken = Vec::with_capacity(steps.len());
+        let mut taken = Vec::with_capacity(links.len());
         let mut actions = Vec::new();
-        for i in steps {
+        for (index, child) in links {
             actions.clear();
             self.model.actions(&state, &mut actions);
-            let a = actions.get(i)?.clone();
-            state = self.model.next_state(&state, a.clone())?;
+            let leads_to_child = |a: &M::Action| {
+                self.model
+                    .next_state(&state, a.clone())
+                    .filter(|next| self.fingerprint(next) == child)
+            };
+            let recorded = actions
+                .get(index)
+                .and_then(|a| Some((a.clone(), leads_to_child(a)?)));
+            let (a, next) = match recorded {
+                Some(found) => found,
+                None => actions
+                    .iter()
+                    .find_map(|a| Some((a.clone(), leads_to_child(a)?)))?,
+            };
+            state = next;
             taken.push(a);
         }
         Path::from_actions(self.model, init.clone(), &taken)

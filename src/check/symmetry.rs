@@ -56,8 +56,8 @@ use stateright::actor::{
 use stateright::util::DenseNatMap;
 use stateright::{Model, Rewrite, RewritePlan};
 
-use super::reduce::{hash_of, hasher};
-use crate::invariants::ghost::rename_parts;
+use super::reduce::{envelope_spent, hash_of, hasher};
+use crate::invariants::ghost::{rename_parts, GhostHistory};
 
 /// A model's symmetry for the engine: the function that gives a state the fingerprint of its
 /// orbit and, for actor models, the renaming that gives it (to rename sleep sets, see the
@@ -135,15 +135,16 @@ impl Symmetry {
         A::Random: Rewrite<Id> + Hash,
         A::Storage: Rewrite<Id>,
         C: 'static,
-        H: Rewrite<Id> + Hash + Clone + std::fmt::Debug + 'static,
+        H: Rewrite<Id> + Hash + Clone + std::fmt::Debug + GhostHistory + 'static,
         ActorModel<A, C, H>: Model<
             State = ActorModelState<A, H>,
             Action = ActorModelAction<A::Msg, A::Timer, A::Random>,
         >,
     {
         let fns: SymmetryFns<ActorModel<A, C, H>> = SymmetryFns {
-            orbit: Arc::new(move |_: &ActorModel<A, C, H>, s: &ActorModelState<A, H>| {
-                let (fp, map) = actor_orbit(s, &groups);
+            orbit: Arc::new(move |m: &ActorModel<A, C, H>, s: &ActorModelState<A, H>| {
+                let spent = |env: &Envelope<A::Msg>| envelope_spent(m, s, env);
+                let (fp, map) = actor_orbit(s, &groups, &spent);
                 (fp, Some(Renaming(map.into())))
             }),
             rename_key: Some(Arc::new(
@@ -372,7 +373,11 @@ where
 /// network set: each actor's renamed state, storage, timers and crash flag in its new slot, the
 /// wrapping sum of the renamed envelopes' hashes, the renamed history. The same function for
 /// every map (the identity renames nothing), so equal renamed states get equal values.
-fn renamed_fingerprint<A, H>(state: &ActorModelState<A, H>, map: &[Id]) -> u64
+fn renamed_fingerprint<A, H>(
+    state: &ActorModelState<A, H>,
+    map: &[Id],
+    spent: &dyn Fn(&Envelope<A::Msg>) -> bool,
+) -> u64
 where
     A: Actor,
     A::State: Rewrite<Id>,
@@ -418,12 +423,17 @@ where
         e.finish()
     };
     match &state.network {
-        // The last message delivered is left out, as in the view.
+        // The last message delivered is left out, as in the view, and so are the messages
+        // their receivers can never use again, as in the reduced view (a renaming renames the
+        // receiver with its message, so whether a message is spent is the same in every
+        // renaming: it is asked of the state as it is).
         Network::UnorderedDuplicating(set, _) => {
-            h.write_usize(set.len());
-            let sum = set
-                .iter()
-                .fold(0u64, |sum, env| sum.wrapping_add(envelope_hash(env)));
+            let (mut count, mut sum) = (0usize, 0u64);
+            for env in set.iter().filter(|env| !spent(env)) {
+                count += 1;
+                sum = sum.wrapping_add(envelope_hash(env));
+            }
+            h.write_usize(count);
             h.write_u64(sum);
         }
         other => {
@@ -446,7 +456,11 @@ where
 /// gives it: the smallest fingerprint of the state renamed by each of the renamings
 /// `candidate_renamings` picks (by signature; ties in every order), equal for every state of an
 /// orbit, and the first renaming in that order to give it.
-pub fn actor_orbit<A, H>(state: &ActorModelState<A, H>, groups: &[Vec<Id>]) -> (u64, Vec<Id>)
+pub fn actor_orbit<A, H>(
+    state: &ActorModelState<A, H>,
+    groups: &[Vec<Id>],
+    spent: &dyn Fn(&Envelope<A::Msg>) -> bool,
+) -> (u64, Vec<Id>)
 where
     A: Actor,
     A::State: Rewrite<Id>,
@@ -457,7 +471,7 @@ where
 {
     candidate_renamings(state, groups)
         .into_iter()
-        .map(|map| (renamed_fingerprint(state, &map), map))
+        .map(|map| (renamed_fingerprint(state, &map, spent), map))
         .min_by_key(|(fp, _)| *fp)
         .unwrap_or_else(|| (1, (0..state.actor_states.len()).map(Id::from).collect()))
 }

@@ -611,8 +611,9 @@ fn drive_liveness<A, C, H>(
     out: &mut dyn Write,
 ) -> Result<i32>
 where
-    A: Actor,
-    A::Msg: Ord + std::fmt::Display,
+    A: Actor + 'static,
+    A::Msg: Ord + std::fmt::Display + 'static,
+    A::State: 'static,
     A::Timer: Ord,
     C: 'static,
     H: Clone + std::fmt::Debug + crate::check::reduce::GhostHistory + PartialEq + 'static,

@@ -7,6 +7,7 @@
 //! linearizability history (see [`tester_invoke`]), the rest are for keyed pieces of a spec
 //! ([`keyed_part`]).
 
+use std::any::Any;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -41,6 +42,18 @@ pub trait GhostHistory: Hash {
         let _ = actor;
         false
     }
+
+    /// Whether the message `msg` from `src` can never change its receiver again: delivering it
+    /// to `receiver` (the actor) in `receiver_state` changes nothing, and so it stays in every
+    /// state the receiver can reach, through crashes and restarts. The engine's view leaves
+    /// such messages out of a duplicating network (`Reduce::fingerprint_reduced`): states that
+    /// differ only by them behave alike. Only the system knows, so the history, which each
+    /// system's model already supplies, answers for it; the actor, its state and the message
+    /// come as `Any` so that this trait stays free of any one actor type. The default: never.
+    fn spent(&self, receiver: &dyn Any, receiver_state: &dyn Any, src: Id, msg: &dyn Any) -> bool {
+        let _ = (receiver, receiver_state, src, msg);
+        false
+    }
 }
 
 fn hash<T: Hash + ?Sized>(value: &T) -> u64 {
@@ -62,6 +75,10 @@ impl<T: GhostHistory> GhostHistory for Arc<T> {
 
     fn records_commute(&self, actor: Id) -> bool {
         (**self).records_commute(actor)
+    }
+
+    fn spent(&self, receiver: &dyn Any, receiver_state: &dyn Any, src: Id, msg: &dyn Any) -> bool {
+        (**self).spent(receiver, receiver_state, src, msg)
     }
 }
 

@@ -26,7 +26,9 @@ use stateright::actor::{ActorModelState, Id};
 use stateright::semantics::SequentialSpec;
 use stateright::{Rewrite, RewritePlan};
 
-use crate::actors::rsl::{Ballot, Batch, OpNum, Params, Phase, ReplicaState, RslNode};
+use crate::actors::rsl::{
+    Ballot, Batch, OpNum, Params, Phase, ReplicaState, RslMsg, RslNode, RslNodeState,
+};
 use crate::invariants::ghost::{tester_invoke, tester_return, GhostHistory, ALL_PARTS};
 use crate::invariants::linearizability::Linearizability;
 use crate::invariants::spec::AppSpec;
@@ -87,6 +89,24 @@ impl<A: AppSpec> GhostHistory for RslGhost<A> {
     /// invocations and returns, ordered.
     fn records_commute(&self, actor: Id) -> bool {
         usize::from(actor) < self.replicas
+    }
+
+    /// Old 1a, 1b and heartbeat messages a replica can never use again ([`RslNode::spent`]).
+    fn spent(
+        &self,
+        receiver: &dyn std::any::Any,
+        receiver_state: &dyn std::any::Any,
+        src: Id,
+        msg: &dyn std::any::Any,
+    ) -> bool {
+        match (
+            receiver.downcast_ref::<RslNode<A>>(),
+            receiver_state.downcast_ref::<RslNodeState<A>>(),
+            msg.downcast_ref::<RslMsg<A>>(),
+        ) {
+            (Some(actor), Some(state), Some(msg)) => actor.spent(state, src, msg),
+            _ => false,
+        }
     }
 }
 

@@ -99,6 +99,17 @@ where
     inner.into_owned()
 }
 
+impl<A: App> RslNode<A> {
+    /// Whether `msg` from `src` can never change this actor again, in `state` or any state it
+    /// can reach (see [`Replica::spent`]; nothing sent to a client is).
+    pub fn spent(&self, state: &RslNodeState<A>, src: Id, msg: &RslMsg<A>) -> bool {
+        match (self, state) {
+            (RslNode::Replica(r), RslNodeState::Replica(s)) => r.spent(s, src, msg),
+            _ => false,
+        }
+    }
+}
+
 impl<A: App> Actor for RslNode<A> {
     type Msg = RslMsg<A>;
     type Timer = RslTimer;

@@ -312,6 +312,66 @@ impl<A: App> Replica<A> {
         }
     }
 
+    /// Whether `msg` from `src` can never change this replica again: delivering it now changes
+    /// nothing, and so it stays in every state the replica can reach from `s`, through crashes
+    /// and restarts too. A model's checker leaves such messages out of the states it tells
+    /// apart (`GhostHistory::spent`): on a duplicating network every message sent stays
+    /// deliverable for ever, and old 1a, 1b and heartbeat messages that no replica can use any
+    /// more would otherwise split states that behave alike.
+    ///
+    /// The argument rests on what only grows: the promised ballot and the highest 1a ballot
+    /// sent are durable and only grow, so the view a restart rejoins at (the higher of them)
+    /// only grows, and while the replica is up its view only grows. So no later view is below
+    /// `floor`, the lower of the current view and the view a restart would rejoin at.
+    /// * A 1a at or below the promise is refused (with vote repair, a 1a equal to it is
+    ///   answered again, so only one below it is spent).
+    /// * A 1b counts only in phase 1 of its own ballot, once per acceptor, and a proposer enters
+    ///   phase 1 only for a ballot above the highest it sent a 1a for: a 1b below that, or of
+    ///   that ballot once phase 1 is over or its sender counted, never counts again.
+    /// * A heartbeat with no checkpoint in it acts only on the view: it raises the view when
+    ///   above it, and counts a suspicion of the view it names. One below `floor`, or at it and
+    ///   not suspicious, does neither ever again.
+    ///
+    /// Other messages are never spent here. No mutation touches the handlers this rests on
+    /// (`tests/rsl_spent.rs` checks the argument on random walks under each of them).
+    pub fn spent(&self, s: &ReplicaState<A>, src: Id, msg: &RslMsg<A>) -> bool {
+        let sw = self.switches();
+        if self.cfg.index_of(src).is_none() {
+            return false;
+        }
+        let max_bal = s.acceptor.max_bal;
+        let max_1a = s.proposer.max_ballot_sent_1a;
+        match msg {
+            RslMsg::OneA { bal } => {
+                if sw.repair_lost_votes() {
+                    Some(*bal) < max_bal
+                } else {
+                    Some(*bal) <= max_bal
+                }
+            }
+            RslMsg::OneB { bal, .. } => {
+                let phase1 = s.proposer.phase == Phase::Phase1;
+                let counted = self
+                    .cfg
+                    .index_of(src)
+                    .is_some_and(|i| s.proposer.received_1b.contains_key(&i));
+                Some(*bal) < max_1a || (Some(*bal) == max_1a && (!phase1 || counted))
+            }
+            RslMsg::Heartbeat {
+                bal,
+                suspicious,
+                opn_ckpt: 0,
+            } => {
+                let rejoin = max_bal
+                    .max(max_1a)
+                    .unwrap_or_else(|| Ballot::of_view(0, self.cfg.n()));
+                let floor = s.election.view.min(rejoin);
+                *bal < floor || (*bal == floor && !suspicious)
+            }
+            _ => false,
+        }
+    }
+
     fn my_id(&self) -> Id {
         self.cfg.replicas[self.cfg.me]
     }

@@ -1,0 +1,236 @@
+//! The rule by which a replica calls a message spent (`Replica::spent`: it can never change the
+//! replica again), checked on seeded random walks of the RSL model: at every state on a walk,
+//! delivering each message the rule calls spent to its (live) receiver changes nothing and sends
+//! nothing, and every message spent before a step is still spent after it, crashes and restarts
+//! included. The checker's reduced view leaves spent messages out of the states it tells apart,
+//! so this is what its soundness rests on. Two deliberately broken rules must be caught.
+
+use std::borrow::Cow;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use stateright::actor::{Actor, Envelope, Id, Out};
+use stateright::Model;
+
+use ironfleet::actors::rsl::{Counter, Mutation, RslMsg, RslNode, RslNodeState};
+use ironfleet::model::rsl::{rsl_model, RslModel, RslModelCfg};
+use ironfleet::model::NetworkKind;
+
+type Rule = fn(&RslNode<Counter>, &RslNodeState<Counter>, Id, &RslMsg<Counter>) -> bool;
+
+fn real_rule(
+    actor: &RslNode<Counter>,
+    state: &RslNodeState<Counter>,
+    src: Id,
+    msg: &RslMsg<Counter>,
+) -> bool {
+    actor.spent(state, src, msg)
+}
+
+type State = <RslModel<Counter> as Model>::State;
+
+/// The messages in `state`'s network that `rule` calls spent.
+fn spent(model: &RslModel<Counter>, state: &State, rule: Rule) -> Vec<Envelope<RslMsg<Counter>>> {
+    state
+        .network
+        .iter_all()
+        .filter(|env| {
+            let dst = usize::from(env.dst);
+            rule(
+                &model.actors[dst],
+                &state.actor_states[dst],
+                env.src,
+                env.msg,
+            )
+        })
+        .map(|env| env.to_cloned_msg())
+        .collect()
+}
+
+/// Walks `model` at random; returns how many deliveries of spent messages were tried, or what
+/// broke the rule first.
+fn check_rule(
+    model: &RslModel<Counter>,
+    rule: Rule,
+    seed: u64,
+    walks: usize,
+    depth: usize,
+) -> Result<usize, String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut tried = 0;
+    let mut actions = Vec::new();
+    for walk in 0..walks {
+        let mut state = model.init_states().remove(0);
+        for step in 0..depth {
+            let before = spent(model, &state, rule);
+            for env in &before {
+                let dst = usize::from(env.dst);
+                if state.crashed[dst] {
+                    continue;
+                }
+                let receiver = &*state.actor_states[dst];
+                let mut next = Cow::Borrowed(receiver);
+                let mut out = Out::new();
+                model.actors[dst].on_msg(env.dst, &mut next, env.src, env.msg.clone(), &mut out);
+                if *next != *receiver || !out.is_empty() {
+                    return Err(format!(
+                        "walk {walk}, step {step}: {} -> {}: {} is called spent, yet \
+                         delivering it changes the receiver or sends {:?}",
+                        usize::from(env.src),
+                        dst,
+                        env.msg,
+                        &*out
+                    ));
+                }
+                tried += 1;
+            }
+            actions.clear();
+            model.actions(&state, &mut actions);
+            let next = loop {
+                if actions.is_empty() {
+                    break None;
+                }
+                let a = actions.swap_remove(rng.random_range(0..actions.len()));
+                if let Some(next) = model.next_state(&state, a) {
+                    if model.within_boundary(&next) {
+                        break Some(next);
+                    }
+                }
+            };
+            let Some(next) = next else { break };
+            // A message delivered (or dropped) off a network that does not keep it is gone, not
+            // live again.
+            let after = spent(model, &next, rule);
+            let still_there: Vec<_> = next.network.iter_all().map(|e| e.to_cloned_msg()).collect();
+            let revived = before
+                .iter()
+                .find(|e| still_there.contains(e) && !after.contains(e));
+            if let Some(env) = revived {
+                return Err(format!(
+                    "walk {walk}, step {step}: {} -> {}: {} was spent and is not after a step",
+                    usize::from(env.src),
+                    usize::from(env.dst),
+                    env.msg
+                ));
+            }
+            state = next;
+        }
+    }
+    Ok(tried)
+}
+
+/// Configurations that reach view changes, crashes and restarts, checkpoints, and a lossy
+/// network (where a 1a equal to the promise is answered again).
+fn configurations() -> Vec<(&'static str, RslModelCfg<Counter>)> {
+    let mut two_clients = RslModelCfg::counter(3, 2, 1);
+    two_clients.max_view_changes = 2;
+    two_clients.max_crashes = 1;
+    let mut checkpoints = RslModelCfg::counter(3, 1, 2);
+    checkpoints.max_view_changes = 1;
+    checkpoints.max_crashes = 1;
+    checkpoints.truncation = true;
+    let mut lossy = RslModelCfg::counter(3, 1, 1);
+    lossy.max_view_changes = 1;
+    lossy.max_crashes = 1;
+    lossy.network = NetworkKind::Unordered;
+    lossy.lossy = true;
+    let mut two_replicas = RslModelCfg::counter(2, 1, 2);
+    two_replicas.max_view_changes = 1;
+    two_replicas.max_crashes = 1;
+    vec![
+        (
+            "3 replicas, 2 clients, 2 view changes, 1 crash",
+            two_clients,
+        ),
+        ("checkpoints", checkpoints),
+        ("lossy unordered network", lossy),
+        ("2 replicas", two_replicas),
+    ]
+}
+
+#[test]
+fn a_spent_message_changes_nothing_and_stays_spent_under_every_mutation() {
+    let mutations = std::iter::once(None).chain(Mutation::ALL.iter().copied().map(Some));
+    for mutation in mutations {
+        for (name, cfg) in configurations() {
+            let mut cfg = cfg;
+            cfg.mutation = mutation;
+            let model = rsl_model(cfg);
+            let tried = check_rule(&model, real_rule, 7, 60, 80)
+                .unwrap_or_else(|e| panic!("{name}, mutation {mutation:?}: {e}"));
+            assert!(
+                tried > 100,
+                "{name}, {mutation:?}: only {tried} spent messages tried"
+            );
+        }
+    }
+}
+
+/// Ignores a heartbeat's suspicion and the view a restart rejoins at: a suspicious heartbeat of
+/// the current view still counts, and one below the view can raise a restarted replica's view.
+fn heartbeat_at_or_below_the_view(
+    actor: &RslNode<Counter>,
+    state: &RslNodeState<Counter>,
+    src: Id,
+    msg: &RslMsg<Counter>,
+) -> bool {
+    let broken = match (msg, state.replica()) {
+        (RslMsg::Heartbeat { bal, .. }, Some(r)) => *bal <= r.election.view,
+        _ => false,
+    };
+    broken || actor.spent(state, src, msg)
+}
+
+/// Forgets that a restart rejoins at the view of the durable ballots, which may be below the
+/// view the replica had reached: a heartbeat below the view can raise it again after a restart.
+fn heartbeat_below_the_view(
+    actor: &RslNode<Counter>,
+    state: &RslNodeState<Counter>,
+    src: Id,
+    msg: &RslMsg<Counter>,
+) -> bool {
+    let broken = match (msg, state.replica()) {
+        (
+            RslMsg::Heartbeat {
+                bal, opn_ckpt: 0, ..
+            },
+            Some(r),
+        ) => *bal < r.election.view,
+        _ => false,
+    };
+    broken || actor.spent(state, src, msg)
+}
+
+/// Forgets that over a lossy network an acceptor answers a 1a equal to its promise again.
+fn one_a_at_the_promise(
+    actor: &RslNode<Counter>,
+    state: &RslNodeState<Counter>,
+    src: Id,
+    msg: &RslMsg<Counter>,
+) -> bool {
+    let broken = match (msg, state.replica()) {
+        (RslMsg::OneA { bal }, Some(r)) => Some(*bal) <= r.acceptor.max_bal,
+        _ => false,
+    };
+    broken || actor.spent(state, src, msg)
+}
+
+#[test]
+fn broken_rules_are_caught() {
+    for (rule, name) in [
+        (heartbeat_at_or_below_the_view as Rule, "heartbeats"),
+        (
+            heartbeat_below_the_view as Rule,
+            "heartbeats after a restart",
+        ),
+        (one_a_at_the_promise as Rule, "1a"),
+    ] {
+        let caught = configurations()
+            .into_iter()
+            .find_map(|(_, cfg)| check_rule(&rsl_model(cfg), rule, 7, 60, 80).err());
+        let Some(why) = caught else {
+            panic!("the broken rule on {name} went unnoticed")
+        };
+        println!("{name}: {why}");
+    }
+}
