@@ -71,6 +71,10 @@
 //! (no network iterator yields it), yet it makes every two deliveries non-commuting and multiplies
 //! the states. [`Reduce::fingerprint`] leaves it out unless asked for the exact state
 //! (`exact`), which is what `--reduction none` uses to match stateright's count state for state.
+//! The engine's reduced view ([`Reduce::fingerprint_reduced`]) also leaves out the messages of a
+//! duplicating network that their receivers can never use again, as the model's ghost history
+//! says ([`GhostHistory::spent`]): states that differ only by them have the same successors, but
+//! for deliveries of those, which change nothing.
 
 use std::hash::{BuildHasher, Hash, Hasher};
 
