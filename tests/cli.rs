@@ -459,7 +459,7 @@ fn a_check_past_its_memory_limit_stops_and_says_so() {
 }
 
 /// A check past its time limit stops, says so, judges the states it explored and exits 2: BFS,
-/// DFS and the liveness checker alike (these spaces take minutes).
+/// DFS and the liveness checker alike (these spaces take half a minute and more).
 #[test]
 fn a_check_past_its_time_limit_stops_and_says_so() {
     for verb in ["check", "dfs"] {
