@@ -336,9 +336,9 @@ impl<A: App> Replica<A> {
     /// (`tests/rsl_spent.rs` checks the argument on random walks under each of them).
     pub fn spent(&self, s: &ReplicaState<A>, src: Id, msg: &RslMsg<A>) -> bool {
         let sw = self.switches();
-        if self.cfg.index_of(src).is_none() {
+        let Some(from) = self.cfg.index_of(src) else {
             return false;
-        }
+        };
         let max_bal = s.acceptor.max_bal;
         let max_1a = s.proposer.max_ballot_sent_1a;
         match msg {
@@ -351,10 +351,7 @@ impl<A: App> Replica<A> {
             }
             RslMsg::OneB { bal, .. } => {
                 let phase1 = s.proposer.phase == Phase::Phase1;
-                let counted = self
-                    .cfg
-                    .index_of(src)
-                    .is_some_and(|i| s.proposer.received_1b.contains_key(&i));
+                let counted = s.proposer.received_1b.contains_key(&from);
                 Some(*bal) < max_1a || (Some(*bal) == max_1a && (!phase1 || counted))
             }
             RslMsg::Heartbeat {
