@@ -1065,24 +1065,41 @@ where
     (widest, None)
 }
 
-/// Waits for the workers, printing progress meanwhile, and returns what each returned (a worker's
-/// panic is passed on).
+/// Waits for the workers, printing progress meanwhile, and returns what each returned. A
+/// worker's panic (a property or an actor that panics) stops the others, which would otherwise
+/// wait for ever for the work it held, and is passed on once they are done.
 fn join_polling<M: Model, T>(
     workers: Vec<std::thread::ScopedJoinHandle<'_, T>>,
     search: &Search<'_, M>,
     progress: &mut ProgressLine<'_>,
 ) -> Vec<T> {
-    while !workers.iter().all(|w| w.is_finished()) {
-        std::thread::sleep(POLL);
-        progress.poll(search);
+    let mut running: Vec<Option<std::thread::ScopedJoinHandle<'_, T>>> =
+        workers.into_iter().map(Some).collect();
+    let mut results: Vec<Option<T>> = running.iter().map(|_| None).collect();
+    let mut panic = None;
+    while running.iter().any(Option::is_some) {
+        for (slot, result) in running.iter_mut().zip(results.iter_mut()) {
+            if !slot.as_ref().is_some_and(|w| w.is_finished()) {
+                continue;
+            }
+            match slot.take().map(|w| w.join()) {
+                Some(Ok(value)) => *result = Some(value),
+                Some(Err(payload)) => {
+                    search.stop.store(true, Ordering::SeqCst);
+                    panic.get_or_insert(payload);
+                }
+                None => {}
+            }
+        }
+        if running.iter().any(Option::is_some) {
+            std::thread::sleep(POLL);
+            progress.poll(search);
+        }
     }
-    workers
-        .into_iter()
-        .map(|w| {
-            w.join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
-        .collect()
+    if let Some(payload) = panic {
+        std::panic::resume_unwind(payload);
+    }
+    results.into_iter().flatten().collect()
 }
 
 /// Depth-first: each thread works through a stack of its own and hands the oldest half of it
@@ -1428,6 +1445,56 @@ mod tests {
     }
 
     impl Reduce for Fan {}
+
+    /// [`Fan`] with a property that panics at one state of the third level.
+    struct PanickingFan;
+
+    impl Model for PanickingFan {
+        type State = (u32, u32);
+        type Action = u32;
+        fn init_states(&self) -> Vec<(u32, u32)> {
+            Fan.init_states()
+        }
+        fn actions(&self, s: &(u32, u32), actions: &mut Vec<u32>) {
+            Fan.actions(s, actions)
+        }
+        fn next_state(&self, s: &(u32, u32), a: u32) -> Option<(u32, u32)> {
+            Fan.next_state(s, a)
+        }
+        fn properties(&self) -> Vec<stateright::Property<Self>> {
+            vec![stateright::Property::always(
+                "panics",
+                |_, s: &(u32, u32)| {
+                    assert!(*s != (2, 7), "the property panics here");
+                    true
+                },
+            )]
+        }
+    }
+
+    impl Reduce for PanickingFan {}
+
+    #[test]
+    fn a_worker_that_panics_stops_the_search_and_the_panic_is_passed_on() {
+        // Before the fix the other depth-first worker waited for ever for the work the
+        // panicking one held, and the search never returned.
+        for order in [Order::Dfs, Order::Bfs] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let opts = test_options(order, Reduction::Sleep, 2);
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    explore(&PanickingFan, &opts, &mut std::io::sink()).unique
+                }));
+                let _ = tx.send(outcome.is_err());
+            });
+            let panicked = rx.recv_timeout(Duration::from_secs(60));
+            assert_eq!(
+                panicked,
+                Ok(true),
+                "{order:?}: the search must end with the panic"
+            );
+        }
+    }
 
     #[test]
     fn breadth_first_goes_depth_first_mid_level_and_visits_everything() {
