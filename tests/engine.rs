@@ -245,7 +245,7 @@ fn rsl_one_request_with_a_crash() {
     let mut c = common::cfg(1);
     c.max_crashes = 1;
     let (none, view) = cross_check(|| rsl_model(c.clone()), None);
-    assert_eq!((none, view), (129_516, 13_168));
+    assert_eq!((none, view), (129_516, 6_923));
 }
 
 #[test]
@@ -443,7 +443,7 @@ fn rsl_symmetry_over_clients_keeps_every_verdict() {
     // With a crash.
     let mut crash = RslModelCfg::counter(2, 2, 1);
     crash.max_crashes = 1;
-    assert_eq!(symmetric(crash), (6_618, 3_318));
+    assert_eq!(symmetric(crash), (3_447, 1_731));
 }
 
 /// The orbit fingerprint is the same for a state and the state with its two clients' ids

@@ -1407,6 +1407,65 @@ mod tests {
         assert!(!finds_one_then_zero::<false>());
     }
 
+    /// Counts to 2 by a timer; restarts from nothing.
+    #[derive(Clone)]
+    struct Ticker;
+
+    impl Actor for Ticker {
+        type Msg = ();
+        type State = u8;
+        type Timer = ();
+        type Random = ();
+        type Storage = ();
+        fn on_start(&self, _: Id, _: &Option<()>, o: &mut Out<Self>) -> u8 {
+            o.set_timer((), Duration::ZERO..Duration::ZERO);
+            0
+        }
+        fn on_msg(&self, _: Id, _: &mut Cow<u8>, _: Id, _: (), _: &mut Out<Self>) {}
+        fn on_timeout(&self, _: Id, state: &mut Cow<u8>, _: &(), o: &mut Out<Self>) {
+            *state.to_mut() += 1;
+            if **state < 2 {
+                o.set_timer((), Duration::ZERO..Duration::ZERO);
+            }
+        }
+    }
+
+    /// A history that says (`UNREAD`) or not that no property reads a crashed actor's state.
+    #[derive(Clone, Debug, Default, Hash, PartialEq, Eq)]
+    struct CrashContract<const UNREAD: bool>;
+
+    impl<const UNREAD: bool> GhostHistory for CrashContract<UNREAD> {
+        fn crashed_states_unread(&self) -> bool {
+            UNREAD
+        }
+    }
+
+    /// The states the reduced view tells apart, and whether a property that (against the
+    /// contract when `UNREAD`) reads the crashed ticker's state finds it crashed at 2.
+    fn ticker_states<const UNREAD: bool>() -> (usize, bool) {
+        let model = ActorModel::new((), CrashContract::<UNREAD>)
+            .actors(vec![Ticker])
+            .max_crashes(1)
+            .property(
+                Expectation::Always,
+                "not crashed at 2",
+                |_, s: &stateright::actor::ActorModelState<Ticker, CrashContract<UNREAD>>| {
+                    !(s.crashed[0] && *s.actor_states[0] == 2)
+                },
+            );
+        let opts = test_options(Order::Bfs, Reduction::Sleep, 1);
+        let found = explore(&model, &opts, &mut std::io::sink());
+        (found.unique, found.paths.contains_key("not crashed at 2"))
+    }
+
+    #[test]
+    fn the_reduced_view_leaves_a_crashed_actors_state_out_only_where_the_history_allows() {
+        // Up at 0, 1, 2, and crashed at each: six states. Left out, the three crashed ones are
+        // one (the restart is the same from each), the one reached first: crashed at 0.
+        assert_eq!(ticker_states::<false>(), (6, true));
+        assert_eq!(ticker_states::<true>(), (4, false));
+    }
+
     /// One state fanning out to `WIDE` states, each with two successors, each with one: levels
     /// wider than the chunk a worker takes, so that going depth-first in the middle of the
     /// second level hands over both that level's unexpanded rest and the next level found so

@@ -272,11 +272,11 @@ fn actor_bit(id: Id) -> u64 {
 }
 
 /// The view's fingerprint of an actor model's state (see [`Reduce::fingerprint`]), and with
-/// `without_spent` the reduced view's ([`Reduce::fingerprint_reduced`]).
+/// `reduced` the reduced view's ([`Reduce::fingerprint_reduced`]).
 fn view_fingerprint<A, C, H>(
     model: &ActorModel<A, C, H>,
     s: &ActorModelState<A, H>,
-    without_spent: bool,
+    reduced: bool,
 ) -> u64
 where
     A: Actor + 'static,
@@ -287,8 +287,18 @@ where
     A::Storage: Hash,
     H: Clone + std::fmt::Debug + GhostHistory,
 {
+    let reading = reduced.then(|| ReducedReading::of(model, s));
     let mut h = hasher();
-    s.actor_states.hash(&mut h);
+    h.write_usize(s.actor_states.len());
+    for (i, state) in s.actor_states.iter().enumerate() {
+        match &reading {
+            Some(r) if r.left_out(i) => h.write_u8(0),
+            _ => {
+                h.write_u8(1);
+                state.hash(&mut h);
+            }
+        }
+    }
     match &s.network {
         // Everything but the last message delivered (see the module doc), and, reduced,
         // the messages their receivers can never use again. The set's hash is the wrapping
@@ -298,7 +308,10 @@ where
             0u8.hash(&mut h);
             let (mut count, mut sum) = (0usize, 0u64);
             for env in set.iter() {
-                if !(without_spent && envelope_spent(model, s, env)) {
+                if !reading
+                    .as_ref()
+                    .is_some_and(|r| r.spent(model, s, env.src, env.dst, &env.msg))
+                {
                     count += 1;
                     sum = sum.wrapping_add(hash_of(env));
                 }
@@ -319,23 +332,83 @@ where
     h.finish().max(1)
 }
 
-/// Whether `env`'s receiver can never use it again ([`GhostHistory::spent`]).
-pub(crate) fn envelope_spent<A, C, H>(
-    model: &ActorModel<A, C, H>,
-    s: &ActorModelState<A, H>,
-    env: &Envelope<A::Msg>,
-) -> bool
+/// How the reduced view reads one state of an actor model: which actors' states it leaves
+/// out, and by which state it judges whether a message is spent.
+///
+/// A crashed actor's state is left out where the model's properties never read it
+/// ([`GhostHistory::crashed_states_unread`]): stateright keeps the state an actor crashed
+/// with, but no step reads it (a delivery or a timer to a crashed actor is disabled, and a
+/// restart builds the actor's state from its storage alone, which the view keeps), so two
+/// states that differ only there have the same successors, up to that same difference, until
+/// the restart, and the same ones after it. The messages to a crashed actor are judged by the
+/// state it restarts in (`on_start` from its storage, which does not change while it is down):
+/// a message spent for that state is spent from the restart on, and until then no step can
+/// deliver it. So two states that differ in the states their crashed actors crashed with, and
+/// in messages spent for the states those actors restart in, are one state of the reduced view.
+pub(crate) struct ReducedReading<A: Actor> {
+    /// Per actor: the state a crashed actor restarts in, where the view leaves out the state it
+    /// crashed with (empty when no actor is left out).
+    restarts: Vec<Option<A::State>>,
+}
+
+impl<A: Actor + 'static> ReducedReading<A>
 where
-    A: Actor + 'static,
     A::State: 'static,
-    A::Msg: Ord + 'static,
-    A::Timer: Ord,
-    H: Clone + std::fmt::Debug + GhostHistory,
+    A::Msg: 'static,
 {
-    let dst = usize::from(env.dst);
-    match (model.actors.get(dst), s.actor_states.get(dst)) {
-        (Some(actor), Some(state)) => s.history.spent(actor, &**state, env.src, &env.msg),
-        _ => false,
+    /// The reading of `s`.
+    pub(crate) fn of<C, H>(model: &ActorModel<A, C, H>, s: &ActorModelState<A, H>) -> Self
+    where
+        A::Msg: Ord,
+        A::Timer: Ord,
+        H: Clone + std::fmt::Debug + GhostHistory,
+    {
+        let restarts = if s.crashed.iter().any(|&c| c) && s.history.crashed_states_unread() {
+            s.crashed
+                .iter()
+                .enumerate()
+                .map(|(i, &crashed)| {
+                    let actor = model.actors.get(i).filter(|_| crashed)?;
+                    let storage = s.actor_storages.get(i)?;
+                    Some(actor.on_start(Id::from(i), storage, &mut Out::new()))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        ReducedReading { restarts }
+    }
+
+    /// Whether the view leaves out actor `i`'s state.
+    pub(crate) fn left_out(&self, i: usize) -> bool {
+        self.restarts.get(i).is_some_and(Option::is_some)
+    }
+
+    /// Whether the receiver `dst` of `msg` from `src` can never use it again
+    /// ([`GhostHistory::spent`]), judged by the state it restarts in if it is left out.
+    pub(crate) fn spent<C, H>(
+        &self,
+        model: &ActorModel<A, C, H>,
+        s: &ActorModelState<A, H>,
+        src: Id,
+        dst: Id,
+        msg: &A::Msg,
+    ) -> bool
+    where
+        A::Msg: Ord,
+        A::Timer: Ord,
+        H: Clone + std::fmt::Debug + GhostHistory,
+    {
+        let dst = usize::from(dst);
+        let state: &A::State = match (self.restarts.get(dst), s.actor_states.get(dst)) {
+            (Some(Some(restart)), _) => restart,
+            (_, Some(state)) => state,
+            _ => return false,
+        };
+        model
+            .actors
+            .get(dst)
+            .is_some_and(|actor| s.history.spent(actor, state, src, msg))
     }
 }
 

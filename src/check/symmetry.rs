@@ -56,7 +56,7 @@ use stateright::actor::{
 use stateright::util::DenseNatMap;
 use stateright::{Model, Rewrite, RewritePlan};
 
-use super::reduce::{envelope_spent, hash_of, hasher};
+use super::reduce::{hash_of, hasher, ReducedReading};
 use crate::invariants::ghost::{rename_parts, GhostHistory};
 
 /// A model's symmetry for the engine: the function that gives a state the fingerprint of its
@@ -143,8 +143,12 @@ impl Symmetry {
     {
         let fns: SymmetryFns<ActorModel<A, C, H>> = SymmetryFns {
             orbit: Arc::new(move |m: &ActorModel<A, C, H>, s: &ActorModelState<A, H>| {
-                let spent = |env: &Envelope<A::Msg>| envelope_spent(m, s, env);
-                let (fp, map) = actor_orbit(s, &groups, &spent);
+                let reading = ReducedReading::of(m, s);
+                let seen = Seen {
+                    spent: &|src: Id, dst: Id, msg: &A::Msg| reading.spent(m, s, src, dst, msg),
+                    left_out: &|i: usize| reading.left_out(i),
+                };
+                let (fp, map) = actor_orbit(s, &groups, &seen);
                 (fp, Some(Renaming(map.into())))
             }),
             rename_key: Some(Arc::new(
@@ -286,11 +290,27 @@ where
     }
 }
 
+/// What of a state the fingerprints read, beyond the plain view: which messages are spent and
+/// which actors' states are left out (see `ReducedReading`). A renaming renames a receiver
+/// with its message and an actor with its state, so both are asked of the state as it is.
+pub struct Seen<'a, Msg> {
+    /// Whether a message (source, destination, message) is left out.
+    pub spent: &'a dyn Fn(Id, Id, &Msg) -> bool,
+    /// Whether actor `i`'s state is left out.
+    pub left_out: &'a dyn Fn(usize) -> bool,
+}
+
 /// A signature of actor `c` that no renaming within its group changes: its state with every
 /// member of the group written as the group's first (so which member it names does not
-/// matter), its crash flag, its timers, and how many envelopes it sent and is sent. A state and
-/// any renaming of it give each actor the same signature as its image.
-fn signature<A, H>(state: &ActorModelState<A, H>, c: Id, collapse: &[Id]) -> u64
+/// matter), its crash flag, its timers, and how many envelopes it sent and is sent, all as the
+/// view sees them. A state and any renaming of it give each actor the same signature as its
+/// image, and so do two states the view identifies.
+fn signature<A, H>(
+    state: &ActorModelState<A, H>,
+    c: Id,
+    collapse: &[Id],
+    seen: &Seen<'_, A::Msg>,
+) -> u64
 where
     A: Actor,
     A::State: Rewrite<Id>,
@@ -298,12 +318,19 @@ where
     let plan = plan_of(collapse);
     let i = usize::from(c);
     let (mut sent, mut received) = (0usize, 0usize);
-    for env in state.network.iter_all() {
+    let duplicating = matches!(state.network, Network::UnorderedDuplicating(..));
+    for env in state
+        .network
+        .iter_all()
+        .filter(|env| !(duplicating && (seen.spent)(env.src, env.dst, env.msg)))
+    {
         sent += usize::from(env.src == c);
         received += usize::from(env.dst == c);
     }
     let mut h = DefaultHasher::new();
-    state.actor_states[i].rewrite(&plan).hash(&mut h);
+    if !(seen.left_out)(i) {
+        state.actor_states[i].rewrite(&plan).hash(&mut h);
+    }
     state.crashed[i].hash(&mut h);
     state.timers_set[i].hash(&mut h);
     (sent, received).hash(&mut h);
@@ -315,7 +342,11 @@ where
 /// every order. The set is the same, up to the renaming, for every state of an orbit, so the
 /// smallest fingerprint over it is still the orbit's, and a state whose interchangeable actors
 /// all differ costs one fingerprint instead of one per renaming of the group.
-fn candidate_renamings<A, H>(state: &ActorModelState<A, H>, groups: &[Vec<Id>]) -> Vec<Vec<Id>>
+fn candidate_renamings<A, H>(
+    state: &ActorModelState<A, H>,
+    groups: &[Vec<Id>],
+    seen: &Seen<'_, A::Msg>,
+) -> Vec<Vec<Id>>
 where
     A: Actor,
     A::State: Rewrite<Id>,
@@ -331,7 +362,7 @@ where
         }
         let mut members: Vec<(u64, Id)> = ids
             .iter()
-            .map(|&m| (signature(state, m, &collapse), m))
+            .map(|&m| (signature(state, m, &collapse, seen), m))
             .collect();
         members.sort();
         // Runs of equal signatures: each run's members may take its slots in any order.
@@ -376,7 +407,7 @@ where
 fn renamed_fingerprint<A, H>(
     state: &ActorModelState<A, H>,
     map: &[Id],
-    spent: &dyn Fn(&Envelope<A::Msg>) -> bool,
+    seen: &Seen<'_, A::Msg>,
 ) -> u64
 where
     A: Actor,
@@ -397,11 +428,17 @@ where
     let mut h = hasher();
     h.write_usize(n);
     for &i in &from {
+        let left_out = (seen.left_out)(i);
+        h.write_u8(u8::from(left_out));
         if identity {
-            state.actor_states[i].hash(&mut h);
+            if !left_out {
+                state.actor_states[i].hash(&mut h);
+            }
             state.actor_storages[i].hash(&mut h);
         } else {
-            state.actor_states[i].rewrite(&plan).hash(&mut h);
+            if !left_out {
+                state.actor_states[i].rewrite(&plan).hash(&mut h);
+            }
             state.actor_storages[i].rewrite(&plan).hash(&mut h);
         }
         state.timers_set[i].hash(&mut h);
@@ -429,7 +466,10 @@ where
         // renaming: it is asked of the state as it is).
         Network::UnorderedDuplicating(set, _) => {
             let (mut count, mut sum) = (0usize, 0u64);
-            for env in set.iter().filter(|env| !spent(env)) {
+            for env in set
+                .iter()
+                .filter(|env| !(seen.spent)(env.src, env.dst, &env.msg))
+            {
                 count += 1;
                 sum = sum.wrapping_add(envelope_hash(env));
             }
@@ -459,7 +499,7 @@ where
 pub fn actor_orbit<A, H>(
     state: &ActorModelState<A, H>,
     groups: &[Vec<Id>],
-    spent: &dyn Fn(&Envelope<A::Msg>) -> bool,
+    seen: &Seen<'_, A::Msg>,
 ) -> (u64, Vec<Id>)
 where
     A: Actor,
@@ -469,9 +509,9 @@ where
     A::Storage: Rewrite<Id>,
     H: Rewrite<Id> + Hash,
 {
-    candidate_renamings(state, groups)
+    candidate_renamings(state, groups, seen)
         .into_iter()
-        .map(|map| (renamed_fingerprint(state, &map, spent), map))
+        .map(|map| (renamed_fingerprint(state, &map, seen), map))
         .min_by_key(|(fp, _)| *fp)
         .unwrap_or_else(|| (1, (0..state.actor_states.len()).map(Id::from).collect()))
 }

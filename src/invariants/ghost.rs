@@ -54,6 +54,17 @@ pub trait GhostHistory: Hash {
         let _ = (receiver, receiver_state, src, msg);
         false
     }
+
+    /// Whether no property of the model reads the state of a crashed actor: the properties
+    /// see a crashed actor through its storage alone. stateright keeps the state an actor had
+    /// when it crashed until it restarts, though no step reads it (deliveries and timers to a
+    /// crashed actor are disabled, and a restart starts from storage), so every state reached
+    /// while an actor is down splits by where it crashed. With this, the engine's reduced view
+    /// leaves that state out (`Reduce::fingerprint_reduced`) and judges the messages to the
+    /// crashed actor by the state it restarts in. The default: no (some property may read it).
+    fn crashed_states_unread(&self) -> bool {
+        false
+    }
 }
 
 fn hash<T: Hash + ?Sized>(value: &T) -> u64 {
@@ -79,6 +90,10 @@ impl<T: GhostHistory> GhostHistory for Arc<T> {
 
     fn spent(&self, receiver: &dyn Any, receiver_state: &dyn Any, src: Id, msg: &dyn Any) -> bool {
         (**self).spent(receiver, receiver_state, src, msg)
+    }
+
+    fn crashed_states_unread(&self) -> bool {
+        (**self).crashed_states_unread()
     }
 }
 

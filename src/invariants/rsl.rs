@@ -108,6 +108,11 @@ impl<A: AppSpec> GhostHistory for RslGhost<A> {
             _ => false,
         }
     }
+
+    /// Every property reads replicas through [`replicas`], which passes over crashed ones.
+    fn crashed_states_unread(&self) -> bool {
+        true
+    }
 }
 
 /// Renames client ids everywhere in the history (for symmetry reduction over clients; replica
@@ -203,7 +208,11 @@ impl<A: AppSpec> RslGhost<A> {
 /// The state type of RSL models: the actors' states and the ghost history.
 pub type RslState<A> = ActorModelState<RslNode<A>, RslHistory<A>>;
 
-/// The replicas' states with their ids.
+/// The states of the replicas that are up, with their ids. A crashed replica has no state but
+/// its storage: stateright keeps the state it crashed with, which no step reads until the
+/// restart replaces it, and the properties pass over it too, so that the checker may leave it
+/// out ([`GhostHistory::crashed_states_unread`]). Whatever a crashed replica keeps is judged
+/// once it restarts from it.
 pub fn replicas<A: AppSpec>(
     n: usize,
     state: &RslState<A>,
@@ -213,7 +222,21 @@ pub fn replicas<A: AppSpec>(
         .iter()
         .take(n)
         .enumerate()
+        .filter(|(i, _)| !state.crashed.get(*i).copied().unwrap_or(false))
         .filter_map(|(i, s)| s.replica().map(|r| (Id::from(i), r)))
+}
+
+/// How many slots each replica executed: a replica that is up by its state, a crashed one by
+/// its storage (what it restarts with; a replica saves whenever its executor changes).
+fn ops_complete<A: AppSpec>(n: usize, s: &RslState<A>) -> impl Iterator<Item = OpNum> + '_ {
+    (0..n).map(|i| match (s.crashed.get(i), s.actor_states.get(i)) {
+        (Some(false), Some(a)) => a.replica().map_or(0, |r| r.executor.ops_complete),
+        _ => s
+            .actor_storages
+            .get(i)
+            .and_then(Option::as_ref)
+            .map_or(0, |st| st.ops_complete),
+    })
 }
 
 /// The spec's reply record: the last (seqno, reply) per remembered client, and the highest
@@ -313,10 +336,7 @@ pub fn linearizable<A: AppSpec>(s: &RslState<A>) -> bool {
 /// prefix it executed, and every reply sent is the spec's reply.
 pub fn refinement<A: AppSpec>(n: usize, p: &Params, s: &RslState<A>) -> bool {
     let chosen = &s.history.chosen;
-    let longest = replicas(n, s)
-        .map(|(_, r)| r.executor.ops_complete)
-        .max()
-        .unwrap_or(0);
+    let longest = ops_complete(n, s).max().unwrap_or(0);
     let Some((prefixes, spec_replies)) = spec_run::<A>(chosen, longest, p.max_client_sessions)
     else {
         return false;
@@ -377,12 +397,13 @@ pub fn logs_bounded<A: AppSpec>(n: usize, p: &Params, s: &RslState<A>) -> bool {
 
 /// Log truncation only discards slots a quorum of replicas has executed: no acceptor's truncation
 /// point exceeds the quorum-th highest `ops_complete`.
+/// A crashed replica counts with the slots its storage says it executed.
 pub fn truncation_below_quorum_checkpoint<A: AppSpec>(n: usize, s: &RslState<A>) -> bool {
-    let mut done: Vec<OpNum> = replicas(n, s)
-        .map(|(_, r)| r.executor.ops_complete)
-        .collect();
+    let mut done: Vec<OpNum> = ops_complete(n, s).collect();
     done.sort_unstable_by(|a, b| b.cmp(a));
-    let q = done[n / 2];
+    let Some(&q) = done.get(n / 2) else {
+        return true;
+    };
     replicas(n, s).all(|(_, r)| r.acceptor.log_truncation_point <= q)
 }
 
