@@ -74,7 +74,9 @@
 //! The engine's reduced view ([`Reduce::fingerprint_reduced`]) also leaves out the messages of a
 //! duplicating network that their receivers can never use again, as the model's ghost history
 //! says ([`GhostHistory::spent`]): states that differ only by them have the same successors, but
-//! for deliveries of those, which change nothing.
+//! for deliveries of those, which change nothing. Where the history says no property reads a
+//! crashed actor's state ([`GhostHistory::crashed_states_unread`]), it leaves out the state a
+//! crashed actor crashed with, which no step reads either (see `ReducedReading`).
 
 use std::hash::{BuildHasher, Hash, Hasher};
 
@@ -190,7 +192,9 @@ pub trait Reduce: Model {
     /// again. For an actor model, the messages of a duplicating network that their receivers
     /// can never use again ([`GhostHistory::spent`]). Two states that differ only there have
     /// the same successors but for those deliveries, which change nothing, so they are one
-    /// state for every safety property that does not read the network. The default: the view.
+    /// state for every safety property that does not read the network. Where the history
+    /// allows it ([`GhostHistory::crashed_states_unread`]), also the states crashed actors
+    /// crashed with (see `ReducedReading`). The default: the view.
     /// The lasso checker keeps to the view, whose states have the very same actions.
     fn fingerprint_reduced(&self, state: &Self::State) -> u64
     where

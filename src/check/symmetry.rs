@@ -319,11 +319,12 @@ where
     let i = usize::from(c);
     let (mut sent, mut received) = (0usize, 0usize);
     let duplicating = matches!(state.network, Network::UnorderedDuplicating(..));
-    for env in state
-        .network
-        .iter_all()
-        .filter(|env| !(duplicating && (seen.spent)(env.src, env.dst, env.msg)))
-    {
+    for env in state.network.iter_all() {
+        if (env.src != c && env.dst != c)
+            || (duplicating && (seen.spent)(env.src, env.dst, env.msg))
+        {
+            continue;
+        }
         sent += usize::from(env.src == c);
         received += usize::from(env.dst == c);
     }
