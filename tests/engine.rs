@@ -634,7 +634,10 @@ fn sleep_sets_with_symmetry_visit_exactly_the_orbits_of_symmetry_alone() {
 /// action indices alone, which count the actions of the state expanded, not of the state the
 /// replay reaches (one with an old message its receiver can no longer use, one without), ended
 /// elsewhere here, and "a view change completes" read "not reached". One thread under a fixed
-/// schedule seed, so the same search every time; about a minute.
+/// schedule seed, so the same search every time; about a minute. Since the view also leaves out
+/// crashed replicas' states the search is another one, and indices alone no longer go astray
+/// in it (tried: it passes with them too), so it now guards the verdicts of this run only; a
+/// sweep of small configurations, mutations and seeds found no other run where they do.
 #[test]
 #[ignore = "about 65 s; run with --ignored"]
 fn a_witness_replays_through_states_the_view_identifies() {
