@@ -61,6 +61,22 @@ fn spent(model: &RslModel<Counter>, state: &State, rule: Rule) -> Vec<Envelope<R
         .collect()
 }
 
+/// A successor of `state` by an action picked at random among those that lead somewhere
+/// within the model's boundary (`None`: there is none).
+fn random_step(model: &RslModel<Counter>, state: &State, rng: &mut ChaCha8Rng) -> Option<State> {
+    let mut actions = Vec::new();
+    model.actions(state, &mut actions);
+    while !actions.is_empty() {
+        let a = actions.swap_remove(rng.random_range(0..actions.len()));
+        if let Some(next) = model.next_state(state, a) {
+            if model.within_boundary(&next) {
+                return Some(next);
+            }
+        }
+    }
+    None
+}
+
 /// Walks `model` at random; returns how many deliveries of spent messages were tried, or what
 /// broke the rule first.
 fn check_rule(
@@ -72,7 +88,6 @@ fn check_rule(
 ) -> Result<usize, String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut tried = 0;
-    let mut actions = Vec::new();
     for walk in 0..walks {
         let mut state = model.init_states().remove(0);
         for step in 0..depth {
@@ -96,20 +111,9 @@ fn check_rule(
                 }
                 tried += 1;
             }
-            actions.clear();
-            model.actions(&state, &mut actions);
-            let next = loop {
-                if actions.is_empty() {
-                    break None;
-                }
-                let a = actions.swap_remove(rng.random_range(0..actions.len()));
-                if let Some(next) = model.next_state(&state, a) {
-                    if model.within_boundary(&next) {
-                        break Some(next);
-                    }
-                }
+            let Some(next) = random_step(model, &state, &mut rng) else {
+                break;
             };
-            let Some(next) = next else { break };
             // A message delivered (or dropped) off a network that does not keep it is gone, not
             // live again.
             let after = spent(model, &next, rule);
@@ -239,7 +243,6 @@ fn check_crashed_states_unread(
 ) -> Result<usize, String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut compared = 0;
-    let mut actions = Vec::new();
     for walk in 0..walks {
         let mut state = model.init_states().remove(0);
         for step in 0..depth {
@@ -262,20 +265,9 @@ fn check_crashed_states_unread(
                     compared += 1;
                 }
             }
-            actions.clear();
-            model.actions(&state, &mut actions);
-            let next = loop {
-                if actions.is_empty() {
-                    break None;
-                }
-                let a = actions.swap_remove(rng.random_range(0..actions.len()));
-                if let Some(next) = model.next_state(&state, a) {
-                    if model.within_boundary(&next) {
-                        break Some(next);
-                    }
-                }
+            let Some(next) = random_step(model, &state, &mut rng) else {
+                break;
             };
-            let Some(next) = next else { break };
             state = next;
         }
     }
