@@ -89,8 +89,10 @@ pub struct CommonFlags {
     #[arg(long, value_parser = parse_duration)]
     pub max_time: Option<Duration>,
     /// How check and dfs reduce the search: none (every transition, states exactly as
-    /// stateright counts them), view (states that differ only in what nothing reads, or in old
-    /// messages no receiver can use any more, are one state), sleep (view plus sleep sets: every state of the view, far fewer transitions),
+    /// stateright counts them), view (states that differ only in what nothing reads, in old
+    /// messages no receiver can use any more, or in the state a crashed replica crashed with,
+    /// are one state), sleep (view plus sleep sets: every state of the view, far fewer
+    /// transitions),
     /// symmetry (view plus one state per orbit of interchangeable clients; RSL only), all (sleep
     /// sets and symmetry together where the model offers a symmetry, sleep sets alone where it
     /// does not).
