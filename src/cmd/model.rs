@@ -90,12 +90,11 @@ pub struct CommonFlags {
     pub max_time: Option<Duration>,
     /// How check and dfs reduce the search: none (every transition, states exactly as
     /// stateright counts them), view (states that differ only in what nothing reads, in old
-    /// messages no receiver can use any more, or in the state a crashed replica crashed with,
-    /// are one state), sleep (view plus sleep sets: every state of the view, far fewer
-    /// transitions),
-    /// symmetry (view plus one state per orbit of interchangeable clients; RSL only), all (sleep
-    /// sets and symmetry together where the model offers a symmetry, sleep sets alone where it
-    /// does not).
+    /// messages no receiver can use any more, or (RSL) in the state a crashed replica crashed
+    /// with, are one state), sleep (view plus sleep sets: every state of the view, far fewer
+    /// transitions), symmetry (view plus one state per orbit of interchangeable clients; RSL
+    /// only), all (sleep sets and symmetry together where the model offers a symmetry, sleep
+    /// sets alone where it does not).
     #[arg(long, default_value = "all", value_parser = Reduction::parse)]
     pub reduction: Reduction,
     /// What sleep sets count as independent: conditional (two steps of different actors, and
