@@ -35,21 +35,28 @@ fn real_rule(
 
 type State = <RslModel<Counter> as Model>::State;
 
-/// The state by which the view judges the messages to actor `i`: its own, or, crashed, the
+/// The states by which the view judges the messages to each actor: its own, or, crashed, the
 /// state it restarts in from its storage.
-fn judged_state(model: &RslModel<Counter>, state: &State, i: usize) -> RslNodeState<Counter> {
-    if state.crashed[i] {
-        model.actors[i].on_start(Id::from(i), &state.actor_storages[i], &mut Out::new())
-    } else {
-        (*state.actor_states[i]).clone()
-    }
+fn judged_states(model: &RslModel<Counter>, state: &State) -> Vec<RslNodeState<Counter>> {
+    (0..state.actor_states.len())
+        .map(|i| {
+            if state.crashed[i] {
+                model.actors[i].on_start(Id::from(i), &state.actor_storages[i], &mut Out::new())
+            } else {
+                (*state.actor_states[i]).clone()
+            }
+        })
+        .collect()
 }
 
-/// The messages in `state`'s network that `rule` calls spent.
-fn spent(model: &RslModel<Counter>, state: &State, rule: Rule) -> Vec<Envelope<RslMsg<Counter>>> {
-    let judged: Vec<RslNodeState<Counter>> = (0..state.actor_states.len())
-        .map(|i| judged_state(model, state, i))
-        .collect();
+/// The messages in `state`'s network that `rule` calls spent, judged by `judged`
+/// ([`judged_states`]).
+fn spent(
+    model: &RslModel<Counter>,
+    state: &State,
+    judged: &[RslNodeState<Counter>],
+    rule: Rule,
+) -> Vec<Envelope<RslMsg<Counter>>> {
     state
         .network
         .iter_all()
@@ -91,11 +98,11 @@ fn check_rule(
     for walk in 0..walks {
         let mut state = model.init_states().remove(0);
         for step in 0..depth {
-            let before = spent(model, &state, rule);
+            let judged = judged_states(model, &state);
+            let before = spent(model, &state, &judged, rule);
             for env in &before {
                 let dst = usize::from(env.dst);
-                let judged = judged_state(model, &state, dst);
-                let receiver = &judged;
+                let receiver = &judged[dst];
                 let mut next = Cow::Borrowed(receiver);
                 let mut out = Out::new();
                 model.actors[dst].on_msg(env.dst, &mut next, env.src, env.msg.clone(), &mut out);
@@ -116,7 +123,7 @@ fn check_rule(
             };
             // A message delivered (or dropped) off a network that does not keep it is gone, not
             // live again.
-            let after = spent(model, &next, rule);
+            let after = spent(model, &next, &judged_states(model, &next), rule);
             let still_there: Vec<_> = next.network.iter_all().map(|e| e.to_cloned_msg()).collect();
             let revived = before
                 .iter()
