@@ -1,7 +1,7 @@
 //! Model check IronKV: `cargo run --release --example check-kv`.
 
-use clap::Parser;
-use ironfleet::cmd::model::{kv_main, KvFlags, Verb};
+use clap::{CommandFactory, FromArgMatches, Parser};
+use ironfleet::cmd::model::{flags_before_or_after_the_verb, kv_main, KvFlags, Verb};
 
 /// The checker clones and drops states millions of times a second: mimalloc's allocator takes
 /// less time at it than the system's (see docs/checking.md for the measured figures).
@@ -20,7 +20,8 @@ struct Cli {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let matches = flags_before_or_after_the_verb(Cli::command()).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let verb = cli.verb.unwrap_or(Verb::Check);
     match kv_main(
         "cargo run --release --example check-kv --",

@@ -6,7 +6,7 @@
 //! one configuration of your own.
 
 use clap::{CommandFactory, FromArgMatches, Parser};
-use ironfleet::cmd::model::{rsl_main, RslFlags, Verb};
+use ironfleet::cmd::model::{flags_before_or_after_the_verb, rsl_main, RslFlags, Verb};
 use ironfleet::cmd::suite::{configuration_given, rsl_default_check};
 
 /// The checker clones and drops states millions of times a second: mimalloc's allocator takes
@@ -30,7 +30,7 @@ struct Cli {
 }
 
 fn main() {
-    let matches = Cli::command().get_matches();
+    let matches = flags_before_or_after_the_verb(Cli::command()).get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let program = "cargo run --release --example check-paxos --";
     let result = match &cli.verb {

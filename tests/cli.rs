@@ -95,6 +95,8 @@ fn bad_flags_exit_2() {
         &["lock", "local", "--nodes", "0"],
         &["rsl", "--max-memory", "12XB", "check"],
         &["rsl", "--max-memory", "0", "check"],
+        &["rsl", "--threads", "0", "check"],
+        &["kv", "--threads", "0", "dfs"],
         &["rsl", "--independence", "sometimes", "check"],
         &["rsl", "check", "--schedule-seed", "1"],
         &["rsl", "--liveness", "dfs", "--schedule-seed", "1"],
@@ -563,7 +565,7 @@ fn a_seeded_schedule_visits_every_state_with_either_independence() {
         let out = stdout(&o);
         assert_eq!(o.status.code(), Some(0), "{out}");
         assert!(
-            out.contains(&format!("1 threads, schedule seed {seed}")),
+            out.contains(&format!("1 thread, schedule seed {seed}")),
             "{out}"
         );
         assert!(

@@ -74,8 +74,8 @@ pub struct CommonFlags {
     /// periodic resends make the space infinite; defaults to 24 there).
     #[arg(long)]
     pub max_depth: Option<usize>,
-    /// Checker threads (default: all cores).
-    #[arg(long)]
+    /// Checker threads, at least 1 (default: all cores).
+    #[arg(long, value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// check and dfs stop (not exhaustive, exit status 2) once the checker's resident memory
     /// passes this (e.g. 8GiB, 500MiB; default: nine tenths of the memory available at start),
@@ -218,6 +218,20 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Lets a checker's flags come after its verb as well as before it (`check-paxos dfs
+/// --crashes 1` as well as `check-paxos --crashes 1 dfs`): every argument of `cmd` becomes
+/// global, so the verbs accept them and pass them up.
+pub fn flags_before_or_after_the_verb(cmd: clap::Command) -> clap::Command {
+    cmd.mut_args(|a| a.global(true))
+}
+
+fn parse_threads(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{s}' is not a number of threads (1 or more)")),
+    }
 }
 
 fn parse_network(s: &str) -> Result<NetworkKind, String> {
@@ -556,14 +570,14 @@ where
         (true, false) => format!("{reduction}, static independence"),
         (false, _) => reduction,
     };
+    let threads = match opts.threads {
+        1 => "1 thread".to_string(),
+        n => format!("{n} threads"),
+    };
     let mode = match &opts.mode {
-        Mode::Bfs => format!(
-            "exhaustive BFS{checker}, {} threads{reduction}",
-            opts.threads
-        ),
+        Mode::Bfs => format!("exhaustive BFS{checker}, {threads}{reduction}"),
         Mode::Dfs => format!(
-            "exhaustive DFS{checker}, {} threads{}{reduction}",
-            opts.threads,
+            "exhaustive DFS{checker}, {threads}{}{reduction}",
             opts.schedule_seed
                 .map(|s| format!(", schedule seed {s}"))
                 .unwrap_or_default()
@@ -1004,6 +1018,80 @@ pub fn kv_main(program: &str, verb: &Verb, flags: &KvFlags) -> Result<i32> {
 
 #[cfg(test)]
 mod tests {
+    use clap::{CommandFactory, FromArgMatches, Parser};
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        flags: super::RslFlags,
+        #[command(subcommand)]
+        verb: Option<super::Verb>,
+    }
+
+    fn parse(args: &[&str]) -> Result<(Cli, clap::ArgMatches), clap::Error> {
+        let matches = super::flags_before_or_after_the_verb(Cli::command())
+            .try_get_matches_from(std::iter::once("check-paxos").chain(args.iter().copied()))?;
+        Ok((Cli::from_arg_matches(&matches)?, matches))
+    }
+
+    #[test]
+    fn flags_may_come_before_or_after_the_verb() {
+        for args in [
+            &[
+                "--crashes",
+                "1",
+                "--threads",
+                "1",
+                "dfs",
+                "--schedule-seed",
+                "3",
+            ][..],
+            &[
+                "dfs",
+                "--crashes",
+                "1",
+                "--schedule-seed",
+                "3",
+                "--threads",
+                "1",
+            ],
+            &[
+                "--threads",
+                "1",
+                "dfs",
+                "--schedule-seed",
+                "3",
+                "--crashes",
+                "1",
+            ],
+        ] {
+            let (cli, matches) = parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert_eq!(cli.flags.crashes, 1, "{args:?}");
+            assert_eq!(cli.flags.common.threads, Some(1), "{args:?}");
+            assert!(
+                matches!(
+                    cli.verb,
+                    Some(super::Verb::Dfs {
+                        schedule_seed: Some(3)
+                    })
+                ),
+                "{args:?}"
+            );
+            assert!(
+                crate::cmd::suite::configuration_given(&matches),
+                "{args:?}: a configuration flag after the verb still counts as one"
+            );
+        }
+        let (cli, matches) = parse(&["simulate", "--seed", "7"]).unwrap();
+        assert!(matches!(
+            cli.verb,
+            Some(super::Verb::Simulate { seed: 7, .. })
+        ));
+        assert!(!crate::cmd::suite::configuration_given(&matches));
+        assert!(parse(&["dfs", "--crashes", "x"]).is_err());
+        assert!(parse(&["dfs", "--frobnicate"]).is_err());
+    }
+
     #[test]
     fn sizes_parse_with_binary_and_decimal_units() {
         assert_eq!(super::parse_bytes("8GiB"), Ok(8 << 30));
