@@ -501,6 +501,80 @@ fn a_check_past_its_time_limit_stops_and_says_so() {
     );
 }
 
+/// Runs `ironfleet` with `args`, sends it Ctrl-C (SIGINT) two seconds after it printed a line
+/// starting with `started` (the search is then under way), and returns its exit status and
+/// output.
+fn interrupted(args: &[&str], started: &str) -> (Option<i32>, String, String) {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running ironfleet");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut out = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        out.push_str(&line);
+        out.push('\n');
+        if line.starts_with(started) {
+            break;
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("running kill");
+    assert!(killed.success());
+    for line in lines {
+        out.push_str(&line.unwrap());
+        out.push('\n');
+    }
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (child.wait().unwrap().code(), out, err)
+}
+
+/// Ctrl-C stops a long check, which still prints what it found (not exhaustive, said so) and
+/// exits with 130; before, it died without a word. Safety, BFS and DFS, and the liveness checker
+/// (these spaces take half a minute and more).
+#[test]
+fn a_check_stopped_by_ctrl_c_reports_what_it_found() {
+    for verb in ["check", "dfs"] {
+        let (code, out, err) = interrupted(
+            &["rsl", "--clients", "1", "--max-view-changes", "1", verb],
+            "exhaustive",
+        );
+        assert_eq!(code, Some(130), "{verb}: {out}{err}");
+        assert!(out.contains("STOPPED on request (Ctrl-C, after "), "{out}");
+        assert!(out.contains("holds on every state explored"), "{out}");
+        assert!(!out.contains("(exhaustive)"), "{out}");
+        assert!(err.contains("Stopping: the report follows"), "{err}");
+    }
+    let (code, out, err) = interrupted(
+        &[
+            "rsl",
+            "--clients",
+            "2",
+            "--max-view-changes",
+            "1",
+            "--liveness",
+            "check",
+        ],
+        "liveness: exhaustive",
+    );
+    assert_eq!(code, Some(130), "{out}{err}");
+    assert!(out.contains("STOPPED on request (Ctrl-C, after "), "{out}");
+    assert!(out.contains("exploration stopped on request"), "{out}");
+}
+
 /// A breadth-first check whose frontier passes half its memory limit goes on depth-first and
 /// finishes: the same states, exhaustive, exit status 0. (Before, it stopped at the limit, or
 /// was killed without it: a BFS level holds whole states, thousands of bytes each.)

@@ -189,6 +189,9 @@ pub struct EngineOptions {
     /// order; this makes such an order reproducible (on one thread, the same seed is the same
     /// search), so the tests can check that what the engine visits does not depend on it.
     pub schedule_seed: Option<u64>,
+    /// Stop (not exhaustive, said in the outcome) once this flag is set: a command sets it on
+    /// Ctrl-C, so that a long search ends with its report instead of nothing. `None`: never.
+    pub stop_requested: Option<Arc<AtomicBool>>,
 }
 
 /// Options for the tests: `order`, `reduction`, `threads`, conditional independence, and
@@ -209,6 +212,7 @@ pub(crate) fn test_options(order: Order, reduction: Reduction, threads: usize) -
         symmetry: None,
         conditional: true,
         schedule_seed: None,
+        stop_requested: None,
     }
 }
 
@@ -229,6 +233,9 @@ pub struct Explored<S, A> {
     /// Why the search stopped before the end, if it ran out of its time limit: how long it had
     /// run when it stopped.
     pub time_stop: Option<Duration>,
+    /// Why the search stopped before the end, if it was asked to
+    /// ([`EngineOptions::stop_requested`]): how long it had run when it stopped.
+    pub requested_stop: Option<Duration>,
     /// The path to each property's discovery, by name.
     pub paths: HashMap<&'static str, Path<S, A>>,
     /// The engine's own figures.
@@ -569,6 +576,8 @@ struct Search<'m, M: Model> {
     memory_stop: AtomicU64,
     /// The search passed its time limit.
     time_stop: AtomicBool,
+    /// The search was asked to stop ([`EngineOptions::stop_requested`]).
+    requested_stop: AtomicBool,
     /// Breadth-first only: the frontier passed half the memory limit; go on depth-first.
     go_depth_first: AtomicBool,
     /// With [`EngineOptions::conditional`]: the answers of the commute tests.
@@ -955,6 +964,11 @@ impl ProgressLine<'_> {
             search.time_stop.store(true, Ordering::Relaxed);
             search.stop.store(true, Ordering::Relaxed);
         }
+        let requested = search.opts.stop_requested.as_ref();
+        if requested.is_some_and(|r| r.load(Ordering::Relaxed)) {
+            search.requested_stop.store(true, Ordering::Relaxed);
+            search.stop.store(true, Ordering::Relaxed);
+        }
         if let Some(limit) = search.opts.max_memory {
             if now >= self.last_memory_check + MEMORY_POLL {
                 self.last_memory_check = now;
@@ -1235,6 +1249,7 @@ where
         stop: AtomicBool::new(false),
         memory_stop: AtomicU64::new(0),
         time_stop: AtomicBool::new(false),
+        requested_stop: AtomicBool::new(false),
         go_depth_first: AtomicBool::new(false),
         memo: opts.conditional.then(CommuteMemo::new),
     };
@@ -1311,6 +1326,10 @@ where
         memory_stop: Some(search.memory_stop.load(Ordering::Relaxed)).filter(|&m| m > 0),
         time_stop: search
             .time_stop
+            .load(Ordering::Relaxed)
+            .then(|| start.elapsed()),
+        requested_stop: search
+            .requested_stop
             .load(Ordering::Relaxed)
             .then(|| start.elapsed()),
         paths,
@@ -1625,6 +1644,56 @@ mod tests {
                 Ok(true),
                 "{order:?}: the search must end with the panic"
             );
+        }
+    }
+
+    /// Counts up for ever, two ways each step: a search of it ends only when stopped.
+    struct Endless;
+
+    impl Model for Endless {
+        type State = u64;
+        type Action = u64;
+        fn init_states(&self) -> Vec<u64> {
+            vec![0]
+        }
+        fn actions(&self, _: &u64, actions: &mut Vec<u64>) {
+            actions.extend([1, 2]);
+        }
+        fn next_state(&self, s: &u64, a: u64) -> Option<u64> {
+            Some(s + a)
+        }
+        fn properties(&self) -> Vec<stateright::Property<Self>> {
+            vec![stateright::Property::always("any", |_, _: &u64| true)]
+        }
+    }
+
+    impl Reduce for Endless {}
+
+    #[test]
+    fn a_search_asked_to_stop_stops_and_says_so() {
+        for order in [Order::Bfs, Order::Dfs] {
+            let request = Arc::new(AtomicBool::new(false));
+            let opts = EngineOptions {
+                stop_requested: Some(request.clone()),
+                ..test_options(order, Reduction::Sleep, 2)
+            };
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let found = explore(&Endless, &opts, &mut std::io::sink());
+                let _ = tx.send((found.requested_stop.is_some(), found.complete, found.unique));
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(
+                rx.try_recv().is_err(),
+                "{order:?}: the search must not end by itself"
+            );
+            request.store(true, Ordering::Relaxed);
+            let (requested, complete, unique) = rx
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("{order:?}: the search did not stop on request"));
+            assert!(requested, "{order:?}: the outcome says why it stopped");
+            assert!(!complete, "{order:?}");
+            assert!(unique > 1, "{order:?}");
         }
     }
 

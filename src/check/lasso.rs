@@ -55,6 +55,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Debug;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stateright::Model;
@@ -88,6 +90,9 @@ pub struct LivenessOptions {
     /// Stop exploring (not exhaustive, said in the outcome) once exploration has run this
     /// long; the graph explored so far is still analysed.
     pub max_time: Option<Duration>,
+    /// Stop exploring (not exhaustive, said in the outcome) once this flag is set (a command
+    /// sets it on Ctrl-C); the graph explored so far is still analysed.
+    pub stop_requested: Option<Arc<AtomicBool>>,
 }
 
 /// A lasso counterexample: from an initial state, the stem, then the cycle repeated forever (an
@@ -138,6 +143,8 @@ pub struct LiveOutcome<S, A> {
     pub memory_stop: Option<u64>,
     /// How long exploration had run when it stopped for the time limit, if it did.
     pub time_stop: Option<Duration>,
+    /// How long exploration had run when it stopped on request, if it did.
+    pub requested_stop: Option<Duration>,
     /// Each property's verdict.
     pub properties: Vec<(&'static str, LiveVerdict<S, A>)>,
 }
@@ -175,6 +182,8 @@ struct Explored {
     memory_stop: Option<u64>,
     /// How long exploration had run when it stopped for the time limit, if it did.
     time_stop: Option<Duration>,
+    /// How long exploration had run when it stopped on request, if it did.
+    requested_stop: Option<Duration>,
     index_bytes: usize,
 }
 
@@ -201,6 +210,7 @@ where
         complete: true,
         memory_stop: None,
         time_stop: None,
+        requested_stop: None,
         index_bytes: 0,
     };
     let mut depth_of: Vec<u32> = Vec::new();
@@ -255,11 +265,15 @@ where
         if let (Some(limit), None, 0) = (opts.max_time, g.time_stop, next % 1024) {
             g.time_stop = Some(started.elapsed()).filter(|&t| t >= limit);
         }
+        if let (Some(flag), None, 0) = (&opts.stop_requested, g.requested_stop, next % 1024) {
+            g.requested_stop = flag.load(Ordering::Relaxed).then(|| started.elapsed());
+        }
         let over_states = opts.max_states.is_some_and(|m| g.parent.len() >= m);
         if opts.max_depth.is_some_and(|m| d >= m)
             || over_states && queue.len() > 1_000_000
             || g.memory_stop.is_some()
             || g.time_stop.is_some()
+            || g.requested_stop.is_some()
         {
             g.cut[id as usize] = true;
             g.complete = false;
@@ -729,6 +743,8 @@ where
                     why.push("exploration stopped at the memory limit".to_string());
                 } else if g.time_stop.is_some() {
                     why.push("exploration stopped at the time limit".to_string());
+                } else if g.requested_stop.is_some() {
+                    why.push("exploration stopped on request".to_string());
                 } else if !g.complete {
                     why.push("exploration cut by --max-depth or the state limit".to_string());
                 }
@@ -758,6 +774,7 @@ where
             / g.n().max(1) as f64,
         memory_stop: g.memory_stop,
         time_stop: g.time_stop,
+        requested_stop: g.requested_stop,
         properties,
     }
 }

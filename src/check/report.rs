@@ -124,6 +124,14 @@ where
             after.as_secs_f64()
         );
     }
+    if let Some(after) = outcome.requested_stop {
+        let _ = writeln!(
+            out,
+            "STOPPED on request (Ctrl-C, after {:.1} s): not exhaustive, and no verdict on the \
+             whole space; what was found so far is below.",
+            after.as_secs_f64()
+        );
+    }
     if let Some((_, stats)) = &outcome.engine {
         if let Some((unique, depth)) = stats.depth_first_from {
             let _ = writeln!(
@@ -218,6 +226,14 @@ where
             "STOPPED at the time limit (after {:.1} s): the graph explored so far is analysed, \
              with no verdict on the whole space. --max-time sets the limit; a smaller \
              configuration shrinks the space.",
+            after.as_secs_f64()
+        );
+    }
+    if let Some(after) = outcome.requested_stop {
+        let _ = writeln!(
+            out,
+            "STOPPED on request (Ctrl-C, after {:.1} s): the graph explored so far is analysed, \
+             with no verdict on the whole space.",
             after.as_secs_f64()
         );
     }

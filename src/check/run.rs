@@ -11,6 +11,8 @@
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::io::Write;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::seq::SliceRandom;
@@ -87,6 +89,9 @@ pub struct RunOptions {
     /// Our engine's depth-first search: expand pending states in an order picked by this seed
     /// (see [`super::engine::EngineOptions::schedule_seed`]).
     pub schedule_seed: Option<u64>,
+    /// Our engine: stop (not exhaustive, said in the outcome) once this flag is set; a command
+    /// sets it on Ctrl-C (see [`super::engine::EngineOptions::stop_requested`]).
+    pub stop_requested: Option<Arc<AtomicBool>>,
 }
 
 impl Default for RunOptions {
@@ -107,6 +112,7 @@ impl Default for RunOptions {
             symmetry: None,
             conditional: true,
             schedule_seed: None,
+            stop_requested: None,
         }
     }
 }
@@ -157,6 +163,8 @@ pub struct Outcome<S, A> {
     pub memory_stop: Option<u64>,
     /// How long our engine had run when it stopped for its time limit, if it did.
     pub time_stop: Option<Duration>,
+    /// How long our engine had run when it stopped on request, if it did.
+    pub requested_stop: Option<Duration>,
     /// Every property's outcome, in the model's order.
     pub properties: Vec<PropertyOutcome<S, A>>,
     /// Our engine's own figures (when it ran).
@@ -281,6 +289,7 @@ where
             symmetry: opts.symmetry.clone(),
             conditional: opts.conditional,
             schedule_seed: opts.schedule_seed,
+            stop_requested: opts.stop_requested.clone(),
         };
         let found = explore(&model, &engine_opts, progress_out);
         return Outcome {
@@ -290,6 +299,7 @@ where
             complete: found.complete,
             memory_stop: found.memory_stop,
             time_stop: found.time_stop,
+            requested_stop: found.requested_stop,
             properties: verdicts(&model, found.paths),
             engine: Some((reduction, found.stats)),
             elapsed: start.elapsed(),
@@ -343,6 +353,7 @@ where
         complete: opts.max_depth.is_none() && !stopped_early,
         memory_stop: None,
         time_stop: None,
+        requested_stop: None,
         properties: verdicts(checker.model(), discoveries),
         engine: None,
     }
@@ -765,6 +776,7 @@ where
         complete: false,
         memory_stop: None,
         time_stop: None,
+        requested_stop: None,
         properties: verdicts(model, found),
         engine: None,
     }

@@ -10,6 +10,7 @@
 //! call it; it is not a library API.
 
 pub mod bench;
+mod interrupt;
 pub mod kv;
 pub mod lock;
 pub mod model;

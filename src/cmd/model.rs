@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 use stateright::actor::{Actor, ActorModel, ActorModelAction};
 use stateright::Model;
 
+use super::interrupt;
 use crate::actors::kv::{ClientOp, Key, KeyRange, KvMutation, KvParams};
 use crate::actors::lock::LockMutation;
 use crate::actors::rsl::{Counter, Mutation, RslNode};
@@ -597,7 +598,11 @@ where
             .unwrap_or_default()
     )?;
     out.flush()?;
+    // Our engine's exhaustive searches stop on Ctrl-C and report; the rest quit at once.
+    let listening = (exhaustive && matches!(opts.engine, Engine::Own(_))).then(interrupt::listen);
+    opts.stop_requested = listening.as_ref().and_then(|l| l.flag());
     let outcome = runner::run(build(), &opts, &mut out);
+    drop(listening);
     let replay = match verb {
         Verb::Simulate { seed, walks, depth } => format!(
             "`{program} {flags} simulate --seed {seed} --walks {walks} --depth {depth}` replays it; `{program} {flags} explore`"
@@ -609,6 +614,7 @@ where
     let stopped = outcome.memory_stop.is_some() || outcome.time_stop.is_some();
     Ok(match (violated, stopped) {
         (true, _) => 1,
+        (false, _) if outcome.requested_stop.is_some() => interrupt::INTERRUPTED,
         // Out of memory or time before the end: no verdict on the whole space.
         (false, true) => 2,
         (false, false) => 0,
@@ -654,10 +660,21 @@ where
                     .max_memory
                     .or_else(crate::check::engine::default_memory_limit),
                 max_time: common.max_time,
+                stop_requested: None,
+            };
+            let listening = interrupt::listen();
+            let opts = LivenessOptions {
+                stop_requested: listening.flag(),
+                ..opts
             };
             let outcome = check_liveness(&model, &live, &classify, &opts);
+            drop(listening);
             let hint = format!("`{program} {flags} explore`");
             let violated = print_live_report(&model, &outcome, &hint, out);
+            if !violated && outcome.requested_stop.is_some() {
+                out.flush()?;
+                return Ok(interrupt::INTERRUPTED);
+            }
             if !violated && (outcome.memory_stop.is_some() || outcome.time_stop.is_some()) {
                 out.flush()?;
                 return Ok(2);

@@ -263,6 +263,10 @@ pub fn rsl_default_check(program: &str, base: &RslFlags) -> Result<i32> {
             code = 1;
             break;
         }
+        if phase_code == super::interrupt::INTERRUPTED {
+            code = phase_code;
+            break;
+        }
         if phase_code != 0 {
             code = 2;
         }
@@ -295,6 +299,10 @@ pub fn rsl_default_check(program: &str, base: &RslFlags) -> Result<i32> {
         1 => writeln!(
             out,
             "Stopped at the first violation: its counterexample is above; the configurations after it did not run."
+        )?,
+        super::interrupt::INTERRUPTED => writeln!(
+            out,
+            "Stopped on request (Ctrl-C): the configuration marked unknown has no verdict on its whole space, and those after it did not run."
         )?,
         _ => writeln!(
             out,
