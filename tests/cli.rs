@@ -97,6 +97,8 @@ fn bad_flags_exit_2() {
         &["rsl", "--max-memory", "0", "check"],
         &["rsl", "--threads", "0", "check"],
         &["kv", "--threads", "0", "dfs"],
+        &["rsl", "sim", "--seed", "1", "--check-every", "0"],
+        &["kv", "sim", "--seed", "1", "--check-every", "0"],
         &["rsl", "--independence", "sometimes", "check"],
         &["rsl", "check", "--schedule-seed", "1"],
         &["rsl", "--liveness", "dfs", "--schedule-seed", "1"],

@@ -53,8 +53,8 @@ pub struct SimFlags {
     /// state-transfer-in-one-message (rsl), storage-skips-fsync, storage-skips-directory-fsync.
     #[arg(long, value_parser = parse_runtime_mutation)]
     pub runtime_mutation: Option<RuntimeMutation>,
-    /// Check safety after every k-th step.
-    #[arg(long, default_value_t = 1)]
+    /// Check safety after every k-th step (k at least 1).
+    #[arg(long, default_value_t = 1, value_parser = parse_every)]
     pub check_every: u64,
     /// Run each seed twice and compare the event logs (the determinism self-check).
     #[arg(long)]
@@ -62,7 +62,14 @@ pub struct SimFlags {
 }
 
 /// Parses `A..B`.
-pub fn parse_seeds(s: &str) -> Result<Range<u64>, String> {
+pub fn parse_every(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(k) if k >= 1 => Ok(k),
+        _ => Err(format!("'{s}' is not a step count (1 or more)")),
+    }
+}
+
+fn parse_seeds(s: &str) -> Result<Range<u64>, String> {
     let (a, b) = s
         .split_once("..")
         .ok_or_else(|| format!("'{s}' is not a seed range (try 0..1000)"))?;
@@ -110,7 +117,7 @@ impl SimFlags {
         );
         c.liveness_ms = self.liveness_bound.as_millis() as u64;
         c.runtime_mutation = self.runtime_mutation.unwrap_or_default();
-        c.check_every = self.check_every.max(1);
+        c.check_every = self.check_every;
         c
     }
 }
