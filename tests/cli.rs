@@ -93,6 +93,8 @@ fn bad_flags_exit_2() {
             "inc",
         ],
         &["lock", "local", "--nodes", "0"],
+        &["lock", "local", "--epochs", "0"],
+        &["rsl", "soak", "--ops", "0"],
         &["rsl", "--max-memory", "12XB", "check"],
         &["rsl", "--max-memory", "0", "check"],
         &["rsl", "--threads", "0", "check"],

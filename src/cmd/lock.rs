@@ -17,6 +17,9 @@ pub fn lock_local(nodes: usize, hold_ms: u64, epochs: Option<u64>) -> Result<i32
     if !(1..=64).contains(&nodes) {
         bail!("--nodes {nodes}: must be 1..=64");
     }
+    if epochs == Some(0) {
+        bail!("--epochs 0: stop after at least one epoch (leave it out to run until Ctrl-C)");
+    }
     runtime()?.block_on(async {
         let mut sockets = Vec::new();
         for _ in 0..nodes {

@@ -63,8 +63,15 @@ pub fn rsl_soak(f: &SoakFlags) -> Result<i32> {
     if f.clients == 0 || f.clients > MAX_BENCH_CLIENTS {
         bail!("--clients must be 1..={MAX_BENCH_CLIENTS}");
     }
+    if f.ops == 0 {
+        bail!("--ops 0: the soak needs at least one increment");
+    }
     if f.sample_every == 0 || f.ops < f.sample_every {
-        bail!("--sample-every must be at least 1 and at most --ops");
+        bail!(
+            "--sample-every {} must be at least 1 and at most --ops ({})",
+            f.sample_every,
+            f.ops
+        );
     }
     if !(1..=config::MAX_REPLICAS).contains(&f.replicas) {
         bail!("--replicas must be 1..={}", config::MAX_REPLICAS);
