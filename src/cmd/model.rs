@@ -1053,35 +1053,13 @@ mod tests {
 
     #[test]
     fn flags_may_come_before_or_after_the_verb() {
-        for args in [
-            &[
-                "--crashes",
-                "1",
-                "--threads",
-                "1",
-                "dfs",
-                "--schedule-seed",
-                "3",
-            ][..],
-            &[
-                "dfs",
-                "--crashes",
-                "1",
-                "--schedule-seed",
-                "3",
-                "--threads",
-                "1",
-            ],
-            &[
-                "--threads",
-                "1",
-                "dfs",
-                "--schedule-seed",
-                "3",
-                "--crashes",
-                "1",
-            ],
+        for line in [
+            "--crashes 1 --threads 1 dfs --schedule-seed 3",
+            "dfs --crashes 1 --schedule-seed 3 --threads 1",
+            "--threads 1 dfs --schedule-seed 3 --crashes 1",
         ] {
+            let args: Vec<&str> = line.split_whitespace().collect();
+            let args = &args[..];
             let (cli, matches) = parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
             assert_eq!(cli.flags.crashes, 1, "{args:?}");
             assert_eq!(cli.flags.common.threads, Some(1), "{args:?}");
