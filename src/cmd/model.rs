@@ -652,6 +652,7 @@ where
                     .unwrap_or_default()
             )?;
             out.flush()?;
+            let listening = interrupt::listen();
             let opts = LivenessOptions {
                 max_states: common.max_states,
                 max_depth: common.max_depth,
@@ -660,12 +661,7 @@ where
                     .max_memory
                     .or_else(crate::check::engine::default_memory_limit),
                 max_time: common.max_time,
-                stop_requested: None,
-            };
-            let listening = interrupt::listen();
-            let opts = LivenessOptions {
                 stop_requested: listening.flag(),
-                ..opts
             };
             let outcome = check_liveness(&model, &live, &classify, &opts);
             drop(listening);
