@@ -325,6 +325,24 @@ fn caught_and_replays(
         "{m:?}: the trace ends in a violation of {}",
         v.name
     );
+    // The action index path the report prints, and the explorer opens, leads there too: from
+    // the initial state it names, each index picks an action of stateright's own list.
+    let encoded = path.encode(&model);
+    let mut indices = encoded.split('/').map(|i| i.parse::<usize>().unwrap());
+    let mut state = model.init_states()[indices.next().unwrap()].clone();
+    for i in indices {
+        let mut actions = Vec::new();
+        model.actions(&state, &mut actions);
+        let action = actions.swap_remove(i);
+        state = model
+            .next_state(&state, action)
+            .expect("a step of the printed path");
+    }
+    assert!(
+        !(prop.condition)(&model, &state),
+        "{m:?}: the printed action path {encoded} ends in a violation of {}",
+        v.name
+    );
     o
 }
 
