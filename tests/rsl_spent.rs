@@ -1,11 +1,12 @@
 //! What the checker's reduced view leaves out of the RSL states it tells apart, checked on
 //! seeded random walks of the RSL model.
 //!
-//! Spent messages (`Replica::spent`: a message that can never change its receiver again): at
-//! every state on a walk, delivering each message the rule calls spent to its receiver changes
-//! nothing and sends nothing, and every message spent before a step is still spent after it,
-//! crashes and restarts included. A message to a crashed replica is judged, as the view judges
-//! it, by the state the replica restarts in. Three deliberately broken rules must be caught.
+//! Spent messages (`Replica::spent`, `Client::spent`: a message that can never change its
+//! receiver again): at every state on a walk, delivering each message the rule calls spent to
+//! its receiver changes nothing, sends nothing and records nothing in the history, and every
+//! message spent before a step is still spent after it, crashes and restarts included. A
+//! message to a crashed replica is judged, as the view judges it, by the state the replica
+//! restarts in. Four deliberately broken rules must be caught.
 //!
 //! Crashed replicas' states: no property reads them (the view leaves them out), so at every
 //! state with a crashed replica every property gives the same verdict whatever state the
@@ -15,7 +16,7 @@ use std::borrow::Cow;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use stateright::actor::{Actor, Envelope, Id, Out};
+use stateright::actor::{Actor, ActorModelAction, Envelope, Id, Out};
 use stateright::Model;
 
 use ironfleet::actors::rsl::{Counter, Mutation, ReplicaState, RslMsg, RslNode, RslNodeState};
@@ -106,6 +107,27 @@ fn check_rule(
                 let mut next = Cow::Borrowed(receiver);
                 let mut out = Out::new();
                 model.actors[dst].on_msg(env.dst, &mut next, env.src, env.msg.clone(), &mut out);
+                // The history too: a model records what a client takes from a delivery.
+                let history_changed = !state.crashed[dst]
+                    && model
+                        .next_state(
+                            &state,
+                            ActorModelAction::Deliver {
+                                src: env.src,
+                                dst: env.dst,
+                                msg: env.msg.clone(),
+                            },
+                        )
+                        .is_some_and(|n| *n.history != *state.history);
+                if history_changed {
+                    return Err(format!(
+                        "walk {walk}, step {step}: {} -> {}: {} is called spent, yet \
+                         delivering it changes the history",
+                        usize::from(env.src),
+                        dst,
+                        env.msg,
+                    ));
+                }
                 if *next != *receiver || !out.is_empty() {
                     return Err(format!(
                         "walk {walk}, step {step}: {} -> {}: {} is called spent, yet \
@@ -198,6 +220,18 @@ fn broken_by(
     }
 }
 
+/// The real rule, broken by calling spent every reply to a client: the one to its outstanding
+/// request is its answer.
+fn every_reply_to_a_client(
+    actor: &RslNode<Counter>,
+    state: &RslNodeState<Counter>,
+    src: Id,
+    msg: &RslMsg<Counter>,
+) -> bool {
+    (matches!(state, RslNodeState::Client(_)) && matches!(msg, RslMsg::Reply { .. }))
+        || actor.spent(state, src, msg)
+}
+
 /// Ignores a heartbeat's suspicion and the view a restart rejoins at: a suspicious heartbeat of
 /// the current view still counts, and one below the view can raise a restarted replica's view.
 fn heartbeat_at_or_below_the_view(msg: &RslMsg<Counter>, r: &ReplicaState<Counter>) -> bool {
@@ -217,18 +251,19 @@ fn one_a_at_the_promise(msg: &RslMsg<Counter>, r: &ReplicaState<Counter>) -> boo
 
 #[test]
 fn broken_rules_are_caught() {
-    for (extra, name) in [
-        (
-            heartbeat_at_or_below_the_view as fn(&_, &_) -> bool,
-            "heartbeats",
-        ),
-        (heartbeat_below_the_view, "heartbeats after a restart"),
-        (one_a_at_the_promise, "1a"),
-    ] {
-        let rule = broken_by(extra);
+    let heartbeats = broken_by(heartbeat_at_or_below_the_view);
+    let after_restart = broken_by(heartbeat_below_the_view);
+    let one_a = broken_by(one_a_at_the_promise);
+    let rules: [(Rule, &str); 4] = [
+        (&heartbeats, "heartbeats"),
+        (&after_restart, "heartbeats after a restart"),
+        (&one_a, "1a"),
+        (&every_reply_to_a_client, "replies"),
+    ];
+    for (rule, name) in rules {
         let caught = configurations()
             .into_iter()
-            .find_map(|(_, cfg)| check_rule(&rsl_model(cfg), &rule, 7, 60, 80).err());
+            .find_map(|(_, cfg)| check_rule(&rsl_model(cfg), rule, 7, 60, 80).err());
         let Some(why) = caught else {
             panic!("the broken rule on {name} went unnoticed")
         };

@@ -160,6 +160,26 @@ impl<A: App> Client<A> {
         self.position(s).is_done()
     }
 
+    /// Whether `msg` from `src` can never change this client again (see `Replica::spent`, and
+    /// `GhostHistory::spent` for why a model's checker asks): it is not an answer, or not from
+    /// a replica, or the client is done, or it answers a request before the outstanding one
+    /// (unless the client takes stale replies). What the handler decides from is
+    /// [`ClientPosition::takes`], and what it reads only grows: the answers taken, and whether
+    /// the session expired (a client never crashes in a model). So what it ignores for one of
+    /// these reasons it ignores for ever. A reply to a later request than the outstanding one
+    /// would be taken once the client gets there, so it is not spent (none is ever sent: a
+    /// replica answers only requests it received).
+    pub fn spent(&self, s: &ClientState<A>, src: Id, msg: &RslMsg<A>) -> bool {
+        let position = self.position(s);
+        let seqno = match msg {
+            RslMsg::Reply { seqno, .. } | RslMsg::SessionExpired { seqno, .. } => *seqno,
+            _ => return true,
+        };
+        position.is_done()
+            || !position.replicas.contains(&src)
+            || (seqno < position.outstanding_seqno() && !position.accepts_stale)
+    }
+
     /// The sequence number of the outstanding request (if any).
     fn outstanding_seqno(&self, s: &ClientState<A>) -> u64 {
         self.position(s).outstanding_seqno()

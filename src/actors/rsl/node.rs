@@ -101,10 +101,11 @@ where
 
 impl<A: App> RslNode<A> {
     /// Whether `msg` from `src` can never change this actor again, in `state` or any state it
-    /// can reach (see [`Replica::spent`]; nothing sent to a client is).
+    /// can reach (see [`Replica::spent`] and [`Client::spent`]).
     pub fn spent(&self, state: &RslNodeState<A>, src: Id, msg: &RslMsg<A>) -> bool {
         match (self, state) {
             (RslNode::Replica(r), RslNodeState::Replica(s)) => r.spent(s, src, msg),
+            (RslNode::Client(c), RslNodeState::Client(s)) => c.spent(s, src, msg),
             _ => false,
         }
     }

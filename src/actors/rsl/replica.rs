@@ -332,8 +332,10 @@ impl<A: App> Replica<A> {
     ///   above it, and counts a suspicion of the view it names. One below `floor`, or at it and
     ///   not suspicious, does neither ever again.
     ///
-    /// Other messages are never spent here. No mutation touches the handlers this rests on
-    /// (`tests/rsl_spent.rs` checks the argument on random walks under each of them).
+    /// Other messages are never spent here (2a and 2b messages gain nothing: the ghost
+    /// history records every one sent, so they split no states the history does not). No
+    /// mutation touches the handlers this rests on (`tests/rsl_spent.rs` checks the argument
+    /// on random walks under each of them).
     pub fn spent(&self, s: &ReplicaState<A>, src: Id, msg: &RslMsg<A>) -> bool {
         let sw = self.switches();
         let Some(from) = self.cfg.index_of(src) else {
