@@ -83,7 +83,7 @@ fn rsl_every_client_is_answered_exhaustively() {
 fn rsl_every_client_is_answered_with_a_crash() {
     let mut cfg = common::cfg(1);
     cfg.max_crashes = 1;
-    assert_eq!(rsl_lasso(cfg), Ok(25_608)); // 129,516 without the view
+    assert_eq!(rsl_lasso(cfg), Ok(19_152)); // 95,688 without the view
 }
 
 #[test]

@@ -60,7 +60,10 @@ impl ReplicaConfig {
 
 /// Milestones a replica has passed, kept so that the checker can show that the bounded model
 /// reaches the interesting mechanisms (and so an operator can see them). Each is a single bit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+///
+/// They are left out of the state's hash (see the `Hash` impl below), so every checker, ours and
+/// stateright's, identifies two states that differ only by them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Milestones {
     /// Answered a retransmitted request from the session table, while not the view's leader
     /// (the leader's cached reply is the very message it sent at execution; see `process_msg`).
@@ -69,6 +72,20 @@ pub struct Milestones {
     pub state_transfer: bool,
     /// Refused a request from a client whose session expired.
     pub session_expired: bool,
+}
+
+/// Hashes nothing. No step reads a milestone (they are only set), and only `sometimes`
+/// properties do, so two states that differ only by milestones take the same steps to states
+/// that again differ only by them, and every `always` and `eventually` verdict is the same on
+/// both. Checkers identify states by their hash, so they now visit one of the two; yet the
+/// milestones split a quarter of the states of the default check's ninth configuration (484 K
+/// states against 360 K) and a fifth of the three-replica view change's. The price: a
+/// `sometimes` property that reads a milestone could read "not reached" if every state where it
+/// is set were first reached without it; it can never read "reached" falsely, nor hide a
+/// violation. The tests require every such property reached where it was before. Equality
+/// still compares them, consistent with this hash (equal states hash equal).
+impl std::hash::Hash for Milestones {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
 
 /// A replica's whole state.
