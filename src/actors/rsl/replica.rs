@@ -442,7 +442,7 @@ impl<A: App> Replica<A> {
                     }
                     _ => {}
                 }
-                s.election.saw_request(params, sw, src, seqno);
+                s.election.saw_request(params, sw, self.me(), src, seqno);
                 let req = Request {
                     client: src,
                     seqno,
@@ -575,7 +575,7 @@ impl<A: App> Replica<A> {
         if s.election.check_quorum_of_suspicions(params, sw, n) {
             o.set_timer(RslTimer::Epoch, self.epoch_timer(s));
         }
-        s.election.forget_seen_if_unread(sw);
+        s.election.forget_seen_if_unread(sw, self.me());
 
         // Step down when the view moved on; maybe enter a new view and send 1a.
         let view = s.election.view;
