@@ -15,7 +15,7 @@ use ironfleet::cmd::suite::{configuration_given, rsl_default_check};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Model check IronRSL (MultiPaxos) with stateright. With no verb and no flag that describes a
-/// configuration: the default check of ten configurations (about a minute); with a verb or any
+/// configuration: the default check of eleven configurations (about a minute); with a verb or any
 /// configuration flag: that one configuration.
 #[derive(Parser, Debug)]
 #[command(name = "check-paxos", version)]

@@ -36,7 +36,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum System {
     /// IronRSL: the MultiPaxos replicated state machine (a counter app at run time). With no
-    /// verb and no flag that describes a configuration: the default model check of ten
+    /// verb and no flag that describes a configuration: the default model check of eleven
     /// configurations (about a minute).
     Rsl {
         #[command(flatten)]

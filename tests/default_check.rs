@@ -81,7 +81,7 @@ fn the_correct_protocol_passes_every_configuration_of_the_default_check() {
     let (code, out) = rsl(&[]);
     assert_eq!(code, 0, "{out}");
     let phases = out.matches("\n=== ").count();
-    assert!(phases >= 10, "{out}");
+    assert!(phases >= 11, "{out}");
     for n in 1..=phases {
         let line = summary_line(&out, n).unwrap_or_else(|| panic!("no line {n}\n{out}"));
         assert!(line.contains(" holds "), "{line}\n{out}");
@@ -92,7 +92,12 @@ fn the_correct_protocol_passes_every_configuration_of_the_default_check() {
         out.contains("2 replicas, 1 client x 2, 1 crash at a time, 1 view change; exhaustive"),
         "{out}"
     );
-    // And three replicas reach a view change exhaustively.
+    // Three replicas reach a crash-restart with two clients in flight exhaustively.
+    assert!(
+        out.contains("3 replicas, 2 clients x 1, 1 crash at a time; exhaustive"),
+        "{out}"
+    );
+    // And a view change.
     assert!(
         out.contains("3 replicas, 1 client x 1, 1 view change; exhaustive"),
         "{out}"

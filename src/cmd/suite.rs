@@ -151,6 +151,14 @@ fn phases() -> Vec<Phase> {
             },
         },
         Phase {
+            what: "3 replicas, a crash, two clients",
+            shape: (3, 2, 1, 1, 0),
+            extra: nothing,
+            verb: Verb::Dfs {
+                schedule_seed: None,
+            },
+        },
+        Phase {
             what: "3 replicas, a view change",
             shape: (3, 1, 1, 0, 1),
             extra: nothing,
