@@ -80,10 +80,12 @@ pub struct Milestones {
 /// both. Checkers identify states by their hash, so they now visit one of the two; yet the
 /// milestones split a quarter of the states of the default check's ninth configuration (484 K
 /// states against 360 K) and a fifth of the three-replica view change's. The price: a
-/// `sometimes` property that reads a milestone could read "not reached" if every state where it
-/// is set were first reached without it; it can never read "reached" falsely, nor hide a
-/// violation. The tests require every such property reached where it was before. Equality
-/// still compares them, consistent with this hash (equal states hash equal).
+/// `sometimes` property that reads a milestone could read "not reached" if every step that
+/// sets it led to a state already visited (a step that sets only a milestone is a self-loop of
+/// the view, and its state is not judged); it can never read "reached" falsely, nor hide a
+/// violation. A follower's cached reply is new in the view until its client takes an answer,
+/// and the tests require every such property reached where it was before. Equality still
+/// compares them, consistent with this hash (equal states hash equal).
 impl std::hash::Hash for Milestones {
     fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
