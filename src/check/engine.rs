@@ -564,7 +564,9 @@ struct Search<'m, M: Model> {
     properties: Vec<stateright::Property<M>>,
     /// Bit `i`: property `i` has a discovery (its condition is then no longer evaluated).
     found: AtomicU64,
-    discoveries: Mutex<Vec<Option<(u64, u32)>>>,
+    /// Per property: the fingerprint of the state its witness ends at, the witness's length,
+    /// and whether the witness goes one step past that state (see [`Search::judge_step`]).
+    discoveries: Mutex<Vec<Option<(u64, u32, bool)>>>,
     visited: Visited,
     generated: AtomicUsize,
     /// States visited so far (for the progress line; the final count is the visited set's).
@@ -617,9 +619,15 @@ where
     }
 
     fn discover(&self, index: usize, fp: u64, depth: u32) {
+        self.discover_at(index, fp, depth, false);
+    }
+
+    /// Records a discovery of property `index`: at the state with fingerprint `fp`, or, with
+    /// `past`, at a successor of it one step further.
+    fn discover_at(&self, index: usize, fp: u64, depth: u32, past: bool) {
         let mut d = self.discoveries.lock().unwrap_or_else(|e| e.into_inner());
-        if d[index].is_none_or(|(_, old)| depth < old) {
-            d[index] = Some((fp, depth));
+        if d[index].is_none_or(|(_, old, _)| depth < old) {
+            d[index] = Some((fp, depth, past));
         }
         self.found.fetch_or(1 << index, Ordering::Relaxed);
         let p = &self.properties[index];
@@ -629,6 +637,25 @@ where
         };
         if self.opts.stop_on_violation && stops {
             self.stop.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Judges the open `sometimes` properties on a successor of the state with fingerprint
+    /// `parent_fp`, whether the successor is new, already visited or the state itself. A view
+    /// that leaves out what no step reads (a coverage mark, say) makes a step that sets only
+    /// that a self-loop, or a step into a state already visited, and such a successor is never
+    /// judged as a new state: a `sometimes` property that reads the mark would read "not
+    /// reached". Judged here, it is found, with a witness that ends in the step taken. Once
+    /// every `sometimes` property is found this costs one load per step.
+    fn judge_step(&self, next: &M::State, parent_fp: u64, depth: u32) {
+        let found = self.found.load(Ordering::Relaxed);
+        for (i, p) in self.properties.iter().enumerate() {
+            if p.expectation != Expectation::Sometimes || found & (1 << i) != 0 {
+                continue;
+            }
+            if (p.condition)(self.model, next) {
+                self.discover_at(i, parent_fp, depth + 1, true);
+            }
         }
     }
 
@@ -769,6 +796,7 @@ where
             }
             enabled = true;
             self.generated.fetch_add(1, Ordering::Relaxed);
+            self.judge_step(&next, task.fp, depth);
             let (fp, renaming) = self.fingerprint_and_renaming(&next);
             successors.push((i, next, fp, renaming));
         }
@@ -889,6 +917,33 @@ where
     /// view, or renamings of each other). Trusting the index alone replayed some paths to
     /// another state, and a violation whose replay ended elsewhere was dropped.
     fn path_to(&self, inits: &[M::State], fp: u64) -> Option<Path<M::State, M::Action>> {
+        let (init, taken, _) = self.actions_to(inits, fp)?;
+        Path::from_actions(self.model, init, &taken)
+    }
+
+    /// The path to the state with fingerprint `fp` and one step further, to a successor where
+    /// `condition` holds ([`Search::judge_step`]).
+    fn path_past(
+        &self,
+        inits: &[M::State],
+        fp: u64,
+        condition: &fn(&M, &M::State) -> bool,
+    ) -> Option<Path<M::State, M::Action>> {
+        let (init, mut taken, last) = self.actions_to(inits, fp)?;
+        let mut actions = Vec::new();
+        self.model.actions(&last, &mut actions);
+        let step = actions.into_iter().find(|a| {
+            self.model.next_state(&last, a.clone()).is_some_and(|next| {
+                self.model.within_boundary(&next) && condition(self.model, &next)
+            })
+        })?;
+        taken.push(step);
+        Path::from_actions(self.model, init, &taken)
+    }
+
+    /// The initial state, the actions and the last state of the path to the state with
+    /// fingerprint `fp`, replayed along the fingerprints of its parent links.
+    fn actions_to(&self, inits: &[M::State], fp: u64) -> Option<Replayed<M>> {
         let mut links = Vec::new();
         let mut cur = fp;
         loop {
@@ -924,9 +979,16 @@ where
             state = next;
             taken.push(a);
         }
-        Path::from_actions(self.model, init.clone(), &taken)
+        Some((init.clone(), taken, state))
     }
 }
+
+/// A replayed path: its initial state, its actions and its last state.
+type Replayed<M> = (
+    <M as Model>::State,
+    Vec<<M as Model>::Action>,
+    <M as Model>::State,
+);
 
 /// The process's resident memory in bytes (Linux; `None` elsewhere).
 pub fn resident_bytes() -> Option<u64> {
@@ -1300,12 +1362,19 @@ where
         .clone();
     let mut paths = HashMap::new();
     for (i, d) in discoveries.iter().enumerate() {
-        let Some((fp, _)) = d else { continue };
+        let Some((fp, _, past)) = d else { continue };
         let p = &search.properties[i];
         // The replayed path must end where the discovery was made: a sometimes property holds
         // there, an always or eventually property does not. (Only a fingerprint collision could
         // make it end elsewhere; then the discovery is dropped rather than reported untrue.)
-        let path = search.path_to(&inits, *fp).filter(|path| {
+        // A discovery one step past its state ends in a step of that state to a state where
+        // the (sometimes) property holds.
+        let path = if *past {
+            search.path_past(&inits, *fp, &p.condition)
+        } else {
+            search.path_to(&inits, *fp)
+        };
+        let path = path.filter(|path| {
             (p.condition)(model, path.last_state()) == (p.expectation == Expectation::Sometimes)
         });
         if let Some(path) = path {
@@ -1595,6 +1664,59 @@ mod tests {
             missed.is_empty(),
             "seeds whose witness did not replay: {missed:?}"
         );
+    }
+
+    /// A counter to 2 and a mark that the view leaves out (no step reads it): marking is a
+    /// self-loop of the view, so the marked state is never a new state. A `sometimes` property
+    /// that reads the mark must still be found, with a witness that ends in the marking step.
+    struct Mark;
+
+    impl Model for Mark {
+        type State = (u8, bool);
+        type Action = u8;
+        fn init_states(&self) -> Vec<Self::State> {
+            vec![(0, false)]
+        }
+        fn actions(&self, s: &Self::State, actions: &mut Vec<u8>) {
+            if s.0 < 2 {
+                actions.push(0);
+            }
+            if s.0 == 1 {
+                actions.push(1);
+            }
+        }
+        fn next_state(&self, s: &Self::State, a: u8) -> Option<Self::State> {
+            Some(if a == 0 { (s.0 + 1, s.1) } else { (s.0, true) })
+        }
+        fn properties(&self) -> Vec<stateright::Property<Self>> {
+            vec![stateright::Property::sometimes(
+                "marked",
+                |_, s: &Self::State| s.1,
+            )]
+        }
+    }
+
+    impl Reduce for Mark {
+        fn fingerprint_reduced(&self, s: &Self::State) -> u64 {
+            super::super::reduce::hash_of(&s.0).max(1)
+        }
+    }
+
+    #[test]
+    fn a_mark_set_by_a_self_loop_of_the_view_is_still_reached() {
+        for order in [Order::Bfs, Order::Dfs] {
+            for reduction in [Reduction::View, Reduction::Sleep] {
+                let found = explore(
+                    &Mark,
+                    &test_options(order, reduction, 1),
+                    &mut std::io::sink(),
+                );
+                let path = found.paths.get("marked");
+                assert!(path.is_some(), "{order:?}, {reduction:?}: not reached");
+                let last = path.unwrap().last_state();
+                assert_eq!(*last, (1, true), "{order:?}, {reduction:?}");
+            }
+        }
     }
 
     /// [`Fan`] with a property that panics at one state of the third level.
