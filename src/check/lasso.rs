@@ -43,7 +43,8 @@
 //! # Memory
 //! States are not stored: each explored state keeps a 64-bit fingerprint, its BFS parent (for the
 //! stem), and its out-edges (target, interned task, action index: 12 bytes each). The stem and
-//! cycle are rebuilt by replaying action indices from an initial state.
+//! cycle are rebuilt by replaying the path from an initial state along the nodes' fingerprints
+//! (`replay`).
 //!
 //! States are identified by the model's view ([`Reduce::fingerprint`] without `exact`): for an
 //! actor model, stateright's duplicating network's memory of the last message delivered is left
@@ -51,6 +52,19 @@
 //! that memory again) and the same labels, so the quotient graph has the same fair cycles and
 //! dead ends, and every verdict is the one on the full graph: 1,785 states become 431 for one
 //! RSL client. No other reduction applies here (sleep sets drop edges a cycle may need).
+//!
+//! Milestones (RSL's replicas', IronKV's hosts') hash to nothing, so the view also identifies
+//! *twins*: states that differ only in marks that no step reads and only `sometimes` properties
+//! do. Twins take the same steps to twins, but for a step that only sets a mark: enabled where
+//! the mark is unset, a no-op stateright does not take where it is set. Such a step leads from a
+//! node to a twin of itself, and it is not made an edge: as a self-loop it would be a "cycle"
+//! that no run can take twice (it was seen: IronKV's redirect-loop dead end printed as a cycle of
+//! two redeliveries "repeated forever"). Without it, the node's steps are those of its twin
+//! with every mark set, which every fair run reaches once it has taken the marking steps it
+//! keeps enabled; so a fair cycle or dead end of the real graph is one of this one, and back,
+//! with the marking steps taken once on the way in. A liveness goal must not read a milestone
+//! (none does). A replay may meet a twin of the node explored, which lists its actions in
+//! another order, so it follows fingerprints, not action indices.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Debug;
@@ -58,8 +72,6 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use stateright::Model;
 
 use super::graph::{self, Csr};
 use super::reduce::Reduce;
@@ -170,6 +182,8 @@ struct Explored {
     /// BFS parent and the action index that led here (`u32::MAX` parent: an initial state, and
     /// the "action" is its index in `init_states`).
     parent: Vec<(u32, u32)>,
+    /// Each node's fingerprint, which a replay follows (see [`replay`]).
+    fingerprints: Vec<u64>,
     start: Vec<u32>,
     edges: Vec<Edge>,
     /// Some fair successor was cut by the boundary or the depth limit, or not expanded at all.
@@ -195,13 +209,14 @@ fn explore<M>(
 ) -> Explored
 where
     M: Reduce,
-    M::State: Hash,
+    M::State: Hash + PartialEq,
 {
     assert!(props.len() <= 21, "at most 21 liveness properties at once");
     let mut index: HashMap<u64, u32> = HashMap::new();
     let mut tasks: HashMap<u64, u32> = HashMap::new();
     let mut g = Explored {
         parent: Vec::new(),
+        fingerprints: Vec::new(),
         start: vec![0],
         edges: Vec::new(),
         cut: Vec::new(),
@@ -245,6 +260,7 @@ where
         let id = g.parent.len() as u32;
         index.insert(fp, id);
         g.parent.push((u32::MAX, i as u32));
+        g.fingerprints.push(fp);
         g.cut.push(false);
         g.labels.push(label(&s, true));
         depth_of.push(0);
@@ -294,6 +310,10 @@ where
                 continue;
             }
             let fp = model.fingerprint(&ns, false);
+            if fp == g.fingerprints[id as usize] && ns != state {
+                // A step to a twin of this state: it only sets a mark (see the module doc).
+                continue;
+            }
             let to = match index.get(&fp) {
                 Some(&t) => t,
                 None => {
@@ -307,6 +327,7 @@ where
                     let t = g.parent.len() as u32;
                     index.insert(fp, t);
                     g.parent.push((id, ai as u32));
+                    g.fingerprints.push(fp);
                     g.cut.push(false);
                     g.labels.push(label(&ns, false));
                     depth_of.push(d as u32 + 1);
@@ -358,6 +379,7 @@ impl Explored {
 
     fn bytes(&self) -> usize {
         self.parent.capacity() * 8
+            + self.fingerprints.capacity() * 8
             + self.start.capacity() * 4
             + self.edges.capacity() * std::mem::size_of::<Edge>()
             + self.cut.capacity()
@@ -390,14 +412,15 @@ impl Explored {
         lists
     }
 
-    /// The path of action indices from an initial state to `v`: (init index, actions).
-    fn tree_path(&self, mut v: u32) -> (usize, Vec<u32>) {
+    /// The path of action indices from an initial state to `v`: (init index, its node,
+    /// actions).
+    fn tree_path(&self, mut v: u32) -> (usize, u32, Vec<u32>) {
         let mut rev = Vec::new();
         loop {
             let (p, a) = self.parent[v as usize];
             if p == u32::MAX {
                 rev.reverse();
-                return (a as usize, rev);
+                return (a as usize, v, rev);
             }
             rev.push(a);
             v = p;
@@ -655,26 +678,66 @@ fn fair_cycle(g: &Explored, enabled: &Csr, m: &[u32], entry: u32) -> Vec<u32> {
     path
 }
 
-/// Replays action indices from `init`, returning the actions.
-fn replay<M: Model>(model: &M, init: &M::State, indices: &[u32]) -> Vec<M::Action>
+/// Replays the path of action indices `indices` from node `from`, whose state is `state`:
+/// the actions taken and the state reached.
+///
+/// The replay follows the fingerprints of the nodes the path visits, not the indices alone.
+/// The state it reaches is one of the view's twins of each node, not always the one explored:
+/// one that differs in what the view leaves out (a milestone that hashes to nothing). A twin's
+/// steps reach the same nodes, but it may list its actions differently, and a step that only
+/// sets a mark the explored node lacked is a self-loop of the node but a no-op at a twin that
+/// has the mark, which stateright does not take. So each step takes the recorded index if it
+/// reaches the next node's fingerprint, else the action that does, and a self-loop that no
+/// action of the twin takes is left out: the twin is that node already. Trusting the indices
+/// alone failed on IronKV with its milestones left out of the view.
+fn replay<M: Reduce>(
+    model: &M,
+    g: &Explored,
+    from: u32,
+    state: &M::State,
+    indices: &[u32],
+) -> (Vec<M::Action>, M::State)
 where
-    M::State: Clone,
+    M::State: Clone + Hash,
     M::Action: Clone,
 {
-    let mut s = init.clone();
+    let mut s = state.clone();
+    let mut v = from;
     let mut out = Vec::new();
     let mut actions = Vec::new();
     for &i in indices {
+        let to = g
+            .out(v)
+            .iter()
+            .find(|e| e.action == i)
+            .expect("replay: an edge of the path")
+            .to;
+        let want = g.fingerprints[to as usize];
         actions.clear();
         model.actions(&s, &mut actions);
-        let a = actions
+        let reaches = |a: &M::Action| {
+            model
+                .next_state(&s, a.clone())
+                .filter(|n| model.within_boundary(n) && model.fingerprint(n, false) == want)
+                .map(|n| (a.clone(), n))
+        };
+        let step = actions
             .get(i as usize)
-            .cloned()
-            .expect("replay: the model is deterministic");
-        out.push(a.clone());
-        s = model.next_state(&s, a).expect("replay: a recorded step");
+            .and_then(reaches)
+            .or_else(|| actions.iter().find_map(reaches));
+        match step {
+            Some((a, n)) => {
+                out.push(a);
+                s = n;
+            }
+            None => assert!(
+                to == v,
+                "replay: no step of the replayed state reaches the next node of the path"
+            ),
+        }
+        v = to;
     }
-    out
+    (out, s)
 }
 
 /// Checks `props` on `model`. `classify` says which actions are faults and which fair task each
@@ -687,7 +750,7 @@ pub fn check_liveness<M>(
 ) -> LiveOutcome<M::State, M::Action>
 where
     M: Reduce,
-    M::State: Hash + Clone,
+    M::State: Hash + Clone + PartialEq,
     M::Action: Clone + Debug,
 {
     let t0 = Instant::now();
@@ -700,7 +763,7 @@ where
         let a = analyse(&g, &enabled, i);
         let verdict = match a.trap {
             Some((start, trap)) => {
-                let (init_idx, mut stem) = g.tree_path(start);
+                let (init_idx, root, mut stem) = g.tree_path(start);
                 let inside = |v: u32| g.labels[v as usize] >> (3 * i + 1) & 1 == 0;
                 let cycle = match &trap {
                     Trap::Cycle(m) => {
@@ -724,12 +787,11 @@ where
                     .into_iter()
                     .nth(init_idx)
                     .expect("initial state");
-                let stem_actions = replay(model, &init, &stem);
-                let mut loop_point = init.clone();
-                for a in &stem_actions {
-                    loop_point = model.next_state(&loop_point, a.clone()).expect("replay");
-                }
-                let cycle_actions = replay(model, &loop_point, &cycle);
+                let (stem_actions, loop_point) = replay(model, &g, root, &init, &stem);
+                let loop_node = stem.iter().fold(root, |v, &a| {
+                    g.out(v).iter().find(|e| e.action == a).expect("an edge").to
+                });
+                let (cycle_actions, _) = replay(model, &g, loop_node, &loop_point, &cycle);
                 LiveVerdict::Violated(Box::new(Lasso {
                     init,
                     stem: stem_actions,
@@ -783,6 +845,7 @@ where
 mod tests {
     use super::*;
     use crate::check::bounded::{check_bounded, BoundedOptions, BoundedVerdict};
+    use stateright::Model;
 
     /// A hand-made graph as a model: states are numbers from 0, actions are (from, to, task),
     /// task 255 is a fault; the goal is a set of states.
@@ -842,6 +905,114 @@ mod tests {
             LiveVerdict::Violated(l) => *l,
             other => panic!("expected a violation, got {other:?}"),
         }
+    }
+
+    /// A state whose mark, like a milestone, is left out of its hash (and read by no step
+    /// but the one that sets it): `(n, marked)`.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Marked(u8, bool);
+
+    impl Hash for Marked {
+        fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+            self.0.hash(h);
+        }
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum MarkStep {
+        /// Sets the mark only (enabled while unmarked).
+        Mark,
+        /// To `n + 1` (below `top`), keeping the mark.
+        Step,
+        /// Back to 0, keeping the mark.
+        Back,
+        /// To `n + 1` (below `top`), setting the mark.
+        MarkAndStep,
+    }
+
+    /// States `(0..=top, marked)`; nothing is a goal.
+    struct Marks {
+        top: u8,
+    }
+
+    impl Reduce for Marks {}
+
+    impl Model for Marks {
+        type State = Marked;
+        type Action = MarkStep;
+        fn init_states(&self) -> Vec<Marked> {
+            vec![Marked(0, false)]
+        }
+        fn actions(&self, s: &Marked, a: &mut Vec<MarkStep>) {
+            if !s.1 {
+                a.push(MarkStep::Mark);
+            }
+            if s.0 < self.top {
+                a.push(MarkStep::Step);
+            }
+            if s.0 > 0 {
+                a.push(MarkStep::Back);
+            }
+            if s.0 < self.top {
+                a.push(MarkStep::MarkAndStep);
+            }
+        }
+        fn next_state(&self, s: &Marked, a: MarkStep) -> Option<Marked> {
+            Some(match a {
+                MarkStep::Mark => Marked(s.0, true),
+                MarkStep::Step => Marked(s.0 + 1, s.1),
+                MarkStep::Back => Marked(0, s.1),
+                MarkStep::MarkAndStep => Marked(s.0 + 1, true),
+            })
+        }
+    }
+
+    fn never(_: &Marks, _: &Marked) -> bool {
+        false
+    }
+
+    fn mark_task(a: &MarkStep) -> ActionKind {
+        ActionKind::Fair(*a as u64)
+    }
+
+    #[test]
+    fn a_step_that_only_sets_a_mark_is_no_edge_and_no_cycle() {
+        // At (0, unmarked) only the mark can be set; then nothing is enabled. Taken as a
+        // self-loop of the node, the mark would make a fair cycle "repeated forever", which no
+        // run can take twice: it is a dead end after one step.
+        let props = [LivenessProperty::eventually("never", never)];
+        let mut o = check_liveness(
+            &Marks { top: 0 },
+            &props,
+            &mark_task,
+            &LivenessOptions::default(),
+        );
+        assert_eq!((o.states, o.edges), (1, 0));
+        let LiveVerdict::Violated(l) = o.properties.remove(0).1 else {
+            panic!("a dead end is a violation");
+        };
+        assert!(l.cycle.is_empty(), "a dead end, not a cycle: {:?}", l.cycle);
+    }
+
+    #[test]
+    fn a_replay_through_a_twin_follows_fingerprints_not_indices() {
+        // Node 1 is (1, unmarked), found by `Step`; `MarkAndStep` from node 0 reaches its twin
+        // (1, marked), which lists no `Mark`, so the index of `Step` at node 1 (1) is `Back`
+        // at the twin, and a replay by index would go back to node 0 instead of on to node 2.
+        let m = Marks { top: 2 };
+        let g = explore(&m, &[], &mark_task, &LivenessOptions::default());
+        let index_of = |v: u32, a: MarkStep| {
+            let mut actions = Vec::new();
+            m.actions(&Marked(v as u8, false), &mut actions);
+            actions.iter().position(|&x| x == a).unwrap() as u32
+        };
+        let path = [
+            index_of(0, MarkStep::MarkAndStep),
+            index_of(1, MarkStep::Step),
+        ];
+        let (actions, end) = replay(&m, &g, 0, &Marked(0, false), &path);
+        assert_eq!(actions, [MarkStep::MarkAndStep, MarkStep::Step]);
+        assert_eq!(end, Marked(2, true));
     }
 
     /// States 10 and above are exempt (a model bound stops progress there).
