@@ -35,14 +35,18 @@ where
     M::State: Clone + Debug + Hash + PartialEq + Send + Sync,
     M::Action: Clone + Debug + Hash + PartialEq + Send + Sync,
 {
-    // stateright's BFS on several threads is not level by level: under a depth bound, a state
-    // first met deeper than its depth is not expanded again when met shallower, so the count
-    // varies from run to run (40,767 against 40,772 seen on the ordered KV model). On one thread
-    // its queue is first-in first-out, and the count is exact.
-    let threads = if engine == Engine::Stateright && max_depth.is_some() {
-        1
-    } else {
-        2
+    // The unreduced runs, whose counts of states and transitions must match exactly, run on
+    // one thread. stateright's BFS on several threads is not level by level: under a depth
+    // bound, a state first met deeper than its depth is not expanded again when met shallower,
+    // so the count varies from run to run (40,767 against 40,772 seen on the ordered KV model).
+    // And milestones hash to nothing, so a state stands for its twins that differ only in
+    // marks, and which twin is met first decides whether a step that only sets a mark is a
+    // self-loop or a no-op that is not taken: on two threads, 149,560 transitions against
+    // 149,556 on the small KV model. On one thread both engines' queues are first-in first-out,
+    // and the counts are exact.
+    let threads = match engine {
+        Engine::Stateright | Engine::Own(Reduction::None) => 1,
+        _ => 2,
     };
     let opts = RunOptions {
         mode,
@@ -268,7 +272,7 @@ fn rsl_lossy_unordered_to_a_depth() {
 #[test]
 fn kv_small() {
     let (none, view) = cross_check(|| kv_model(KvModelCfg::small()), None);
-    assert_eq!((none, view), (55_054, 9_111));
+    assert_eq!((none, view), (18_938, 2_332));
 }
 
 #[test]
@@ -278,11 +282,11 @@ fn kv_lossy_and_kv_ordered_to_a_depth() {
     lossy.clients[1].clear();
     lossy.clients.pop();
     let (none, view) = cross_check(|| kv_model(lossy.clone()), None);
-    assert_eq!((none, view), (60_330, 14_114));
+    assert_eq!((none, view), (36_890, 7_058));
     let mut ordered = KvModelCfg::small();
     ordered.network = NetworkKind::Ordered;
     let (none, view) = cross_check(|| kv_model(ordered.clone()), Some(11));
-    assert_eq!((none, view), (40_772, 40_772));
+    assert_eq!((none, view), (39_348, 39_348));
 }
 
 #[test]

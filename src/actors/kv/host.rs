@@ -44,8 +44,9 @@ pub enum Persistence {
     Journal,
 }
 
-/// Milestones, for the checker's `sometimes` properties and for operators.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// Milestones, for the checker's `sometimes` properties and for operators. They are left out
+/// of the state's hash (see the `Hash` impl below).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HostMilestones {
     /// Installed a delegated range that carried data.
     pub received_data: bool,
@@ -55,6 +56,17 @@ pub struct HostMilestones {
     pub closed_channel: bool,
     /// Refused a message of an incarnation whose channel it closed.
     pub refused_closed: bool,
+}
+
+/// Hashes nothing, as RSL's replica milestones (`crate::actors::rsl::replica::Milestones`,
+/// whose doc has the argument): no step reads a milestone, only `sometimes` properties do, so
+/// every checker identifies states that differ only by them, and a step that sets only a mark
+/// is a self-loop of the view that the engine still judges (`Search::judge_step`). The lasso
+/// checker makes no edge of such a step and replays along fingerprints (see "twins" in
+/// `check::lasso`). `check-kv` went from 39,621 states to 6,996, with every `sometimes`
+/// property still reached. Equality still compares them.
+impl std::hash::Hash for HostMilestones {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
 
 /// A host's state.
