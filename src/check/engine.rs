@@ -660,14 +660,16 @@ where
     }
 
     /// Judges a newly visited state; returns the `eventually` properties still pending after it.
-    fn judge(&self, state: &M::State, fp: u64, depth: u32, pending: u64) -> u64 {
+    /// `sometimes` properties are judged here only at initial states (`initial`): every other
+    /// state is a successor, which [`Search::judge_step`] has judged them on already.
+    fn judge(&self, state: &M::State, fp: u64, depth: u32, pending: u64, initial: bool) -> u64 {
         let found = self.found.load(Ordering::Relaxed);
         let mut pending = pending;
         for (i, p) in self.properties.iter().enumerate() {
             let bit = 1u64 << i;
             let (open, hit_when) = match p.expectation {
                 Expectation::Always => (found & bit == 0, false),
-                Expectation::Sometimes => (found & bit == 0, true),
+                Expectation::Sometimes => (initial && found & bit == 0, true),
                 Expectation::Eventually => (pending & bit != 0, true),
             };
             if !open || (p.condition)(self.model, state) != hit_when {
@@ -870,7 +872,7 @@ where
                     self.unique.fetch_add(1, Ordering::Relaxed);
                     self.max_depth
                         .fetch_max(child_depth as usize, Ordering::Relaxed);
-                    let pending = self.judge(&next, fp, child_depth, task.pending);
+                    let pending = self.judge(&next, fp, child_depth, task.pending, false);
                     out.push(Task {
                         state: next,
                         fp,
@@ -1331,7 +1333,7 @@ where
         let (fp, renaming) = search.fingerprint_and_renaming(s);
         search.generated.fetch_add(1, Ordering::Relaxed);
         if let Visit::New = search.visited.visit(fp, 0, 0, 1, &[]) {
-            let pending = search.judge(s, fp, 1, all_eventually);
+            let pending = search.judge(s, fp, 1, all_eventually, true);
             level.push(Task {
                 state: s.clone(),
                 fp,
