@@ -108,21 +108,42 @@ impl ClientPosition<'_> {
 
     /// The answer the client takes from `msg`, sent by `src`, or `None` if it ignores it: a
     /// reply or refusal from a replica with the outstanding request's sequence number (with the
-    /// mutation: with any number up to it, so a late copy of an earlier reply is taken).
+    /// mutation: with any number up to it, so a late copy of an earlier reply is taken). It
+    /// ignores a message either for ever ([`ClientPosition::ignores_for_ever`]) or because it
+    /// answers a later request than the outstanding one.
     pub fn takes<A: App>(&self, src: Id, msg: &RslMsg<A>) -> Option<Answer<A::Reply>> {
-        let seqno = match msg {
-            RslMsg::Reply { seqno, .. } | RslMsg::SessionExpired { seqno, .. } => *seqno,
-            _ => return None,
-        };
-        let current = self.outstanding_seqno();
-        let fits = seqno == current || (self.accepts_stale && seqno < current);
-        if self.is_done() || !fits || !self.replicas.contains(&src) {
+        let seqno = answer_seqno(msg)?;
+        if self.ignores_for_ever(src, msg) || seqno > self.outstanding_seqno() {
             return None;
         }
         match msg {
             RslMsg::Reply { reply, .. } => Some(Answer::Reply(reply.clone())),
             _ => Some(Answer::Expired),
         }
+    }
+
+    /// Whether the client ignores `msg` from `src` here and in every position it can reach:
+    /// it is not an answer, or not from a replica, or the client is done, or it answers a
+    /// request before the outstanding one (unless the client takes stale replies). A position
+    /// only moves forward: the answers taken and the expiry only grow, and a client never
+    /// crashes in a model. An answer to a later request would be taken once the client gets
+    /// there, so it is not ignored for ever (none is ever sent: a replica answers only
+    /// requests it received).
+    pub fn ignores_for_ever<A: App>(&self, src: Id, msg: &RslMsg<A>) -> bool {
+        let Some(seqno) = answer_seqno(msg) else {
+            return true;
+        };
+        self.is_done()
+            || !self.replicas.contains(&src)
+            || (seqno < self.outstanding_seqno() && !self.accepts_stale)
+    }
+}
+
+/// The request sequence number an answer carries (`None`: `msg` is not an answer).
+fn answer_seqno<A: App>(msg: &RslMsg<A>) -> Option<u64> {
+    match msg {
+        RslMsg::Reply { seqno, .. } | RslMsg::SessionExpired { seqno, .. } => Some(*seqno),
+        _ => None,
     }
 }
 
@@ -161,23 +182,11 @@ impl<A: App> Client<A> {
     }
 
     /// Whether `msg` from `src` can never change this client again (see `Replica::spent`, and
-    /// `GhostHistory::spent` for why a model's checker asks): it is not an answer, or not from
-    /// a replica, or the client is done, or it answers a request before the outstanding one
-    /// (unless the client takes stale replies). What the handler decides from is
-    /// [`ClientPosition::takes`], and what it reads only grows: the answers taken, and whether
-    /// the session expired (a client never crashes in a model). So what it ignores for one of
-    /// these reasons it ignores for ever. A reply to a later request than the outstanding one
-    /// would be taken once the client gets there, so it is not spent (none is ever sent: a
-    /// replica answers only requests it received).
+    /// `GhostHistory::spent` for why a model's checker asks): the handler decides from
+    /// [`ClientPosition::takes`], which takes nothing its position ignores for ever
+    /// ([`ClientPosition::ignores_for_ever`]).
     pub fn spent(&self, s: &ClientState<A>, src: Id, msg: &RslMsg<A>) -> bool {
-        let position = self.position(s);
-        let seqno = match msg {
-            RslMsg::Reply { seqno, .. } | RslMsg::SessionExpired { seqno, .. } => *seqno,
-            _ => return true,
-        };
-        position.is_done()
-            || !position.replicas.contains(&src)
-            || (seqno < position.outstanding_seqno() && !position.accepts_stale)
+        self.position(s).ignores_for_ever(src, msg)
     }
 
     /// The sequence number of the outstanding request (if any).
