@@ -683,13 +683,14 @@ fn fair_cycle(g: &Explored, enabled: &Csr, m: &[u32], entry: u32) -> Vec<u32> {
 ///
 /// The replay follows the fingerprints of the nodes the path visits, not the indices alone.
 /// The state it reaches is one of the view's twins of each node, not always the one explored:
-/// one that differs in what the view leaves out (a milestone that hashes to nothing). A twin's
-/// steps reach the same nodes, but it may list its actions differently, and a step that only
-/// sets a mark the explored node lacked is a self-loop of the node but a no-op at a twin that
-/// has the mark, which stateright does not take. So each step takes the recorded index if it
-/// reaches the next node's fingerprint, else the action that does, and a self-loop that no
-/// action of the twin takes is left out: the twin is that node already. Trusting the indices
-/// alone failed on IronKV with its milestones left out of the view.
+/// one that differs in what the view leaves out (a milestone that hashes to nothing, the last
+/// message delivered). A twin's steps reach the same nodes, but it may list its actions in
+/// another order (a step that only sets a mark is listed where the mark is unset). So each
+/// step takes the recorded index if it reaches the next node's fingerprint, else the action
+/// that does; a self-loop that no action of the twin takes is left out, as the twin is that
+/// node already. Trusting the indices alone replayed to another node once IronKV's
+/// milestones were left out of the view (`a_replay_through_a_twin_follows_fingerprints_not_
+/// indices` has the smallest such model).
 fn replay<M: Reduce>(
     model: &M,
     g: &Explored,
