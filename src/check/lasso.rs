@@ -1,5 +1,5 @@
 //! The fairness-aware liveness checker: `eventually Q` and `P leads-to Q` over any stateright
-//! [`Model`], with lasso counterexamples.
+//! [`Model`](stateright::Model), with lasso counterexamples.
 //!
 //! # Why not stateright's `eventually`
 //! stateright 0.31 judges an `eventually` property only at terminal states: a path that loops, or
