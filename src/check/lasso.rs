@@ -62,8 +62,10 @@
 //! two redeliveries "repeated forever"). Without it, the node's steps are those of its twin
 //! with every mark set, which every fair run reaches once it has taken the marking steps it
 //! keeps enabled; so a fair cycle or dead end of the real graph is one of this one, and back,
-//! with the marking steps taken once on the way in. A liveness goal must not read a milestone
-//! (none does). A replay may meet a twin of the node explored, which lists its actions in
+//! with the marking steps taken once on the way in. A step that changes nothing the view keeps
+//! (a redelivery that only resends what the network holds) is left out for the same reason: a
+//! stutter can be added to any run, so it makes no cycle fair or unfair and ends no dead end.
+//! A liveness goal must not read a milestone (none does). A replay may meet a twin of the node explored, which lists its actions in
 //! another order, so it follows fingerprints, not action indices.
 
 use std::collections::{HashMap, VecDeque};
@@ -311,7 +313,8 @@ where
             }
             let fp = model.fingerprint(&ns, false);
             if fp == g.fingerprints[id as usize] && ns != state {
-                // A step to a twin of this state: it only sets a mark (see the module doc).
+                // A step to a twin of this state: it only sets a mark, or changes nothing the
+                // view keeps, so it is a no-op or a stutter of the node (see the module doc).
                 continue;
             }
             let to = match index.get(&fp) {
