@@ -682,7 +682,7 @@ fn fair_cycle(g: &Explored, enabled: &Csr, m: &[u32], entry: u32) -> Vec<u32> {
 }
 
 /// Replays the path of action indices `indices` from node `from`, whose state is `state`:
-/// the actions taken and the state reached.
+/// the actions taken, the state reached and its node.
 ///
 /// The replay follows the fingerprints of the nodes the path visits, not the indices alone.
 /// The state it reaches is one of the view's twins of each node, not always the one explored:
@@ -700,7 +700,7 @@ fn replay<M: Reduce>(
     from: u32,
     state: &M::State,
     indices: &[u32],
-) -> (Vec<M::Action>, M::State)
+) -> (Vec<M::Action>, M::State, u32)
 where
     M::State: Clone + Hash,
     M::Action: Clone,
@@ -741,7 +741,7 @@ where
         }
         v = to;
     }
-    (out, s)
+    (out, s, v)
 }
 
 /// Checks `props` on `model`. `classify` says which actions are faults and which fair task each
@@ -791,11 +791,8 @@ where
                     .into_iter()
                     .nth(init_idx)
                     .expect("initial state");
-                let (stem_actions, loop_point) = replay(model, &g, root, &init, &stem);
-                let loop_node = stem.iter().fold(root, |v, &a| {
-                    g.out(v).iter().find(|e| e.action == a).expect("an edge").to
-                });
-                let (cycle_actions, _) = replay(model, &g, loop_node, &loop_point, &cycle);
+                let (stem_actions, loop_point, loop_node) = replay(model, &g, root, &init, &stem);
+                let (cycle_actions, ..) = replay(model, &g, loop_node, &loop_point, &cycle);
                 LiveVerdict::Violated(Box::new(Lasso {
                     init,
                     stem: stem_actions,
@@ -1014,9 +1011,9 @@ mod tests {
             index_of(0, MarkStep::MarkAndStep),
             index_of(1, MarkStep::Step),
         ];
-        let (actions, end) = replay(&m, &g, 0, &Marked(0, false), &path);
+        let (actions, end, node) = replay(&m, &g, 0, &Marked(0, false), &path);
         assert_eq!(actions, [MarkStep::MarkAndStep, MarkStep::Step]);
-        assert_eq!(end, Marked(2, true));
+        assert_eq!((end, node), (Marked(2, true), 2));
     }
 
     /// States 10 and above are exempt (a model bound stops progress there).
