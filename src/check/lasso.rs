@@ -65,8 +65,9 @@
 //! with the marking steps taken once on the way in. A step that changes nothing the view keeps
 //! (a redelivery that only resends what the network holds) is left out for the same reason: a
 //! stutter can be added to any run, so it makes no cycle fair or unfair and ends no dead end.
-//! A liveness goal must not read a milestone (none does). A replay may meet a twin of the node explored, which lists its actions in
-//! another order, so it follows fingerprints, not action indices.
+//! A liveness goal must not read a milestone (none does). A replay may meet a twin of the node
+//! explored, which lists its actions in another order, so it follows fingerprints, not action
+//! indices.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Debug;

@@ -85,8 +85,8 @@ pub struct Milestones {
 /// (`Search::judge_step` in `src/check/engine.rs`), so such a mark is still reached. Nothing
 /// here can read "reached" falsely, nor hide a violation, and the tests require every such
 /// property reached where it was before. The lasso checker makes no edge of a step that only
-/// sets a mark (see "twins" in `check::lasso`). Equality still compares them, consistent with this
-/// hash (equal states hash equal).
+/// sets a mark (see "twins" in `check::lasso`). Equality still compares them, consistent with
+/// this hash (equal states hash equal).
 impl std::hash::Hash for Milestones {
     fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
