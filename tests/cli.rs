@@ -123,6 +123,16 @@ fn bad_flags_exit_2() {
             "check",
         ],
         &["rsl", "--max-time", "10s", "simulate"],
+        &["rsl", "--max-total-crashes", "1", "check"],
+        &["rsl", "--crashes", "1", "--max-total-crashes", "0", "check"],
+        &[
+            "rsl",
+            "--crashes",
+            "1",
+            "--max-total-crashes",
+            "256",
+            "check",
+        ],
     ] {
         let o = run(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));

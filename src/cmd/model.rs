@@ -255,6 +255,10 @@ pub struct RslFlags {
     /// How many replicas may be down at once (crash and restart from storage).
     #[arg(long, default_value_t = 0)]
     pub crashes: usize,
+    /// At most this many crashes over a whole run, all replicas together (with --crashes);
+    /// without it a run may crash and restart replicas any number of times.
+    #[arg(long)]
+    pub max_total_crashes: Option<usize>,
     /// Maximum number of view changes.
     #[arg(long, default_value_t = 0)]
     pub max_view_changes: u64,
@@ -308,6 +312,17 @@ impl RslFlags {
         if self.max_client_sessions == Some(0) {
             bail!("--max-client-sessions must be at least 1");
         }
+        if let Some(total) = self.max_total_crashes {
+            if self.crashes == 0 {
+                bail!(
+                    "--max-total-crashes {total} needs --crashes 1 or more (how many replicas \
+                     may be down at once)"
+                );
+            }
+            if !(1..=255).contains(&total) {
+                bail!("--max-total-crashes must be between 1 and 255 (got {total})");
+            }
+        }
         let mut cfg = RslModelCfg::counter(self.replicas, self.clients, self.requests);
         if let Some(m) = self.max_client_sessions {
             cfg.params.max_client_sessions = m;
@@ -320,6 +335,7 @@ impl RslFlags {
         cfg.network = self.common.network;
         cfg.lossy = self.common.lossy;
         cfg.max_crashes = self.crashes;
+        cfg.max_total_crashes = self.max_total_crashes;
         Ok(cfg)
     }
 
@@ -335,6 +351,9 @@ impl RslFlags {
             self.batch_size,
             self.log_length
         );
+        if let Some(n) = self.max_total_crashes {
+            s += &format!(" --max-total-crashes {n}");
+        }
         if self.truncation {
             s += " --truncation";
         }
@@ -708,12 +727,16 @@ where
 pub fn rsl_main(program: &str, verb: &Verb, flags: &RslFlags) -> Result<i32> {
     let cfg = flags.model_cfg().context("invalid model configuration")?;
     let title = format!(
-        "IronRSL model: {} replicas, {} clients x {} requests, {}, crashes {}, view changes <= {}, batch {}, log {}, truncation {}{}",
+        "IronRSL model: {} replicas, {} clients x {} requests, {}, crashes {}{}, view changes <= {}, batch {}, log {}, truncation {}{}",
         flags.replicas,
         flags.clients,
         flags.requests,
         flags.common.network_title(),
         flags.crashes,
+        match flags.max_total_crashes {
+            Some(n) => format!(" (at most {n} in all)"),
+            None => String::new(),
+        },
         flags.max_view_changes,
         flags.batch_size,
         flags.log_length,

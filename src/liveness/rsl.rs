@@ -52,3 +52,33 @@ pub fn view_bound_spent<A: AppSpec>(n: usize, max_view: Option<u64>, s: &RslStat
             r.proposer.phase == Phase::Idle && r.proposer.max_ballot_sent_1a >= Some(last)
         })
 }
+
+/// The view bound is spent for good: the last view's leader began that view (it sent the view's
+/// 1a, which it keeps in its storage) and then crashed, or restarted; a restarted replica never
+/// re-leads a view it began, and no view beyond the bound can come. Nothing undoes this: the
+/// storage keeps the 1a ballot, a restart from it leaves the leader idle in that view, and a
+/// later crash finds it begun again. (It implies [`view_bound_spent`]: the leader itself is in
+/// the last view, or restarts into it.) So every state after one where it holds holds it too,
+/// and the `eventually` property checkers judge at terminal states takes it as its exemption:
+/// it then excuses exactly the terminal states where the bound, not the protocol, stopped the
+/// run. [`view_bound_spent`] is not permanent (a leader that crashed before beginning the view
+/// may restart and lead it), which is why the lasso checker judges it over a whole cycle.
+pub fn view_bound_spent_for_good<A: AppSpec>(
+    n: usize,
+    max_view: Option<u64>,
+    s: &RslState<A>,
+) -> bool {
+    let Some(max) = max_view else {
+        return false;
+    };
+    let last = Ballot::of_view(max, n);
+    let leader = last.proposer as usize;
+    if s.crashed[leader] {
+        return s.actor_storages[leader]
+            .as_ref()
+            .is_some_and(|st| st.max_ballot_sent_1a >= Some(last));
+    }
+    s.actor_states[leader].replica().is_some_and(|r| {
+        r.proposer.phase == Phase::Idle && r.proposer.max_ballot_sent_1a >= Some(last)
+    })
+}

@@ -104,6 +104,10 @@ pub struct ModelSwitches {
     /// fewer replica-state combinations with one view change). `false` at run time and in the
     /// simulator, where durations are real.
     pub timeless: bool,
+    /// Replicas count their restarts ([`ReplicaState::restarts`](super::ReplicaState)), so a
+    /// model can bound the crashes of a whole run rather than only those down at once. `false`
+    /// at run time and in the simulator.
+    pub counts_restarts: bool,
     /// A deliberately broken variant, for tests and demonstrations only. `None` in production.
     pub mutation: Option<Mutation>,
 }
@@ -115,6 +119,7 @@ impl Default for ModelSwitches {
             eager_heartbeats: false,
             report_checkpoints: true,
             timeless: false,
+            counts_restarts: false,
             mutation: None,
         }
     }

@@ -184,6 +184,7 @@ impl<A: App> Rewrite<Id> for ReplicaState<A> {
             milestones: self.milestones,
             last_heartbeat: self.last_heartbeat,
             transfer: None,
+            restarts: self.restarts,
         }
     }
 }
@@ -214,6 +215,7 @@ impl<A: App> Rewrite<Id> for ReplicaStorage<A> {
             ops_complete: self.ops_complete,
             app_state: self.app_state.clone(),
             sessions: self.sessions.rewrite(plan),
+            restarts: self.restarts,
         }
     }
 }

@@ -110,6 +110,11 @@ pub struct ReplicaState<A: App> {
     pub last_heartbeat: (Ballot, bool, OpNum),
     /// A state transfer under way: the chunks of a snapshot received so far.
     pub transfer: Option<Transfer>,
+    /// Ghost: how many times this replica restarted from storage, counted only where a model
+    /// bounds the crashes of a whole run ([`ModelSwitches::counts_restarts`]); 0 otherwise.
+    /// No step reads it. It rides in the storage ([`ReplicaStorage::restarts`]) so that the
+    /// model's boundary can count the crashes of every replica, down or up.
+    pub restarts: u8,
 }
 
 /// What a replica saves to stable storage.
@@ -130,6 +135,10 @@ pub struct ReplicaStorage<A: App> {
     pub app_state: Arc<A::State>,
     /// Executor: client session table.
     pub sessions: super::types::Sessions<A>,
+    /// Ghost: [`ReplicaState::restarts`]. Never written to disk (`serde(skip)`): the on-disk
+    /// format is the runtime's, which counts nothing, and a restored replica reads 0.
+    #[serde(skip)]
+    pub restarts: u8,
 }
 
 /// See [`Replica::durable_version`].
@@ -188,6 +197,7 @@ impl<A: App> Replica<A> {
             ops_complete: s.executor.ops_complete,
             app_state: s.executor.app_state.clone(),
             sessions: s.executor.sessions.clone(),
+            restarts: s.restarts,
         }
     }
 
@@ -774,8 +784,17 @@ impl<A: App> Actor for Replica<A> {
             milestones: Milestones::default(),
             last_heartbeat: (Ballot::default(), false, 0),
             transfer: None,
+            restarts: 0,
         };
+        // A restart a model counts is a durable change: the count must reach the storage.
+        let mut counted_restart = false;
         if let Some(st) = storage {
+            if self.switches().counts_restarts {
+                // The model's boundary stops a run long before 255 restarts; saturating keeps
+                // even a boundless model from overflowing.
+                s.restarts = st.restarts.saturating_add(1);
+                counted_restart = true;
+            }
             s.acceptor.max_bal = st.max_bal;
             if !self.switches().has(Mutation::ForgetVotesOnRestart) {
                 s.acceptor.votes = st.votes.clone();
@@ -799,7 +818,7 @@ impl<A: App> Actor for Replica<A> {
         let before = Self::storage(&s);
         self.periodic(&mut s, o, false);
         let after = Self::storage(&s);
-        if after != before {
+        if after != before || counted_restart {
             o.save(after);
         }
         s
