@@ -41,6 +41,7 @@ const CONFIGURATION_FLAGS: &[&str] = &[
     "clients",
     "requests",
     "crashes",
+    "max_total_crashes",
     "max_view_changes",
     "batch_size",
     "log_length",

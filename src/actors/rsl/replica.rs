@@ -944,4 +944,66 @@ mod tests {
             "an epoch end in the last view changes nothing"
         );
     }
+
+    /// The saves of a restart, from `storage`, under `switches`.
+    fn restart_saves(
+        switches: ModelSwitches,
+        storage: &ReplicaStorage<Counter>,
+    ) -> Vec<ReplicaStorage<Counter>> {
+        let r = Replica::<Counter>::new(ReplicaConfig {
+            replicas: Arc::new((0..3).map(Id::from).collect()),
+            me: 1,
+            params: Params::default(),
+            switches,
+        });
+        let mut out = Out::new();
+        let s = r.on_start(Id::from(1), &Some(storage.clone()), &mut out);
+        let saves: Vec<_> = out
+            .into_iter()
+            .filter_map(|c| match c {
+                stateright::actor::Command::Save(st) => Some(st),
+                _ => None,
+            })
+            .collect();
+        if let Some(last) = saves.last() {
+            assert_eq!(last.restarts, s.restarts, "the state and its storage agree");
+        }
+        saves
+    }
+
+    /// In a model that bounds all crashes a restart is counted and saved (the model's boundary
+    /// reads the storage); the runtime's replicas count nothing and save nothing for it; and the
+    /// count never reaches the bytes on disk, so the runtime's format is what it was.
+    #[test]
+    fn restarts_are_counted_only_where_a_model_asks_and_never_written_to_disk() {
+        let first = Replica::<Counter>::new(ReplicaConfig {
+            replicas: Arc::new((0..3).map(Id::from).collect()),
+            me: 1,
+            params: Params::default(),
+            switches: ModelSwitches::default(),
+        })
+        .on_start(Id::from(1), &None, &mut Out::new());
+        let stored = Replica::<Counter>::storage(&first);
+        assert_eq!(stored.restarts, 0);
+        let counting = ModelSwitches {
+            counts_restarts: true,
+            ..ModelSwitches::default()
+        };
+        let saves = restart_saves(counting.clone(), &stored);
+        assert_eq!(saves.last().map(|s| s.restarts), Some(1));
+        let again = restart_saves(counting, saves.last().unwrap());
+        assert_eq!(again.last().map(|s| s.restarts), Some(2));
+        let runtime = restart_saves(ModelSwitches::default(), &stored);
+        assert!(runtime.iter().all(|s| s.restarts == 0), "{runtime:?}");
+
+        let counted = again.last().unwrap().clone();
+        let bytes = postcard::to_allocvec(&counted).unwrap();
+        let uncounted = ReplicaStorage {
+            restarts: 0,
+            ..counted
+        };
+        assert_eq!(bytes, postcard::to_allocvec(&uncounted).unwrap());
+        let back: ReplicaStorage<Counter> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, uncounted);
+    }
 }
