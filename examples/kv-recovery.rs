@@ -59,6 +59,7 @@ fn main() -> Result<()> {
         delegation: DelegationMap::new(Id::from(0)),
         table: Default::default(),
         sd: SingleDelivery::new(1),
+        restarts: 0,
     };
     for k in 0..cli.keys {
         st.table.insert(Key::from(k), vec![b'v'; cli.value_size]);

@@ -262,6 +262,76 @@ fn a_host_that_forgets_its_storage_on_restart_is_caught() {
     ));
 }
 
+/// Crashes so far in a state of the KV model: restarts the hosts counted in their storage plus
+/// hosts down now.
+fn crashes_so_far(s: &<ironfleet::model::kv::KvModel as stateright::Model>::State) -> usize {
+    use ironfleet::actors::kv::HostSave;
+    let restarts: usize = s
+        .actor_storages
+        .iter()
+        .flatten()
+        .map(|save| match save {
+            HostSave::Snapshot(st) => usize::from(st.restarts),
+            HostSave::Journal(_) => 0,
+        })
+        .sum();
+    restarts + s.crashed.iter().filter(|&&c| c).count()
+}
+
+#[test]
+fn a_bound_on_all_host_crashes_is_kept_and_reached_and_every_request_is_answered() {
+    for (bound, states) in [(1, 11_551), (2, 27_440)] {
+        let mut cfg = KvModelCfg::small();
+        cfg.max_crashes = 1;
+        cfg.max_total_crashes = Some(bound);
+        // Every state stateright's own successors reach, transition by transition: never more
+        // crashes than the bound, and the bound reached (one bound: unreduced, two take 10 s).
+        if bound == 1 {
+            assert_eq!(most_crashes(&cfg), bound);
+        }
+        // With runs that end (no crash is left to take), the `eventually` property is judged
+        // at terminal states, and holds there.
+        assert_eq!(holds_exhaustively(cfg.clone(), None), states);
+        let outcome = run(kv_model(cfg), &opts(Mode::Bfs), &mut std::io::sink());
+        assert_eq!(
+            outcome
+                .property("eventually every request is answered")
+                .unwrap()
+                .verdict,
+            Verdict::NoTerminalCounterexample
+        );
+    }
+}
+
+/// The most crashes so far in any state of `cfg`'s model, explored without reduction.
+fn most_crashes(cfg: &KvModelCfg) -> usize {
+    use ironfleet::check::reduce::Reduce;
+    use stateright::Model;
+    let bound = cfg.max_total_crashes.unwrap();
+    let model = kv_model(cfg.clone());
+    let mut seen = std::collections::HashSet::new();
+    let mut queue: std::collections::VecDeque<_> = model.init_states().into();
+    let mut most = 0;
+    let mut actions = Vec::new();
+    while let Some(s) = queue.pop_front() {
+        let n = crashes_so_far(&s);
+        assert!(n <= bound, "{n} crashes, bound {bound}");
+        most = most.max(n);
+        actions.clear();
+        model.actions(&s, &mut actions);
+        for a in actions.drain(..) {
+            if let Some(next) = model.next_state(&s, a) {
+                if Model::within_boundary(&model, &next)
+                    && seen.insert(Reduce::fingerprint(&model, &next, true))
+                {
+                    queue.push_back(next);
+                }
+            }
+        }
+    }
+    most
+}
+
 /// Two clients writing one key, with room for one client channel per host: each new client
 /// closes the other's channel.
 fn one_client_channel_racing_clients() -> KvModelCfg {

@@ -240,6 +240,21 @@ fn parse_network(s: &str) -> Result<NetworkKind, String> {
         .ok_or_else(|| format!("unknown network '{s}': use ordered, unordered or duplicating"))
 }
 
+/// Validates `--max-total-crashes` against `--crashes` (`crashes` of `actors` may be down at
+/// once).
+fn check_total_crashes(total: Option<usize>, crashes: usize, actors: &str) -> Result<()> {
+    let Some(total) = total else {
+        return Ok(());
+    };
+    if crashes == 0 {
+        bail!("--max-total-crashes {total} needs --crashes 1 or more (how many {actors} may be down at once)");
+    }
+    if !(1..=255).contains(&total) {
+        bail!("--max-total-crashes must be between 1 and 255 (got {total})");
+    }
+    Ok(())
+}
+
 /// Flags of the RSL model.
 #[derive(Args, Clone, Debug)]
 pub struct RslFlags {
@@ -312,17 +327,7 @@ impl RslFlags {
         if self.max_client_sessions == Some(0) {
             bail!("--max-client-sessions must be at least 1");
         }
-        if let Some(total) = self.max_total_crashes {
-            if self.crashes == 0 {
-                bail!(
-                    "--max-total-crashes {total} needs --crashes 1 or more (how many replicas \
-                     may be down at once)"
-                );
-            }
-            if !(1..=255).contains(&total) {
-                bail!("--max-total-crashes must be between 1 and 255 (got {total})");
-            }
-        }
+        check_total_crashes(self.max_total_crashes, self.crashes, "replicas")?;
         let mut cfg = RslModelCfg::counter(self.replicas, self.clients, self.requests);
         if let Some(m) = self.max_client_sessions {
             cfg.params.max_client_sessions = m;
@@ -831,6 +836,10 @@ pub struct KvFlags {
     /// keys it owns, so liveness under crashes needs every host back up).
     #[arg(long)]
     pub crashes: Option<usize>,
+    /// At most this many crashes over a whole run, all hosts together (with --crashes);
+    /// without it a run may crash and restart hosts any number of times.
+    #[arg(long)]
+    pub max_total_crashes: Option<usize>,
     /// A host keeps at most this many client channels (below the number of clients, channels
     /// are closed and their clients refused).
     #[arg(long)]
@@ -919,6 +928,7 @@ impl KvFlags {
         if crashes >= self.hosts {
             bail!("--crashes {} must be below --hosts {}", crashes, self.hosts);
         }
+        check_total_crashes(self.max_total_crashes, crashes, "hosts")?;
         let mut clients: Vec<Vec<ClientOp>> = (0..self.clients)
             .map(|i| {
                 let key = Key::from(self.keys - 1 - (i as u64 % self.keys));
@@ -977,6 +987,7 @@ impl KvFlags {
             max_redirects: self.max_redirects,
             mutation: self.mutation,
             max_crashes: crashes,
+            max_total_crashes: self.max_total_crashes,
             idle_sweep: self.idle_sweep,
         })
     }
@@ -997,6 +1008,9 @@ impl KvFlags {
         }
         if let Some(n) = self.crashes {
             s += &format!(" --crashes {n}");
+        }
+        if let Some(n) = self.max_total_crashes {
+            s += &format!(" --max-total-crashes {n}");
         }
         if let Some(m) = self.max_client_channels {
             s += &format!(" --max-client-channels {m}");
@@ -1027,9 +1041,10 @@ pub fn kv_main(program: &str, verb: &Verb, flags: &KvFlags) -> Result<i32> {
         // duplicate accepted once cascades into fresh replies): stop at the first violation.
         common.stop_on_violation = true;
     }
-    let crashes = match flags.crashes() {
-        0 => String::new(),
-        n => format!("{n} host crash at a time, "),
+    let crashes = match (flags.crashes(), flags.max_total_crashes) {
+        (0, _) => String::new(),
+        (n, None) => format!("{n} host crash at a time, "),
+        (n, Some(total)) => format!("{n} host crash at a time ({total} in all), "),
     };
     let title = format!(
         "IronKV model: {} hosts, {} clients (set then get), {} keys, {} shard moves, {crashes}{}{}",

@@ -10,8 +10,8 @@ use stateright::Property;
 
 use super::{lossy_network, with_properties, NetworkKind};
 use crate::actors::kv::{
-    ClientOp, Host, HostConfig, Key, KeyRange, KvClient, KvClientConfig, KvModelSwitches, KvMsg,
-    KvMutation, KvNode, KvParams, KvPayload, Persistence,
+    ClientOp, Host, HostConfig, HostSave, Key, KeyRange, KvClient, KvClientConfig, KvModelSwitches,
+    KvMsg, KvMutation, KvNode, KvParams, KvPayload, Persistence,
 };
 use crate::invariants::kv::{self as inv, KvGhost, KvHistory, KvState, TableOp};
 use crate::liveness::kv as live;
@@ -41,6 +41,10 @@ pub struct KvModelCfg {
     /// How many hosts may be down at once. A crashed host restarts from what it stored (a
     /// snapshot after every step that changed it: see [`Persistence::Snapshots`]).
     pub max_crashes: usize,
+    /// At most this many crashes over a whole run, of all hosts together; `None`: any number,
+    /// `max_crashes` at a time. As in the RSL model (`RslModelCfg::max_total_crashes`): hosts
+    /// count their restarts in a ghost of their storage and the boundary adds those down.
+    pub max_total_crashes: Option<usize>,
     /// Whether hosts sweep idle client channels on a timer (as at run time); off by default,
     /// since the sweep timer multiplies the states ([`KvModelSwitches::idle_sweep`]).
     pub idle_sweep: bool,
@@ -74,6 +78,7 @@ impl KvModelCfg {
             max_redirects: 2,
             mutation: None,
             max_crashes: 0,
+            max_total_crashes: None,
             idle_sweep: false,
         }
     }
@@ -86,6 +91,7 @@ impl KvModelCfg {
             retransmit: !self.network.redelivers_for_ever(self.lossy),
             max_redirects: Some(self.max_redirects),
             idle_sweep: self.idle_sweep,
+            counts_restarts: self.max_total_crashes.is_some(),
             mutation: self.mutation,
         }
     }
@@ -225,11 +231,33 @@ pub fn kv_model(cfg: KvModelCfg) -> KvModel {
         .max_crashes(crashes)
         .record_msg_out(record_out)
         .record_msg_in(record_in)
-        // Only hosts crash: stateright lets any actor crash, so states with a crashed client
-        // are outside the model.
-        .within_boundary(|cfg, s| s.crashed.iter().skip(cfg.hosts).all(|c| !c));
+        .within_boundary(within_crash_bounds);
     let properties = kv_properties(&model.cfg);
     with_properties(model, properties)
+}
+
+/// Whether a state is inside the model's crash bounds. Only hosts crash: stateright lets any
+/// actor crash, so states with a crashed client are outside. With a bound on the crashes of a
+/// whole run, the crashes so far are the restarts every host counted in its storage plus the
+/// hosts down now (a crash is counted at its restart); a crash beyond the bound leads outside.
+fn within_crash_bounds(cfg: &KvModelCfg, s: &KvState) -> bool {
+    if s.crashed.iter().skip(cfg.hosts).any(|&c| c) {
+        return false;
+    }
+    let Some(bound) = cfg.max_total_crashes else {
+        return true;
+    };
+    let down = s.crashed.iter().filter(|&&c| c).count();
+    let restarts: usize = s
+        .actor_storages
+        .iter()
+        .flatten()
+        .map(|save| match save {
+            HostSave::Snapshot(st) => usize::from(st.restarts),
+            HostSave::Journal(_) => 0,
+        })
+        .sum();
+    restarts + down <= bound
 }
 
 fn record_out(cfg: &KvModelCfg, h: &KvHistory, env: Envelope<&KvMsg>) -> Option<KvHistory> {

@@ -396,6 +396,7 @@ mod tests {
             delegation: DelegationMap::new(Id::from(0)),
             table: Default::default(),
             sd: SingleDelivery::new(7),
+            restarts: 0,
         }
     }
 

@@ -647,6 +647,7 @@ mod tests {
                 delegation: DelegationMap::new(Id::from(0)),
                 table: Default::default(),
                 sd: SingleDelivery::new(7),
+                restarts: 0,
             };
             log.save_all(vec![HostSave::Snapshot(st.clone())]).unwrap();
             let mut acked = Vec::new();

@@ -38,6 +38,11 @@ pub struct HostStorage {
     pub table: BTreeMap<Key, Value>,
     /// Its channels and its epoch.
     pub sd: SingleDelivery<KvPayload>,
+    /// Ghost: how many times the host restarted from storage, counted only where a model bounds
+    /// the crashes of a whole run (`KvModelSwitches::counts_restarts`); no step reads it. Never
+    /// written (`serde(skip)`): the on-disk format is the runtime's, which counts nothing.
+    #[serde(skip)]
+    pub restarts: u8,
 }
 
 /// One change to a [`HostStorage`].

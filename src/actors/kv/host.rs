@@ -87,6 +87,8 @@ pub struct HostState {
     /// Client channels that carried nothing since the last idle sweep (kept only while hosts
     /// sweep): the next sweep closes them.
     pub quiet: BTreeSet<Id>,
+    /// Ghost: [`HostStorage::restarts`], carried so that every snapshot keeps it.
+    pub restarts: u8,
 }
 
 impl HostState {
@@ -96,6 +98,7 @@ impl HostState {
             delegation: self.delegation.clone(),
             table: self.table.clone(),
             sd: self.sd.clone(),
+            restarts: self.restarts,
         }
     }
 }
@@ -415,11 +418,20 @@ impl Actor for Host {
             _ => None,
         };
         let fresh = stored.is_none();
+        // A restart a model counts is a durable change: the count must reach the storage. (The
+        // model's boundary stops a run long before 255 restarts; saturating keeps even a
+        // boundless one from overflowing.)
+        let counted_restart = storage.is_some() && self.switches().counts_restarts;
         let st = stored.unwrap_or_else(|| HostStorage {
             delegation: DelegationMap::new(self.cfg.hosts[0]),
             table: BTreeMap::new(),
             sd: SingleDelivery::new(self.cfg.epoch),
+            restarts: 0,
         });
+        let restarts = match storage {
+            Some(HostSave::Snapshot(old)) if counted_restart => old.restarts.saturating_add(1),
+            _ => st.restarts,
+        };
         let s = HostState {
             delegation: st.delegation,
             table: st.table,
@@ -428,6 +440,7 @@ impl Actor for Host {
             journal: Vec::new(),
             journaled: 0,
             quiet: BTreeSet::new(),
+            restarts,
         };
         if let Some((t, period)) = self.switches().idle_sweep_timer(self.params()) {
             o.set_timer(t, period);
@@ -437,7 +450,7 @@ impl Actor for Host {
                 o.set_timer(t, period);
             }
         }
-        if fresh && self.cfg.persistence == Persistence::Journal {
+        if (fresh && self.cfg.persistence == Persistence::Journal) || counted_restart {
             o.save(HostSave::Snapshot(s.storage()));
         }
         s
@@ -730,5 +743,50 @@ mod tests {
         }
         assert!(state.sd.has_unacked());
         assert_eq!(arms, 1, "the timer was re-armed by later sends");
+    }
+
+    /// In a model that bounds all crashes a restart is counted and saved in a snapshot (the
+    /// model's boundary reads it); at run time nothing is counted, and the count never reaches
+    /// the bytes on disk.
+    #[test]
+    fn restarts_are_counted_only_where_a_model_asks_and_never_written_to_disk() {
+        let restart = |counts_restarts: bool, from: &HostSave| -> Option<HostStorage> {
+            let h = Host::new(HostConfig {
+                hosts: Arc::new(vec![Id::from(0), Id::from(1)]),
+                me: 0,
+                epoch: 0,
+                params: KvParams::default(),
+                switches: KvModelSwitches {
+                    counts_restarts,
+                    ..KvModelSwitches::default()
+                },
+                persistence: Persistence::Snapshots,
+            });
+            let mut o = Out::new();
+            let s = h.on_start(Id::from(0), &Some(from.clone()), &mut o);
+            let saved = o.into_iter().find_map(|c| match c {
+                stateright::actor::Command::Save(HostSave::Snapshot(st)) => Some(st),
+                _ => None,
+            });
+            if let Some(st) = &saved {
+                assert_eq!(st.restarts, s.restarts, "the state and its storage agree");
+            }
+            saved
+        };
+        let first = host(KvParams::default())
+            .on_start(Id::from(0), &None, &mut Out::new())
+            .storage();
+        let once = restart(true, &HostSave::Snapshot(first.clone())).unwrap();
+        assert_eq!(once.restarts, 1);
+        let twice = restart(true, &HostSave::Snapshot(once)).unwrap();
+        assert_eq!(twice.restarts, 2);
+        assert_eq!(restart(false, &HostSave::Snapshot(first)), None);
+
+        let bytes = postcard::to_allocvec(&twice).unwrap();
+        let uncounted = HostStorage {
+            restarts: 0,
+            ..twice
+        };
+        assert_eq!(bytes, postcard::to_allocvec(&uncounted).unwrap());
     }
 }

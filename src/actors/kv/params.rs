@@ -76,6 +76,10 @@ pub struct KvModelSwitches {
     /// Whether hosts sweep idle client channels on a timer (`client_idle_close_ms`): always at
     /// run time; a model leaves it off unless asked, since the sweep timer multiplies its states.
     pub idle_sweep: bool,
+    /// Hosts count their restarts (`HostStorage::restarts`), so a model can bound the crashes
+    /// of a whole run rather than only those down at once. `false` at run time and in the
+    /// simulator.
+    pub counts_restarts: bool,
     /// A deliberately broken variant, or `None`.
     pub mutation: Option<KvMutation>,
 }
@@ -86,6 +90,7 @@ impl Default for KvModelSwitches {
             retransmit: true,
             max_redirects: None,
             idle_sweep: true,
+            counts_restarts: false,
             mutation: None,
         }
     }
