@@ -258,7 +258,8 @@ where
         if lasso.cycle.is_empty() {
             let _ = writeln!(
                 out,
-                "then nothing: no message or timer can change the state (a dead end), forever."
+                "then nothing, forever: a dead end, where no delivery or timer changes the state \
+                 and faults (loss, crash, restart) have stopped."
             );
         } else {
             let _ = writeln!(
@@ -357,7 +358,8 @@ where
         let _ = writeln!(out, "stem ({} steps, faults allowed):", c.stem.len());
         let _ = write!(out, "{}", format_actions(model, &c.stem, 1));
         let end = if c.dead_end {
-            "then a dead end: no message or timer can change the state."
+            "then a dead end: no delivery or timer changes the state, and faults (loss, crash, \
+             restart) have stopped."
         } else {
             "and the goal still does not hold."
         };
