@@ -280,7 +280,7 @@ fn crashes_so_far(s: &<ironfleet::model::kv::KvModel as stateright::Model>::Stat
 
 #[test]
 fn a_bound_on_all_host_crashes_is_kept_and_reached_and_every_request_is_answered() {
-    for (bound, states) in [(1, 11_551), (2, 27_440)] {
+    for (bound, states) in [(1, 11_660), (2, 27_984)] {
         let mut cfg = KvModelCfg::small();
         cfg.max_crashes = 1;
         cfg.max_total_crashes = Some(bound);
@@ -320,7 +320,10 @@ fn most_crashes(cfg: &KvModelCfg) -> usize {
         actions.clear();
         model.actions(&s, &mut actions);
         for a in actions.drain(..) {
+            let is_crash = matches!(a, stateright::actor::ActorModelAction::Crash(_));
             if let Some(next) = model.next_state(&s, a) {
+                // Exact: a crash adds one, nothing else (a restart included) adds or removes.
+                assert_eq!(crashes_so_far(&next), n + usize::from(is_crash));
                 if Model::within_boundary(&model, &next)
                     && seen.insert(Reduce::fingerprint(&model, &next, true))
                 {

@@ -16,6 +16,7 @@ use ironfleet::check::reduce::Reduce;
 use ironfleet::check::run::{Mode, Verdict};
 use ironfleet::liveness::rsl::{view_bound_spent_for_good, EVERY_CLIENT_ANSWERED};
 use ironfleet::model::rsl::{rsl_model, RslModel, RslModelCfg};
+use stateright::actor::ActorModelAction;
 use stateright::Model;
 
 type State = <RslModel<Counter> as Model>::State;
@@ -89,9 +90,17 @@ fn explore(cfg: RslModelCfg<Counter>) -> Seen {
         actions.clear();
         model.actions(&s, &mut actions);
         for a in actions.drain(..) {
+            let is_crash = matches!(a, ActorModelAction::Crash(_));
             let Some(next) = model.next_state(&s, a) else {
                 continue;
             };
+            // The count is exact: a crash adds one, and nothing else (a restart included) adds
+            // or removes any. Checked before the boundary, which relies on it.
+            assert_eq!(
+                crashes_so_far(&next, n),
+                crashes + usize::from(is_crash),
+                "the crash count after a step"
+            );
             if !Model::within_boundary(&model, &next) {
                 continue;
             }
@@ -139,7 +148,7 @@ fn one_crash_in_all_is_safe_exhaustively_and_answers_every_client_or_is_stopped_
         outcome.property(EVERY_CLIENT_ANSWERED).unwrap().verdict,
         Verdict::NoTerminalCounterexample
     );
-    assert_eq!(outcome.unique, 1_843, "the state space changed");
+    assert_eq!(outcome.unique, 1_947, "the state space changed");
 }
 
 #[test]

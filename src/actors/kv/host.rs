@@ -418,10 +418,11 @@ impl Actor for Host {
             _ => None,
         };
         let fresh = stored.is_none();
-        // A restart a model counts is a durable change: the count must reach the storage. (The
-        // model's boundary stops a run long before 255 restarts; saturating keeps even a
-        // boundless one from overflowing.)
-        let counted_restart = storage.is_some() && self.switches().counts_restarts;
+        // A model that counts restarts saves at every start: a restart's count must reach the
+        // storage, and a host must have storage from its first start on, or a crash before its
+        // first save would restart it from nothing, uncounted. (The model's boundary stops a run
+        // long before 255 restarts; saturating keeps even a boundless one from overflowing.)
+        let counts = self.switches().counts_restarts;
         let st = stored.unwrap_or_else(|| HostStorage {
             delegation: DelegationMap::new(self.cfg.hosts[0]),
             table: BTreeMap::new(),
@@ -429,7 +430,7 @@ impl Actor for Host {
             restarts: 0,
         });
         let restarts = match storage {
-            Some(HostSave::Snapshot(old)) if counted_restart => old.restarts.saturating_add(1),
+            Some(HostSave::Snapshot(old)) if counts => old.restarts.saturating_add(1),
             _ => st.restarts,
         };
         let s = HostState {
@@ -450,7 +451,7 @@ impl Actor for Host {
                 o.set_timer(t, period);
             }
         }
-        if (fresh && self.cfg.persistence == Persistence::Journal) || counted_restart {
+        if (fresh && self.cfg.persistence == Persistence::Journal) || counts {
             o.save(HostSave::Snapshot(s.storage()));
         }
         s

@@ -786,14 +786,16 @@ impl<A: App> Actor for Replica<A> {
             transfer: None,
             restarts: 0,
         };
-        // A restart a model counts is a durable change: the count must reach the storage.
-        let mut counted_restart = false;
+        // A model that counts restarts saves at every start: a restart's count must reach the
+        // storage, and a replica must have storage from its first start on, or a crash before
+        // its first save would restart it from nothing, uncounted (stateright starts it the same
+        // way as at the beginning).
+        let counts = self.switches().counts_restarts;
         if let Some(st) = storage {
-            if self.switches().counts_restarts {
+            if counts {
                 // The model's boundary stops a run long before 255 restarts; saturating keeps
                 // even a boundless model from overflowing.
                 s.restarts = st.restarts.saturating_add(1);
-                counted_restart = true;
             }
             s.acceptor.max_bal = st.max_bal;
             if !self.switches().has(Mutation::ForgetVotesOnRestart) {
@@ -818,7 +820,7 @@ impl<A: App> Actor for Replica<A> {
         let before = Self::storage(&s);
         self.periodic(&mut s, o, false);
         let after = Self::storage(&s);
-        if after != before || counted_restart {
+        if after != before || counts {
             o.save(after);
         }
         s
