@@ -236,28 +236,14 @@ pub fn kv_model(cfg: KvModelCfg) -> KvModel {
     with_properties(model, properties)
 }
 
-/// Whether a state is inside the model's crash bounds. Only hosts crash: stateright lets any
-/// actor crash, so states with a crashed client are outside. With a bound on the crashes of a
-/// whole run, the crashes so far are the restarts every host counted in its storage plus the
-/// hosts down now (a crash is counted at its restart); a crash beyond the bound leads outside.
+/// Whether a state is inside the model's crash bounds ([`super::within_crash_bounds`]): only
+/// hosts crash, and they count their restarts in the snapshots they save.
 fn within_crash_bounds(cfg: &KvModelCfg, s: &KvState) -> bool {
-    if s.crashed.iter().skip(cfg.hosts).any(|&c| c) {
-        return false;
-    }
-    let Some(bound) = cfg.max_total_crashes else {
-        return true;
-    };
-    let down = s.crashed.iter().filter(|&&c| c).count();
-    let restarts: usize = s
-        .actor_storages
-        .iter()
-        .flatten()
-        .map(|save| match save {
-            HostSave::Snapshot(st) => usize::from(st.restarts),
-            HostSave::Journal(_) => 0,
-        })
-        .sum();
-    restarts + down <= bound
+    let restarts = s.actor_storages.iter().flatten().map(|save| match save {
+        HostSave::Snapshot(st) => st.restarts,
+        HostSave::Journal(_) => 0,
+    });
+    super::within_crash_bounds(&s.crashed, cfg.hosts, cfg.max_total_crashes, restarts)
 }
 
 fn record_out(cfg: &KvModelCfg, h: &KvHistory, env: Envelope<&KvMsg>) -> Option<KvHistory> {

@@ -73,6 +73,28 @@ impl NetworkKind {
     }
 }
 
+/// Whether a state with these crash flags is inside a model's crash bounds. Only the first
+/// `crashing` actors (replicas, hosts) crash: stateright lets any actor crash, so a state with
+/// another one crashed is outside. With a bound on the crashes of a whole run (`total`), the
+/// crashes so far are the restarts each actor counted in its storage (`restarts`) plus the
+/// actors down now: a crash is counted at its restart, since no actor hears of its own crash,
+/// and a crash beyond the bound leads outside.
+pub(crate) fn within_crash_bounds(
+    crashed: &[bool],
+    crashing: usize,
+    total: Option<usize>,
+    restarts: impl Iterator<Item = u8>,
+) -> bool {
+    if crashed.iter().skip(crashing).any(|&c| c) {
+        return false;
+    }
+    let Some(bound) = total else {
+        return true;
+    };
+    let down = crashed.iter().filter(|&&c| c).count();
+    restarts.map(usize::from).sum::<usize>() + down <= bound
+}
+
 /// stateright's lossiness flag.
 pub(crate) fn lossy_network(lossy: bool) -> LossyNetwork {
     if lossy {

@@ -298,26 +298,11 @@ pub fn rsl_model<A: AppSpec>(cfg: RslModelCfg<A>) -> RslModel<A> {
     with_properties(model, properties)
 }
 
-/// Whether a state is inside the model's crash bounds. Only replicas crash: stateright lets
-/// any actor crash, so states with a crashed client are outside. With a bound on the crashes of
-/// a whole run, the crashes so far are the restarts every replica counted in its storage plus
-/// the replicas down now (a crash is counted at its restart, since no actor hears of its own
-/// crash); a crash beyond the bound leads outside.
+/// Whether a state is inside the model's crash bounds ([`super::within_crash_bounds`]): only
+/// replicas crash, and they count their restarts in their storage.
 fn within_crash_bounds<A: AppSpec>(cfg: &RslModelCfg<A>, s: &RslState<A>) -> bool {
-    if s.crashed.iter().skip(cfg.replicas).any(|&c| c) {
-        return false;
-    }
-    let Some(bound) = cfg.max_total_crashes else {
-        return true;
-    };
-    let down = s.crashed.iter().filter(|&&c| c).count();
-    let restarts: usize = s
-        .actor_storages
-        .iter()
-        .flatten()
-        .map(|st| usize::from(st.restarts))
-        .sum();
-    restarts + down <= bound
+    let restarts = s.actor_storages.iter().flatten().map(|st| st.restarts);
+    super::within_crash_bounds(&s.crashed, cfg.replicas, cfg.max_total_crashes, restarts)
 }
 
 fn record_out<A: AppSpec>(
