@@ -14,7 +14,7 @@ const SAFETY: [&str; 5] = [
     "linearizable",
     "delegation maps bounded",
 ];
-use ironfleet::check::fairness::actor_action_kind;
+use ironfleet::check::fairness::{actor_action_kind, actor_action_kind_restarting};
 use ironfleet::check::lasso::{check_liveness, LiveVerdict, LivenessOptions};
 use ironfleet::check::report::format_trace;
 use ironfleet::check::report::print_live_report;
@@ -418,13 +418,27 @@ fn reopening_a_channel_closed_as_idle_is_caught() {
 /// The lasso checker on the KV liveness properties: `Ok(states)` when both hold, else the
 /// counterexample part of the report.
 fn lasso(cfg: KvModelCfg) -> Result<usize, String> {
+    lasso_with(cfg, false)
+}
+
+/// [`lasso`], with a host's restart a weakly fair task where `fair_restarts`.
+fn lasso_with(cfg: KvModelCfg, fair_restarts: bool) -> Result<usize, String> {
     let model = kv_model(cfg);
-    let o = check_liveness(
-        &model,
-        &kv_liveness(),
-        &actor_action_kind,
-        &LivenessOptions::default(),
-    );
+    let o = if fair_restarts {
+        check_liveness(
+            &model,
+            &kv_liveness(),
+            &actor_action_kind_restarting,
+            &LivenessOptions::default(),
+        )
+    } else {
+        check_liveness(
+            &model,
+            &kv_liveness(),
+            &actor_action_kind,
+            &LivenessOptions::default(),
+        )
+    };
     assert!(o.complete);
     let mut report = Vec::new();
     let violated = print_live_report(&model, &o, "(replay)", &mut report);
@@ -463,6 +477,32 @@ fn single_delivery_that_never_retransmits_is_caught_as_a_lasso() {
     cfg.mutation = Some(KvMutation::NeverRetransmit);
     let trace = lasso(cfg).expect_err("the mutation must be caught");
     insta::assert_snapshot!(trace);
+}
+
+/// IronKV stays live across host crashes when a crashed host comes back: with restarts weakly
+/// fair, every request is answered and everything sent is delivered, one host down at a time as
+/// often as a run likes. With restarts as faults, faults may stop with a host down for good,
+/// and its keys are stranded: a one-step dead end.
+#[test]
+fn a_host_crash_stays_live_when_the_host_comes_back() {
+    let mut cfg = KvModelCfg::small();
+    cfg.max_crashes = 1;
+    assert_eq!(lasso_with(cfg.clone(), true), Ok(6_996));
+    let trace = lasso_with(cfg, false).expect_err("a host down for good strands its keys");
+    assert!(trace.contains("crashes\nthen nothing"), "{trace}");
+}
+
+/// Fair restarts excuse no bug: a SingleDelivery that never retransmits is still caught over a
+/// lossy network with a host crash.
+#[test]
+fn never_retransmitting_is_caught_with_fair_restarts() {
+    let mut cfg = lossy_one_client();
+    cfg.max_crashes = 1;
+    cfg.mutation = Some(KvMutation::NeverRetransmit);
+    assert!(
+        lasso_with(cfg, true).is_err(),
+        "the mutation must be caught"
+    );
 }
 
 /// A permanent redirect loop is a liveness bug, not the model's redirect bound. Before the

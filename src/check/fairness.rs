@@ -33,6 +33,24 @@ pub fn actor_action_kind<M: Hash, T: Hash, R: Hash>(a: &ActorModelAction<M, T, R
     ActionKind::Fair(h.finish())
 }
 
+/// As [`actor_action_kind`], but a restart is a weakly fair task of its actor rather than a
+/// fault: a crashed actor comes back eventually. Crashes stay faults, so they still stop; what
+/// changes is that faults can no longer stop with an actor down for good, which is the
+/// assumption of a system whose liveness needs every host back (IronKV: a host that stays down
+/// strands the keys it owns). A restart is enabled in every state its actor is down, so weak
+/// fairness takes it in every fair cycle, and a state with an actor down is no dead end.
+pub fn actor_action_kind_restarting<M: Hash, T: Hash, R: Hash>(
+    a: &ActorModelAction<M, T, R>,
+) -> ActionKind {
+    if let ActorModelAction::Recover(id) = a {
+        let mut h = DefaultHasher::new();
+        3u8.hash(&mut h);
+        id.hash(&mut h);
+        return ActionKind::Fair(h.finish());
+    }
+    actor_action_kind(a)
+}
+
 /// Whether two actor-model states are the same but for the last message stateright's duplicating
 /// network remembers delivering (it keeps it so that redelivering a message that changes no
 /// actor still yields a new fingerprint; for liveness such a step is a stutter).

@@ -16,7 +16,7 @@ use crate::actors::lock::LockMutation;
 use crate::actors::rsl::{Counter, Mutation, RslNode};
 use crate::check::bounded::{check_bounded, BoundedOptions};
 use crate::check::engine::Reduction;
-use crate::check::fairness::{actor_action_kind, same_actor_state};
+use crate::check::fairness::{actor_action_kind, actor_action_kind_restarting, same_actor_state};
 use crate::check::lasso::{check_liveness, LivenessOptions};
 use crate::check::report::{print_bounded_report, print_live_report, print_report};
 use crate::check::run::{self as runner, Engine, Mode, RunOptions};
@@ -116,6 +116,10 @@ pub struct CommonFlags {
     /// stop, from states on the random walks.
     #[arg(long)]
     pub liveness: bool,
+    /// Liveness: a crashed replica or host restarts eventually (its restart is a weakly fair
+    /// task), instead of faults stopping with it down for good. Crashes still stop.
+    #[arg(long)]
+    pub fair_restarts: bool,
     /// Liveness check: stop exploring after this many states (the verdict is then not a proof).
     #[arg(long)]
     pub max_states: Option<usize>,
@@ -391,6 +395,9 @@ impl CommonFlags {
         if let Some(d) = self.max_depth {
             s += &format!(" --max-depth {d}");
         }
+        if self.fair_restarts {
+            s += " --fair-restarts";
+        }
         s
     }
 
@@ -536,6 +543,10 @@ where
             bail!("--max-time bounds check and dfs: simulate is bounded by --walks and --depth");
         }
     }
+    // The explorer takes it (a liveness counterexample's replay hint carries it) and ignores it.
+    if common.fair_restarts && !common.liveness && !matches!(verb, Verb::Explore { .. }) {
+        bail!("--fair-restarts is an assumption of the liveness checkers: add --liveness");
+    }
     if common.liveness {
         return drive_liveness(build, live, verb, common, program, flags, &mut out);
     }
@@ -664,12 +675,23 @@ where
     H: Clone + std::fmt::Debug + crate::check::reduce::GhostHistory + PartialEq + 'static,
 {
     let model = build();
-    let classify = |a: &ActorModelAction<A::Msg, A::Timer, A::Random>| actor_action_kind(a);
+    let classify = |a: &ActorModelAction<A::Msg, A::Timer, A::Random>| {
+        if common.fair_restarts {
+            actor_action_kind_restarting(a)
+        } else {
+            actor_action_kind(a)
+        }
+    };
+    let faults = if common.fair_restarts {
+        "faults stop eventually; a crashed actor restarts eventually"
+    } else {
+        "faults stop eventually"
+    };
     let violated = match verb {
         Verb::Check | Verb::Dfs { .. } => {
             writeln!(
                 out,
-                "liveness: exhaustive lasso search under weak fairness (faults stop eventually){}",
+                "liveness: exhaustive lasso search under weak fairness ({faults}){}",
                 common
                     .max_states
                     .map(|m| format!(", at most {m} states"))
@@ -704,8 +726,10 @@ where
         Verb::Simulate { seed, walks, depth } => {
             writeln!(
                 out,
-                "liveness: {walks} walks of {depth} steps from seed {seed}; from each state, a fair continuation of {} steps without faults (patience {})",
-                common.fair_steps, common.patience
+                "liveness: {walks} walks of {depth} steps from seed {seed}; from each state, a fair continuation of {} steps without faults{} (patience {})",
+                common.fair_steps,
+                if common.fair_restarts { " but restarts" } else { "" },
+                common.patience
             )?;
             out.flush()?;
             let opts = BoundedOptions {

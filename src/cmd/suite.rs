@@ -51,6 +51,7 @@ const CONFIGURATION_FLAGS: &[&str] = &[
     "lossy",
     "max_depth",
     "liveness",
+    "fair_restarts",
     "max_states",
     "fair_steps",
     "patience",
