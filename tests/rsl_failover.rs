@@ -124,6 +124,15 @@ fn leader_killed_mid_load_fails_over_and_restarted_replica_catches_up() {
     let mut procs: Vec<Option<ReplicaProc>> = (0..3)
         .map(|i| Some(ReplicaProc::spawn(&path, i, true)))
         .collect();
+    // A replica prints its first status line once it has bound its port. Clients bind ports
+    // the kernel picks, and a port `free_addrs` released is free for the picking until its
+    // replica binds it: seen once in CI, a client took a replica's port, that replica could not
+    // start ("Address already in use"), and the run stalled once the leader was killed.
+    wait_until(
+        "every replica to bind its port",
+        Duration::from_secs(30),
+        || procs.iter().all(|p| p.as_ref().unwrap().gauges().is_some()),
+    );
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
