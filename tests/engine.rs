@@ -252,6 +252,27 @@ fn rsl_one_request_with_a_crash() {
     assert_eq!((none, view), (95_688, 4_509));
 }
 
+/// One crash in all (`max_total_crashes`): the boundary reads the restarts counted in the
+/// replicas' storage, and a crash past the bound leads outside. Sleep sets must still reach
+/// every state of the view (crashes and restarts share the crash budget's footprint).
+#[test]
+fn rsl_one_request_with_one_crash_in_all() {
+    let mut c = common::cfg(1);
+    c.max_crashes = 1;
+    c.max_total_crashes = Some(1);
+    let (none, view) = cross_check(|| rsl_model(c.clone()), None);
+    assert_eq!((none, view), (17_506, 1_947));
+}
+
+#[test]
+fn kv_small_with_one_host_crash_in_all() {
+    let mut c = KvModelCfg::small();
+    c.max_crashes = 1;
+    c.max_total_crashes = Some(1);
+    let (none, view) = cross_check(|| kv_model(c.clone()), None);
+    assert_eq!((none, view), (94_690, 11_660));
+}
+
 #[test]
 fn rsl_two_replicas_with_a_view_change() {
     let mut c = ironfleet::model::rsl::RslModelCfg::counter(2, 1, 1);
@@ -466,6 +487,11 @@ fn rsl_symmetry_over_clients_keeps_every_verdict() {
     let mut crash = RslModelCfg::counter(2, 2, 1);
     crash.max_crashes = 1;
     assert_eq!(symmetric(crash), (2_517, 1_266));
+    // With two crashes in all: restarts are counted in the replicas' storage, which renames.
+    let mut crashes = RslModelCfg::counter(2, 2, 1);
+    crashes.max_crashes = 1;
+    crashes.max_total_crashes = Some(2);
+    assert_eq!(symmetric(crashes), (4_570, 2_303));
 }
 
 /// The orbit fingerprint is the same for a state and the state with its two clients' ids
