@@ -857,7 +857,7 @@ pub struct KvFlags {
     pub max_redirects: u32,
     /// How many hosts may be down at once (crash, then restart from what the host stored).
     /// Default: 1 for the safety checks, 0 with --liveness (a host that stays down strands the
-    /// keys it owns, so liveness under crashes needs every host back up).
+    /// keys it owns, so liveness under crashes needs every host back up: add --fair-restarts).
     #[arg(long)]
     pub crashes: Option<usize>,
     /// At most this many crashes over a whole run, all hosts together (with --crashes);
