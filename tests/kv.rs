@@ -40,6 +40,11 @@ const SOMETIMES: [&str; 4] = [
 /// Checks `cfg` exhaustively (BFS); asserts every safety property holds and every `sometimes`
 /// property is reached; returns the number of unique states.
 fn holds_exhaustively(cfg: KvModelCfg, max_depth: Option<usize>) -> usize {
+    exhaustive(cfg, max_depth).0
+}
+
+/// [`holds_exhaustively`], returning the verdict of "eventually every request is answered" too.
+fn exhaustive(cfg: KvModelCfg, max_depth: Option<usize>) -> (usize, Verdict) {
     let mut o = opts(Mode::Bfs);
     o.max_depth = max_depth;
     let outcome = run(kv_model(cfg), &o, &mut std::io::sink());
@@ -60,7 +65,12 @@ fn holds_exhaustively(cfg: KvModelCfg, max_depth: Option<usize>) -> usize {
             "{name} must be reached"
         );
     }
-    outcome.unique
+    let eventually = outcome
+        .property("eventually every request is answered")
+        .unwrap()
+        .verdict
+        .clone();
+    (outcome.unique, eventually)
 }
 
 fn shard(range: KeyRange, from: usize, to: usize) -> ClientOp {
@@ -291,14 +301,9 @@ fn a_bound_on_all_host_crashes_is_kept_and_reached_and_every_request_is_answered
         }
         // With runs that end (no crash is left to take), the `eventually` property is judged
         // at terminal states, and holds there.
-        assert_eq!(holds_exhaustively(cfg.clone(), None), states);
-        let outcome = run(kv_model(cfg), &opts(Mode::Bfs), &mut std::io::sink());
         assert_eq!(
-            outcome
-                .property("eventually every request is answered")
-                .unwrap()
-                .verdict,
-            Verdict::NoTerminalCounterexample
+            exhaustive(cfg, None),
+            (states, Verdict::NoTerminalCounterexample)
         );
     }
 }
@@ -424,21 +429,18 @@ fn lasso(cfg: KvModelCfg) -> Result<usize, String> {
 /// [`lasso`], with a host's restart a weakly fair task where `fair_restarts`.
 fn lasso_with(cfg: KvModelCfg, fair_restarts: bool) -> Result<usize, String> {
     let model = kv_model(cfg);
-    let o = if fair_restarts {
-        check_liveness(
-            &model,
-            &kv_liveness(),
-            &actor_action_kind_restarting,
-            &LivenessOptions::default(),
-        )
+    type Action = <ironfleet::model::kv::KvModel as stateright::Model>::Action;
+    let classify: fn(&Action) -> ironfleet::check::lasso::ActionKind = if fair_restarts {
+        actor_action_kind_restarting
     } else {
-        check_liveness(
-            &model,
-            &kv_liveness(),
-            &actor_action_kind,
-            &LivenessOptions::default(),
-        )
+        actor_action_kind
     };
+    let o = check_liveness(
+        &model,
+        &kv_liveness(),
+        &classify,
+        &LivenessOptions::default(),
+    );
     assert!(o.complete);
     let mut report = Vec::new();
     let violated = print_live_report(&model, &o, "(replay)", &mut report);

@@ -17,7 +17,7 @@ use crate::actors::rsl::{Counter, Mutation, RslNode};
 use crate::check::bounded::{check_bounded, BoundedOptions};
 use crate::check::engine::Reduction;
 use crate::check::fairness::{actor_action_kind, actor_action_kind_restarting, same_actor_state};
-use crate::check::lasso::{check_liveness, LivenessOptions};
+use crate::check::lasso::{check_liveness, ActionKind, LivenessOptions};
 use crate::check::report::{print_bounded_report, print_live_report, print_report};
 use crate::check::run::{self as runner, Engine, Mode, RunOptions};
 use crate::check::symmetry::Symmetry;
@@ -656,6 +656,9 @@ where
     })
 }
 
+/// How the liveness checkers classify an actor model's actions (faults, fair tasks).
+type Classify<M, T, R> = fn(&ActorModelAction<M, T, R>) -> ActionKind;
+
 /// Runs the liveness checkers: the lasso checker for check/dfs, the bounded one for simulate.
 fn drive_liveness<A, C, H>(
     build: impl Fn() -> ActorModel<A, C, H>,
@@ -675,12 +678,10 @@ where
     H: Clone + std::fmt::Debug + crate::check::reduce::GhostHistory + PartialEq + 'static,
 {
     let model = build();
-    let classify = |a: &ActorModelAction<A::Msg, A::Timer, A::Random>| {
-        if common.fair_restarts {
-            actor_action_kind_restarting(a)
-        } else {
-            actor_action_kind(a)
-        }
+    let classify: Classify<A::Msg, A::Timer, A::Random> = if common.fair_restarts {
+        actor_action_kind_restarting
+    } else {
+        actor_action_kind
     };
     let faults = if common.fair_restarts {
         "faults stop eventually; a crashed actor restarts eventually"
